@@ -1,0 +1,337 @@
+// The thin Node-API layer over the C++ core. TypeScript (lib/) owns options, defaults and user
+// facing validation; this file only converts arguments, and still checks every type, length and
+// size it relies on so that a bad call is a TypeError/RangeError naming the argument, not a crash.
+//
+// Threading model: sweep() runs on a libuv worker (Napi::AsyncWorker) and spreads its bands over
+// its own C++ threads, so a single call uses every core without blocking the event loop.
+// sweepSync() is for callers that already are a worker thread (a Piscina pool over regions): it
+// runs on the calling thread with the thread count the caller gives, normally 1, so a pool of N
+// workers never runs N multithreaded native calls at once.
+#include <napi.h>
+
+#include <cmath>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+#include <array>
+
+#include "gpu.h"
+#include "model.h"
+#include "sweep.h"
+
+namespace {
+
+using fqa::Kernel;
+
+// Runs fn and turns C++ exceptions into the matching JS error class.
+template <typename Fn>
+Napi::Value guarded(const Napi::Env& env, Fn fn) {
+  try {
+    return fn();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::invalid_argument& e) {
+    throw Napi::TypeError::New(env, e.what());
+  } catch (const std::range_error& e) {
+    throw Napi::RangeError::New(env, e.what());
+  } catch (const std::out_of_range& e) {
+    throw Napi::RangeError::New(env, e.what());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+Napi::Value field(const Napi::Object& o, const std::string& name) {
+  return o.Get(name);
+}
+
+double number(const Napi::Env& env, const Napi::Value& v, const std::string& name) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, "Expected number for " + name);
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) throw Napi::TypeError::New(env, "Expected finite number for " + name);
+  return d;
+}
+
+int64_t integer(const Napi::Env& env, const Napi::Value& v, const std::string& name, int64_t lo, int64_t hi) {
+  double d = number(env, v, name);
+  if (d != std::floor(d) || d < double(lo) || d > double(hi))
+    throw Napi::RangeError::New(env, "Expected integer between " + std::to_string(lo) + " and " +
+                                         std::to_string(hi) + " for " + name + " but received " +
+                                         Napi::Number::New(env, d).ToString().Utf8Value());
+  return int64_t(d);
+}
+
+std::vector<float> floats(const Napi::Env& env, const Napi::Value& v, const std::string& name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "Expected Float32Array for " + name);
+  auto a = v.As<Napi::Float32Array>();
+  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
+
+std::array<float, 3> triple(const Napi::Env& env, const Napi::Value& v, const std::string& name) {
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3)
+    throw Napi::TypeError::New(env, "Expected an array of 3 numbers for " + name);
+  auto a = v.As<Napi::Array>();
+  return {float(number(env, a.Get(0u), name)), float(number(env, a.Get(1u), name)),
+          float(number(env, a.Get(2u), name))};
+}
+
+// A finalized model, owned by a JS object; sweeps hold a shared_ptr so a model collected by JS
+// while a sweep runs stays alive until the sweep ends.
+class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
+ public:
+  static Napi::FunctionReference* constructor;
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "NativeModel", {});
+  }
+  explicit ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsObject())
+      throw Napi::TypeError::New(env, "Expected a model spec object");
+    guarded(env, [&]() -> Napi::Value {
+      model_ = std::make_shared<fqa::Model>(parse(env, info[0].As<Napi::Object>()));
+      return env.Undefined();
+    });
+  }
+  std::shared_ptr<const fqa::Model> model() const { return model_; }
+
+ private:
+  static fqa::Model parse(const Napi::Env& env, const Napi::Object& spec) {
+    fqa::Model m;
+    const Napi::Value arch = field(spec, "architecture");
+    const std::string a = arch.IsString() ? arch.As<Napi::String>().Utf8Value() : "";
+    if (a == "focuslitenn") m.arch = fqa::Architecture::FocusLiteNN;
+    else if (a == "eonss") m.arch = fqa::Architecture::EONSS;
+    else throw Napi::TypeError::New(env, "Expected 'focuslitenn' or 'eonss' for architecture but received '" + a + "'");
+    m.patchSize = int(integer(env, field(spec, "patchSize"), "patchSize", 8, 4096));
+    m.mean = triple(env, field(spec, "mean"), "mean");
+    m.std = triple(env, field(spec, "std"), "std");
+    if (m.arch == fqa::Architecture::FocusLiteNN) {
+      m.kernels = int(integer(env, field(spec, "kernels"), "kernels", 1, 256));
+      m.convKernel = int(integer(env, field(spec, "convKernel"), "convKernel", 1, 31));
+      m.convStride = int(integer(env, field(spec, "convStride"), "convStride", 1, 31));
+      m.convPad = int(integer(env, field(spec, "convPad"), "convPad", 0, 30));
+      m.convWeight = floats(env, field(spec, "convWeight"), "convWeight");
+      m.convBias = floats(env, field(spec, "convBias"), "convBias");
+      if (m.kernels > 1) {
+        m.fcWeight = floats(env, field(spec, "fcWeight"), "fcWeight");
+        m.fcBias = float(number(env, field(spec, "fcBias"), "fcBias"));
+      }
+    } else {
+      const Napi::Value layers = field(spec, "layers");
+      if (!layers.IsArray()) throw Napi::TypeError::New(env, "Expected an array for layers");
+      auto arr = layers.As<Napi::Array>();
+      for (uint32_t i = 0; i < arr.Length(); ++i) {
+        const std::string n = "layers[" + std::to_string(i) + "]";
+        if (!arr.Get(i).IsObject()) throw Napi::TypeError::New(env, "Expected an object for " + n);
+        Napi::Object o = arr.Get(i).As<Napi::Object>();
+        fqa::EonssLayer L;
+        L.inChannels = int(integer(env, field(o, "inChannels"), n + ".inChannels", 1, 256));
+        L.outChannels = int(integer(env, field(o, "outChannels"), n + ".outChannels", 1, 256));
+        L.kernel = int(integer(env, field(o, "kernel"), n + ".kernel", 1, 15));
+        L.stride = int(integer(env, field(o, "stride"), n + ".stride", 1, 15));
+        L.pad = int(integer(env, field(o, "pad"), n + ".pad", 0, 14));
+        L.gdn = field(o, "gdn").ToBoolean();
+        L.maxPool = field(o, "maxPool").ToBoolean();
+        L.weight = floats(env, field(o, "weight"), n + ".weight");
+        L.bias = floats(env, field(o, "bias"), n + ".bias");
+        if (L.gdn) {
+          L.gdnGamma = floats(env, field(o, "gdnGamma"), n + ".gdnGamma");
+          L.gdnBeta = floats(env, field(o, "gdnBeta"), n + ".gdnBeta");
+        }
+        m.eonss.push_back(std::move(L));
+      }
+    }
+    fqa::finalizeModel(m);
+    return m;
+  }
+  std::shared_ptr<fqa::Model> model_;
+};
+Napi::FunctionReference* ModelHandle::constructor = nullptr;
+
+// Everything one sweep needs, copied out of JS values on the main thread.
+struct SweepCall {
+  std::shared_ptr<const fqa::Model> model;
+  fqa::Region region;
+  fqa::PatchGrid grid;
+  fqa::SweepOptions options;
+};
+
+// sweep(model, pixels, {width, height, rowStride, patchWidth, patchHeight, stride, skip?, threads, kernel, shareConvolution})
+SweepCall parseSweep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3) throw Napi::TypeError::New(env, "sweep expects (model, pixels, options)");
+  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ModelHandle::constructor->Value()))
+    throw Napi::TypeError::New(env, "Expected a NativeModel for model");
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "Expected Uint8Array for pixels");
+  if (!info[2].IsObject()) throw Napi::TypeError::New(env, "Expected an options object");
+  SweepCall call;
+  call.model = Napi::ObjectWrap<ModelHandle>::Unwrap(info[0].As<Napi::Object>())->model();
+  auto pixels = info[1].As<Napi::Uint8Array>();
+  Napi::Object o = info[2].As<Napi::Object>();
+  const int64_t maxDim = int64_t(1) << 31;
+  call.region.pixels = pixels.Data();
+  call.region.byteLength = int64_t(pixels.ByteLength());
+  call.region.width = integer(env, field(o, "width"), "width", 1, maxDim);
+  call.region.height = integer(env, field(o, "height"), "height", 1, maxDim);
+  call.region.rowStride = integer(env, field(o, "rowStride"), "rowStride", 1, int64_t(1) << 40);
+  call.grid.patchWidth = integer(env, field(o, "patchWidth"), "patchWidth", 1, maxDim);
+  call.grid.patchHeight = integer(env, field(o, "patchHeight"), "patchHeight", 1, maxDim);
+  call.grid.stride = integer(env, field(o, "stride"), "stride", 1, maxDim);
+  if (call.grid.patchWidth <= call.region.width && call.grid.patchHeight <= call.region.height) {
+    call.grid.columns = (call.region.width - call.grid.patchWidth) / call.grid.stride + 1;
+    call.grid.rows = (call.region.height - call.grid.patchHeight) / call.grid.stride + 1;
+  }
+  const Napi::Value skip = field(o, "skip");
+  if (!skip.IsUndefined() && !skip.IsNull()) {
+    if (!skip.IsTypedArray() || skip.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, "Expected Uint8Array for skip");
+    auto s = skip.As<Napi::Uint8Array>();
+    if (int64_t(s.ElementLength()) != call.grid.rows * call.grid.columns)
+      throw Napi::RangeError::New(env, "Expected skip to hold " + std::to_string(call.grid.rows * call.grid.columns) +
+                                           " entries (one per patch) but received " + std::to_string(s.ElementLength()));
+    call.grid.skip = s.Data();
+  }
+  call.options.threads = int(integer(env, field(o, "threads"), "threads", 0, 1024));
+  const Napi::Value kernel = field(o, "kernel");
+  if (!kernel.IsString()) throw Napi::TypeError::New(env, "Expected string for kernel");
+  guarded(env, [&]() -> Napi::Value {
+    call.options.kernel = fqa::parseKernel(kernel.As<Napi::String>().Utf8Value());
+    fqa::validateSweep(*call.model, call.region, call.grid);
+    if (!fqa::kernelSupported(call.options.kernel))
+      throw std::invalid_argument(std::string("kernel ") + fqa::kernelName(call.options.kernel) +
+                                  " is not supported by this CPU");
+    return env.Undefined();
+  });
+  call.options.shareConvolution = field(o, "shareConvolution").ToBoolean();
+  return call;
+}
+
+Napi::Object makeResult(Napi::Env env, const std::vector<float>& scores, const fqa::SweepStats& stats,
+                        const fqa::PatchGrid& grid) {
+  Napi::Object out = Napi::Object::New(env);
+  auto arr = Napi::Float32Array::New(env, scores.size());
+  std::copy(scores.begin(), scores.end(), arr.Data());
+  out.Set("scores", arr);
+  out.Set("rows", Napi::Number::New(env, double(grid.rows)));
+  out.Set("columns", Napi::Number::New(env, double(grid.columns)));
+  out.Set("kernel", Napi::String::New(env, fqa::kernelName(stats.kernelUsed)));
+  out.Set("sharedConvolution", Napi::Boolean::New(env, stats.sharedConvolution));
+  out.Set("threads", Napi::Number::New(env, stats.threadsUsed));
+  return out;
+}
+
+class SweepWorker : public Napi::AsyncWorker {
+ public:
+  SweepWorker(Napi::Env env, SweepCall call, const Napi::Value& pixels, const Napi::Value& skip)
+      : Napi::AsyncWorker(env, "fqa.sweep"), deferred_(Napi::Promise::Deferred::New(env)), call_(std::move(call)) {
+    // Keep the input buffers alive while the worker reads them.
+    pixelsRef_ = Napi::Persistent(pixels.As<Napi::Object>());
+    if (skip.IsObject()) skipRef_ = Napi::Persistent(skip.As<Napi::Object>());
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      scores_.assign(size_t(call_.grid.rows * call_.grid.columns), 0.f);
+      stats_ = fqa::sweep(*call_.model, call_.region, call_.grid, call_.options, scores_.data());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    } catch (...) {
+      SetError("unknown native error in sweep");
+    }
+  }
+  void OnOK() override { deferred_.Resolve(makeResult(Env(), scores_, stats_, call_.grid)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  SweepCall call_;
+  Napi::ObjectReference pixelsRef_, skipRef_;
+  std::vector<float> scores_;
+  fqa::SweepStats stats_;
+};
+
+Napi::Value Sweep(const Napi::CallbackInfo& info) {
+  SweepCall call = parseSweep(info);
+  auto* worker = new SweepWorker(info.Env(), std::move(call), info[1], info[2].As<Napi::Object>().Get("skip"));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value SweepSync(const Napi::CallbackInfo& info) {
+  SweepCall call = parseSweep(info);
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    std::vector<float> scores(size_t(call.grid.rows * call.grid.columns));
+    fqa::SweepStats stats = fqa::sweep(*call.model, call.region, call.grid, call.options, scores.data());
+    return makeResult(info.Env(), scores, stats, call.grid);
+  });
+}
+
+Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("best", fqa::kernelName(fqa::bestKernel()));
+  Napi::Array supported = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (Kernel k : {Kernel::Reference, Kernel::Baseline, Kernel::AVX2, Kernel::AVX512})
+    if (fqa::kernelSupported(k)) supported.Set(i++, fqa::kernelName(k));
+  o.Set("supported", supported);
+  o.Set("hardwareThreads", Napi::Number::New(env, std::thread::hardware_concurrency()));
+  return o;
+}
+
+Napi::Value GpuInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  fqa::GpuProbe p = fqa::probeGpu();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("compiled", p.compiled);
+  o.Set("deviceCount", p.deviceCount);
+  o.Set("deviceName", p.deviceName);
+  o.Set("error", p.error);
+  return o;
+}
+
+// measureFmaPeak(kernel, threads, seconds): synchronous, for benchmarks only.
+Napi::Value MeasureFmaPeak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3 || !info[0].IsString()) throw Napi::TypeError::New(env, "measureFmaPeak expects (kernel, threads, seconds)");
+  const int threads = int(integer(env, info[1], "threads", 1, 1024));
+  const double seconds = number(env, info[2], "seconds");
+  return guarded(env, [&]() -> Napi::Value {
+    return Napi::Number::New(env, fqa::measureFmaPeakGflops(fqa::parseKernel(info[0].As<Napi::String>().Utf8Value()),
+                                                            threads, seconds));
+  });
+}
+
+Napi::Value FlopsPerPatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ModelHandle::constructor->Value()))
+    throw Napi::TypeError::New(env, "flopsPerPatch expects (model, patchWidth, patchHeight)");
+  auto model = Napi::ObjectWrap<ModelHandle>::Unwrap(info[0].As<Napi::Object>())->model();
+  return Napi::Number::New(env, model->flopsPerPatch(int(integer(env, info[1], "patchWidth", 1, 1 << 30)),
+                                                     int(integer(env, info[2], "patchHeight", 1, 1 << 30))));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = ModelHandle::Init(env);
+  ModelHandle::constructor = new Napi::FunctionReference(Napi::Persistent(ctor));
+  exports.Set("NativeModel", ctor);
+  exports.Set("sweep", Napi::Function::New(env, Sweep, "sweep"));
+  exports.Set("sweepSync", Napi::Function::New(env, SweepSync, "sweepSync"));
+  exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
+  exports.Set("gpuInfo", Napi::Function::New(env, GpuInfo, "gpuInfo"));
+  exports.Set("measureFmaPeak", Napi::Function::New(env, MeasureFmaPeak, "measureFmaPeak"));
+  exports.Set("flopsPerPatch", Napi::Function::New(env, FlopsPerPatch, "flopsPerPatch"));
+  exports.Set("version", Napi::String::New(env, FQA_VERSION));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(fqa, Init)

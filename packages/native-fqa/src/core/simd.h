@@ -1,0 +1,40 @@
+// Portable SIMD vectors through GCC/Clang vector extensions. Each *_fast.cpp file includes this
+// and is compiled three times (baseline x86-64, AVX2+FMA, AVX-512) with FQA_ISA naming the
+// namespace and FQA_VLEN the lane count, so one kernel source serves every instruction set.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#ifndef FQA_ISA
+#error "compile with -DFQA_ISA=<namespace> -DFQA_VLEN=<lanes>"
+#endif
+
+namespace fqa {
+namespace FQA_ISA {
+
+constexpr int V = FQA_VLEN;
+typedef float vf __attribute__((vector_size(V * 4)));
+typedef int32_t vi __attribute__((vector_size(V * 4)));
+
+// Independent accumulators the register file holds with room for inputs and a broadcast weight.
+constexpr int kAccumulatorBudget = V == 16 ? 24 : 12;
+
+inline vf loadu(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void storeu(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+inline vf splat(float x) { return vf{} + x; }
+inline vf vmin(vf a, vf b) { return a < b ? a : b; }
+inline vf vand(vf a, vi m) { return (vf)((vi)a & m); }
+inline vf vselect(vi m, vf a, vf b) { return m ? a : b; }
+inline float hmin(vf v) {
+  float m = v[0];
+  for (int i = 1; i < V; ++i) m = std::min(m, v[i]);
+  return m;
+}
+
+}  // namespace FQA_ISA
+}  // namespace fqa

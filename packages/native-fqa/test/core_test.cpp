@@ -1,0 +1,183 @@
+// Standalone test of the C++ core (no Node): every optimized kernel the CPU supports, with and
+// without the shared conv map, against the scalar reference on seeded random models and regions.
+// Tolerance: |fast - ref| <= 2e-4 + 1e-5 * |ref| (float accumulation vs double).
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "sweep.h"
+
+using namespace fqa;
+
+static int passed = 0, failed = 0;
+
+static void check(bool ok, const std::string& what) {
+  if (ok) ++passed;
+  else { ++failed; std::printf("FAIL %s\n", what.c_str()); }
+}
+
+static Model randomFocusLite(std::mt19937& rng, int k, int K, int s, int pad, int patch, bool normalize) {
+  std::normal_distribution<float> n(0.f, 0.2f);
+  Model m;
+  m.arch = Architecture::FocusLiteNN;
+  m.kernels = k;
+  m.convKernel = K;
+  m.convStride = s;
+  m.convPad = pad;
+  m.patchSize = patch;
+  for (int i = 0; i < k * 3 * K * K; ++i) m.convWeight.push_back(n(rng));
+  for (int i = 0; i < k; ++i) m.convBias.push_back(n(rng));
+  if (k > 1) for (int i = 0; i < k; ++i) m.fcWeight.push_back(n(rng));
+  m.fcBias = n(rng);
+  if (normalize) { m.mean = {0.7f, 0.5f, 0.6f}; m.std = {0.15f, 0.2f, 0.12f}; }
+  finalizeModel(m);
+  return m;
+}
+
+static Model randomEonss(std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-0.3f, 0.3f), pos(0.05f, 0.3f);
+  Model m;
+  m.arch = Architecture::EONSS;
+  m.patchSize = 235;
+  struct Shape { int in, out, k, s, p; bool gdn, pool; };
+  const Shape shapes[] = {{3, 8, 5, 2, 2, true, true},   {8, 16, 5, 2, 2, true, true},
+                          {16, 32, 5, 2, 2, true, true}, {32, 64, 3, 1, 0, true, true},
+                          {64, 256, 1, 1, 0, true, false}, {256, 1, 1, 1, 0, false, false}};
+  for (const Shape& sh : shapes) {
+    EonssLayer L;
+    L.inChannels = sh.in; L.outChannels = sh.out; L.kernel = sh.k; L.stride = sh.s; L.pad = sh.p;
+    L.gdn = sh.gdn; L.maxPool = sh.pool;
+    for (int i = 0; i < sh.out * sh.in * sh.k * sh.k; ++i) L.weight.push_back(u(rng) / std::sqrt(float(sh.in * sh.k)));
+    for (int i = 0; i < sh.out; ++i) L.bias.push_back(u(rng));
+    if (sh.gdn) {
+      for (int i = 0; i < sh.out * sh.out; ++i) L.gdnGamma.push_back(pos(rng) / sh.out);
+      for (int i = 0; i < sh.out; ++i) L.gdnBeta.push_back(1.f + pos(rng));
+    }
+    m.eonss.push_back(L);
+  }
+  finalizeModel(m);
+  return m;
+}
+
+struct Image {
+  int64_t w, h, stride;
+  std::vector<uint8_t> px;
+  Region region() const { return Region{px.data(), w, h, stride, int64_t(px.size())}; }
+};
+
+// Smooth structure plus noise, with a row stride wider than the pixels.
+static Image randomImage(std::mt19937& rng, int64_t w, int64_t h) {
+  Image im{w, h, 3 * w + 17, {}};
+  im.px.resize(size_t(im.stride * h));
+  std::uniform_int_distribution<int> noise(0, 60);
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c)
+        im.px[y * im.stride + x * 3 + c] = uint8_t(std::min(255.0, 120 + 70 * std::sin(x * 0.05 + c) * std::cos(y * 0.07) + noise(rng)));
+  return im;
+}
+
+static void compareKernels(const Model& m, const Image& im, int64_t patch, int64_t stride, bool withSkip,
+                           const std::string& label, std::mt19937& rng) {
+  PatchGrid g = makeGrid(m, im.region(), patch, stride);
+  std::vector<uint8_t> skip;
+  if (withSkip) {
+    skip.resize(g.rows * g.columns);
+    for (auto& s : skip) s = (rng() % 3 == 0);
+    g.skip = skip.data();
+  }
+  std::vector<float> ref(g.rows * g.columns), fast(g.rows * g.columns);
+  SweepOptions ro;
+  ro.kernel = Kernel::Reference;
+  ro.threads = 2;
+  sweep(m, im.region(), g, ro, ref.data());
+  for (Kernel k : {Kernel::Baseline, Kernel::AVX2, Kernel::AVX512}) {
+    if (!kernelSupported(k)) { std::printf("skip %s: %s not supported by this CPU\n", label.c_str(), kernelName(k)); continue; }
+    for (bool share : {false, true}) {
+      for (int threads : {1, 2}) {
+        SweepOptions o;
+        o.kernel = k;
+        o.shareConvolution = share;
+        o.threads = threads;
+        SweepStats st = sweep(m, im.region(), g, o, fast.data());
+        double worst = 0;
+        bool ok = true;
+        for (size_t i = 0; i < ref.size(); ++i) {
+          if (withSkip && skip[i]) { ok &= std::isnan(fast[i]) && std::isnan(ref[i]); continue; }
+          const double err = std::fabs(double(fast[i]) - ref[i]);
+          worst = std::max(worst, err);
+          ok &= err <= 2e-4 + 1e-5 * std::fabs(ref[i]);
+        }
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "%s kernel=%s shared=%d threads=%d patches=%lldx%lld max|err|=%.2e", label.c_str(),
+                      kernelName(k), int(st.sharedConvolution), threads, (long long)g.columns, (long long)g.rows, worst);
+        check(ok, buf);
+        if (ok && threads == 2) std::printf("ok   %s\n", buf);
+      }
+    }
+  }
+}
+
+template <typename Fn>
+static void expectThrow(Fn fn, const std::string& what) {
+  try { fn(); check(false, what + " (no exception)"); }
+  catch (const std::invalid_argument&) { check(true, what); }
+  catch (const std::range_error&) { check(true, what); }
+}
+
+int main() {
+  std::mt19937 rng(1234);
+  // The paper's two FocusLiteNN variants, k = 1, 2, 10.
+  for (int k : {1, 2, 10}) {
+    Model m235 = randomFocusLite(rng, k, 7, 5, 1, 235, false);
+    Image big = randomImage(rng, 700, 560);
+    compareKernels(m235, big, 235, 235, false, "flnn235 k=" + std::to_string(k) + " dense", rng);
+    compareKernels(m235, big, 235, 128, false, "flnn235 k=" + std::to_string(k) + " stride128", rng);
+    compareKernels(m235, big, 235, 115, true, "flnn235 k=" + std::to_string(k) + " stride115+skip", rng);
+    compareKernels(m235, big, 235, 60, false, "flnn235 k=" + std::to_string(k) + " stride60", rng);
+    Model m64 = randomFocusLite(rng, k, 7, 1, 0, 64, true);
+    Image small = randomImage(rng, 333, 257);
+    compareKernels(m64, small, 64, 64, false, "flnn64 k=" + std::to_string(k) + " dense", rng);
+    compareKernels(m64, small, 64, 32, true, "flnn64 k=" + std::to_string(k) + " stride32+skip", rng);
+    compareKernels(m64, small, 64, 37, false, "flnn64 k=" + std::to_string(k) + " stride37", rng);
+  }
+  // Other geometry from a model file: k=3, 5x5 stride 3 pad 2; k=4, 9x9 stride 2 pad 4.
+  {
+    Model a = randomFocusLite(rng, 3, 5, 3, 2, 100, true);
+    Image im = randomImage(rng, 401, 311);
+    compareKernels(a, im, 100, 51, false, "flnn k=3 5x5/s3/p2 stride51", rng);
+    compareKernels(a, im, 100, 30, true, "flnn k=3 5x5/s3/p2 stride30+skip", rng);
+    Model b = randomFocusLite(rng, 4, 9, 2, 4, 80, false);
+    compareKernels(b, im, 80, 40, false, "flnn k=4 9x9/s2/p4 stride40", rng);
+    // A region smaller than the patch is one window over the whole region.
+    Image tiny = randomImage(rng, 150, 90);
+    compareKernels(randomFocusLite(rng, 10, 7, 5, 1, 235, false), tiny, 235, 128, false, "flnn235 k=10 tiny-window", rng);
+  }
+  // EONSS.
+  {
+    Model e = randomEonss(rng);
+    Image im = randomImage(rng, 600, 400);
+    compareKernels(e, im, 235, 128, true, "eonss stride128+skip", rng);
+  }
+  // Bad calls are exceptions naming the argument, never crashes.
+  {
+    Model m = randomFocusLite(rng, 1, 7, 5, 1, 235, false);
+    Image im = randomImage(rng, 300, 300);
+    std::vector<float> out(16);
+    SweepOptions o;
+    expectThrow([&] { Region r = im.region(); r.byteLength = (r.height - 1) * r.rowStride + 3 * r.width - 1; PatchGrid g = makeGrid(m, r, 235, 64); sweep(m, r, g, o, out.data()); }, "short buffer");
+    expectThrow([&] { Region r = im.region(); r.width = 0; PatchGrid g = makeGrid(m, im.region(), 235, 64); sweep(m, r, g, o, out.data()); }, "zero width");
+    expectThrow([&] { PatchGrid g = makeGrid(m, im.region(), 235, 64); g.stride = 0; sweep(m, im.region(), g, o, out.data()); }, "stride 0");
+    expectThrow([&] { PatchGrid g = makeGrid(m, im.region(), 235, 64); g.patchWidth = 400; sweep(m, im.region(), g, o, out.data()); }, "patch larger than region");
+    expectThrow([&] { Region r = im.region(); r.rowStride = 10; PatchGrid g = makeGrid(m, im.region(), 235, 64); sweep(m, r, g, o, out.data()); }, "row stride too small");
+    expectThrow([&] { Model bad = m; bad.convWeight[3] = NAN; finalizeModel(bad); }, "NaN weight");
+    expectThrow([&] { Model bad = m; bad.convWeight.pop_back(); finalizeModel(bad); }, "wrong weight count");
+    expectThrow([&] { parseKernel("sse9"); }, "unknown kernel name");
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
