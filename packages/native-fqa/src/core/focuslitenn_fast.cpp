@@ -398,7 +398,6 @@ double fmaPeakGflops(double seconds) {
     for (int rep = 0; rep < 4096; ++rep) {
 #pragma GCC unroll 24
       for (int i = 0; i < N; ++i) acc[i] = acc[i] * a + b;
-      asm volatile("" ::: "memory");
     }
     iterations += 4096;
     elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -1,0 +1,24 @@
+export { FqaError, UsageError, InputError, ModelFileError } from './errors.js';
+export { expectInteger, expectOneOf, parseIntegerOption } from './validate.js';
+export {
+  MODEL_MAGIC,
+  MODEL_FORMAT_VERSION,
+  FOCUSLITENN_VARIANTS,
+  EONSS_LAYERS,
+  parseModelFile,
+  readModelFile,
+  encodeModelFile,
+  writeModelFile,
+  toNativeSpec,
+  loadModel,
+  type Architecture,
+  type ModelHeader,
+  type ModelFile,
+  type LoadedModel,
+  type TensorEntry,
+  type EonssLayerHeader,
+} from './model-file.js';
+export { convertReference, convertReferenceFile, type ConvertOptions } from './convert-reference.js';
+export { decodeImage, type RgbImage } from './image.js';
+export { scoreImage, scoreRgb, resolveScoreOptions, type ScoreOptions, type ImageScores } from './score.js';
+export { cpuInfo, gpuInfo, version as nativeVersion, type KernelName } from '@fqa/native';

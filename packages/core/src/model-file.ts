@@ -1,0 +1,303 @@
+/**
+ * The fqa model file: data only, versioned, validated on load, never executed.
+ *
+ *   bytes 0..7    "FQAMODEL"
+ *   bytes 8..11   format version (u32 little-endian), currently 1
+ *   bytes 12..15  header length H in bytes (u32 LE)
+ *   bytes 16..    header: UTF-8 JSON (ModelHeader), space-padded so the weights start 8-aligned
+ *   then          float32 little-endian weights; each tensor's byte offset and shape are in the
+ *                 header, with the total length and its SHA-256 so truncation or corruption is
+ *                 caught before a single weight is used.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, writeFile, rename } from 'node:fs/promises';
+import { createNativeModel, type NativeModel, type NativeModelSpec, type EonssLayerSpec } from '@fqa/native';
+import { ModelFileError } from './errors.js';
+
+export const MODEL_MAGIC = 'FQAMODEL';
+export const MODEL_FORMAT_VERSION = 1;
+const PREAMBLE_BYTES = 16;
+
+export type Architecture = 'focuslitenn' | 'eonss';
+
+export interface TensorEntry {
+  name: string;
+  shape: number[];
+  /** Byte offset inside the weights section. */
+  offset: number;
+}
+
+export interface EonssLayerHeader {
+  /** Name of the conv layer; its tensors are `${name}.weight` and `${name}.bias`. */
+  name: string;
+  /** GDN after the conv (tensors `${gdn}.gamma`, `${gdn}.beta`), or null. */
+  gdn: string | null;
+  stride: number;
+  pad: number;
+  maxPool: boolean;
+}
+
+export interface ModelHeader {
+  architecture: Architecture;
+  name: string;
+  /** The window the model was trained on, in pixels at its working resolution. */
+  patchSize: number;
+  /** Default sweep stride for scoring (the paper evaluates 235 px patches at stride 128). */
+  stride: number;
+  /** Applied after x / 255, per RGB channel. */
+  normalization: { mean: [number, number, number]; std: [number, number, number] };
+  /** What the score means. Higher is always blurrier. */
+  score: { scale: string; threshold: number | null };
+  /** Working resolution in µm/px, when known. */
+  micronsPerPixel: number | null;
+  focuslitenn?: { kernels: number; convKernel: number; convStride: number; convPad: number };
+  eonss?: { layers: EonssLayerHeader[] };
+  provenance: { source: string; license: string | null; createdBy: string; createdAt: string; notes?: string };
+  tensors: TensorEntry[];
+  weightsByteLength: number;
+  weightsSha256: string;
+}
+
+export interface ModelFile {
+  header: ModelHeader;
+  tensors: Map<string, Float32Array>;
+}
+
+/** The FocusLiteNN conv geometries of the paper. */
+export const FOCUSLITENN_VARIANTS = {
+  235: { convKernel: 7, convStride: 5, convPad: 1, stride: 128 },
+  64: { convKernel: 7, convStride: 1, convPad: 0, stride: 32 },
+} as const;
+
+/** EONSS as published: conv1-3 5x5 s2 p2, conv4 3x3 s1 p0, each with GDN and 2x2 max pool. */
+export const EONSS_LAYERS: EonssLayerHeader[] = [
+  { name: 'conv1', gdn: 'gdn1', stride: 2, pad: 2, maxPool: true },
+  { name: 'conv2', gdn: 'gdn2', stride: 2, pad: 2, maxPool: true },
+  { name: 'conv3', gdn: 'gdn3', stride: 2, pad: 2, maxPool: true },
+  { name: 'conv4', gdn: 'gdn4', stride: 1, pad: 0, maxPool: true },
+  { name: 'st2_fc1', gdn: 'st2_gdn1', stride: 1, pad: 0, maxPool: false },
+  { name: 'st2_fc2', gdn: null, stride: 1, pad: 0, maxPool: false },
+];
+
+function fail(source: string, message: string): never {
+  throw new ModelFileError(`${source}: ${message}`);
+}
+
+function isIntegerIn(v: unknown, min: number, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+function expectTriple(v: unknown, source: string, name: string, positive: boolean): [number, number, number] {
+  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0))) {
+    fail(source, `${name} must be 3 finite numbers${positive ? ' > 0' : ''}`);
+  }
+  return v as [number, number, number];
+}
+
+/** Tensor names and shapes an architecture needs, from the header's geometry. */
+function expectedShapes(h: ModelHeader, source: string): Map<string, number[] | 'eonss'> {
+  const want = new Map<string, number[] | 'eonss'>();
+  if (h.architecture === 'focuslitenn') {
+    const g = h.focuslitenn;
+    if (!g) fail(source, 'focuslitenn model without a "focuslitenn" geometry section');
+    if (!isIntegerIn(g.kernels, 1, 256)) fail(source, `focuslitenn.kernels must be an integer 1..256, got ${String(g.kernels)}`);
+    if (!isIntegerIn(g.convKernel, 1, 31)) fail(source, `focuslitenn.convKernel must be an integer 1..31`);
+    if (!isIntegerIn(g.convStride, 1, 31)) fail(source, `focuslitenn.convStride must be an integer 1..31`);
+    if (!isIntegerIn(g.convPad, 0, g.convKernel - 1)) fail(source, `focuslitenn.convPad must be an integer 0..kernel-1`);
+    want.set('conv.weight', [g.kernels, 3, g.convKernel, g.convKernel]);
+    want.set('conv.bias', [g.kernels]);
+    if (g.kernels > 1) {
+      want.set('fc.weight', [1, g.kernels, 1, 1]);
+      want.set('fc.bias', [1]);
+    }
+  } else {
+    const layers = h.eonss?.layers;
+    if (!Array.isArray(layers) || layers.length !== EONSS_LAYERS.length) fail(source, 'eonss model needs 6 layers in "eonss.layers"');
+    for (const L of layers) {
+      if (typeof L.name !== 'string' || !isIntegerIn(L.stride, 1, 15) || !isIntegerIn(L.pad, 0, 14)) fail(source, `bad eonss layer entry ${JSON.stringify(L)}`);
+      want.set(`${L.name}.weight`, 'eonss');
+      want.set(`${L.name}.bias`, 'eonss');
+      if (L.gdn !== null) {
+        want.set(`${L.gdn}.gamma`, 'eonss');
+        want.set(`${L.gdn}.beta`, 'eonss');
+      }
+    }
+  }
+  return want;
+}
+
+function validateHeader(raw: unknown, source: string): ModelHeader {
+  if (typeof raw !== 'object' || raw === null) fail(source, 'header is not a JSON object');
+  const h = raw as ModelHeader;
+  if (h.architecture !== 'focuslitenn' && h.architecture !== 'eonss') {
+    fail(source, `unknown architecture '${String(h.architecture)}' (expected focuslitenn or eonss)`);
+  }
+  if (!isIntegerIn(h.patchSize, 8, 4096)) fail(source, `patchSize must be an integer 8..4096, got ${String(h.patchSize)}`);
+  if (!isIntegerIn(h.stride, 1, 4096)) fail(source, `stride must be an integer 1..4096, got ${String(h.stride)}`);
+  if (typeof h.normalization !== 'object' || h.normalization === null) fail(source, 'missing normalization');
+  expectTriple(h.normalization.mean, source, 'normalization.mean', false);
+  expectTriple(h.normalization.std, source, 'normalization.std', true);
+  if (typeof h.score !== 'object' || h.score === null || typeof h.score.scale !== 'string') fail(source, 'missing score.scale');
+  if (h.score.threshold !== null && !(typeof h.score.threshold === 'number' && Number.isFinite(h.score.threshold))) {
+    fail(source, 'score.threshold must be a number or null');
+  }
+  if (!Array.isArray(h.tensors)) fail(source, 'missing tensors list');
+  if (!isIntegerIn(h.weightsByteLength, 0, 2 ** 40)) fail(source, 'bad weightsByteLength');
+  if (typeof h.weightsSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(h.weightsSha256)) fail(source, 'bad weightsSha256');
+  return h;
+}
+
+/** Parses and validates a model file's bytes. `source` names it in errors. */
+export function parseModelFile(bytes: Uint8Array, source = 'model file'): ModelFile {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length < PREAMBLE_BYTES || buf.toString('latin1', 0, 8) !== MODEL_MAGIC) {
+    fail(source, `not an fqa model file (no ${MODEL_MAGIC} signature)`);
+  }
+  const version = buf.readUInt32LE(8);
+  if (version !== MODEL_FORMAT_VERSION) {
+    fail(source, `model format version ${version} is not supported (this fqa reads version ${MODEL_FORMAT_VERSION})`);
+  }
+  const headerBytes = buf.readUInt32LE(12);
+  if (PREAMBLE_BYTES + headerBytes > buf.length) fail(source, `truncated: header needs ${headerBytes} bytes, file has ${buf.length - PREAMBLE_BYTES}`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(buf.toString('utf8', PREAMBLE_BYTES, PREAMBLE_BYTES + headerBytes));
+  } catch (err) {
+    fail(source, `header is not valid JSON (${(err as Error).message})`);
+  }
+  const header = validateHeader(raw, source);
+  const weightsStart = PREAMBLE_BYTES + headerBytes;
+  const weights = buf.subarray(weightsStart);
+  if (weights.length !== header.weightsByteLength) {
+    fail(source, `truncated or padded: header declares ${header.weightsByteLength} weight bytes, file holds ${weights.length}`);
+  }
+  if (createHash('sha256').update(weights).digest('hex') !== header.weightsSha256) {
+    fail(source, 'weights do not match their SHA-256 (corrupted file)');
+  }
+  const want = expectedShapes(header, source);
+  const tensors = new Map<string, Float32Array>();
+  for (const t of header.tensors) {
+    if (typeof t?.name !== 'string' || !Array.isArray(t.shape) || !t.shape.every((d) => isIntegerIn(d, 1, 2 ** 24))) {
+      fail(source, `bad tensor entry ${JSON.stringify(t)}`);
+    }
+    if (!want.has(t.name)) fail(source, `unexpected tensor '${t.name}' for ${header.architecture}`);
+    if (tensors.has(t.name)) fail(source, `tensor '${t.name}' appears twice`);
+    const expected = want.get(t.name);
+    if (Array.isArray(expected) && expected.join('x') !== t.shape.join('x')) {
+      fail(source, `tensor '${t.name}' has shape [${t.shape.join(', ')}] but ${header.architecture} needs [${expected.join(', ')}]`);
+    }
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (!isIntegerIn(t.offset, 0, header.weightsByteLength) || t.offset % 4 !== 0 || t.offset + 4 * count > weights.length) {
+      fail(source, `tensor '${t.name}' lies outside the weights section`);
+    }
+    const values = new Float32Array(count);
+    for (let i = 0; i < count; i++) {
+      const v = weights.readFloatLE(t.offset + 4 * i);
+      if (!Number.isFinite(v)) fail(source, `tensor '${t.name}' holds a non-finite value (${v}) at index ${i}`);
+      values[i] = v;
+    }
+    tensors.set(t.name, values);
+  }
+  for (const name of want.keys()) if (!tensors.has(name)) fail(source, `missing tensor '${name}'`);
+  return { header, tensors };
+}
+
+export async function readModelFile(file: string): Promise<ModelFile> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ModelFileError(code === 'ENOENT' ? `${file}: model file not found` : `${file}: cannot read model file (${code ?? String(err)})`, { cause: err });
+  }
+  return parseModelFile(bytes, file);
+}
+
+/** Serializes a model; tensors are written in the order given. */
+export function encodeModelFile(header: Omit<ModelHeader, 'tensors' | 'weightsByteLength' | 'weightsSha256'>, tensors: { name: string; shape: number[]; data: Float32Array }[]): Buffer {
+  let offset = 0;
+  const entries: TensorEntry[] = [];
+  for (const t of tensors) {
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length) throw new ModelFileError(`tensor '${t.name}': shape [${t.shape.join(', ')}] needs ${count} values, got ${t.data.length}`);
+    entries.push({ name: t.name, shape: t.shape, offset });
+    offset += 4 * count;
+  }
+  const weights = Buffer.alloc(offset);
+  for (const [i, t] of tensors.entries()) t.data.forEach((v, j) => weights.writeFloatLE(v, entries[i]!.offset + 4 * j));
+  const full: ModelHeader = { ...header, tensors: entries, weightsByteLength: offset, weightsSha256: createHash('sha256').update(weights).digest('hex') };
+  let json = JSON.stringify(full, null, 1);
+  json += ' '.repeat((8 - ((PREAMBLE_BYTES + Buffer.byteLength(json)) % 8)) % 8);
+  const preamble = Buffer.alloc(PREAMBLE_BYTES);
+  preamble.write(MODEL_MAGIC, 0, 'latin1');
+  preamble.writeUInt32LE(MODEL_FORMAT_VERSION, 8);
+  preamble.writeUInt32LE(Buffer.byteLength(json), 12);
+  return Buffer.concat([preamble, Buffer.from(json, 'utf8'), weights]);
+}
+
+/** Writes atomically: a temp file next to the target, then rename. */
+export async function writeModelFile(file: string, bytes: Buffer): Promise<void> {
+  const temp = `${file}.${process.pid}.tmp`;
+  await writeFile(temp, bytes);
+  await rename(temp, file);
+}
+
+function tensor(m: ModelFile, name: string): Float32Array {
+  const t = m.tensors.get(name);
+  if (!t) throw new ModelFileError(`missing tensor '${name}'`);
+  return t;
+}
+
+/** The spec the native addon takes; the native side re-validates it. */
+export function toNativeSpec(m: ModelFile): NativeModelSpec {
+  const h = m.header;
+  const common = { patchSize: h.patchSize, mean: h.normalization.mean, std: h.normalization.std };
+  if (h.architecture === 'focuslitenn') {
+    const g = h.focuslitenn!;
+    return {
+      architecture: 'focuslitenn',
+      ...common,
+      kernels: g.kernels,
+      convKernel: g.convKernel,
+      convStride: g.convStride,
+      convPad: g.convPad,
+      convWeight: tensor(m, 'conv.weight'),
+      convBias: tensor(m, 'conv.bias'),
+      ...(g.kernels > 1 ? { fcWeight: tensor(m, 'fc.weight'), fcBias: tensor(m, 'fc.bias')[0]! } : {}),
+    };
+  }
+  const layers: EonssLayerSpec[] = h.eonss!.layers.map((L) => {
+    const weight = tensor(m, `${L.name}.weight`);
+    const shape = h.tensors.find((t) => t.name === `${L.name}.weight`)!.shape;
+    if (shape.length !== 4 || shape[2] !== shape[3]) throw new ModelFileError(`${L.name}.weight must be [out, in, k, k]`);
+    return {
+      inChannels: shape[1]!,
+      outChannels: shape[0]!,
+      kernel: shape[2]!,
+      stride: L.stride,
+      pad: L.pad,
+      gdn: L.gdn !== null,
+      maxPool: L.maxPool,
+      weight,
+      bias: tensor(m, `${L.name}.bias`),
+      ...(L.gdn !== null ? { gdnGamma: tensor(m, `${L.gdn}.gamma`), gdnBeta: tensor(m, `${L.gdn}.beta`) } : {}),
+    };
+  });
+  return { architecture: 'eonss', ...common, layers };
+}
+
+/** A model ready to sweep: its header plus the validated native handle. */
+export interface LoadedModel {
+  header: ModelHeader;
+  native: NativeModel;
+  file: string;
+}
+
+export async function loadModel(file: string): Promise<LoadedModel> {
+  const m = await readModelFile(file);
+  try {
+    return { header: m.header, native: createNativeModel(toNativeSpec(m)), file };
+  } catch (err) {
+    throw new ModelFileError(`${file}: ${(err as Error).message}`, { cause: err });
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * @fqa/native: the typed face of the C++ addon. Loads the binary (a local build first, then a
+ * prebuilt platform package) and wraps its few functions. Option defaults and user-facing
+ * validation live in @fqa/core; this layer only guarantees types.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const version: string = (require(path.join(packageRoot, 'package.json')) as { version: string }).version;
+
+/** Which kernel a sweep runs: the best the CPU supports, the scalar reference, or a named ISA. */
+export type KernelName = 'auto' | 'reference' | 'baseline' | 'avx2' | 'avx512';
+export const kernelNames: readonly KernelName[] = ['auto', 'reference', 'baseline', 'avx2', 'avx512'];
+
+export interface FocusLiteNNSpec {
+  architecture: 'focuslitenn';
+  patchSize: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  kernels: number;
+  convKernel: number;
+  convStride: number;
+  convPad: number;
+  convWeight: Float32Array;
+  convBias: Float32Array;
+  fcWeight?: Float32Array;
+  fcBias?: number;
+}
+
+export interface EonssLayerSpec {
+  inChannels: number;
+  outChannels: number;
+  kernel: number;
+  stride: number;
+  pad: number;
+  gdn: boolean;
+  maxPool: boolean;
+  weight: Float32Array;
+  bias: Float32Array;
+  gdnGamma?: Float32Array;
+  gdnBeta?: Float32Array;
+}
+
+export interface EonssSpec {
+  architecture: 'eonss';
+  patchSize: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  layers: EonssLayerSpec[];
+}
+
+export type NativeModelSpec = FocusLiteNNSpec | EonssSpec;
+
+/** Opaque handle to a validated, finalized model living in native memory. */
+export interface NativeModel {
+  readonly __nativeModel: unique symbol;
+}
+
+export interface SweepOptions {
+  width: number;
+  height: number;
+  /** Bytes between rows, >= 3 * width. */
+  rowStride: number;
+  patchWidth: number;
+  patchHeight: number;
+  stride: number;
+  /** One byte per patch, row-major; non-zero = not scored (score NaN). */
+  skip?: Uint8Array;
+  /** 0 = all cores. */
+  threads: number;
+  kernel: KernelName;
+  shareConvolution: boolean;
+}
+
+export interface SweepResult {
+  /** One score per patch, row-major (rows = y). */
+  scores: Float32Array;
+  rows: number;
+  columns: number;
+  kernel: Exclude<KernelName, 'auto'>;
+  sharedConvolution: boolean;
+  threads: number;
+}
+
+export interface CpuInfo {
+  best: Exclude<KernelName, 'auto' | 'reference'>;
+  supported: Exclude<KernelName, 'auto'>[];
+  hardwareThreads: number;
+}
+
+export interface GpuInfo {
+  compiled: boolean;
+  deviceCount: number;
+  deviceName: string;
+  error: string;
+}
+
+interface Binding {
+  NativeModel: new (spec: NativeModelSpec) => NativeModel;
+  sweep(model: NativeModel, pixels: Uint8Array, options: SweepOptions): Promise<SweepResult>;
+  sweepSync(model: NativeModel, pixels: Uint8Array, options: SweepOptions): SweepResult;
+  cpuInfo(): CpuInfo;
+  gpuInfo(): GpuInfo;
+  measureFmaPeak(kernel: KernelName, threads: number, seconds: number): number;
+  flopsPerPatch(model: NativeModel, patchWidth: number, patchHeight: number): number;
+  version: string;
+}
+
+const binaryName = `fqa-v${version}.node`;
+const platformPackage = `@fqa/native-${process.platform}-${process.arch}`;
+
+function loadBinding(): Binding {
+  const tried: string[] = [];
+  const local = [path.join(packageRoot, 'build', 'Release', binaryName), path.join(packageRoot, 'build', binaryName)];
+  for (const file of local) {
+    tried.push(file);
+    if (existsSync(file)) return require(file) as Binding;
+  }
+  try {
+    const dir = path.dirname(require.resolve(`${platformPackage}/package.json`));
+    const file = path.join(dir, binaryName);
+    tried.push(file);
+    if (existsSync(file)) return require(file) as Binding;
+  } catch {
+    tried.push(`${platformPackage} (not installed)`);
+  }
+  throw new Error(
+    `fqa: no native binary ${binaryName} for ${process.platform}-${process.arch} could be loaded.\n` +
+      `Tried:\n  ${tried.join('\n  ')}\nFixes:\n` +
+      `  - build it from source: npm run build -w @fqa/native (needs cmake >= 3.19 and a C++17 compiler)\n` +
+      `  - or install the prebuilt package: npm install ${platformPackage}\n` +
+      `  - a binary of another version does not load: rebuild after upgrading fqa`,
+  );
+}
+
+let binding: Binding | undefined;
+function native(): Binding {
+  binding ??= loadBinding();
+  return binding;
+}
+
+/** Validates a model spec natively (shapes, NaN/Inf, geometry) and keeps it in native memory. */
+export function createNativeModel(spec: NativeModelSpec): NativeModel {
+  return new (native().NativeModel)(spec);
+}
+
+/**
+ * Scores every patch of the region on a libuv worker, multithreaded. Bad arguments throw
+ * synchronously (TypeError/RangeError); failures during the sweep reject. The JS stack of the
+ * caller is kept on native errors.
+ */
+export async function sweep(model: NativeModel, pixels: Uint8Array, options: SweepOptions): Promise<SweepResult> {
+  const callSite = new Error();
+  try {
+    return await native().sweep(model, pixels, options);
+  } catch (err) {
+    if (err instanceof Error && callSite.stack) {
+      err.stack = `${err.name}: ${err.message}\n${callSite.stack.split('\n').slice(1).join('\n')}`;
+    }
+    throw err;
+  }
+}
+
+/** The same sweep on the calling thread: for worker threads that already are the parallelism. */
+export function sweepSync(model: NativeModel, pixels: Uint8Array, options: SweepOptions): SweepResult {
+  return native().sweepSync(model, pixels, options);
+}
+
+export function cpuInfo(): CpuInfo {
+  return native().cpuInfo();
+}
+
+export function gpuInfo(): GpuInfo {
+  return native().gpuInfo();
+}
+
+/** GFLOP/s of a register-only FMA loop on `threads` threads: the peak benchmarks compare to. */
+export function measureFmaPeak(kernel: KernelName, threads: number, seconds: number): number {
+  return native().measureFmaPeak(kernel, threads, seconds);
+}
+
+export function flopsPerPatch(model: NativeModel, patchWidth: number, patchHeight: number): number {
+  return native().flopsPerPatch(model, patchWidth, patchHeight);
+}
+
+export function nativeVersion(): string {
+  return native().version;
+}
