@@ -153,16 +153,17 @@ export function createNativeModel(spec: NativeModelSpec): NativeModel {
  * synchronously (TypeError/RangeError); failures during the sweep reject. The JS stack of the
  * caller is kept on native errors.
  */
-export async function sweep(model: NativeModel, pixels: Uint8Array, options: SweepOptions): Promise<SweepResult> {
+export function sweep(model: NativeModel, pixels: Uint8Array, options: SweepOptions): Promise<SweepResult> {
   const callSite = new Error();
-  try {
-    return await native().sweep(model, pixels, options);
-  } catch (err) {
-    if (err instanceof Error && callSite.stack) {
-      err.stack = `${err.name}: ${err.message}\n${callSite.stack.split('\n').slice(1).join('\n')}`;
-    }
-    throw err;
-  }
+  // Not async: argument errors must throw here, synchronously; only processing failures reject.
+  return native()
+    .sweep(model, pixels, options)
+    .catch((err: unknown) => {
+      if (err instanceof Error && callSite.stack) {
+        err.stack = `${err.name}: ${err.message}\n${callSite.stack.split('\n').slice(1).join('\n')}`;
+      }
+      throw err;
+    });
 }
 
 /** The same sweep on the calling thread: for worker threads that already are the parallelism. */

@@ -1,0 +1,64 @@
+/** fqa-scan score <image...> --model FILE [--patch P] [--stride S] [--json] */
+import { parseArgs } from 'node:util';
+import { FqaError, UsageError, loadModel, parseIntegerOption, resolveScoreOptions, scoreImage, type ImageScores } from '@fqa/core';
+import type { Command } from '../index.js';
+
+const usage = `Usage: fqa-scan score <image...> --model FILE [options]
+
+Scores whole images (PNG, JPEG, TIFF) with dense patches, no tissue filtering.
+Prints each image's mean score (higher = blurrier).
+
+Options:
+  --model FILE     fqa model file (required until a default model ships)
+  --patch P        patch size in pixels (default: the model's)
+  --stride S       grid stride in pixels (default: the model's)
+  --threads N      native threads, 0 = all cores (default 0)
+  --kernel NAME    auto | reference | baseline | avx2 | avx512 (default auto)
+  --json           print [{file, mean, rows, cols, patchSize, stride, scores}]`;
+
+export const scoreCommand: Command = {
+  summary: 'score whole images with dense patches',
+  usage,
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        model: { type: 'string' },
+        patch: { type: 'string' },
+        stride: { type: 'string' },
+        threads: { type: 'string' },
+        kernel: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+    });
+    if (positionals.length === 0) throw new UsageError(`no images given\n${usage}`);
+    if (!values.model) throw new UsageError('--model is required: fqa-scan score <image...> --model FILE');
+    const options = await resolveScoreOptions({
+      model: await loadModel(values.model),
+      patchSize: parseIntegerOption(values.patch, 'patch', 8, 4096),
+      stride: parseIntegerOption(values.stride, 'stride', 1, 4096),
+      threads: parseIntegerOption(values.threads, 'threads', 0, 1024),
+      kernel: values.kernel as never,
+    });
+    const results: ImageScores[] = [];
+    let worstExit = 0;
+    for (const file of positionals) {
+      try {
+        const r = await scoreImage(file, options);
+        results.push(r);
+        if (!values.json) process.stdout.write(`${file}\t${r.mean.toFixed(6)}\t(${r.cols}x${r.rows} patches of ${r.patchSize} px, stride ${r.stride})\n`);
+      } catch (err) {
+        if (!(err instanceof FqaError)) throw err;
+        // One bad image does not stop the others; it is reported and sets the exit code.
+        process.stderr.write(`fqa-scan: ${err.message}\n`);
+        worstExit = Math.max(worstExit, err.exitCode);
+      }
+    }
+    if (values.json) {
+      const out = results.map((r) => ({ file: r.file, mean: r.mean, rows: r.rows, cols: r.cols, patchSize: r.patchSize, stride: r.stride, scores: Array.from(r.scores) }));
+      process.stdout.write(JSON.stringify(out, null, 1) + '\n');
+    }
+    return worstExit;
+  },
+};

@@ -1,0 +1,58 @@
+/**
+ * fqa-scan: one file per command under commands/. This file only dispatches and owns the single
+ * top-level error handler: every error becomes one line on stderr and an exit code
+ * (0 ok, 1 QC failure, 2 usage error, 3 unreadable input).
+ */
+import { FqaError, UsageError } from '@fqa/core';
+import { convertReferenceCommand } from './commands/convert-reference.js';
+import { infoCommand } from './commands/info.js';
+import { scoreCommand } from './commands/score.js';
+
+export interface Command {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+const commands: Record<string, Command> = {
+  score: scoreCommand,
+  'convert-reference': convertReferenceCommand,
+  info: infoCommand,
+};
+
+function help(): string {
+  const lines = ['Usage: fqa-scan <command> [options]', '', 'Commands:'];
+  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(18)} ${c.summary}`);
+  lines.push('', 'Run fqa-scan <command> --help for its options.');
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  try {
+    if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+      process.stdout.write(help() + '\n');
+      return name === undefined ? 2 : 0;
+    }
+    const command = commands[name];
+    if (!command) throw new UsageError(`unknown command '${name}'\n${help()}`);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(command.usage + '\n');
+      return 0;
+    }
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof FqaError) {
+      process.stderr.write(`fqa-scan: ${err.message}\n`);
+      return err.exitCode;
+    }
+    // util.parseArgs errors are usage errors.
+    const code = (err as { code?: string }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`fqa-scan: ${(err as Error).message}\n`);
+      return 2;
+    }
+    process.stderr.write(`fqa-scan: internal error: ${(err as Error).stack ?? String(err)}\n`);
+    return 70;
+  }
+}

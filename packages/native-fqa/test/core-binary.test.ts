@@ -1,0 +1,19 @@
+// Runs the standalone C++ test (no Node): every optimized kernel against the scalar reference.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, test } from 'vitest';
+
+const binary = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'build', 'fqa_core_test');
+
+test('C++ core: optimized kernels match the scalar reference', () => {
+  expect(existsSync(binary), `${binary} is built by npm run build`).toBe(true);
+  const run = spawnSync(binary, { encoding: 'utf8' });
+  const summary = /^(\d+) passed, (\d+) failed$/m.exec(run.stdout);
+  expect(run.stdout).not.toMatch(/^FAIL/m);
+  expect(summary, run.stdout + run.stderr).not.toBeNull();
+  expect(Number(summary![2])).toBe(0);
+  expect(Number(summary![1])).toBeGreaterThan(100);
+  expect(run.status).toBe(0);
+});
