@@ -1,10 +1,11 @@
 // Optimized FocusLiteNN sweep (tested against focusliteReferenceScore in reference.cpp).
 //
-// Layout: the rows of the region a band of patches needs are converted once into normalized
-// float planes, split by the conv stride s into s "phase" planes per channel
-// (plane[c][phase][row][q] = pixel at x = s*q + phase - pad). Then for any patch origin and tap,
-// the inputs of V consecutive conv outputs are V consecutive floats: stride-5 convolutions need
-// no gathers, and the conversion is shared by every patch that overlaps those pixels.
+// Layout: image rows are converted once into normalized floats, split by the conv stride s into
+// s "phase" segments per channel (row[c][phase][q] = pixel at x = s*q + phase - pad). Then for
+// any patch origin and tap, the inputs of V consecutive conv outputs are V consecutive floats:
+// stride-5 convolutions need no gathers, and the conversion is shared by every patch on that
+// row. Rows live in a small ring (RowRing) consumed top to bottom, so the working set stays in
+// cache however large the region is.
 //
 // Zero padding belongs to the patch, not the region: a tap that falls outside its patch reads
 // zero even where the region has pixels. Rows handle it by narrowing the ky range; columns by
@@ -29,63 +30,117 @@ namespace {
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr int kMaxChunkBlock = 8;
 constexpr int kMaxKernel = 31;
+constexpr int kMaxKernels = 256;  // FocusLiteNN kernels (finalizeModel enforces it)
 
-struct Planes {
-  int stride = 1;
-  int64_t rows = 0, width = 0;
-  int64_t y0 = 0;  // region row of plane row 0 (negative above the region)
-  std::vector<float> data;
-  float* row(int c, int phase, int64_t r) {
-    return data.data() + ((int64_t(c) * stride + phase) * rows + r) * width;
+// A ring of converted image rows. Each slot holds one image row as normalized floats, split by
+// phase: slot[c][phase][q] = pixel at x = s*q + phase - pad (zero outside the region). Output
+// rows are computed top to bottom, so only the K rows under the current output row are live:
+// the working set stays in L1/L2 however large the region is, and each image row is converted
+// once per band.
+class RowRing {
+ public:
+  // Rows hold region columns x = x0 + s*q + phase for q in [0, width).
+  void reset(const Model& m, const Region& r, int64_t x0, int64_t width) {
+    model_ = &m;
+    region_ = &r;
+    s_ = m.convStride;
+    x0_ = x0;
+    width_ = width;
+    // An output row needs K consecutive image rows and the next one K rows s further down, so K
+    // slots (y mod K) never evict a row still in use.
+    slots_ = m.convKernel;
+    slotFloats_ = int64_t(3) * s_ * width_;
+    data_.resize(size_t(slots_ * slotFloats_));
+    rowOfSlot_.assign(size_t(slots_), std::numeric_limits<int64_t>::min());
   }
-};
+  int64_t channelStride() const { return int64_t(s_) * width_; }
+  int64_t phaseStride() const { return width_; }
 
-// Converts region rows [y0, y0 + rows) into phase planes; outside the region reads zero.
-void buildPlanes(const Model& m, const Region& r, int64_t y0, int64_t rows, int64_t width, Planes& P) {
-  const int s = m.convStride, pad = m.convPad;
-  P.stride = s;
-  P.rows = rows;
-  P.width = width;
-  P.y0 = y0;
-  P.data.resize(size_t(3) * s * rows * width);
-  for (int64_t rr = 0; rr < rows; ++rr) {
-    const int64_t y = y0 + rr;
+  // Pointer to image row y (any y; rows outside the region read zero), converting it if needed.
+  const float* row(int64_t y) {
+    const int64_t slot = ((y % slots_) + slots_) % slots_;
+    float* dst = data_.data() + slot * slotFloats_;
+    if (rowOfSlot_[size_t(slot)] != y) {
+      convert(y, dst);
+      rowOfSlot_[size_t(slot)] = y;
+    }
+    return dst;
+  }
+
+ private:
+  void convert(int64_t y, float* dst) {
+    const Model& m = *model_;
+    const Region& r = *region_;
+    const int s = s_;
     const bool inside = y >= 0 && y < r.height;
-    const uint8_t* src = inside ? r.pixels + y * r.rowStride : nullptr;
+    // Zero the q whose x falls outside the region (all of them outside the region's rows).
     for (int phase = 0; phase < s; ++phase) {
-      // q covers x = s*q + phase - pad; the in-region q range is [qa, qb).
-      const int64_t first = pad - phase;  // x + pad - phase must be >= 0 ... solve s*q >= first
-      int64_t qa = first <= 0 ? 0 : (first + s - 1) / s;
-      int64_t qb = (r.width - 1 + pad - phase) < 0 ? 0 : (r.width - 1 + pad - phase) / s + 1;
-      qa = std::min(qa, width);
-      qb = std::max(qa, std::min(qb, width));
-      if (!inside) qb = qa;
+      const int64_t firstX = -x0_ - phase;  // q >= ceil(firstX / s)
+      int64_t qa = firstX <= 0 ? 0 : (firstX + s - 1) / s;
+      const int64_t lastX = r.width - 1 - x0_ - phase;  // q <= floor(lastX / s)
+      int64_t qb = lastX < 0 ? 0 : lastX / s + 1;
+      qa = std::min(qa, width_);
+      qb = inside ? std::max(qa, std::min(qb, width_)) : qa;
       for (int c = 0; c < 3; ++c) {
-        float* dst = P.row(c, phase, rr);
-        const float* table = m.normalizeTable[c].data();
-        std::fill(dst, dst + qa, 0.f);
-        if (qb > qa) {
-          const uint8_t* p = src + 3 * (s * qa + phase - pad) + c;
-          const int64_t step = 3 * int64_t(s);
-          for (int64_t q = qa; q < qb; ++q, p += step) dst[q] = table[*p];
-        }
-        std::fill(dst + qb, dst + width, 0.f);
+        float* out = dst + (int64_t(c) * s + phase) * width_;
+        std::fill(out, out + qa, 0.f);
+        std::fill(out + qb, out + width_, 0.f);
       }
     }
+    if (!inside) return;
+    // Rows are consumed top to bottom; a patch-wide row is too short a stream for the hardware
+    // prefetcher to learn, so fetch the row K below (needed a few output rows later) now.
+    if (y + slots_ < r.height) {
+      const uint8_t* ahead = r.pixels + (y + slots_) * r.rowStride;
+      const int64_t from = 3 * std::max<int64_t>(0, x0_), to = 3 * std::min<int64_t>(r.width, x0_ + width_ * s);
+      for (int64_t b = from; b < to; b += 64) __builtin_prefetch(ahead + b);
+    }
+    // One sequential pass over the covered pixels; pixel x lands at (x-x0)%s, q = (x-x0)/s.
+    const int64_t xBegin = std::max<int64_t>(0, x0_);
+    const int64_t xEnd = std::min<int64_t>(r.width, x0_ + width_ * s);
+    if (xEnd <= xBegin) return;
+    const uint8_t* p = r.pixels + y * r.rowStride + 3 * xBegin;
+    const float* t0 = m.normalizeTable[0].data();
+    const float* t1 = m.normalizeTable[1].data();
+    const float* t2 = m.normalizeTable[2].data();
+    const int64_t cs = int64_t(s) * width_;
+    int64_t x = xBegin, q = (x - x0_) / s;
+    int phase = int((x - x0_) % s);
+    for (; x < xEnd && phase != 0; ++x, p += 3) {
+      float* o = dst + phase * width_ + q;
+      o[0] = t0[p[0]]; o[cs] = t1[p[1]]; o[2 * cs] = t2[p[2]];
+      if (++phase == s) { phase = 0; ++q; }
+    }
+    // Whole groups of s pixels: phases 0..s-1 at the same q.
+    for (; x + s <= xEnd; x += s, ++q) {
+      float* o = dst + q;
+      for (int ph = 0; ph < s; ++ph, p += 3, o += width_) {
+        o[0] = t0[p[0]]; o[cs] = t1[p[1]]; o[2 * cs] = t2[p[2]];
+      }
+    }
+    for (phase = 0; x < xEnd; ++x, ++phase, p += 3) {
+      float* o = dst + phase * width_ + q;
+      o[0] = t0[p[0]]; o[cs] = t1[p[1]]; o[2 * cs] = t2[p[2]];
+    }
   }
-}
+
+  const Model* model_ = nullptr;
+  const Region* region_ = nullptr;
+  int s_ = 1;
+  int64_t x0_ = 0, width_ = 0, slots_ = 0, slotFloats_ = 0;
+  std::vector<float> data_;
+  std::vector<int64_t> rowOfSlot_;
+};
 
 // What one block of KB kernels x CB chunks of one output row needs.
 struct BlockArgs {
-  float* planes;              // Planes::data
-  int64_t channelStride;      // floats between channels (s * rows * width)
-  int64_t rowStride;          // floats between plane rows
-  const int64_t* tapOffset;   // per kx: phase * rows * width + q offset of the first chunk
+  const float* rows[kMaxKernel];  // ring row of each ky (only [ky0, ky1) are read)
+  int64_t channelStride;          // floats between channels within a row
+  const int64_t* tapOffset;       // per kx: phase * phaseStride + q of the block's first lane
   int K;
-  int ky0, ky1;               // taps that stay inside the patch for this output row
-  int64_t rowBase;            // plane row of ky = 0
-  const float* weights;       // [3][K][K][KB]
-  const vi* masks;            // [CB][K] lane masks, only read when masked
+  int ky0, ky1;                   // taps that stay inside the patch for this output row
+  const float* weights;           // [3][K][K][KB]
+  const vi* masks;                // [CB][K] lane masks, only read when masked
 };
 
 // The innermost kernel: KB*CB vector accumulators live in registers for all 3*K*K taps.
@@ -97,21 +152,36 @@ void convBlock(const BlockArgs& a, vf* out) {
   const int K = a.K;
   for (int c = 0; c < 3; ++c) {
     for (int ky = a.ky0; ky < a.ky1; ++ky) {
-      const float* rowp = a.planes + c * a.channelStride + (a.rowBase + ky) * a.rowStride;
+      const float* rowp = a.rows[ky] + c * a.channelStride;
       const float* w = a.weights + (size_t(c * K + ky) * K) * KB;
       for (int kx = 0; kx < K; ++kx) {
         const float* src = rowp + a.tapOffset[kx];
-        vf v[CB];
-#pragma GCC unroll 8
-        for (int cb = 0; cb < CB; ++cb) {
-          v[cb] = loadu(src + cb * V);
-          if (MASKED) v[cb] = vand(v[cb], a.masks[cb * K + kx]);
-        }
+        // Keep the smaller of the two operand sets live (KB weights or CB inputs) and stream the
+        // other, so KB*CB accumulators + min(KB, CB) + 1 registers suffice and nothing spills.
+        if constexpr (KB <= CB) {
+          vf wv[KB];
 #pragma GCC unroll 10
-        for (int kb = 0; kb < KB; ++kb) {
-          const vf wv = splat(w[kx * KB + kb]);
+          for (int kb = 0; kb < KB; ++kb) wv[kb] = broadcast(w + kx * KB + kb);
 #pragma GCC unroll 8
-          for (int cb = 0; cb < CB; ++cb) acc[kb][cb] += wv * v[cb];
+          for (int cb = 0; cb < CB; ++cb) {
+            vf v = loadu(src + cb * V);
+            if (MASKED) v = vand(v, a.masks[cb * K + kx]);
+#pragma GCC unroll 10
+            for (int kb = 0; kb < KB; ++kb) acc[kb][cb] += wv[kb] * v;
+          }
+        } else {
+          vf v[CB];
+#pragma GCC unroll 8
+          for (int cb = 0; cb < CB; ++cb) {
+            v[cb] = loadu(src + cb * V);
+            if (MASKED) v[cb] = vand(v[cb], a.masks[cb * K + kx]);
+          }
+#pragma GCC unroll 10
+          for (int kb = 0; kb < KB; ++kb) {
+            const vf wv = broadcast(w + kx * KB + kb);
+#pragma GCC unroll 8
+            for (int cb = 0; cb < CB; ++cb) acc[kb][cb] += wv * v[cb];
+          }
         }
       }
     }
@@ -129,17 +199,18 @@ constexpr BlockFn pick(bool masked) {
   return masked ? &convBlock<KB, CB, true> : &convBlock<KB, CB, false>;
 }
 
+// Instantiates KB x CB blocks up to 24 accumulators (the AVX-512 register budget).
 template <int KB>
 BlockFn blockFor(int cb, bool masked) {
   switch (cb) {
     case 1: return pick<KB, 1>(masked);
-    case 2: return (KB * 2 <= 24) ? pick<KB, (KB * 2 <= 24 ? 2 : 1)>(masked) : nullptr;
-    case 3: return (KB * 3 <= 24) ? pick<KB, (KB * 3 <= 24 ? 3 : 1)>(masked) : nullptr;
-    case 4: return (KB * 4 <= 24) ? pick<KB, (KB * 4 <= 24 ? 4 : 1)>(masked) : nullptr;
-    case 5: return (KB * 5 <= 24) ? pick<KB, (KB * 5 <= 24 ? 5 : 1)>(masked) : nullptr;
-    case 6: return (KB * 6 <= 24) ? pick<KB, (KB * 6 <= 24 ? 6 : 1)>(masked) : nullptr;
-    case 7: return (KB * 7 <= 24) ? pick<KB, (KB * 7 <= 24 ? 7 : 1)>(masked) : nullptr;
-    case 8: return (KB * 8 <= 24) ? pick<KB, (KB * 8 <= 24 ? 8 : 1)>(masked) : nullptr;
+    case 2: return KB * 2 <= 24 ? pick<KB, (KB * 2 <= 24 ? 2 : 1)>(masked) : nullptr;
+    case 3: return KB * 3 <= 24 ? pick<KB, (KB * 3 <= 24 ? 3 : 1)>(masked) : nullptr;
+    case 4: return KB * 4 <= 24 ? pick<KB, (KB * 4 <= 24 ? 4 : 1)>(masked) : nullptr;
+    case 5: return KB * 5 <= 24 ? pick<KB, (KB * 5 <= 24 ? 5 : 1)>(masked) : nullptr;
+    case 6: return KB * 6 <= 24 ? pick<KB, (KB * 6 <= 24 ? 6 : 1)>(masked) : nullptr;
+    case 7: return KB * 7 <= 24 ? pick<KB, (KB * 7 <= 24 ? 7 : 1)>(masked) : nullptr;
+    case 8: return KB * 8 <= 24 ? pick<KB, (KB * 8 <= 24 ? 8 : 1)>(masked) : nullptr;
   }
   return nullptr;
 }
@@ -159,14 +230,16 @@ BlockFn blockFn(int kb, int cb, bool masked) {
 struct Plan {
   int K = 7, s = 5, pad = 1, kernels = 1;
   int64_t pw = 0, ph = 0, outW = 0, outH = 0;
-  int chunks = 0;          // ceil(outW / V)
-  int kernelBlock = 1;     // KB
-  int chunkBlock = 1;      // CB upper bound
+  int chunks = 0;                   // ceil(outW / V)
+  int kernelBlock = 1;              // KB
+  int chunkBlock = 1;               // CB upper bound from the register budget
+  int windowBlock = 1;              // CB used for a window row (chunks split evenly)
   std::vector<float> packed;        // per kernel block: [3][K][K][KB]
+  std::vector<float> columnTaps;    // [kx][3][K][kernels], for border-column corrections
   std::vector<vi> masks;            // [chunk][kx] lanes whose tap stays inside the patch
   std::vector<uint8_t> chunkMasked; // chunk needs masks
   vi tailValid;                     // lanes of the last chunk that are real outputs
-  // Rows/columns whose taps all stay inside the patch: [rowA, rowB) x [colA, colB).
+  // Output rows/columns whose taps all stay inside the patch: [rowA, rowB) x [colA, colB).
   int64_t rowA = 0, rowB = 0, colA = 0, colB = 0;
 };
 
@@ -181,9 +254,24 @@ Plan makePlan(const Model& m, int64_t pw, int64_t ph) {
   p.outW = convOutputSize(pw, p.K, p.s, p.pad);
   p.outH = convOutputSize(ph, p.K, p.s, p.pad);
   p.chunks = int((p.outW + V - 1) / V);
-  for (int kb : kBlockKernels)
-    if (m.kernels % kb == 0 && kb <= kAccumulatorBudget) p.kernelBlock = kb;
-  p.chunkBlock = std::max(1, std::min(kMaxChunkBlock, kAccumulatorBudget / p.kernelBlock));
+  // Register blocking: KB kernels x CB chunks of accumulators. Each tap loads CB input vectors
+  // and broadcasts KB weights for KB*CB FMAs, so pick the block with the fewest loads per FMA
+  // that fits the register budget (ties: more kernels, which helps the narrow window rows).
+  double bestCost = 1e9;
+  for (int kb : kBlockKernels) {
+    if (m.kernels % kb != 0 || kb > kAccumulatorBudget) continue;
+    int cb = std::max(1, std::min(kMaxChunkBlock, kAccumulatorBudget / kb));
+    while (cb > 1 && kb * cb + std::min(kb, cb) + 1 > kVectorRegisters) --cb;
+    if (kb * cb + std::min(kb, cb) + 1 > kVectorRegisters) continue;
+    const double cost = double(kb + cb) / double(kb * cb);
+    if (cost <= bestCost) {
+      bestCost = cost;
+      p.kernelBlock = kb;
+      p.chunkBlock = cb;
+    }
+  }
+  const int blocks = (p.chunks + p.chunkBlock - 1) / p.chunkBlock;
+  p.windowBlock = (p.chunks + blocks - 1) / blocks;
   const int K = p.K, KB = p.kernelBlock;
   p.packed.resize(size_t(m.kernels) * 3 * K * K);
   for (int k0 = 0; k0 < m.kernels; k0 += KB)
@@ -193,8 +281,14 @@ Plan makePlan(const Model& m, int64_t pw, int64_t ph) {
           for (int kb = 0; kb < KB; ++kb)
             p.packed[size_t(k0) * 3 * K * K + ((size_t(c) * K + ky) * K + kx) * KB + kb] =
                 m.convWeight[((size_t(k0 + kb) * 3 + c) * K + ky) * K + kx];
+  p.columnTaps.resize(size_t(m.kernels) * 3 * K * K);
+  for (int kx = 0; kx < K; ++kx)
+    for (int c = 0; c < 3; ++c)
+      for (int ky = 0; ky < K; ++ky)
+        for (int k = 0; k < m.kernels; ++k)
+          p.columnTaps[((size_t(kx) * 3 + c) * K + ky) * m.kernels + k] = m.convWeight[((size_t(k) * 3 + c) * K + ky) * K + kx];
   p.masks.resize(size_t(p.chunks) * K);
-  p.chunkMasked.assign(p.chunks, 0);
+  p.chunkMasked.assign(size_t(p.chunks), 0);
   for (int ch = 0; ch < p.chunks; ++ch)
     for (int kx = 0; kx < K; ++kx) {
       vi mask;
@@ -202,64 +296,63 @@ Plan makePlan(const Model& m, int64_t pw, int64_t ph) {
         const int64_t x = (int64_t(ch) * V + lane) * p.s - p.pad + kx;
         const bool inside = x >= 0 && x < pw;
         mask[lane] = inside ? -1 : 0;
-        if (!inside && int64_t(ch) * V + lane < p.outW) p.chunkMasked[ch] = 1;
+        if (!inside && int64_t(ch) * V + lane < p.outW) p.chunkMasked[size_t(ch)] = 1;
       }
       p.masks[size_t(ch) * K + kx] = mask;
     }
   for (int lane = 0; lane < V; ++lane) p.tailValid[lane] = (int64_t(p.chunks - 1) * V + lane < p.outW) ? -1 : 0;
-  auto firstInside = [&](int64_t) { return (int64_t(p.pad) + p.s - 1) / p.s; };
-  p.rowA = std::min(firstInside(0), p.outH);
-  p.colA = std::min(firstInside(0), p.outW);
-  // last output o with o*s - pad + K <= size
+  const int64_t firstInside = (int64_t(p.pad) + p.s - 1) / p.s;  // first o with o*s - pad >= 0
+  p.rowA = std::min(firstInside, p.outH);
+  p.colA = std::min(firstInside, p.outW);
+  // last o with o*s - pad + K <= size
   p.rowB = std::max(p.rowA, std::min(p.outH, ph + p.pad - K < 0 ? 0 : (ph + p.pad - K) / p.s + 1));
   p.colB = std::max(p.colA, std::min(p.outW, pw + p.pad - K < 0 ? 0 : (pw + p.pad - K) / p.s + 1));
   return p;
 }
 
-// Min over output rows [i0, i1) of the patch whose top-left pixel is (ox, oy), all kernels,
-// computed directly from the planes with patch zero-padding. mins[k] is lowered, not reset.
-void windowRowsMin(const Plan& p, Planes& P, int64_t ox, int64_t oy, int64_t i0, int64_t i1, float* mins) {
+// Lowers mins[k] by the conv outputs of one output row of a patch, computed directly from the
+// ring rows with the patch's zero padding (a.rows, a.ky0, a.ky1 already set). ox is the patch's
+// left column relative to the ring's origin x0 + pad.
+void windowRowMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
   const int K = p.K, s = p.s, KB = p.kernelBlock;
   int64_t tapBase[kMaxKernel], tapOffset[kMaxKernel];
+  const int64_t phaseStride = a.channelStride / s;
   for (int kx = 0; kx < K; ++kx) {
     const int64_t t = ox + kx;
-    tapBase[kx] = int64_t(t % s) * P.rows * P.width + t / s;
+    tapBase[kx] = int64_t(t % s) * phaseStride + t / s;
   }
-  vf acc[kMaxChunkBlock * 24];
-  BlockArgs a;
-  a.planes = P.data.data();
-  a.channelStride = int64_t(s) * P.rows * P.width;
-  a.rowStride = P.width;
   a.tapOffset = tapOffset;
-  a.K = K;
+  vf acc[kMaxChunkBlock * 24];
   for (int k0 = 0; k0 < p.kernels; k0 += KB) {
     vf mn[10];
     for (int kb = 0; kb < KB; ++kb) mn[kb] = splat(kInf);
     a.weights = p.packed.data() + size_t(k0) * 3 * K * K;
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t top = i * s - p.pad;  // patch-local row of ky = 0
-      a.ky0 = int(std::max<int64_t>(0, -top));
-      a.ky1 = int(std::min<int64_t>(K, p.ph - top));
-      a.rowBase = oy + top - P.y0;
-      const int blocks = (p.chunks + p.chunkBlock - 1) / p.chunkBlock;
-      const int perBlock = (p.chunks + blocks - 1) / blocks;
-      for (int ch0 = 0; ch0 < p.chunks; ch0 += perBlock) {
-        const int cb = std::min(perBlock, p.chunks - ch0);
-        bool masked = false;
-        for (int c = ch0; c < ch0 + cb; ++c) masked |= p.chunkMasked[c] != 0;
-        for (int kx = 0; kx < K; ++kx) tapOffset[kx] = tapBase[kx] + int64_t(ch0) * V;
-        a.masks = p.masks.data() + size_t(ch0) * K;
-        blockFn(KB, cb, masked)(a, acc);
-        for (int kb = 0; kb < KB; ++kb)
-          for (int c = 0; c < cb; ++c) {
-            vf v = acc[kb * cb + c];
-            if (ch0 + c == p.chunks - 1) v = vselect(p.tailValid, v, splat(kInf));
-            mn[kb] = vmin(mn[kb], v);
-          }
-      }
+    for (int ch0 = 0; ch0 < p.chunks; ch0 += p.windowBlock) {
+      const int cb = std::min(p.windowBlock, p.chunks - ch0);
+      bool masked = false;
+      for (int c = ch0; c < ch0 + cb; ++c) masked |= p.chunkMasked[size_t(c)] != 0;
+      for (int kx = 0; kx < K; ++kx) tapOffset[kx] = tapBase[kx] + int64_t(ch0) * V;
+      a.masks = p.masks.data() + size_t(ch0) * K;
+      blockFn(KB, cb, masked)(a, acc);
+      for (int kb = 0; kb < KB; ++kb)
+        for (int c = 0; c < cb; ++c) {
+          vf v = acc[kb * cb + c];
+          if (ch0 + c == p.chunks - 1) v = vselect(p.tailValid, v, splat(kInf));
+          mn[kb] = vmin(mn[kb], v);
+        }
     }
     for (int kb = 0; kb < KB; ++kb) mins[k0 + kb] = std::min(mins[k0 + kb], hmin(mn[kb]));
   }
+}
+
+// Min of n consecutive floats.
+float rangeMin(const float* x, int64_t n) {
+  vf mv = splat(kInf);
+  int64_t i = 0;
+  for (; i + V <= n; i += V) mv = vmin(mv, loadu(x + i));
+  float r = hmin(mv);
+  for (; i < n; ++i) r = std::min(r, x[i]);
+  return r;
 }
 
 float finishScore(const Model& m, const float* mins) {
@@ -269,120 +362,128 @@ float finishScore(const Model& m, const float* mins) {
   return float(score);
 }
 
-thread_local Planes tlPlanes;
-thread_local std::vector<float> tlMap;
+thread_local RowRing tlRing;
+thread_local std::vector<float> tlMapRow, tlMins;
 
 }  // namespace
 
 void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t rowBegin, int64_t rowEnd,
                    bool shareConvolution, float* scores) {
   const Plan p = makePlan(m, g.patchWidth, g.patchHeight);
-  const int K = p.K, s = p.s, pad = p.pad;
+  const int K = p.K, s = p.s, pad = p.pad, KB = p.kernelBlock;
   const bool shared = shareConvolution && canShareConvolution(m, g);
-  const int64_t oyFirst = rowBegin * g.stride, oyLast = (rowEnd - 1) * g.stride;
   const int64_t lastOx = (g.columns - 1) * g.stride;
-  // Map columns (shared path) or the last patch's reads decide how wide the planes must be.
+  // Shared-map columns: map column gj is the conv at x = s*gj - pad.
   const int64_t mapCols = lastOx / s + p.outW;
   const int64_t mapChunks = (mapCols + V - 1) / V;
   const int64_t width = std::max((lastOx + K) / s + int64_t(p.chunks) * V, mapChunks * V + K / s) + 1;
-  const int64_t y0 = oyFirst - pad;
-  const int64_t planeRows = (oyLast - oyFirst) + (p.outH - 1) * s + K;
-  Planes& P = tlPlanes;
-  buildPlanes(m, r, y0, planeRows, width, P);
+  RowRing& ring = tlRing;
+  std::vector<float>& mins = tlMins;
+  mins.assign(size_t((rowEnd - rowBegin) * g.columns * m.kernels), kInf);
+  auto minsOf = [&](int64_t row, int64_t col) { return mins.data() + ((row - rowBegin) * g.columns + col) * m.kernels; };
+  auto skipped = [&](int64_t row, int64_t col) { return g.skip && g.skip[row * g.columns + col]; };
 
-  std::vector<float> mins(m.kernels);
+  BlockArgs a;
+  a.K = K;
+  // Points a.rows at the image rows under the output row whose first tap row is `top`, and limits
+  // ky to the rows inside the patch that starts at image row oy.
+  auto setRows = [&](int64_t top, int64_t oy) {
+    a.ky0 = int(std::max<int64_t>(0, oy - top));
+    a.ky1 = int(std::min<int64_t>(K, oy + p.ph - top));
+    for (int ky = 0; ky < K; ++ky) a.rows[ky] = ring.row(top + ky);
+  };
+
   if (!shared) {
-    for (int64_t row = rowBegin; row < rowEnd; ++row)
-      for (int64_t col = 0; col < g.columns; ++col) {
-        const int64_t idx = row * g.columns + col;
-        if (g.skip && g.skip[idx]) {
-          scores[idx] = std::numeric_limits<float>::quiet_NaN();
-          continue;
-        }
-        std::fill(mins.begin(), mins.end(), kInf);
-        windowRowsMin(p, P, col * g.stride, row * g.stride, 0, p.outH, mins.data());
-        scores[idx] = finishScore(m, mins.data());
-      }
-    return;
-  }
-
-  // Shared conv map over the band: map[k][gi][gj] is the unpadded conv at region
-  // (x = s*gj - pad, y = y0 + s*gi).
-  const int64_t mapRows = (oyLast - oyFirst) / s + p.outH;
-  const int64_t mapWidth = mapChunks * V;
-  std::vector<float>& map = tlMap;
-  map.resize(size_t(m.kernels) * mapRows * mapWidth);
-  {
-    const int KB = p.kernelBlock;
-    int64_t tapOffset[kMaxKernel];
-    vf acc[kMaxChunkBlock * 24];
-    BlockArgs a;
-    a.planes = P.data.data();
-    a.channelStride = int64_t(s) * P.rows * P.width;
-    a.rowStride = P.width;
-    a.tapOffset = tapOffset;
-    a.K = K;
-    a.ky0 = 0;
-    a.ky1 = K;
-    a.masks = nullptr;
-    const int cbMax = p.chunkBlock;
-    for (int k0 = 0; k0 < m.kernels; k0 += KB) {
-      a.weights = p.packed.data() + size_t(k0) * 3 * K * K;
-      for (int64_t gi = 0; gi < mapRows; ++gi) {
-        a.rowBase = gi * s;
-        for (int64_t ch0 = 0; ch0 < mapChunks; ch0 += cbMax) {
-          const int cb = int(std::min<int64_t>(cbMax, mapChunks - ch0));
-          for (int kx = 0; kx < K; ++kx)
-            tapOffset[kx] = int64_t(kx % s) * P.rows * P.width + kx / s + ch0 * V;
-          blockFn(KB, cb, false)(a, acc);
-          for (int kb = 0; kb < KB; ++kb)
-            for (int c = 0; c < cb; ++c)
-              storeu(map.data() + (size_t(k0 + kb) * mapRows + gi) * mapWidth + (ch0 + c) * V, acc[kb * cb + c]);
-        }
+    // Patch rows one at a time; within one, every patch advances output row by output row over
+    // one ring of full-width rows, so each image row is converted once per patch row.
+    ring.reset(m, r, -pad, width);
+    a.channelStride = ring.channelStride();
+    for (int64_t row = rowBegin; row < rowEnd; ++row) {
+      const int64_t oy = row * g.stride;
+      for (int64_t i = 0; i < p.outH; ++i) {
+        setRows(oy - pad + i * s, oy);
+        for (int64_t col = 0; col < g.columns; ++col)
+          if (!skipped(row, col)) windowRowMin(p, a, col * g.stride, minsOf(row, col));
       }
     }
-  }
-
-  for (int64_t row = rowBegin; row < rowEnd; ++row)
-    for (int64_t col = 0; col < g.columns; ++col) {
-      const int64_t idx = row * g.columns + col;
-      if (g.skip && g.skip[idx]) {
-        scores[idx] = std::numeric_limits<float>::quiet_NaN();
-        continue;
+  } else {
+    // Map rows of the band, top to bottom; map row gi is the unpadded conv of the image rows
+    // starting at y0 + s*gi. Patch row `row` has its output row i at gi = (row*S - y0 - pad)/s + i.
+    const int64_t oyFirst = rowBegin * g.stride;
+    const int64_t y0 = oyFirst - pad;
+    const int64_t mapRows = ((rowEnd - 1) * g.stride - oyFirst) / s + p.outH;
+    const int64_t mapWidth = mapChunks * V;
+    ring.reset(m, r, -pad, width);
+    a.channelStride = ring.channelStride();
+    std::vector<float>& mapRow = tlMapRow;
+    mapRow.resize(size_t(m.kernels * mapWidth));
+    int64_t tapOffset[kMaxKernel];
+    vf acc[kMaxChunkBlock * 24];
+    const int64_t phaseStride = ring.phaseStride();
+    for (int64_t gi = 0; gi < mapRows; ++gi) {
+      const int64_t top = y0 + gi * s;
+      for (int ky = 0; ky < K; ++ky) a.rows[ky] = ring.row(top + ky);
+      // The whole map row, every kernel, no padding masks.
+      a.ky0 = 0;
+      a.ky1 = K;
+      a.tapOffset = tapOffset;
+      a.masks = nullptr;
+      for (int k0 = 0; k0 < m.kernels; k0 += KB) {
+        a.weights = p.packed.data() + size_t(k0) * 3 * K * K;
+        for (int64_t ch0 = 0; ch0 < mapChunks; ch0 += p.chunkBlock) {
+          const int cb = int(std::min<int64_t>(p.chunkBlock, mapChunks - ch0));
+          for (int kx = 0; kx < K; ++kx) tapOffset[kx] = int64_t(kx % s) * phaseStride + kx / s + ch0 * V;
+          blockFn(KB, cb, false)(a, acc);
+          for (int kb = 0; kb < KB; ++kb)
+            for (int c = 0; c < cb; ++c) storeu(mapRow.data() + size_t(k0 + kb) * mapWidth + (ch0 + c) * V, acc[kb * cb + c]);
+        }
       }
-      const int64_t ox = col * g.stride, oy = row * g.stride;
-      const int64_t gi0 = (oy - oyFirst) / s, gj0 = ox / s;
-      std::fill(mins.begin(), mins.end(), kInf);
-      // Border rows touch the patch's padding: compute them directly.
-      windowRowsMin(p, P, ox, oy, 0, p.rowA, mins.data());
-      windowRowsMin(p, P, ox, oy, p.rowB, p.outH, mins.data());
-      for (int k = 0; k < m.kernels; ++k) {
-        float mn = mins[k];
-        for (int64_t i = p.rowA; i < p.rowB; ++i) {
-          const float* mrow = map.data() + (size_t(k) * mapRows + gi0 + i) * mapWidth + gj0;
-          for (int64_t j = p.colA; j < p.colB; ++j) mn = std::min(mn, mrow[j]);
-          // Border columns: the map read the neighbour's pixels where the patch has zero padding;
-          // subtract those taps.
+      // Every patch whose window covers this map row.
+      for (int64_t row = rowBegin; row < rowEnd; ++row) {
+        const int64_t oy = row * g.stride;
+        const int64_t i = gi - (oy - oyFirst) / s;
+        if (i < 0 || i >= p.outH) continue;
+        if (i < p.rowA || i >= p.rowB) {
+          // Border row: taps above/below the patch read its zero padding; compute it directly.
+          setRows(top, oy);
+          for (int64_t col = 0; col < g.columns; ++col)
+            if (!skipped(row, col)) windowRowMin(p, a, col * g.stride, minsOf(row, col));
+          continue;
+        }
+        for (int64_t col = 0; col < g.columns; ++col) {
+          if (skipped(row, col)) continue;
+          const int64_t ox = col * g.stride, gj0 = ox / s;
+          float* mn = minsOf(row, col);
+          for (int k = 0; k < m.kernels; ++k) mn[k] = std::min(mn[k], rangeMin(mapRow.data() + size_t(k) * mapWidth + gj0 + p.colA, p.colB - p.colA));
+          // Border columns: the map read the neighbour's pixels where the patch has zero
+          // padding; subtract those taps (weights laid out [kx][c][ky][k] so k is contiguous).
           auto borderColumn = [&](int64_t j) {
-            double v = mrow[j];
+            float value[kMaxKernels];
+            for (int k = 0; k < m.kernels; ++k) value[k] = mapRow[size_t(k) * mapWidth + gj0 + j];
             for (int kx = 0; kx < K; ++kx) {
-              const int64_t x = j * s - pad + kx;
-              if (x >= 0 && x < p.pw) continue;
+              const int64_t lx = j * s - pad + kx;
+              if (lx >= 0 && lx < p.pw) continue;
               const int64_t t = ox + kx;
+              const int64_t offset = int64_t(t % s) * phaseStride + t / s + j;
+              const float* w = p.columnTaps.data() + size_t(kx) * 3 * K * m.kernels;
               for (int c = 0; c < 3; ++c)
-                for (int ky = 0; ky < K; ++ky)
-                  v -= double(m.convWeight[((size_t(k) * 3 + c) * K + ky) * K + kx]) *
-                       P.row(c, int(t % s), oy - pad + i * s + ky - P.y0)[t / s + j];
+                for (int ky = 0; ky < K; ++ky, w += m.kernels) {
+                  const float x = a.rows[ky][c * a.channelStride + offset];
+                  for (int k = 0; k < m.kernels; ++k) value[k] -= w[k] * x;
+                }
             }
-            mn = std::min(mn, float(v));
+            for (int k = 0; k < m.kernels; ++k) mn[k] = std::min(mn[k], value[k]);
           };
           for (int64_t j = 0; j < p.colA; ++j) borderColumn(j);
           for (int64_t j = p.colB; j < p.outW; ++j) borderColumn(j);
         }
-        mins[k] = mn;
       }
-      scores[idx] = finishScore(m, mins.data());
     }
+  }
+  for (int64_t row = rowBegin; row < rowEnd; ++row)
+    for (int64_t col = 0; col < g.columns; ++col)
+      scores[row * g.columns + col] =
+          skipped(row, col) ? std::numeric_limits<float>::quiet_NaN() : finishScore(m, minsOf(row, col));
 }
 
 // FMA throughput of one core: 2 FLOPs x V lanes x independent accumulators, no memory traffic.

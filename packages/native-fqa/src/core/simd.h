@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #ifndef FQA_ISA
 #error "compile with -DFQA_ISA=<namespace> -DFQA_VLEN=<lanes>"
@@ -19,6 +22,7 @@ typedef int32_t vi __attribute__((vector_size(V * 4)));
 
 // Independent accumulators the register file holds with room for inputs and a broadcast weight.
 constexpr int kAccumulatorBudget = V == 16 ? 24 : 12;
+constexpr int kVectorRegisters = V == 16 ? 32 : 16;
 
 inline vf loadu(const float* p) {
   vf v;
@@ -27,6 +31,18 @@ inline vf loadu(const float* p) {
 }
 inline void storeu(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 inline vf splat(float x) { return vf{} + x; }
+// All lanes = *p, as one broadcast load (vbroadcastss) rather than a scalar op and a shuffle.
+inline vf broadcast(const float* p) {
+#if FQA_VLEN == 16 && defined(__AVX512F__)
+  return (vf)_mm512_set1_ps(*p);
+#elif FQA_VLEN == 8 && defined(__AVX__)
+  return (vf)_mm256_broadcast_ss(p);
+#else
+  vf v;
+  for (int i = 0; i < V; ++i) v[i] = *p;
+  return v;
+#endif
+}
 inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 inline vf vand(vf a, vi m) { return (vf)((vi)a & m); }
 inline vf vselect(vi m, vf a, vf b) { return m ? a : b; }
