@@ -68,7 +68,7 @@ class RowRing {
   }
 
  private:
-  void convert(int64_t y, float* dst) {
+  __attribute__((noinline)) void convert(int64_t y, float* dst) {
     const Model& m = *model_;
     const Region& r = *region_;
     const int s = s_;
@@ -95,32 +95,30 @@ class RowRing {
       const int64_t from = 3 * std::max<int64_t>(0, x0_), to = 3 * std::min<int64_t>(r.width, x0_ + width_ * s);
       for (int64_t b = from; b < to; b += 64) __builtin_prefetch(ahead + b);
     }
-    // One sequential pass over the covered pixels; pixel x lands at (x-x0)%s, q = (x-x0)/s.
-    const int64_t xBegin = std::max<int64_t>(0, x0_);
-    const int64_t xEnd = std::min<int64_t>(r.width, x0_ + width_ * s);
-    if (xEnd <= xBegin) return;
-    const uint8_t* p = r.pixels + y * r.rowStride + 3 * xBegin;
-    const float* t0 = m.normalizeTable[0].data();
-    const float* t1 = m.normalizeTable[1].data();
-    const float* t2 = m.normalizeTable[2].data();
-    const int64_t cs = int64_t(s) * width_;
-    int64_t x = xBegin, q = (x - x0_) / s;
-    int phase = int((x - x0_) % s);
-    for (; x < xEnd && phase != 0; ++x, p += 3) {
-      float* o = dst + phase * width_ + q;
-      o[0] = t0[p[0]]; o[cs] = t1[p[1]]; o[2 * cs] = t2[p[2]];
-      if (++phase == s) { phase = 0; ++q; }
-    }
-    // Whole groups of s pixels: phases 0..s-1 at the same q.
-    for (; x + s <= xEnd; x += s, ++q) {
-      float* o = dst + q;
-      for (int ph = 0; ph < s; ++ph, p += 3, o += width_) {
-        o[0] = t0[p[0]]; o[cs] = t1[p[1]]; o[2 * cs] = t2[p[2]];
+    // Per (phase, channel): contiguous stores, byte loads at stride 3*s from a row that sits in
+    // L1. (Scattering each pixel's 3 values to 3*s output streams was ~3x slower: stores to many
+    // lines are what this conversion is bound by.)
+    const uint8_t* src = r.pixels + y * r.rowStride;
+    const int64_t step = 3 * int64_t(s);
+    for (int phase = 0; phase < s; ++phase) {
+      const int64_t firstX = -x0_ - phase;
+      const int64_t qa = std::min(width_, firstX <= 0 ? int64_t(0) : (firstX + s - 1) / s);
+      const int64_t lastX = r.width - 1 - x0_ - phase;
+      const int64_t qb = std::max(qa, std::min(width_, lastX < 0 ? int64_t(0) : lastX / s + 1));
+      for (int c = 0; c < 3; ++c) {
+        float* out = dst + (int64_t(c) * s + phase) * width_;
+        const float* table = m.normalizeTable[c].data();
+        const uint8_t* p = src + 3 * (x0_ + s * qa + phase) + c;
+        int64_t q = qa;
+        for (; q + 4 <= qb; q += 4, p += 4 * step) {
+          const float v0 = table[p[0]], v1 = table[p[step]], v2 = table[p[2 * step]], v3 = table[p[3 * step]];
+          out[q] = v0;
+          out[q + 1] = v1;
+          out[q + 2] = v2;
+          out[q + 3] = v3;
+        }
+        for (; q < qb; ++q, p += step) out[q] = table[*p];
       }
-    }
-    for (phase = 0; x < xEnd; ++x, ++phase, p += 3) {
-      float* o = dst + phase * width_ + q;
-      o[0] = t0[p[0]]; o[cs] = t1[p[1]]; o[2 * cs] = t2[p[2]];
     }
   }
 
@@ -136,7 +134,7 @@ class RowRing {
 struct BlockArgs {
   const float* rows[kMaxKernel];  // ring row of each ky (only [ky0, ky1) are read)
   int64_t channelStride;          // floats between channels within a row
-  const int64_t* tapOffset;       // per kx: phase * phaseStride + q of the block's first lane
+  int64_t tapOffset[kMaxKernel];  // per kx: phase * phaseStride + q of the block's first lane
   int K;
   int ky0, ky1;                   // taps that stay inside the patch for this output row
   const float* weights;           // [3][K][K][KB]
@@ -146,8 +144,12 @@ struct BlockArgs {
 // The innermost kernel: KB*CB vector accumulators live in registers for all 3*K*K taps.
 template <int KB, int CB, bool MASKED>
 void convBlock(const BlockArgs& a, vf* out) {
+  // Every loop over acc is fully unrolled so GCC keeps acc in registers (a rolled loop makes the
+  // array addressable and every FMA then goes through the stack).
   vf acc[KB][CB];
+#pragma GCC unroll 10
   for (int kb = 0; kb < KB; ++kb)
+#pragma GCC unroll 8
     for (int cb = 0; cb < CB; ++cb) acc[kb][cb] = vf{};
   const int K = a.K;
   for (int c = 0; c < 3; ++c) {
@@ -186,7 +188,9 @@ void convBlock(const BlockArgs& a, vf* out) {
       }
     }
   }
+#pragma GCC unroll 10
   for (int kb = 0; kb < KB; ++kb)
+#pragma GCC unroll 8
     for (int cb = 0; cb < CB; ++cb) out[kb * CB + cb] = acc[kb][cb];
 }
 
@@ -254,21 +258,16 @@ Plan makePlan(const Model& m, int64_t pw, int64_t ph) {
   p.outW = convOutputSize(pw, p.K, p.s, p.pad);
   p.outH = convOutputSize(ph, p.K, p.s, p.pad);
   p.chunks = int((p.outW + V - 1) / V);
-  // Register blocking: KB kernels x CB chunks of accumulators. Each tap loads CB input vectors
-  // and broadcasts KB weights for KB*CB FMAs, so pick the block with the fewest loads per FMA
-  // that fits the register budget (ties: more kernels, which helps the narrow window rows).
-  double bestCost = 1e9;
+  // Register blocking: KB kernels x CB chunks of accumulators. Every kernel block re-reads the
+  // output row's inputs, which come from L2 for wide rows, so take the most kernels per block the
+  // registers allow (KB*CB accumulators + min(KB, CB) live operands + 1), then the most chunks.
   for (int kb : kBlockKernels) {
     if (m.kernels % kb != 0 || kb > kAccumulatorBudget) continue;
     int cb = std::max(1, std::min(kMaxChunkBlock, kAccumulatorBudget / kb));
     while (cb > 1 && kb * cb + std::min(kb, cb) + 1 > kVectorRegisters) --cb;
     if (kb * cb + std::min(kb, cb) + 1 > kVectorRegisters) continue;
-    const double cost = double(kb + cb) / double(kb * cb);
-    if (cost <= bestCost) {
-      bestCost = cost;
-      p.kernelBlock = kb;
-      p.chunkBlock = cb;
-    }
+    p.kernelBlock = kb;
+    p.chunkBlock = cb;
   }
   const int blocks = (p.chunks + p.chunkBlock - 1) / p.chunkBlock;
   p.windowBlock = (p.chunks + blocks - 1) / blocks;
@@ -315,13 +314,13 @@ Plan makePlan(const Model& m, int64_t pw, int64_t ph) {
 // left column relative to the ring's origin x0 + pad.
 void windowRowMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
   const int K = p.K, s = p.s, KB = p.kernelBlock;
-  int64_t tapBase[kMaxKernel], tapOffset[kMaxKernel];
+  int64_t tapBase[kMaxKernel];
+  int64_t* tapOffset = a.tapOffset;
   const int64_t phaseStride = a.channelStride / s;
   for (int kx = 0; kx < K; ++kx) {
     const int64_t t = ox + kx;
     tapBase[kx] = int64_t(t % s) * phaseStride + t / s;
   }
-  a.tapOffset = tapOffset;
   vf acc[kMaxChunkBlock * 24];
   for (int k0 = 0; k0 < p.kernels; k0 += KB) {
     vf mn[10];
@@ -395,7 +394,8 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
 
   if (!shared) {
     // Patch rows one at a time; within one, every patch advances output row by output row over
-    // one ring of full-width rows, so each image row is converted once per patch row.
+    // one ring of full-width rows, so each image row is converted once per patch row. (A ring per
+    // patch keeps the live rows in L1 but measured slower: short rows convert and prefetch badly.)
     ring.reset(m, r, -pad, width);
     a.channelStride = ring.channelStride();
     for (int64_t row = rowBegin; row < rowEnd; ++row) {
@@ -417,7 +417,7 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
     a.channelStride = ring.channelStride();
     std::vector<float>& mapRow = tlMapRow;
     mapRow.resize(size_t(m.kernels * mapWidth));
-    int64_t tapOffset[kMaxKernel];
+    int64_t* tapOffset = a.tapOffset;
     vf acc[kMaxChunkBlock * 24];
     const int64_t phaseStride = ring.phaseStride();
     for (int64_t gi = 0; gi < mapRows; ++gi) {
@@ -426,7 +426,6 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
       // The whole map row, every kernel, no padding masks.
       a.ky0 = 0;
       a.ky1 = K;
-      a.tapOffset = tapOffset;
       a.masks = nullptr;
       for (int k0 = 0; k0 < m.kernels; k0 += KB) {
         a.weights = p.packed.data() + size_t(k0) * 3 * K * K;

@@ -19,13 +19,14 @@ namespace {
 
 std::string str(int64_t v) { return std::to_string(v); }
 
-// Band of patch rows one task scores: tall enough to amortize the planes' overlap (rows the band
-// shares with its neighbours are converted twice), short enough to keep the planes in cache and
-// give every thread work.
+// Band of patch rows one task scores: tall enough to amortize what bands share (rows converted
+// twice, shared conv-map rows computed twice), short enough to give every thread work; the band
+// count is a multiple of the thread count so no thread waits for one last band.
 int64_t bandRows(const PatchGrid& g, int threads) {
   const int64_t target = std::max<int64_t>(1, 1024 / std::max<int64_t>(1, g.stride));
-  const int64_t perThread = (g.rows + threads - 1) / threads;
-  return std::max<int64_t>(1, std::min(target, perThread));
+  int64_t bands = (g.rows + target - 1) / target;
+  bands = std::min(g.rows, (bands + threads - 1) / threads * threads);
+  return std::max<int64_t>(1, (g.rows + bands - 1) / bands);
 }
 
 }  // namespace
