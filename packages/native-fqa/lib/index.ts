@@ -99,6 +99,27 @@ export interface GpuInfo {
   error: string;
 }
 
+export interface SlideLevelInfo {
+  width: number;
+  height: number;
+  downsample: number;
+}
+
+export interface SlideInfo {
+  /** OpenSlide's vendor name: aperio, hamamatsu, mirax, leica, philips, ventana, generic-tiff, ... */
+  vendor: string;
+  levels: SlideLevelInfo[];
+  properties: Record<string, string>;
+}
+
+/** An open whole-slide image (OpenSlide). Close it when done; pending reads finish first. */
+export interface NativeSlide {
+  info(): SlideInfo;
+  /** RGB u8 (3 * width bytes per row); x, y in level-0 pixels, width and height at `level`. */
+  readRegion(level: number, x: number, y: number, width: number, height: number): Promise<Uint8Array>;
+  close(): void;
+}
+
 interface Binding {
   NativeModel: new (spec: NativeModelSpec) => NativeModel;
   sweep(model: NativeModel, pixels: Uint8Array, options: SweepOptions): Promise<SweepResult>;
@@ -107,6 +128,8 @@ interface Binding {
   gpuInfo(): GpuInfo;
   measureFmaPeak(kernel: KernelName, threads: number, seconds: number): number;
   flopsPerPatch(model: NativeModel, patchWidth: number, patchHeight: number): number;
+  openSlide(path: string): Promise<NativeSlide>;
+  openslideVersion(): string;
   version: string;
 }
 
@@ -190,4 +213,14 @@ export function flopsPerPatch(model: NativeModel, patchWidth: number, patchHeigh
 
 export function nativeVersion(): string {
   return native().version;
+}
+
+/** Opens a slide with libopenslide (loaded at run time; a clear error says how to install it). */
+export function openSlide(path: string): Promise<NativeSlide> {
+  return native().openSlide(path);
+}
+
+/** The libopenslide version, or throws with install instructions when it is missing. */
+export function openslideVersion(): string {
+  return native().openslideVersion();
 }

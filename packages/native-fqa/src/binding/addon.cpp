@@ -18,6 +18,7 @@
 #include <array>
 
 #include "gpu.h"
+#include "openslide_reader.h"
 #include "model.h"
 #include "sweep.h"
 
@@ -318,10 +319,155 @@ Napi::Value FlopsPerPatch(const Napi::CallbackInfo& info) {
                                                      int(integer(env, info[2], "patchHeight", 1, 1 << 30))));
 }
 
+
+// An open slide, owned by a JS object. Reads hold a shared_ptr, so closing (or collecting) the
+// JS object while a read runs only releases the slide when that read ends.
+class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
+ public:
+  static Napi::FunctionReference* constructor;
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "NativeSlide",
+                       {InstanceMethod("info", &SlideHandle::Info), InstanceMethod("readRegion", &SlideHandle::ReadRegion),
+                        InstanceMethod("close", &SlideHandle::Close)});
+  }
+  explicit SlideHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SlideHandle>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal())
+      throw Napi::TypeError::New(info.Env(), "NativeSlide is created by openSlide(path)");
+    reader_ = *info[0].As<Napi::External<std::shared_ptr<fqa::OpenSlideReader>>>().Data();
+  }
+  std::shared_ptr<fqa::OpenSlideReader> reader(const Napi::Env& env) const {
+    if (!reader_) throw Napi::Error::New(env, "slide is closed");
+    return reader_;
+  }
+
+ private:
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const fqa::SlideInfo& s = reader(env)->info();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("vendor", s.vendor);
+    Napi::Array levels = Napi::Array::New(env, s.levels.size());
+    for (size_t i = 0; i < s.levels.size(); ++i) {
+      Napi::Object l = Napi::Object::New(env);
+      l.Set("width", Napi::Number::New(env, double(s.levels[i].width)));
+      l.Set("height", Napi::Number::New(env, double(s.levels[i].height)));
+      l.Set("downsample", Napi::Number::New(env, s.levels[i].downsample));
+      levels.Set(uint32_t(i), l);
+    }
+    o.Set("levels", levels);
+    Napi::Object props = Napi::Object::New(env);
+    for (const auto& [k, v] : s.properties) props.Set(k, v);
+    o.Set("properties", props);
+    return o;
+  }
+  Napi::Value ReadRegion(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    reader_.reset();
+    return info.Env().Undefined();
+  }
+  std::shared_ptr<fqa::OpenSlideReader> reader_;
+};
+Napi::FunctionReference* SlideHandle::constructor = nullptr;
+
+class OpenSlideWorker : public Napi::AsyncWorker {
+ public:
+  OpenSlideWorker(Napi::Env env, std::string path)
+      : Napi::AsyncWorker(env, "fqa.openSlide"), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      reader_ = fqa::OpenSlideReader::open(path_);
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    auto external = Napi::External<std::shared_ptr<fqa::OpenSlideReader>>::New(Env(), &reader_);
+    deferred_.Resolve(SlideHandle::constructor->New({external}));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string path_;
+  std::shared_ptr<fqa::OpenSlideReader> reader_;
+};
+
+class ReadRegionWorker : public Napi::AsyncWorker {
+ public:
+  ReadRegionWorker(Napi::Env env, std::shared_ptr<fqa::OpenSlideReader> reader, int level, int64_t x, int64_t y, int64_t w, int64_t h)
+      : Napi::AsyncWorker(env, "fqa.readRegion"), deferred_(Napi::Promise::Deferred::New(env)), reader_(std::move(reader)),
+        level_(level), x_(x), y_(y), w_(w), h_(h) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      pixels_.resize(size_t(w_ * h_ * 3));
+      reader_->readRegion(level_, x_, y_, w_, h_, pixels_.data(), 3 * w_);
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    // The buffer moves into JS without a copy; its deleter frees the vector.
+    auto* owned = new std::vector<uint8_t>(std::move(pixels_));
+    auto buffer = Napi::Buffer<uint8_t>::New(Env(), owned->data(), owned->size(),
+                                             [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, owned);
+    deferred_.Resolve(buffer);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<fqa::OpenSlideReader> reader_;
+  int level_;
+  int64_t x_, y_, w_, h_;
+  std::vector<uint8_t> pixels_;
+};
+
+// readRegion(level, x, y, width, height): x, y in level-0 pixels; width, height at the level.
+Napi::Value SlideHandle::ReadRegion(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) throw Napi::TypeError::New(env, "readRegion expects (level, x, y, width, height)");
+  auto r = reader(env);
+  const int64_t levels = int64_t(r->info().levels.size());
+  const int level = int(integer(env, info[0], "level", 0, levels - 1));
+  const int64_t x = integer(env, info[1], "x", -(int64_t(1) << 40), int64_t(1) << 40);
+  const int64_t y = integer(env, info[2], "y", -(int64_t(1) << 40), int64_t(1) << 40);
+  const int64_t w = integer(env, info[3], "width", 1, 1 << 16);
+  const int64_t h = integer(env, info[4], "height", 1, 1 << 16);
+  if (w * h > (int64_t(1) << 28)) throw Napi::RangeError::New(env, "region of " + std::to_string(w * h) + " pixels is larger than 2^28; read it in parts");
+  auto* worker = new ReadRegionWorker(env, r, level, x, y, w, h);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value OpenSlide(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "Expected string for path");
+  auto* worker = new OpenSlideWorker(env, info[0].As<Napi::String>().Utf8Value());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value OpenSlideVersion(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), fqa::openslideVersion()); });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = ModelHandle::Init(env);
   ModelHandle::constructor = new Napi::FunctionReference(Napi::Persistent(ctor));
   exports.Set("NativeModel", ctor);
+  Napi::Function slideCtor = SlideHandle::Init(env);
+  SlideHandle::constructor = new Napi::FunctionReference(Napi::Persistent(slideCtor));
+  exports.Set("NativeSlide", slideCtor);
+  exports.Set("openSlide", Napi::Function::New(env, OpenSlide, "openSlide"));
+  exports.Set("openslideVersion", Napi::Function::New(env, OpenSlideVersion, "openslideVersion"));
   exports.Set("sweep", Napi::Function::New(env, Sweep, "sweep"));
   exports.Set("sweepSync", Napi::Function::New(env, SweepSync, "sweepSync"));
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));

@@ -1,0 +1,75 @@
+// OpenSlide reader: metadata and pixels against OpenSlide's own tools (openslide-write-png), and
+// every kind of bad slide as a clear error.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, test } from 'vitest';
+import { openSlide, openslideVersion } from '../dist/index.js';
+import { hasShared, shared } from '../../../test/helpers/shared.js';
+
+const svs = shared('data', 'slides', 'CMU-1-Small-Region.svs');
+const hasTools = spawnSync('openslide-write-png', [], { encoding: 'utf8' }).error === undefined;
+
+describe.skipIf(!hasShared)('OpenSlide reader', () => {
+  test('reads the Aperio metadata', async () => {
+    expect(openslideVersion()).toMatch(/^\d+\.\d+/);
+    const slide = await openSlide(svs);
+    const info = slide.info();
+    expect(info.vendor).toBe('aperio');
+    expect(info.levels[0]).toEqual({ width: 2220, height: 2967, downsample: 1 });
+    expect(Number(info.properties['openslide.mpp-x'])).toBeCloseTo(0.499, 3);
+    slide.close();
+    expect(() => slide.info()).toThrow(/closed/);
+  });
+
+  test.skipIf(!hasTools)('pixels equal openslide-write-png for the same region', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fqa-os-'));
+    const png = path.join(dir, 'region.png');
+    execFileSync('openslide-write-png', [svs, '300', '500', '0', '400', '300', png]);
+    const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([400, 300]);
+    const slide = await openSlide(svs);
+    const ours = await slide.readRegion(0, 300, 500, 400, 300);
+    expect(ours.length).toBe(400 * 300 * 3);
+    let differing = 0;
+    for (let i = 0; i < ours.length; i++) if (ours[i] !== data[i]) differing++;
+    expect(differing).toBe(0);
+    // A region past the slide's edge reads as white background, not garbage.
+    const edge = await slide.readRegion(0, 2200, 2950, 40, 40);
+    expect(edge[(39 * 40 + 39) * 3]).toBe(255);
+    slide.close();
+  });
+
+  test('bad slides are one clear error each', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fqa-bad-'));
+    const bytes = readFileSync(svs);
+    writeFileSync(path.join(dir, 'truncated.svs'), bytes.subarray(0, Math.floor(bytes.length / 3)));
+    writeFileSync(path.join(dir, 'text.svs'), 'this is a text file, not a slide\n');
+    writeFileSync(path.join(dir, 'empty.svs'), '');
+    mkdirSync(path.join(dir, 'folder.svs'));
+    await expect(openSlide(path.join(dir, 'missing.svs'))).rejects.toThrow(/file not found/);
+    await expect(openSlide(path.join(dir, 'text.svs'))).rejects.toThrow(/not a slide format OpenSlide can read/);
+    await expect(openSlide(path.join(dir, 'empty.svs'))).rejects.toThrow(/empty file/);
+    await expect(openSlide(path.join(dir, 'folder.svs'))).rejects.toThrow(/is a directory/);
+    // A truncated SVS may open (the directory survives) but then fails to read; either is an error.
+    const truncated = await openSlide(path.join(dir, 'truncated.svs')).then(
+      async (s) => {
+        const { width, height } = s.info().levels[0]!;
+        await s.readRegion(0, 0, 0, width, height);
+        return 'read';
+      },
+      (err: Error) => err.message,
+    ).catch((err: Error) => err.message);
+    expect(truncated).toMatch(/truncated\.svs|OpenSlide/);
+  });
+
+  test('argument errors are synchronous and name the argument', async () => {
+    const slide = await openSlide(svs);
+    expect(() => slide.readRegion(5, 0, 0, 10, 10)).toThrow(/level/);
+    expect(() => slide.readRegion(0, 0, 0, 0, 10)).toThrow(/width/);
+    expect(() => slide.readRegion(0, 0, 0, 10, 1.5)).toThrow(/height/);
+    slide.close();
+  });
+});
