@@ -22,3 +22,4 @@ export { convertReference, convertReferenceFile, type ConvertOptions } from './c
 export { decodeImage, type RgbImage } from './image.js';
 export { scoreImage, scoreRgb, resolveScoreOptions, type ScoreOptions, type ImageScores } from './score.js';
 export { cpuInfo, gpuInfo, version as nativeVersion, type KernelName } from '@fqa/native';
+export { detectTissue, classifyPixel, patchTissueFractions, PixelClass, type TissueMask } from './tissue.js';
