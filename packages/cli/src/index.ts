@@ -3,9 +3,11 @@
  * top-level error handler: every error becomes one line on stderr and an exit code
  * (0 ok, 1 QC failure, 2 usage error, 3 unreadable input).
  */
+import { existsSync } from 'node:fs';
 import { FqaError, UsageError } from '@fqa/core';
 import { convertReferenceCommand } from './commands/convert-reference.js';
 import { infoCommand } from './commands/info.js';
+import { scanCommand } from './commands/scan.js';
 import { scoreCommand } from './commands/score.js';
 
 export interface Command {
@@ -15,13 +17,14 @@ export interface Command {
 }
 
 const commands: Record<string, Command> = {
+  scan: scanCommand,
   score: scoreCommand,
   'convert-reference': convertReferenceCommand,
   info: infoCommand,
 };
 
 function help(): string {
-  const lines = ['Usage: fqa-scan <command> [options]', '', 'Commands:'];
+  const lines = ['Usage: fqa-scan <command> [options]   (fqa-scan <slide...> = fqa-scan scan <slide...>)', '', 'Commands:'];
   for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(18)} ${c.summary}`);
   lines.push('', 'Run fqa-scan <command> --help for its options.');
   return lines.join('\n');
@@ -34,13 +37,19 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(help() + '\n');
       return name === undefined ? 2 : 0;
     }
-    const command = commands[name];
+    let command = commands[name];
+    let commandArgs = rest;
+    // `fqa-scan slide.svs ...`: anything that is not a command but looks like an input is a scan.
+    if (!command && (existsSync(name) || /[*?]/.test(name) || /\.[a-z0-9]{2,6}$/i.test(name))) {
+      command = scanCommand;
+      commandArgs = argv;
+    }
     if (!command) throw new UsageError(`unknown command '${name}'\n${help()}`);
-    if (rest.includes('--help') || rest.includes('-h')) {
+    if (commandArgs.includes('--help') || commandArgs.includes('-h')) {
       process.stdout.write(command.usage + '\n');
       return 0;
     }
-    return await command.run(rest);
+    return await command.run(commandArgs);
   } catch (err) {
     if (err instanceof FqaError) {
       process.stderr.write(`fqa-scan: ${err.message}\n`);

@@ -23,3 +23,7 @@ export { decodeImage, type RgbImage } from './image.js';
 export { scoreImage, scoreRgb, resolveScoreOptions, type ScoreOptions, type ImageScores } from './score.js';
 export { cpuInfo, gpuInfo, version as nativeVersion, type KernelName } from '@fqa/native';
 export { detectTissue, classifyPixel, patchTissueFractions, PixelClass, type TissueMask } from './tissue.js';
+export { openSource, type SlideSource, type SourceLevel } from './slide-source.js';
+export { chooseLevel, planRegions, type LevelChoice, type GridRegion } from './scan/plan.js';
+export { scanSlide, type ScanOptions, type ScanResult, type ScanSummary } from './scan/scan-slide.js';
+export { writeAtomic, reportStem, scoresTsv, summaryJson, summaryRow, errorRow, SUMMARY_COLUMNS } from './scan/reports.js';

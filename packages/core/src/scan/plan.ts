@@ -1,0 +1,69 @@
+/**
+ * The tiling plan of a scan: which pyramid level and resampling give the model's working
+ * resolution, the patch grid in working pixels, and regions of whole patches to score.
+ */
+import type { SourceLevel } from '../slide-source.js';
+
+export interface LevelChoice {
+  level: number;
+  /** Level pixels per working pixel (1 = read the level as is; > 1 = shrink after reading). */
+  resample: number;
+  /** Level-0 pixels per working pixel. */
+  level0PerWorking: number;
+  /** µm per working pixel, when known. */
+  mpp: number | null;
+  warnings: string[];
+}
+
+/**
+ * Picks the level whose resolution is closest to, and not coarser than, the model's; the rest is
+ * made up by resampling. Without the slide's or the model's mpp, level 0 as is.
+ */
+export function chooseLevel(levels: SourceLevel[], slideMpp: number | null, modelMpp: number | null): LevelChoice {
+  const warnings: string[] = [];
+  if (modelMpp === null) return { level: 0, resample: 1, level0PerWorking: 1, mpp: slideMpp, warnings };
+  if (slideMpp === null) {
+    warnings.push(`no resolution (mpp) in the slide metadata and no --mpp given: scanned at level 0, assuming the model's ${modelMpp} µm/px`);
+    return { level: 0, resample: 1, level0PerWorking: 1, mpp: null, warnings };
+  }
+  const wanted = modelMpp / slideMpp; // level-0 pixels per working pixel
+  let level = 0;
+  for (let i = 0; i < levels.length; i++) if (levels[i]!.downsample <= wanted * 1.02) level = i;
+  let resample = wanted / levels[level]!.downsample;
+  if (Math.abs(resample - 1) < 0.02) resample = 1;
+  if (resample < 1) warnings.push(`slide resolution ${slideMpp.toFixed(3)} µm/px is coarser than the model's ${modelMpp} µm/px: upsampled ${(1 / resample).toFixed(2)}x`);
+  return { level, resample, level0PerWorking: resample * levels[level]!.downsample, mpp: modelMpp, warnings };
+}
+
+export interface GridRegion {
+  /** Patch index range [col0, col1) x [row0, row1). */
+  col0: number;
+  col1: number;
+  row0: number;
+  row1: number;
+  /** Working-pixel rectangle covering those patches. */
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** Splits a columns x rows patch grid into regions of at most ~maxSide working pixels. */
+export function planRegions(columns: number, rows: number, patchSize: number, stride: number, maxSide = 2048): GridRegion[] {
+  const per = Math.max(1, Math.floor((maxSide - patchSize) / stride) + 1);
+  const regions: GridRegion[] = [];
+  for (let row0 = 0; row0 < rows; row0 += per) {
+    const row1 = Math.min(rows, row0 + per);
+    for (let col0 = 0; col0 < columns; col0 += per) {
+      const col1 = Math.min(columns, col0 + per);
+      regions.push({
+        col0, col1, row0, row1,
+        x: col0 * stride,
+        y: row0 * stride,
+        width: (col1 - col0 - 1) * stride + patchSize,
+        height: (row1 - row0 - 1) * stride + patchSize,
+      });
+    }
+  }
+  return regions;
+}

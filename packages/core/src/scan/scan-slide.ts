@@ -1,0 +1,248 @@
+/**
+ * scanSlide(): a whole slide (or a plain image) swept with a model, background skipped.
+ *
+ * open → tissue mask on a low-resolution level → level/resampling for the model's µm/px → patch
+ * grid → regions of whole patches, read here (OpenSlide reads run on libuv threads) and scored in a
+ * Piscina pool (one native thread per worker) → score grid in working pixels, geometry reported
+ * in level-0 pixels.
+ */
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { Piscina } from 'piscina';
+import sharp from 'sharp';
+import { kernelNames, type KernelName } from '@fqa/native';
+import { FqaError, InputError, UsageError } from '../errors.js';
+import { loadModel } from '../model-file.js';
+import { openSource, type SlideSource } from '../slide-source.js';
+import { detectTissue, patchTissueFractions, type TissueMask } from '../tissue.js';
+import { expectInteger, expectOneOf } from '../validate.js';
+import { chooseLevel, planRegions } from './plan.js';
+import type { RegionTask } from './worker.js';
+
+export interface ScanOptions {
+  /** Model file path (each worker loads it). */
+  model: string;
+  /** Patch size and stride in working pixels; default the model's. */
+  patchSize?: number;
+  stride?: number;
+  /** µm/px of level 0 when the slide has no metadata (or to override it). */
+  mpp?: number;
+  /** Score above which a patch is out of focus; default the model file's (none for reference weights). */
+  threshold?: number;
+  /** Minimum tissue fraction of a patch to score it (default 0.5). */
+  minTissue?: number;
+  /** Largest fraction of tissue allowed out of focus before the slide fails QC (default 0.05). */
+  maxOutOfFocus?: number;
+  /** Worker threads (default: the number of cores). */
+  workers?: number;
+  kernel?: KernelName;
+  signal?: AbortSignal;
+  onProgress?: (progress: { regionsDone: number; regions: number }) => void;
+}
+
+export interface ScanSummary {
+  tissueFraction: number;
+  patchesScored: number;
+  /** Tissue-weighted fraction of scored patches above the threshold; null without a threshold. */
+  outOfFocusFraction: number | null;
+  mean: number;
+  p10: number;
+  p90: number;
+  threshold: number | null;
+  verdict: 'pass' | 'fail' | 'no-tissue' | 'unknown';
+}
+
+export interface ScanResult {
+  file: string;
+  vendor: string;
+  width: number;
+  height: number;
+  level: number;
+  /** µm per level-0 pixel (metadata or --mpp), or null. */
+  slideMpp: number | null;
+  /** µm per working pixel, or null. */
+  mpp: number | null;
+  level0PerWorkingPixel: number;
+  patchSize: number;
+  stride: number;
+  columns: number;
+  rows: number;
+  /** Row-major; NaN where the patch was not scored (background). */
+  scores: Float32Array;
+  /** Tissue fraction of each patch. */
+  tissue: Float32Array;
+  tissueMask: TissueMask & { level0PerMaskPixel: number };
+  summary: ScanSummary;
+  timings: { openSeconds: number; tissueSeconds: number; scoreSeconds: number; totalSeconds: number };
+  kernel: string;
+  warnings: string[];
+}
+
+function validateOptions(o: ScanOptions) {
+  if (typeof o !== 'object' || o === null || typeof o.model !== 'string') throw new UsageError('Expected a model file path for model');
+  if (o.patchSize !== undefined) expectInteger(o.patchSize, 'patchSize', 8, 4096);
+  if (o.stride !== undefined) expectInteger(o.stride, 'stride', 1, 4096);
+  if (o.workers !== undefined) expectInteger(o.workers, 'workers', 1, 256);
+  if (o.mpp !== undefined && !(typeof o.mpp === 'number' && o.mpp > 0 && o.mpp < 100)) throw new UsageError(`Expected number between 0 and 100 for mpp but received ${String(o.mpp)}`);
+  if (o.threshold !== undefined && !Number.isFinite(o.threshold)) throw new UsageError(`Expected finite number for threshold but received ${String(o.threshold)}`);
+  for (const [name, v] of [['minTissue', o.minTissue], ['maxOutOfFocus', o.maxOutOfFocus]] as const) {
+    if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= 1)) throw new UsageError(`Expected number between 0 and 1 for ${name} but received ${String(v)}`);
+  }
+  if (o.kernel !== undefined) expectOneOf(o.kernel, 'kernel', kernelNames);
+}
+
+/** Tissue mask from the smallest level at least 512 px on its long side, shrunk to <= 1024 px. */
+async function tissueOf(source: SlideSource): Promise<TissueMask & { level0PerMaskPixel: number }> {
+  let level = 0;
+  for (let i = 0; i < source.levels.length; i++) if (Math.max(source.levels[i]!.width, source.levels[i]!.height) >= 512) level = i;
+  const L = source.levels[level]!;
+  if (L.width * L.height > 2 ** 28) throw new InputError(`${source.path}: no pyramid level small enough for a tissue mask (smallest usable level is ${L.width}x${L.height})`);
+  const rgb = await source.readRegion(level, 0, 0, L.width, L.height);
+  const scale = Math.min(1, 1024 / Math.max(L.width, L.height));
+  let width = L.width;
+  let height = L.height;
+  let pixels = rgb;
+  if (scale < 1) {
+    width = Math.max(1, Math.round(L.width * scale));
+    height = Math.max(1, Math.round(L.height * scale));
+    const out = await sharp(rgb, { raw: { width: L.width, height: L.height, channels: 3 } }).resize(width, height, { kernel: 'linear', fit: 'fill' }).raw().toBuffer();
+    pixels = new Uint8Array(out.buffer, out.byteOffset, out.length);
+  }
+  const mask = detectTissue(pixels, width, height);
+  return { ...mask, level0PerMaskPixel: source.levels[0]!.width / width };
+}
+
+function percentile(sorted: Float32Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = (sorted.length - 1) * p;
+  const lo = Math.floor(i);
+  const hi = Math.ceil(i);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (i - lo);
+}
+
+export async function scanSlide(path: string, options: ScanOptions): Promise<ScanResult> {
+  validateOptions(options);
+  const t0 = performance.now();
+  const model = await loadModel(options.model);
+  const patchSize = options.patchSize ?? model.header.patchSize;
+  const stride = options.stride ?? model.header.stride;
+  const source = await openSource(path);
+  const warnings: string[] = [];
+  let pool: Piscina | undefined;
+  try {
+    const tOpen = performance.now();
+    const tissueMask = await tissueOf(source);
+    const tTissue = performance.now();
+
+    const slideMpp = options.mpp ?? source.mpp;
+    const choice = chooseLevel(source.levels, slideMpp, model.header.micronsPerPixel);
+    warnings.push(...choice.warnings);
+    if (slideMpp === null && model.header.micronsPerPixel === null) warnings.push('no resolution (mpp) known for the slide or the model: scanned at level 0');
+    const level0 = source.levels[0]!;
+    const workW = Math.floor(level0.width / choice.level0PerWorking);
+    const workH = Math.floor(level0.height / choice.level0PerWorking);
+    if (workW < patchSize || workH < patchSize) {
+      throw new InputError(`${path}: ${workW}x${workH} working pixels is smaller than one ${patchSize} px patch`);
+    }
+    const columns = Math.floor((workW - patchSize) / stride) + 1;
+    const rows = Math.floor((workH - patchSize) / stride) + 1;
+    const tissue = patchTissueFractions(tissueMask, tissueMask.level0PerMaskPixel / choice.level0PerWorking, { columns, rows, patchSize, stride });
+    const minTissue = options.minTissue ?? 0.5;
+    const scores = new Float32Array(columns * rows).fill(Number.NaN);
+    const regions = planRegions(columns, rows, patchSize, stride).filter((r) => {
+      for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) if (tissue[row * columns + col]! >= minTissue) return true;
+      return false;
+    });
+
+    const workers = options.workers ?? Math.max(1, os.availableParallelism());
+    pool = new Piscina({
+      filename: new URL('./worker.js', import.meta.url).href,
+      maxThreads: workers,
+      minThreads: Math.min(workers, regions.length),
+      idleTimeout: 2000,
+      maxQueue: workers * 4,
+    });
+    let kernel = 'none';
+    let done = 0;
+    const inFlight = new Set<Promise<void>>();
+    const scoreOne = async (r: (typeof regions)[number]) => {
+      const levelW = Math.ceil(r.width * choice.resample);
+      const levelH = Math.ceil(r.height * choice.resample);
+      let pixels = await source.readRegion(choice.level, Math.round(r.x * choice.level0PerWorking), Math.round(r.y * choice.level0PerWorking), levelW, levelH);
+      if (choice.resample !== 1) {
+        const out = await sharp(pixels, { raw: { width: levelW, height: levelH, channels: 3 } }).resize(r.width, r.height, { kernel: 'lanczos3', fit: 'fill' }).raw().toBuffer();
+        pixels = new Uint8Array(out.buffer, out.byteOffset, out.length);
+      }
+      const cols = r.col1 - r.col0;
+      const skip = new Uint8Array(cols * (r.row1 - r.row0));
+      for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) skip[(row - r.row0) * cols + (col - r.col0)] = tissue[row * columns + col]! >= minTissue ? 0 : 1;
+      const task: RegionTask = { modelPath: options.model, pixels, width: r.width, height: r.height, patchSize, stride, skip, kernel: options.kernel ?? 'auto' };
+      const result = (await pool!.run(task, { transferList: [pixels.buffer as ArrayBuffer] })) as { scores: Float32Array; kernel: string };
+      kernel = result.kernel;
+      for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) scores[row * columns + col] = result.scores[(row - r.row0) * cols + (col - r.col0)]!;
+      done++;
+      options.onProgress?.({ regionsDone: done, regions: regions.length });
+    };
+    for (const r of regions) {
+      // Cancellation is checked between regions: a running native sweep cannot be interrupted.
+      if (options.signal?.aborted) throw new FqaError(`${path}: scan cancelled`, 130, { cause: options.signal.reason });
+      const p: Promise<void> = scoreOne(r).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      if (inFlight.size >= workers * 2) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    const tScore = performance.now();
+
+    // Summary over scored patches; "out of focus" is weighted by each patch's tissue.
+    const threshold = options.threshold ?? model.header.score.threshold;
+    const scored: number[] = [];
+    let tissueWeight = 0;
+    let blurWeight = 0;
+    scores.forEach((s, i) => {
+      if (Number.isNaN(s)) return;
+      scored.push(s);
+      tissueWeight += tissue[i]!;
+      if (threshold !== null && s > threshold) blurWeight += tissue[i]!;
+    });
+    const sorted = Float32Array.from(scored).sort();
+    const outOfFocusFraction = threshold === null || tissueWeight === 0 ? null : blurWeight / tissueWeight;
+    const maxOutOfFocus = options.maxOutOfFocus ?? 0.05;
+    const summary: ScanSummary = {
+      tissueFraction: tissueMask.fraction,
+      patchesScored: scored.length,
+      outOfFocusFraction,
+      mean: scored.length ? scored.reduce((a, b) => a + b, 0) / scored.length : Number.NaN,
+      p10: percentile(sorted, 0.1),
+      p90: percentile(sorted, 0.9),
+      threshold,
+      verdict: scored.length === 0 ? 'no-tissue' : outOfFocusFraction === null ? 'unknown' : outOfFocusFraction > maxOutOfFocus ? 'fail' : 'pass',
+    };
+    if (scored.length === 0) warnings.push('no tissue found: nothing was scored');
+    if (threshold === null) warnings.push('the model has no threshold and none was given: no verdict');
+    const end = performance.now();
+    return {
+      file: path,
+      vendor: source.vendor,
+      width: level0.width,
+      height: level0.height,
+      level: choice.level,
+      slideMpp,
+      mpp: choice.mpp,
+      level0PerWorkingPixel: choice.level0PerWorking,
+      patchSize,
+      stride,
+      columns,
+      rows,
+      scores,
+      tissue,
+      tissueMask,
+      summary,
+      timings: { openSeconds: (tOpen - t0) / 1000, tissueSeconds: (tTissue - tOpen) / 1000, scoreSeconds: (tScore - tTissue) / 1000, totalSeconds: (end - t0) / 1000 },
+      kernel,
+      warnings,
+    };
+  } finally {
+    source.close();
+    await pool?.destroy();
+  }
+}

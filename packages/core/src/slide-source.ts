@@ -1,0 +1,119 @@
+/**
+ * Where a scan's pixels come from: whole-slide formats through OpenSlide (loaded at run time),
+ * plain images (PNG, JPEG, TIFF) through sharp. Both give RGB u8 regions addressed in level-0
+ * pixels, so the scan never needs to know which it has.
+ */
+import { stat } from 'node:fs/promises';
+import sharp from 'sharp';
+import { openSlide, type NativeSlide } from '@fqa/native';
+import { InputError } from './errors.js';
+import { decodeImage, type RgbImage } from './image.js';
+
+export interface SourceLevel {
+  width: number;
+  height: number;
+  downsample: number;
+}
+
+export interface SlideSource {
+  path: string;
+  kind: 'openslide' | 'image';
+  vendor: string;
+  levels: SourceLevel[];
+  /** µm per level-0 pixel from the file's metadata, or null. */
+  mpp: number | null;
+  properties: Record<string, string>;
+  /** RGB u8, 3 * width bytes per row; x, y in level-0 pixels; width, height at `level`. */
+  readRegion(level: number, x: number, y: number, width: number, height: number): Promise<Uint8Array>;
+  close(): void;
+}
+
+const PLAIN_IMAGE = /\.(png|jpe?g|webp|gif|bmp)$/i;
+
+/** Opens any slide or image; one InputError with a clear message when it cannot. */
+export async function openSource(path: string): Promise<SlideSource> {
+  let size: number;
+  try {
+    const s = await stat(path);
+    if (s.isDirectory()) throw new InputError(`${path}: is a directory, not a slide`);
+    size = s.size;
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw new InputError(`${path}: file not found`, { cause: err });
+  }
+  if (size === 0) throw new InputError(`${path}: empty file (0 bytes)`);
+  if (PLAIN_IMAGE.test(path)) return fromImage(path);
+  try {
+    return fromOpenSlide(path, await openSlide(path));
+  } catch (err) {
+    const message = (err as Error).message;
+    // Formats OpenSlide does not know (plain TIFF strips, ...) fall through to sharp; real
+    // damage or a missing libopenslide is reported as it is.
+    if (!/not a slide format OpenSlide can read/.test(message)) throw new InputError(message.startsWith(path) ? message : `${path}: ${message}`, { cause: err });
+  }
+  try {
+    return await fromImage(path);
+  } catch (err) {
+    throw new InputError(`${path}: neither a slide format OpenSlide can read nor an image (${(err as Error).message.replace(`${path}: `, '')})`, { cause: err });
+  }
+}
+
+function fromOpenSlide(path: string, slide: NativeSlide): SlideSource {
+  const info = slide.info();
+  const mppX = Number(info.properties['openslide.mpp-x']);
+  const mppY = Number(info.properties['openslide.mpp-y']);
+  const mpp = Number.isFinite(mppX) && mppX > 0 ? (Number.isFinite(mppY) && mppY > 0 ? (mppX + mppY) / 2 : mppX) : null;
+  return {
+    path,
+    kind: 'openslide',
+    vendor: info.vendor,
+    levels: info.levels,
+    mpp,
+    properties: info.properties,
+    readRegion: (level, x, y, w, h) =>
+      slide.readRegion(level, x, y, w, h).catch((err: Error) => {
+        throw new InputError(`${path}: ${err.message}`, { cause: err });
+      }),
+    close: () => slide.close(),
+  };
+}
+
+async function fromImage(path: string): Promise<SlideSource> {
+  let image: RgbImage;
+  let resolution: number | undefined;
+  try {
+    const meta = await sharp(path).metadata();
+    // TIFF resolution in pixels per cm or inch gives µm/px when it is not a screen default.
+    if (meta.density && meta.density > 100 && meta.resolutionUnit) {
+      resolution = meta.resolutionUnit === 'cm' ? 10000 / meta.density : 25400 / meta.density;
+    }
+  } catch {
+    // decodeImage below reports the problem.
+  }
+  image = await decodeImage(path);
+  const level0 = { width: image.width, height: image.height, downsample: 1 };
+  return {
+    path,
+    kind: 'image',
+    vendor: 'image',
+    levels: [level0],
+    mpp: resolution ?? null,
+    properties: {},
+    async readRegion(level, x, y, w, h) {
+      if (level !== 0) throw new InputError(`${path}: a plain image has only level 0`);
+      const out = new Uint8Array(w * h * 3).fill(255);
+      for (let row = 0; row < h; row++) {
+        const sy = y + row;
+        if (sy < 0 || sy >= image.height) continue;
+        const x0 = Math.max(0, x);
+        const x1 = Math.min(image.width, x + w);
+        if (x1 <= x0) continue;
+        out.set(image.pixels.subarray(sy * image.rowStride + x0 * 3, sy * image.rowStride + x1 * 3), (row * w + (x0 - x)) * 3);
+      }
+      return out;
+    },
+    close() {
+      image = { pixels: new Uint8Array(0), width: 0, height: 0, rowStride: 0 };
+    },
+  };
+}

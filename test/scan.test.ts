@@ -1,0 +1,115 @@
+// End-to-end slide scans: the CLI on a real Aperio slide and on bad inputs, and the API on a real
+// tissue region whose right half was defocused.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { openSource, scanSlide } from '@fqa/core';
+import { hasShared, repoRoot, shared } from './helpers/shared.js';
+
+const bin = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
+const work = mkdtempSync(path.join(tmpdir(), 'fqa-scan-'));
+const model = path.join(work, 'f1.fqa');
+const svs = shared('data', 'slides', 'CMU-1-Small-Region.svs');
+
+function fqa(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: repoRoot });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe.skipIf(!hasShared)('fqa-scan on slides', () => {
+  beforeAll(() => {
+    const r = fqa('convert-reference', shared('reference', 'focuslitenn', 'focuslitenn-1kernel.json'), '--arch', 'focuslitenn', '--out', model);
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  test('a real Aperio slide: every report file parses', () => {
+    const out = path.join(work, 'report');
+    const r = fqa(svs, '--model', model, '--out', out, '--threshold=-3', '--workers', '2');
+    expect(r.code, r.stderr).toBe(0);
+    const tsv = readFileSync(path.join(out, 'CMU-1-Small-Region.scores.tsv'), 'utf8').trim().split('\n');
+    expect(tsv[0]).toBe('x\ty\twidth\theight\tscore\ttissue_fraction');
+    const rows = tsv.slice(1).map((l) => l.split('\t').map(Number));
+    expect(rows.length).toBeGreaterThan(50);
+    for (const [x, y, w, h, score, tissue] of rows) {
+      expect(x! + w!).toBeLessThanOrEqual(2220);
+      expect(y! + h!).toBeLessThanOrEqual(2967);
+      expect([w, h]).toEqual([235, 235]);
+      expect(Number.isFinite(score)).toBe(true);
+      expect(tissue).toBeGreaterThanOrEqual(0.5);
+    }
+    const json = JSON.parse(readFileSync(path.join(out, 'CMU-1-Small-Region.json'), 'utf8'));
+    expect(json.vendor).toBe('aperio');
+    expect(json.slideMpp).toBeCloseTo(0.499, 3);
+    expect(json.summary.patchesScored).toBe(rows.length);
+    expect(json.summary.verdict).toBe('pass');
+    const summary = readFileSync(path.join(out, 'summary.tsv'), 'utf8').replace(/\n$/, '').split('\n');
+    expect(summary.filter((l) => l.startsWith('#')).map((l) => l.split(':')[0])).toEqual(['# fqa 0.1.0', '# model', '# options', '# date']);
+    const cols = summary.find((l) => l.startsWith('slide\t'))!.split('\t');
+    const row = summary[summary.length - 1]!.split('\t');
+    expect(row).toHaveLength(cols.length);
+    expect(row[cols.indexOf('verdict')]).toBe('pass');
+    // Resumable: the second run skips the slide, --force scans it again.
+    const again = fqa(svs, '--model', model, '--out', out, '--threshold=-3');
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/report exists, skipped/);
+    expect(readFileSync(path.join(out, 'summary.tsv'), 'utf8')).toMatch(/\tpass\t/);
+    expect(fqa(svs, '--model', model, '--out', out, '--force').stderr).not.toMatch(/skipped/);
+  });
+
+  test('bad inputs: each gets a one-line error in stderr and summary.tsv; good slides are reported; exit 3', () => {
+    const dir = path.join(work, 'mixed');
+    mkdirSync(dir);
+    copyFileSync(svs, path.join(dir, 'good.svs'));
+    const bytes = readFileSync(svs);
+    writeFileSync(path.join(dir, 'truncated.svs'), bytes.subarray(0, 100_000));
+    writeFileSync(path.join(dir, 'text.svs'), 'not a slide\n');
+    writeFileSync(path.join(dir, 'zero.svs'), '');
+    const out = path.join(work, 'mixed-report');
+    const r = fqa(dir, path.join(dir, 'missing.svs'), '--model', model, '--out', out);
+    expect(r.code).toBe(3);
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith('fqa-scan:'));
+    expect(errors).toHaveLength(4);
+    expect(r.stderr).toMatch(/missing\.svs: file not found/);
+    expect(r.stderr).toMatch(/zero\.svs: empty file/);
+    expect(r.stderr).toMatch(/text\.svs: neither a slide format OpenSlide can read nor an image/);
+    expect(r.stderr).toMatch(/truncated\.svs: /);
+    const summary = readFileSync(path.join(out, 'summary.tsv'), 'utf8').trim().split('\n').filter((l) => !l.startsWith('#')).slice(1);
+    expect(summary).toHaveLength(5);
+    expect(summary.filter((l) => l.includes('\terror\t'))).toHaveLength(4);
+    expect(existsSync(path.join(out, 'good.scores.tsv'))).toBe(true);
+  });
+
+  test('defocusing half of a real tissue region makes that half score blurrier', async () => {
+    const source = await openSource(svs);
+    const w = 1200;
+    const h = 900;
+    const region = await source.readRegion(0, 600, 1200, w, h);
+    source.close();
+    const half = w / 2;
+    const left = await sharp(Buffer.from(region), { raw: { width: w, height: h, channels: 3 } }).extract({ left: 0, top: 0, width: half, height: h }).raw().toBuffer();
+    const right = await sharp(Buffer.from(region), { raw: { width: w, height: h, channels: 3 } }).extract({ left: half, top: 0, width: half, height: h }).blur(3).raw().toBuffer();
+    const file = path.join(work, 'half-blurred.png');
+    await sharp({ create: { width: w, height: h, channels: 3, background: '#fff' } })
+      .composite([{ input: left, raw: { width: half, height: h, channels: 3 }, left: 0, top: 0 }, { input: right, raw: { width: half, height: h, channels: 3 }, left: half, top: 0 }])
+      .png()
+      .toFile(file);
+    const r = await scanSlide(file, { model, patchSize: 235, stride: 64, minTissue: 0 });
+    const sides = { left: [] as number[], right: [] as number[] };
+    for (let row = 0; row < r.rows; row++)
+      for (let col = 0; col < r.columns; col++) {
+        const x = col * r.stride;
+        if (x + r.patchSize <= half) sides.left.push(r.scores[row * r.columns + col]!);
+        else if (x >= half) sides.right.push(r.scores[row * r.columns + col]!);
+      }
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    expect(sides.left.length).toBeGreaterThan(5);
+    expect(sides.right.length).toBeGreaterThan(5);
+    expect(mean(sides.right)).toBeGreaterThan(mean(sides.left) + 1);
+    // Not just the means: every defocused patch scores blurrier than the median sharp patch.
+    const sortedLeft = [...sides.left].sort((a, b) => a - b);
+    expect(Math.min(...sides.right)).toBeGreaterThan(sortedLeft[Math.floor(sortedLeft.length / 2)]!);
+  });
+});
