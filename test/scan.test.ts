@@ -25,7 +25,7 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
     expect(r.code, r.stderr).toBe(0);
   });
 
-  test('a real Aperio slide: every report file parses', () => {
+  test('a real Aperio slide: every report file parses', async () => {
     const out = path.join(work, 'report');
     const r = fqa(svs, '--model', model, '--out', out, '--threshold=-3', '--workers', '2');
     expect(r.code, r.stderr).toBe(0);
@@ -40,6 +40,25 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
       expect(Number.isFinite(score)).toBe(true);
       expect(tissue).toBeGreaterThanOrEqual(0.5);
     }
+    // QuPath GeoJSON: a FeatureCollection of detections with a focus_score, classified.
+    const geo = JSON.parse(readFileSync(path.join(out, 'CMU-1-Small-Region.geojson'), 'utf8'));
+    expect(geo.type).toBe('FeatureCollection');
+    const detections = geo.features.filter((f: { properties: { objectType: string } }) => f.properties.objectType === 'detection');
+    expect(detections).toHaveLength(rows.length);
+    for (const f of detections) {
+      expect(f.geometry.type).toBe('Polygon');
+      expect(f.geometry.coordinates[0]).toHaveLength(5);
+      expect(typeof f.properties.measurements.focus_score).toBe('number');
+      expect(['In focus', 'Out of focus']).toContain(f.properties.classification.name);
+    }
+    // Heatmap (transparent background) and overlay at the thumbnail's size and aspect.
+    const heat = await sharp(path.join(out, 'CMU-1-Small-Region.heatmap.png')).metadata();
+    const overlay = await sharp(path.join(out, 'CMU-1-Small-Region.overlay.png')).metadata();
+    expect([heat.channels, heat.hasAlpha]).toEqual([4, true]);
+    expect([overlay.width, overlay.height]).toEqual([heat.width, heat.height]);
+    expect(Math.abs(heat.width! / heat.height! - 2220 / 2967)).toBeLessThan(0.01);
+    const { data: corner } = await sharp(path.join(out, 'CMU-1-Small-Region.heatmap.png')).extract({ left: 0, top: 0, width: 1, height: 1 }).raw().toBuffer({ resolveWithObject: true });
+    expect(corner[3]).toBe(0); // glass in the corner: transparent
     const json = JSON.parse(readFileSync(path.join(out, 'CMU-1-Small-Region.json'), 'utf8'));
     expect(json.vendor).toBe('aperio');
     expect(json.slideMpp).toBeCloseTo(0.499, 3);

@@ -27,3 +27,5 @@ export { openSource, type SlideSource, type SourceLevel } from './slide-source.j
 export { chooseLevel, planRegions, type LevelChoice, type GridRegion } from './scan/plan.js';
 export { scanSlide, type ScanOptions, type ScanResult, type ScanSummary } from './scan/scan-slide.js';
 export { writeAtomic, reportStem, scoresTsv, summaryJson, summaryRow, errorRow, SUMMARY_COLUMNS } from './scan/reports.js';
+export { heatmapPng, overlayPng, heatmapRgba, colourRange } from './scan/images.js';
+export { scanGeoJson, traceCells, OUT_OF_FOCUS, IN_FOCUS } from './scan/geojson.js';

@@ -3,14 +3,16 @@ import { existsSync, readdirSync, readFileSync, statSync, mkdirSync } from 'node
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  FqaError, SUMMARY_COLUMNS, UsageError, errorRow, nativeVersion, parseIntegerOption, reportStem, scanSlide, scoresTsv, summaryJson, summaryRow, writeAtomic,
+  FqaError, SUMMARY_COLUMNS, UsageError, errorRow, heatmapPng, nativeVersion, overlayPng, parseIntegerOption, reportStem, scanGeoJson, scanSlide, scoresTsv,
+  summaryJson, summaryRow, writeAtomic,
 } from '@fqa/core';
 import type { Command } from '../index.js';
 
 const usage = `Usage: fqa-scan [scan] <slide|folder|glob...> --model FILE [options]
 
-Sweeps each slide's tissue with the model and writes, per slide, <name>.scores.tsv and <name>.json,
-plus summary.tsv for the run. Slides whose report exists are skipped unless --force.
+Sweeps each slide's tissue with the model and writes, per slide, <name>.scores.tsv, <name>.heatmap.png,
+<name>.overlay.png, <name>.geojson (QuPath) and <name>.json (written last: its presence marks the slide
+done), plus summary.tsv for the run. Slides whose report exists are skipped unless --force.
 
 Options:
   --model FILE       fqa model file (required until a default model ships)
@@ -104,6 +106,9 @@ export const scanCommand: Command = {
         });
         const row = summaryRow(result);
         await writeAtomic(path.join(values.out, `${stem}.scores.tsv`), scoresTsv(result));
+        await writeAtomic(path.join(values.out, `${stem}.heatmap.png`), await heatmapPng(result));
+        await writeAtomic(path.join(values.out, `${stem}.overlay.png`), await overlayPng(result));
+        await writeAtomic(path.join(values.out, `${stem}.geojson`), JSON.stringify(scanGeoJson(result)) + '\n');
         await writeAtomic(jsonFile, summaryJson(result, { summaryRow: row }));
         rows.push(row);
         if (result.summary.verdict === 'fail') exit = Math.max(exit, 1);

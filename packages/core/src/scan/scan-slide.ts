@@ -71,7 +71,8 @@ export interface ScanResult {
   scores: Float32Array;
   /** Tissue fraction of each patch. */
   tissue: Float32Array;
-  tissueMask: TissueMask & { level0PerMaskPixel: number };
+  /** The tissue mask, and the RGB thumbnail it was computed from (same size). */
+  tissueMask: TissueMask & { level0PerMaskPixel: number; thumbnail: Uint8Array };
   summary: ScanSummary;
   timings: { openSeconds: number; tissueSeconds: number; scoreSeconds: number; totalSeconds: number };
   kernel: string;
@@ -92,7 +93,7 @@ function validateOptions(o: ScanOptions) {
 }
 
 /** Tissue mask from the smallest level at least 512 px on its long side, shrunk to <= 1024 px. */
-async function tissueOf(source: SlideSource): Promise<TissueMask & { level0PerMaskPixel: number }> {
+async function tissueOf(source: SlideSource): Promise<TissueMask & { level0PerMaskPixel: number; thumbnail: Uint8Array }> {
   let level = 0;
   for (let i = 0; i < source.levels.length; i++) if (Math.max(source.levels[i]!.width, source.levels[i]!.height) >= 512) level = i;
   const L = source.levels[level]!;
@@ -109,7 +110,7 @@ async function tissueOf(source: SlideSource): Promise<TissueMask & { level0PerMa
     pixels = new Uint8Array(out.buffer, out.byteOffset, out.length);
   }
   const mask = detectTissue(pixels, width, height);
-  return { ...mask, level0PerMaskPixel: source.levels[0]!.width / width };
+  return { ...mask, level0PerMaskPixel: source.levels[0]!.width / width, thumbnail: pixels };
 }
 
 function percentile(sorted: Float32Array, p: number): number {

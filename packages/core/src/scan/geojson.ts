@@ -1,0 +1,130 @@
+/**
+ * QuPath-importable GeoJSON of a scan: out-of-focus regions as polygons (with holes) traced around
+ * the patch cells above the threshold, and one detection per scored patch carrying its
+ * focus_score. Coordinates are level-0 pixels.
+ */
+import type { ScanResult } from './scan-slide.js';
+
+type Point = [number, number];
+
+export const OUT_OF_FOCUS = { name: 'Out of focus', color: [230, 40, 40] as [number, number, number] };
+export const IN_FOCUS = { name: 'In focus', color: [40, 170, 60] as [number, number, number] };
+
+/**
+ * Boundary rings of the filled cells of a columns x rows grid, in cell-corner coordinates.
+ * Edges go clockwise on screen (y down) around filled cells, so outer rings have positive
+ * shoelace area and holes negative. Returns polygons: [outer, ...holes].
+ */
+export function traceCells(filled: (col: number, row: number) => boolean, columns: number, rows: number): Point[][][] {
+  const at = (c: number, r: number) => c >= 0 && r >= 0 && c < columns && r < rows && filled(c, r);
+  const key = (x: number, y: number) => y * (columns + 1) + x;
+  const outgoing = new Map<number, Point[]>(); // start vertex -> end vertices
+  const add = (a: Point, b: Point) => {
+    const k = key(a[0], a[1]);
+    const list = outgoing.get(k);
+    if (list) list.push(b);
+    else outgoing.set(k, [b]);
+  };
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < columns; c++) {
+      if (!at(c, r)) continue;
+      if (!at(c, r - 1)) add([c, r], [c + 1, r]);
+      if (!at(c + 1, r)) add([c + 1, r], [c + 1, r + 1]);
+      if (!at(c, r + 1)) add([c + 1, r + 1], [c, r + 1]);
+      if (!at(c - 1, r)) add([c, r + 1], [c, r]);
+    }
+  const rings: Point[][] = [];
+  for (const [startKey, ends] of outgoing) {
+    while (ends.length > 0) {
+      const start: Point = [startKey % (columns + 1), Math.floor(startKey / (columns + 1))];
+      const ring: Point[] = [start];
+      let prev = start;
+      let next = ends.pop()!;
+      while (!(next[0] === start[0] && next[1] === start[1])) {
+        ring.push(next);
+        const options = outgoing.get(key(next[0], next[1]))!;
+        // At a vertex where two cells touch diagonally, turn right (keep hugging the same cell).
+        const dir: Point = [next[0] - prev[0], next[1] - prev[1]];
+        const right: Point = [-dir[1], dir[0]];
+        let pick = options.findIndex((p) => p[0] - next[0] === right[0] && p[1] - next[1] === right[1]);
+        if (pick < 0) pick = options.findIndex((p) => p[0] - next[0] === dir[0] && p[1] - next[1] === dir[1]);
+        if (pick < 0) pick = 0;
+        prev = next;
+        next = options.splice(pick, 1)[0]!;
+      }
+      rings.push(simplify(ring));
+    }
+  }
+  const area = (ring: Point[]) => ring.reduce((s, p, i) => { const q = ring[(i + 1) % ring.length]!; return s + p[0] * q[1] - q[0] * p[1]; }, 0);
+  const outers = rings.filter((r) => area(r) > 0).map((r) => [r]);
+  for (const hole of rings.filter((r) => area(r) < 0)) {
+    // A point just inside the filled cell on the hole's first edge (the filled side is the right).
+    const a = hole[0]!;
+    const b = hole[1]!;
+    const d: Point = [b[0] - a[0], b[1] - a[1]];
+    const probe: Point = [(a[0] + b[0]) / 2 - 0.25 * d[1], (a[1] + b[1]) / 2 + 0.25 * d[0]];
+    const owner = outers.find((poly) => contains(poly[0]!, probe));
+    if (owner) owner.push(hole);
+  }
+  return outers;
+}
+
+/** Drops the vertices in the middle of straight runs. */
+function simplify(ring: Point[]): Point[] {
+  return ring.filter((p, i) => {
+    const a = ring[(i - 1 + ring.length) % ring.length]!;
+    const b = ring[(i + 1) % ring.length]!;
+    return (p[0] - a[0]) * (b[1] - p[1]) - (p[1] - a[1]) * (b[0] - p[0]) !== 0;
+  });
+}
+
+function contains(ring: Point[], [x, y]: Point): boolean {
+  let inside = false;
+  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+    const [xi, yi] = ring[i]!;
+    const [xj, yj] = ring[j]!;
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
+export function scanGeoJson(r: ScanResult): object {
+  const k = r.level0PerWorkingPixel;
+  const cell = Math.min(r.stride, r.patchSize);
+  const offset = (r.patchSize - cell) / 2;
+  const toLevel0 = ([i, j]: Point): Point => [Math.round((offset + i * r.stride) * k), Math.round((offset + j * r.stride) * k)];
+  const close = (ring: Point[]) => [...ring, ring[0]!];
+  const features: object[] = [];
+  const threshold = r.summary.threshold;
+  if (threshold !== null) {
+    const blurry = (c: number, row: number) => {
+      const s = r.scores[row * r.columns + c]!;
+      return !Number.isNaN(s) && s > threshold;
+    };
+    for (const polygon of traceCells(blurry, r.columns, r.rows)) {
+      features.push({
+        type: 'Feature',
+        geometry: { type: 'Polygon', coordinates: polygon.map((ring) => close(ring.map(toLevel0))) },
+        properties: { objectType: 'annotation', name: 'Out of focus', classification: OUT_OF_FOCUS, isLocked: false },
+      });
+    }
+  }
+  const size = Math.round(r.patchSize * k);
+  for (let row = 0; row < r.rows; row++)
+    for (let c = 0; c < r.columns; c++) {
+      const s = r.scores[row * r.columns + c]!;
+      if (Number.isNaN(s)) continue;
+      const x = Math.round(c * r.stride * k);
+      const y = Math.round(row * r.stride * k);
+      features.push({
+        type: 'Feature',
+        geometry: { type: 'Polygon', coordinates: [[[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]]] },
+        properties: {
+          objectType: 'detection',
+          ...(threshold !== null ? { classification: s > threshold ? OUT_OF_FOCUS : IN_FOCUS } : {}),
+          measurements: { focus_score: s, tissue_fraction: r.tissue[row * r.columns + c]! },
+        },
+      });
+    }
+  return { type: 'FeatureCollection', features };
+}
