@@ -120,6 +120,20 @@ export interface NativeSlide {
   close(): void;
 }
 
+export interface TrainForward {
+  scores: Float32Array;
+  /** Per patch and kernel: conv minimum (before bias) and where it is (row * outWidth + col). */
+  mins: Float32Array;
+  argmin: Int32Array;
+}
+
+export interface TrainGradients {
+  conv: Float64Array;
+  bias: Float64Array;
+  fc: Float64Array;
+  fcBias: Float64Array;
+}
+
 interface Binding {
   NativeModel: new (spec: NativeModelSpec) => NativeModel;
   sweep(model: NativeModel, pixels: Uint8Array, options: SweepOptions): Promise<SweepResult>;
@@ -129,6 +143,8 @@ interface Binding {
   measureFmaPeak(kernel: KernelName, threads: number, seconds: number): number;
   flopsPerPatch(model: NativeModel, patchWidth: number, patchHeight: number): number;
   openSlide(path: string): Promise<NativeSlide>;
+  trainForward(model: NativeModel, patches: Uint8Array, count: number, size: number, threads: number): TrainForward;
+  trainBackward(model: NativeModel, patches: Uint8Array, count: number, size: number, mins: Float32Array, argmin: Int32Array, upstream: Float32Array): TrainGradients;
   openslideVersion(): string;
   version: string;
 }
@@ -223,4 +239,14 @@ export function openSlide(path: string): Promise<NativeSlide> {
 /** The libopenslide version, or throws with install instructions when it is missing. */
 export function openslideVersion(): string {
   return native().openslideVersion();
+}
+
+/** FocusLiteNN forward on a batch of patches (count x size x size RGB u8), keeping the argmins. */
+export function trainForward(model: NativeModel, patches: Uint8Array, count: number, size: number, threads = 0): TrainForward {
+  return native().trainForward(model, patches, count, size, threads);
+}
+
+/** Gradient of sum(upstream[n] * score[n]) with respect to every FocusLiteNN parameter. */
+export function trainBackward(model: NativeModel, patches: Uint8Array, count: number, size: number, forward: TrainForward, upstream: Float32Array): TrainGradients {
+  return native().trainBackward(model, patches, count, size, forward.mins, forward.argmin, upstream);
 }

@@ -18,6 +18,7 @@
 #include <array>
 
 #include "gpu.h"
+#include "focuslitenn_train.h"
 #include "openslide_reader.h"
 #include "model.h"
 #include "sweep.h"
@@ -459,6 +460,83 @@ Napi::Value OpenSlideVersion(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), fqa::openslideVersion()); });
 }
 
+// Training passes for FocusLiteNN (synchronous: one batch, on the calling thread plus `threads`
+// C++ threads; a training loop calls them batch by batch).
+fqa::PatchBatch parseBatch(const Napi::CallbackInfo& info, std::shared_ptr<const fqa::Model>& model) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ModelHandle::constructor->Value()))
+    throw Napi::TypeError::New(env, "Expected a NativeModel for model");
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "Expected Uint8Array for patches");
+  model = Napi::ObjectWrap<ModelHandle>::Unwrap(info[0].As<Napi::Object>())->model();
+  auto px = info[1].As<Napi::Uint8Array>();
+  fqa::PatchBatch b;
+  b.pixels = px.Data();
+  b.count = integer(env, info[2], "count", 1, int64_t(1) << 24);
+  b.size = integer(env, info[3], "size", 1, 4096);
+  if (int64_t(px.ByteLength()) != b.count * b.size * b.size * 3)
+    throw Napi::RangeError::New(env, "patches holds " + std::to_string(px.ByteLength()) + " bytes but " + std::to_string(b.count) +
+                                         " RGB patches of " + std::to_string(b.size) + " px need " + std::to_string(b.count * b.size * b.size * 3));
+  return b;
+}
+
+// trainForward(model, patches, count, size, threads) -> {scores, mins, argmin}
+Napi::Value TrainForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) throw Napi::TypeError::New(env, "trainForward expects (model, patches, count, size, threads)");
+  std::shared_ptr<const fqa::Model> model;
+  fqa::PatchBatch b = parseBatch(info, model);
+  const int threads = int(integer(env, info[4], "threads", 0, 1024));
+  return guarded(env, [&]() -> Napi::Value {
+    const size_t k = size_t(model->kernels);
+    auto scores = Napi::Float32Array::New(env, size_t(b.count));
+    auto mins = Napi::Float32Array::New(env, size_t(b.count) * k);
+    auto argmin = Napi::Int32Array::New(env, size_t(b.count) * k);
+    fqa::focusliteForwardBatch(*model, b, threads, scores.Data(), mins.Data(), argmin.Data());
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("scores", scores);
+    o.Set("mins", mins);
+    o.Set("argmin", argmin);
+    return o;
+  });
+}
+
+// trainBackward(model, patches, count, size, mins, argmin, upstream) -> {conv, bias, fc, fcBias}
+Napi::Value TrainBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 7) throw Napi::TypeError::New(env, "trainBackward expects (model, patches, count, size, mins, argmin, upstream)");
+  std::shared_ptr<const fqa::Model> model;
+  fqa::PatchBatch b = parseBatch(info, model);
+  if (model->arch != fqa::Architecture::FocusLiteNN) throw Napi::TypeError::New(env, "training supports FocusLiteNN models only");
+  const size_t k = size_t(model->kernels);
+  auto typed = [&](int i, napi_typedarray_type type, size_t length, const char* name) {
+    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != type ||
+        info[i].As<Napi::TypedArray>().ElementLength() != length)
+      throw Napi::TypeError::New(env, std::string("Expected a typed array of ") + std::to_string(length) + " for " + name);
+  };
+  typed(4, napi_float32_array, size_t(b.count) * k, "mins");
+  typed(5, napi_int32_array, size_t(b.count) * k, "argmin");
+  typed(6, napi_float32_array, size_t(b.count), "upstream");
+  const int64_t out = fqa::convOutputSize(b.size, model->convKernel, model->convStride, model->convPad);
+  const int32_t* am = info[5].As<Napi::Int32Array>().Data();
+  for (size_t i = 0; i < size_t(b.count) * k; ++i)
+    if (am[i] < 0 || am[i] >= out * out) throw Napi::RangeError::New(env, "argmin out of range");
+  return guarded(env, [&]() -> Napi::Value {
+    auto conv = Napi::Float64Array::New(env, k * 3 * model->convKernel * model->convKernel);
+    auto bias = Napi::Float64Array::New(env, k);
+    auto fc = Napi::Float64Array::New(env, k);
+    auto fcBias = Napi::Float64Array::New(env, 1);
+    fqa::focusliteBackwardBatch(*model, b, info[4].As<Napi::Float32Array>().Data(), am, info[6].As<Napi::Float32Array>().Data(),
+                                conv.Data(), bias.Data(), fc.Data(), fcBias.Data());
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("conv", conv);
+    o.Set("bias", bias);
+    o.Set("fc", fc);
+    o.Set("fcBias", fcBias);
+    return o;
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = ModelHandle::Init(env);
   ModelHandle::constructor = new Napi::FunctionReference(Napi::Persistent(ctor));
@@ -467,6 +545,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SlideHandle::constructor = new Napi::FunctionReference(Napi::Persistent(slideCtor));
   exports.Set("NativeSlide", slideCtor);
   exports.Set("openSlide", Napi::Function::New(env, OpenSlide, "openSlide"));
+  exports.Set("trainForward", Napi::Function::New(env, TrainForward, "trainForward"));
+  exports.Set("trainBackward", Napi::Function::New(env, TrainBackward, "trainBackward"));
   exports.Set("openslideVersion", Napi::Function::New(env, OpenSlideVersion, "openslideVersion"));
   exports.Set("sweep", Napi::Function::New(env, Sweep, "sweep"));
   exports.Set("sweepSync", Napi::Function::New(env, SweepSync, "sweepSync"));
