@@ -9,6 +9,7 @@ import { convertReferenceCommand } from './commands/convert-reference.js';
 import { infoCommand } from './commands/info.js';
 import { scanCommand } from './commands/scan.js';
 import { scoreCommand } from './commands/score.js';
+import { trainDefaultCommand } from './commands/train-default.js';
 
 export interface Command {
   summary: string;
@@ -21,6 +22,7 @@ const commands: Record<string, Command> = {
   score: scoreCommand,
   'convert-reference': convertReferenceCommand,
   info: infoCommand,
+  'train-default': trainDefaultCommand,
 };
 
 function help(): string {

@@ -11,6 +11,7 @@ export {
   writeModelFile,
   toNativeSpec,
   loadModel,
+  DEFAULT_MODEL_PATH,
   type Architecture,
   type ModelHeader,
   type ModelFile,
@@ -29,3 +30,7 @@ export { scanSlide, type ScanOptions, type ScanResult, type ScanSummary } from '
 export { writeAtomic, reportStem, scoresTsv, summaryJson, summaryRow, errorRow, SUMMARY_COLUMNS } from './scan/reports.js';
 export { heatmapPng, overlayPng, heatmapRgba, colourRange } from './scan/images.js';
 export { scanGeoJson, traceCells, OUT_OF_FOCUS, IN_FOCUS } from './scan/geojson.js';
+export { syntheticDefocus, type DefocusOptions, type PatchSet } from './train/synthetic.js';
+export { trainFocusLite, lossAndGradient, type TrainOptions, type TrainResult, type LossName } from './train/trainer.js';
+export { seededRandom } from './train/random.js';
+export { buildDefaultModel, DEFAULT_RECIPE, spearman, type DefaultModelBuild } from './train/default-model.js';

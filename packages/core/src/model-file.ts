@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, writeFile, rename } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { createNativeModel, type NativeModel, type NativeModelSpec, type EonssLayerSpec } from '@fqa/native';
 import { ModelFileError } from './errors.js';
 
@@ -301,3 +302,6 @@ export async function loadModel(file: string): Promise<LoadedModel> {
     throw new ModelFileError(`${file}: ${(err as Error).message}`, { cause: err });
   }
 }
+
+/** The model shipped with fqa (trained by fqa; see models/README.md), used when none is given. */
+export const DEFAULT_MODEL_PATH = fileURLToPath(new URL('../models/fqa-default.fqa', import.meta.url));

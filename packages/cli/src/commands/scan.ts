@@ -3,19 +3,20 @@ import { existsSync, readdirSync, readFileSync, statSync, mkdirSync } from 'node
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  DEFAULT_MODEL_PATH,
   FqaError, SUMMARY_COLUMNS, UsageError, errorRow, heatmapPng, nativeVersion, overlayPng, parseIntegerOption, reportStem, scanGeoJson, scanSlide, scoresTsv,
   summaryJson, summaryRow, writeAtomic,
 } from '@fqa/core';
 import type { Command } from '../index.js';
 
-const usage = `Usage: fqa-scan [scan] <slide|folder|glob...> --model FILE [options]
+const usage = `Usage: fqa-scan [scan] <slide|folder|glob...> [--model FILE] [options]
 
 Sweeps each slide's tissue with the model and writes, per slide, <name>.scores.tsv, <name>.heatmap.png,
 <name>.overlay.png, <name>.geojson (QuPath) and <name>.json (written last: its presence marks the slide
 done), plus summary.tsv for the run. Slides whose report exists are skipped unless --force.
 
 Options:
-  --model FILE       fqa model file (required until a default model ships)
+  --model FILE       fqa model file (default: fqa's shipped model, see packages/core/models/README.md)
   --out DIR          output folder (default: fqa-report)
   --patch P          patch size in working pixels (default: the model's)
   --stride S         stride in working pixels (default: the model's)
@@ -62,7 +63,7 @@ export const scanCommand: Command = {
       },
     });
     if (positionals.length === 0) throw new UsageError(`no slides given\n${usage}`);
-    if (!values.model) throw new UsageError('--model is required: fqa-scan <slide...> --model FILE');
+    const modelFile = values.model ?? DEFAULT_MODEL_PATH;
     const number = (text: string | undefined, name: string) => {
       if (text === undefined) return undefined;
       const v = Number(text);
@@ -70,7 +71,7 @@ export const scanCommand: Command = {
       return v;
     };
     const options = {
-      model: values.model,
+      model: modelFile,
       patchSize: parseIntegerOption(values.patch, 'patch', 8, 4096),
       stride: parseIntegerOption(values.stride, 'stride', 1, 4096),
       workers: parseIntegerOption(values.workers, 'workers', 1, 256),

@@ -1,15 +1,15 @@
 /** fqa-scan score <image...> --model FILE [--patch P] [--stride S] [--json] */
 import { parseArgs } from 'node:util';
-import { FqaError, UsageError, loadModel, parseIntegerOption, resolveScoreOptions, scoreImage, type ImageScores } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, FqaError, UsageError, loadModel, parseIntegerOption, resolveScoreOptions, scoreImage, type ImageScores } from '@fqa/core';
 import type { Command } from '../index.js';
 
-const usage = `Usage: fqa-scan score <image...> --model FILE [options]
+const usage = `Usage: fqa-scan score <image...> [--model FILE] [options]
 
 Scores whole images (PNG, JPEG, TIFF) with dense patches, no tissue filtering.
 Prints each image's mean score (higher = blurrier).
 
 Options:
-  --model FILE     fqa model file (required until a default model ships)
+  --model FILE     fqa model file (default: fqa's shipped model, see packages/core/models/README.md)
   --patch P        patch size in pixels (default: the model's)
   --stride S       grid stride in pixels (default: the model's)
   --threads N      native threads, 0 = all cores (default 0)
@@ -33,9 +33,9 @@ export const scoreCommand: Command = {
       },
     });
     if (positionals.length === 0) throw new UsageError(`no images given\n${usage}`);
-    if (!values.model) throw new UsageError('--model is required: fqa-scan score <image...> --model FILE');
+    const modelFile = values.model ?? DEFAULT_MODEL_PATH;
     const options = await resolveScoreOptions({
-      model: await loadModel(values.model),
+      model: await loadModel(modelFile),
       patchSize: parseIntegerOption(values.patch, 'patch', 8, 4096),
       stride: parseIntegerOption(values.stride, 'stride', 1, 4096),
       threads: parseIntegerOption(values.threads, 'threads', 0, 1024),

@@ -1,0 +1,98 @@
+/**
+ * Labelled defocus patches from in-focus real tissue: random tissue crops blurred by a Gaussian
+ * point-spread function whose width grows with the defocus level (sigma = level * sigmaPerLevel
+ * pixels, level 0 untouched), like FocusPath's z-steps; optional sensor noise and JPEG
+ * re-compression as a scanner would add. This is how fqa trains without the public datasets.
+ */
+import sharp from 'sharp';
+import { InputError } from '../errors.js';
+import { openSource } from '../slide-source.js';
+import { classifyPixel, PixelClass } from '../tissue.js';
+import { gaussian, seededRandom } from './random.js';
+
+export interface DefocusOptions {
+  /** Slides or images with in-focus tissue. */
+  sources: string[];
+  count: number;
+  patchSize: number;
+  /** Levels 0..levels-1; the label of a patch is its level. */
+  levels: number;
+  sigmaPerLevel: number;
+  seed: number;
+  /** Minimum fraction of tissue pixels in a crop (default 0.8). */
+  minTissue?: number;
+  /** Standard deviation of added Gaussian noise in u8 units (default 0). */
+  noise?: number;
+  /** JPEG quality to re-compress with, or none. */
+  jpegQuality?: number;
+}
+
+export interface PatchSet {
+  /** count x size x size RGB u8. */
+  patches: Uint8Array;
+  labels: Float32Array;
+  count: number;
+  size: number;
+}
+
+export async function syntheticDefocus(o: DefocusOptions): Promise<PatchSet> {
+  const random = seededRandom(o.seed);
+  const size = o.patchSize;
+  const margin = Math.ceil(3 * o.sigmaPerLevel * (o.levels - 1)) + 2;
+  const crop = size + 2 * margin;
+  const minTissue = o.minTissue ?? 0.8;
+  if (!(o.sigmaPerLevel >= 0.3)) throw new InputError(`sigmaPerLevel must be at least 0.3 px (the smallest blur sharp applies), got ${o.sigmaPerLevel}`);
+  const sources = await Promise.all(o.sources.map((s) => openSource(s)));
+  // Sources up to 64 MP are read once and cropped in memory; larger ones region by region.
+  const whole = new Map<number, Uint8Array>();
+  const read = async (index: number, x: number, y: number): Promise<Uint8Array> => {
+    const source = sources[index]!;
+    const { width, height } = source.levels[0]!;
+    if (width * height > 2 ** 26) return source.readRegion(0, x, y, crop, crop);
+    let all = whole.get(index);
+    if (!all) {
+      all = await source.readRegion(0, 0, 0, width, height);
+      whole.set(index, all);
+    }
+    const out = new Uint8Array(crop * crop * 3);
+    for (let row = 0; row < crop; row++) out.set(all.subarray(((y + row) * width + x) * 3, ((y + row) * width + x + crop) * 3), row * crop * 3);
+    return out;
+  };
+  try {
+    const patches = new Uint8Array(o.count * size * size * 3);
+    const labels = new Float32Array(o.count);
+    let made = 0;
+    let attempts = 0;
+    while (made < o.count) {
+      if (++attempts > o.count * 200) throw new InputError(`could not find ${o.count} tissue crops of ${crop} px with ${minTissue * 100}% tissue in ${o.sources.join(', ')}`);
+      const index = Math.floor(random() * sources.length);
+      const source = sources[index]!;
+      const { width, height } = source.levels[0]!;
+      if (width < crop || height < crop) continue;
+      const x = Math.floor(random() * (width - crop + 1));
+      const y = Math.floor(random() * (height - crop + 1));
+      const rgb = await read(index, x, y);
+      let tissue = 0;
+      for (let i = 0; i < crop * crop; i += 7) if (classifyPixel(rgb[3 * i]!, rgb[3 * i + 1]!, rgb[3 * i + 2]!) === PixelClass.Tissue) tissue++;
+      if (tissue / Math.ceil((crop * crop) / 7) < minTissue) continue;
+      const level = Math.floor(random() * o.levels);
+      const sigma = level * o.sigmaPerLevel;
+      let image = sharp(rgb, { raw: { width: crop, height: crop, channels: 3 } });
+      if (sigma >= 0.3) image = image.blur(sigma);
+      let out = await image.extract({ left: margin, top: margin, width: size, height: size }).raw().toBuffer();
+      if (o.noise) {
+        for (let i = 0; i < out.length; i++) out[i] = Math.max(0, Math.min(255, Math.round(out[i]! + o.noise * gaussian(random))));
+      }
+      if (o.jpegQuality) {
+        const jpeg = await sharp(out, { raw: { width: size, height: size, channels: 3 } }).jpeg({ quality: o.jpegQuality }).toBuffer();
+        out = await sharp(jpeg).raw().toBuffer();
+      }
+      patches.set(out, made * size * size * 3);
+      labels[made] = level;
+      made++;
+    }
+    return { patches, labels, count: o.count, size };
+  } finally {
+    for (const s of sources) s.close();
+  }
+}

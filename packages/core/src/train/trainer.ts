@@ -1,0 +1,151 @@
+/**
+ * Native FocusLiteNN training: forward and backward passes in the addon (trainForward /
+ * trainBackward), loss, Adam and StepLR here. Defaults follow the FocusLiteNN repository
+ * (lr 1e-2, StepLR step 60 gamma 0.1, batch 50, 120 epochs, PLCC loss); everything is seeded.
+ */
+import { createNativeModel, trainBackward, trainForward, type FocusLiteNNSpec } from '@fqa/native';
+import { UsageError } from '../errors.js';
+import { FOCUSLITENN_VARIANTS } from '../model-file.js';
+import { expectInteger, expectOneOf } from '../validate.js';
+import { seededRandom } from './random.js';
+import type { PatchSet } from './synthetic.js';
+
+export type LossName = 'plcc' | 'mse' | 'mae';
+
+export interface TrainOptions {
+  kernels: number;
+  variant: 235 | 64;
+  loss?: LossName;
+  epochs?: number;
+  batchSize?: number;
+  learningRate?: number;
+  stepSize?: number;
+  gamma?: number;
+  seed?: number;
+  threads?: number;
+  mean?: [number, number, number];
+  std?: [number, number, number];
+  onEpoch?: (epoch: { epoch: number; loss: number; learningRate: number }) => void;
+}
+
+export interface TrainResult {
+  spec: FocusLiteNNSpec;
+  history: { epoch: number; loss: number }[];
+  seconds: number;
+}
+
+/** Loss of the batch and its gradient with respect to each score. */
+export function lossAndGradient(loss: LossName, scores: Float32Array, labels: Float32Array): { value: number; gradient: Float32Array } {
+  const n = scores.length;
+  const g = new Float32Array(n);
+  if (loss === 'mse' || loss === 'mae') {
+    let value = 0;
+    for (let i = 0; i < n; i++) {
+      const d = scores[i]! - labels[i]!;
+      value += loss === 'mse' ? d * d : Math.abs(d);
+      g[i] = loss === 'mse' ? (2 * d) / n : Math.sign(d) / n;
+    }
+    return { value: value / n, gradient: g };
+  }
+  // 1 - Pearson correlation of the batch (population statistics).
+  let ms = 0;
+  let my = 0;
+  for (let i = 0; i < n; i++) { ms += scores[i]!; my += labels[i]!; }
+  ms /= n;
+  my /= n;
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (let i = 0; i < n; i++) {
+    const a = scores[i]! - ms;
+    const b = labels[i]! - my;
+    sxy += a * b; sxx += a * a; syy += b * b;
+  }
+  const eps = 1e-12;
+  const r = sxy / Math.sqrt(sxx * syy + eps);
+  for (let i = 0; i < n; i++) {
+    const a = scores[i]! - ms;
+    const b = labels[i]! - my;
+    // dr/ds_i = (b_i - r * sqrt(syy/sxx) * a_i) / sqrt(sxx * syy)
+    g[i] = -(b - (r * Math.sqrt(syy / (sxx + eps))) * a) / Math.sqrt(sxx * syy + eps);
+  }
+  return { value: 1 - r, gradient: g };
+}
+
+export function trainFocusLite(data: PatchSet, o: TrainOptions): TrainResult {
+  const kernels = expectInteger(o.kernels, 'kernels', 1, 256);
+  const geometry = FOCUSLITENN_VARIANTS[o.variant];
+  if (!geometry) throw new UsageError(`Expected 235 or 64 for variant but received ${String(o.variant)}`);
+  const loss = expectOneOf(o.loss ?? 'plcc', 'loss', ['plcc', 'mse', 'mae'] as const);
+  const epochs = expectInteger(o.epochs ?? 120, 'epochs', 1, 100000);
+  const batchSize = expectInteger(o.batchSize ?? 50, 'batchSize', 2, 100000);
+  const stepSize = expectInteger(o.stepSize ?? 60, 'stepSize', 1, 100000);
+  const gamma = o.gamma ?? 0.1;
+  let lr = o.learningRate ?? 1e-2;
+  if (data.size !== o.variant) throw new UsageError(`patches are ${data.size} px but the ${o.variant} variant trains on ${o.variant} px`);
+  const random = seededRandom(o.seed ?? 1);
+  const uniform = (bound: number) => (2 * random() - 1) * bound;
+  // PyTorch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+  const convBound = 1 / Math.sqrt(3 * geometry.convKernel * geometry.convKernel);
+  const params = {
+    conv: Float64Array.from({ length: kernels * 3 * geometry.convKernel ** 2 }, () => uniform(convBound)),
+    bias: Float64Array.from({ length: kernels }, () => uniform(convBound)),
+    fc: Float64Array.from({ length: kernels }, () => uniform(1 / Math.sqrt(kernels))),
+    fcBias: Float64Array.from({ length: 1 }, () => uniform(1 / Math.sqrt(kernels))),
+  };
+  const adam = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, { m: new Float64Array(v.length), v: new Float64Array(v.length) }])) as Record<keyof typeof params, { m: Float64Array; v: Float64Array }>;
+  const spec = (): FocusLiteNNSpec => ({
+    architecture: 'focuslitenn', patchSize: o.variant, mean: o.mean ?? [0, 0, 0], std: o.std ?? [1, 1, 1], kernels, ...geometry,
+    convWeight: Float32Array.from(params.conv), convBias: Float32Array.from(params.bias),
+    ...(kernels > 1 ? { fcWeight: Float32Array.from(params.fc), fcBias: params.fcBias[0]! } : {}),
+  });
+  const bytesPerPatch = data.size * data.size * 3;
+  const order = Array.from({ length: data.count }, (_, i) => i);
+  const history: { epoch: number; loss: number }[] = [];
+  let step = 0;
+  const start = performance.now();
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    let total = 0;
+    let batches = 0;
+    for (let b0 = 0; b0 + 2 <= order.length; b0 += batchSize) {
+      const ids = order.slice(b0, b0 + batchSize);
+      if (ids.length < 2) break;
+      const batch = new Uint8Array(ids.length * bytesPerPatch);
+      const labels = new Float32Array(ids.length);
+      ids.forEach((id, i) => {
+        batch.set(data.patches.subarray(id * bytesPerPatch, (id + 1) * bytesPerPatch), i * bytesPerPatch);
+        labels[i] = data.labels[id]!;
+      });
+      const model = createNativeModel(spec());
+      const forward = trainForward(model, batch, ids.length, data.size, o.threads ?? 0);
+      const { value, gradient } = lossAndGradient(loss, forward.scores, labels);
+      const grads = trainBackward(model, batch, ids.length, data.size, forward, gradient);
+      step++;
+      const b1 = 0.9;
+      const b2 = 0.999;
+      for (const key of Object.keys(params) as (keyof typeof params)[]) {
+        if (kernels === 1 && (key === 'fc' || key === 'fcBias')) continue;
+        const p = params[key];
+        const g = grads[key === 'conv' ? 'conv' : key === 'bias' ? 'bias' : key === 'fc' ? 'fc' : 'fcBias'];
+        const { m, v } = adam[key];
+        for (let i = 0; i < p.length; i++) {
+          m[i] = b1 * m[i]! + (1 - b1) * g[i]!;
+          v[i] = b2 * v[i]! + (1 - b2) * g[i]! * g[i]!;
+          const mh = m[i]! / (1 - b1 ** step);
+          const vh = v[i]! / (1 - b2 ** step);
+          p[i] = p[i]! - (lr * mh) / (Math.sqrt(vh) + 1e-8);
+        }
+      }
+      total += value;
+      batches++;
+    }
+    history.push({ epoch, loss: total / Math.max(1, batches) });
+    o.onEpoch?.({ epoch, loss: total / Math.max(1, batches), learningRate: lr });
+    if (epoch % stepSize === 0) lr *= gamma;
+  }
+  return { spec: spec(), history, seconds: (performance.now() - start) / 1000 };
+}

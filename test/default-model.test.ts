@@ -1,0 +1,45 @@
+// The shipped default model: it loads, means what its card says on real data, and its recipe
+// reproduces it.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { createNativeModel, trainForward } from '@fqa/native';
+import { DEFAULT_MODEL_PATH, DEFAULT_RECIPE, buildDefaultModel, loadModel, parseModelFile, scoreImage, spearman, syntheticDefocus, toNativeSpec } from '@fqa/core';
+import { hasShared, shared, tcgaImages } from './helpers/shared.js';
+
+test('the shipped default model loads and declares its scale, threshold and resolution', async () => {
+  const model = await loadModel(DEFAULT_MODEL_PATH);
+  expect(model.header.architecture).toBe('focuslitenn');
+  expect(model.header.score.threshold).toBe(DEFAULT_RECIPE.threshold);
+  expect(model.header.micronsPerPixel).toBe(DEFAULT_RECIPE.micronsPerPixel);
+  expect(model.header.score.scale).toMatch(/defocus level/);
+  expect(model.header.provenance.source).toMatch(/trained by fqa/);
+});
+
+describe.skipIf(!hasShared)('default model on real data', () => {
+  test('TCGA@Focus: the out-of-focus patch scores above the threshold, the in-focus one below', async () => {
+    const model = await loadModel(DEFAULT_MODEL_PATH);
+    const inFocus = await scoreImage(shared('data', 'tcga-focus', tcgaImages['tcga-in-focus']), { model });
+    const outOfFocus = await scoreImage(shared('data', 'tcga-focus', tcgaImages['tcga-out-of-focus']), { model });
+    expect(inFocus.mean).toBeLessThan(DEFAULT_RECIPE.threshold);
+    expect(outOfFocus.mean).toBeGreaterThan(DEFAULT_RECIPE.threshold);
+  });
+
+  test('a synthetic defocus series of held-out tissue (the in-focus TCGA patch) is ordered: SRCC >= 0.9', async () => {
+    const model = parseModelFile(await import('node:fs').then((fs) => fs.readFileSync(DEFAULT_MODEL_PATH)));
+    const series = await syntheticDefocus({ sources: [shared('data', 'tcga-focus', tcgaImages['tcga-in-focus'])], count: 120, patchSize: 235, levels: DEFAULT_RECIPE.levels, sigmaPerLevel: DEFAULT_RECIPE.sigmaPerLevel, seed: 99, minTissue: 0.5 });
+    const scores = trainForward(createNativeModel(toNativeSpec(model)), series.patches, series.count, series.size).scores;
+    expect(spearman(scores, series.labels)).toBeGreaterThanOrEqual(0.9);
+  });
+
+  test('the recipe reproduces the shipped model', async () => {
+    const rebuilt = await buildDefaultModel(shared('data'));
+    const shipped = parseModelFile(await import('node:fs').then((fs) => fs.readFileSync(DEFAULT_MODEL_PATH)));
+    const again = parseModelFile(rebuilt.bytes, path.join(mkdtempSync(path.join(tmpdir(), 'fqa-default-')), 'rebuilt.fqa'));
+    for (const [name, values] of shipped.tensors) {
+      const other = again.tensors.get(name)!;
+      values.forEach((v, i) => expect(Math.abs(v - other[i]!), `${name}[${i}]`).toBeLessThan(1e-3 + 1e-3 * Math.abs(v)));
+    }
+  }, 300_000);
+});
