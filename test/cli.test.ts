@@ -75,7 +75,7 @@ describe.skipIf(!hasShared)('with the published reference weights', () => {
       [['score', outOfFocus, '--model', text], 3, /not an fqa model file/],
       [['score', outOfFocus, '--model', path.join(work, 'nope.fqa')], 3, /model file not found/],
       [['score', outOfFocus, '--model', f1, '--stride', '0'], 2, /Expected integer between 1 and 4096 for stride but received 0/],
-      [['score', outOfFocus], 2, /--model is required/],
+      [['score', '--model', f1], 2, /no images given/],
       [['convert-reference', shared('reference', 'focuslitenn', 'eonss.json'), '--arch', 'focuslitenn', '--out', path.join(work, 'x.fqa')], 3, /missing tensor 'conv.weight'/],
     ];
     for (const [args, code, message] of cases) {

@@ -46,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
       command = scanCommand;
       commandArgs = argv;
     }
-    if (!command) throw new UsageError(`unknown command '${name}'\n${help()}`);
+    if (!command) throw new UsageError(`unknown command '${name}' (see fqa-scan --help)`);
     if (commandArgs.includes('--help') || commandArgs.includes('-h')) {
       process.stdout.write(command.usage + '\n');
       return 0;

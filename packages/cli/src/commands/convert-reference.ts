@@ -24,7 +24,7 @@ export const convertReferenceCommand: Command = {
       allowPositionals: true,
       options: { arch: { type: 'string' }, out: { type: 'string' }, patch: { type: 'string' }, name: { type: 'string' } },
     });
-    if (positionals.length !== 1) throw new UsageError(`expected exactly one reference JSON file\n${usage}`);
+    if (positionals.length !== 1) throw new UsageError("expected exactly one reference JSON file (see fqa-scan convert-reference --help)");
     if (!values.out) throw new UsageError('--out is required');
     const architecture = expectOneOf(values.arch, 'arch', ['focuslitenn', 'eonss'] as const);
     const patch = values.patch === undefined ? 235 : Number(values.patch);

@@ -62,7 +62,7 @@ export const scanCommand: Command = {
         force: { type: 'boolean', default: false },
       },
     });
-    if (positionals.length === 0) throw new UsageError(`no slides given\n${usage}`);
+    if (positionals.length === 0) throw new UsageError("no slides given (see fqa-scan scan --help)");
     const modelFile = values.model ?? DEFAULT_MODEL_PATH;
     const number = (text: string | undefined, name: string) => {
       if (text === undefined) return undefined;

@@ -32,7 +32,7 @@ export const scoreCommand: Command = {
         json: { type: 'boolean', default: false },
       },
     });
-    if (positionals.length === 0) throw new UsageError(`no images given\n${usage}`);
+    if (positionals.length === 0) throw new UsageError("no images given (see fqa-scan score --help)");
     const modelFile = values.model ?? DEFAULT_MODEL_PATH;
     const options = await resolveScoreOptions({
       model: await loadModel(modelFile),
