@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { FqaError, UsageError } from '@fqa/core';
 import { convertReferenceCommand } from './commands/convert-reference.js';
+import { demoCommand } from './commands/demo.js';
 import { infoCommand } from './commands/info.js';
 import { scanCommand } from './commands/scan.js';
 import { scoreCommand } from './commands/score.js';
@@ -19,6 +20,7 @@ export interface Command {
 
 const commands: Record<string, Command> = {
   scan: scanCommand,
+  demo: demoCommand,
   score: scoreCommand,
   'convert-reference': convertReferenceCommand,
   info: infoCommand,

@@ -34,3 +34,4 @@ export { syntheticDefocus, type DefocusOptions, type PatchSet } from './train/sy
 export { trainFocusLite, lossAndGradient, type TrainOptions, type TrainResult, type LossName } from './train/trainer.js';
 export { seededRandom } from './train/random.js';
 export { buildDefaultModel, DEFAULT_RECIPE, spearman, type DefaultModelBuild } from './train/default-model.js';
+export { makeDemoSlide, type DemoSlide } from './demo.js';

@@ -62,7 +62,14 @@ function fromOpenSlide(path: string, slide: NativeSlide): SlideSource {
   const info = slide.info();
   const mppX = Number(info.properties['openslide.mpp-x']);
   const mppY = Number(info.properties['openslide.mpp-y']);
-  const mpp = Number.isFinite(mppX) && mppX > 0 ? (Number.isFinite(mppY) && mppY > 0 ? (mppX + mppY) / 2 : mppX) : null;
+  let mpp = Number.isFinite(mppX) && mppX > 0 ? (Number.isFinite(mppY) && mppY > 0 ? (mppX + mppY) / 2 : mppX) : null;
+  // OpenSlide 3.4 leaves openslide.mpp-* unset for generic TIFF; its TIFF resolution tags say it.
+  const resolution = Number(info.properties['tiff.XResolution']);
+  const unit = info.properties['tiff.ResolutionUnit'];
+  if (mpp === null && Number.isFinite(resolution) && resolution > 0 && (unit === 'centimeter' || unit === 'inch')) {
+    const perPixel = (unit === 'centimeter' ? 10000 : 25400) / resolution;
+    if (perPixel > 0.05 && perPixel < 50) mpp = perPixel; // screen defaults (72 dpi = 353 µm) are not a scan resolution
+  }
   return {
     path,
     kind: 'openslide',

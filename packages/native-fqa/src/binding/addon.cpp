@@ -27,6 +27,14 @@ namespace {
 
 using fqa::Kernel;
 
+// Constructors live per Node environment (main thread and every worker thread load the addon
+// into their own environment), never in statics shared between them.
+struct AddonData {
+  Napi::FunctionReference modelConstructor;
+  Napi::FunctionReference slideConstructor;
+};
+AddonData& addonData(const Napi::Env& env) { return *env.GetInstanceData<AddonData>(); }
+
 // Runs fn and turns C++ exceptions into the matching JS error class.
 template <typename Fn>
 Napi::Value guarded(const Napi::Env& env, Fn fn) {
@@ -84,7 +92,6 @@ std::array<float, 3> triple(const Napi::Env& env, const Napi::Value& v, const st
 // while a sweep runs stays alive until the sweep ends.
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
  public:
-  static Napi::FunctionReference* constructor;
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "NativeModel", {});
   }
@@ -151,7 +158,6 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
   std::shared_ptr<fqa::Model> model_;
 };
-Napi::FunctionReference* ModelHandle::constructor = nullptr;
 
 // Everything one sweep needs, copied out of JS values on the main thread.
 struct SweepCall {
@@ -165,7 +171,7 @@ struct SweepCall {
 SweepCall parseSweep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 3) throw Napi::TypeError::New(env, "sweep expects (model, pixels, options)");
-  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ModelHandle::constructor->Value()))
+  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(addonData(env).modelConstructor.Value()))
     throw Napi::TypeError::New(env, "Expected a NativeModel for model");
   if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     throw Napi::TypeError::New(env, "Expected Uint8Array for pixels");
@@ -247,7 +253,14 @@ class SweepWorker : public Napi::AsyncWorker {
       SetError("unknown native error in sweep");
     }
   }
-  void OnOK() override { deferred_.Resolve(makeResult(Env(), scores_, stats_, call_.grid)); }
+  void OnOK() override {
+    // An exception must not escape a libuv callback (it would terminate the process).
+    try {
+      deferred_.Resolve(makeResult(Env(), scores_, stats_, call_.grid));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
@@ -313,7 +326,7 @@ Napi::Value MeasureFmaPeak(const Napi::CallbackInfo& info) {
 
 Napi::Value FlopsPerPatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 3 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ModelHandle::constructor->Value()))
+  if (info.Length() != 3 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(addonData(env).modelConstructor.Value()))
     throw Napi::TypeError::New(env, "flopsPerPatch expects (model, patchWidth, patchHeight)");
   auto model = Napi::ObjectWrap<ModelHandle>::Unwrap(info[0].As<Napi::Object>())->model();
   return Napi::Number::New(env, model->flopsPerPatch(int(integer(env, info[1], "patchWidth", 1, 1 << 30)),
@@ -325,7 +338,6 @@ Napi::Value FlopsPerPatch(const Napi::CallbackInfo& info) {
 // JS object while a read runs only releases the slide when that read ends.
 class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
  public:
-  static Napi::FunctionReference* constructor;
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "NativeSlide",
                        {InstanceMethod("info", &SlideHandle::Info), InstanceMethod("readRegion", &SlideHandle::ReadRegion),
@@ -368,7 +380,6 @@ class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
   }
   std::shared_ptr<fqa::OpenSlideReader> reader_;
 };
-Napi::FunctionReference* SlideHandle::constructor = nullptr;
 
 class OpenSlideWorker : public Napi::AsyncWorker {
  public:
@@ -385,8 +396,12 @@ class OpenSlideWorker : public Napi::AsyncWorker {
     }
   }
   void OnOK() override {
-    auto external = Napi::External<std::shared_ptr<fqa::OpenSlideReader>>::New(Env(), &reader_);
-    deferred_.Resolve(SlideHandle::constructor->New({external}));
+    try {
+      auto external = Napi::External<std::shared_ptr<fqa::OpenSlideReader>>::New(Env(), &reader_);
+      deferred_.Resolve(addonData(Env()).slideConstructor.New({external}));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
@@ -413,11 +428,15 @@ class ReadRegionWorker : public Napi::AsyncWorker {
     }
   }
   void OnOK() override {
-    // The buffer moves into JS without a copy; its deleter frees the vector.
-    auto* owned = new std::vector<uint8_t>(std::move(pixels_));
-    auto buffer = Napi::Buffer<uint8_t>::New(Env(), owned->data(), owned->size(),
-                                             [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, owned);
-    deferred_.Resolve(buffer);
+    try {
+      // The buffer moves into JS without a copy; its deleter frees the vector.
+      auto* owned = new std::vector<uint8_t>(std::move(pixels_));
+      auto buffer = Napi::Buffer<uint8_t>::New(Env(), owned->data(), owned->size(),
+                                               [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, owned);
+      deferred_.Resolve(buffer);
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
@@ -464,7 +483,7 @@ Napi::Value OpenSlideVersion(const Napi::CallbackInfo& info) {
 // C++ threads; a training loop calls them batch by batch).
 fqa::PatchBatch parseBatch(const Napi::CallbackInfo& info, std::shared_ptr<const fqa::Model>& model) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ModelHandle::constructor->Value()))
+  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(addonData(env).modelConstructor.Value()))
     throw Napi::TypeError::New(env, "Expected a NativeModel for model");
   if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     throw Napi::TypeError::New(env, "Expected Uint8Array for patches");
@@ -538,12 +557,14 @@ Napi::Value TrainBackward(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
   Napi::Function ctor = ModelHandle::Init(env);
-  ModelHandle::constructor = new Napi::FunctionReference(Napi::Persistent(ctor));
+  data->modelConstructor = Napi::Persistent(ctor);
   exports.Set("NativeModel", ctor);
   Napi::Function slideCtor = SlideHandle::Init(env);
-  SlideHandle::constructor = new Napi::FunctionReference(Napi::Persistent(slideCtor));
+  data->slideConstructor = Napi::Persistent(slideCtor);
   exports.Set("NativeSlide", slideCtor);
+  env.SetInstanceData(data);  // deleted by Node when this environment exits
   exports.Set("openSlide", Napi::Function::New(env, OpenSlide, "openSlide"));
   exports.Set("trainForward", Napi::Function::New(env, TrainForward, "trainForward"));
   exports.Set("trainBackward", Napi::Function::New(env, TrainBackward, "trainBackward"));

@@ -1,0 +1,121 @@
+/**
+ * The demo: a synthetic H&E-like whole slide with known out-of-focus regions, written as a
+ * JPEG-tiled pyramidal TIFF (what scanners produce), scanned like any slide, and scored against
+ * the known defocus.
+ *
+ * Tissue: pink stroma (smooth value noise plus fibres) with purple nuclei of random size and
+ * density inside an irregular tissue outline on white glass. Defocus: a Gaussian point-spread
+ * function of sigma `blurSigma` px applied inside a disk and a rectangle whose positions are
+ * recorded, so the truth of every patch is known.
+ */
+import sharp from 'sharp';
+import { seededRandom } from './train/random.js';
+
+export interface DemoSlide {
+  file: string;
+  size: number;
+  micronsPerPixel: number;
+  blurSigma: number;
+  /** Defocused regions, level-0 pixels. */
+  disk: { cx: number; cy: number; r: number };
+  rect: { x: number; y: number; width: number; height: number };
+  /** Whether level-0 pixel (x, y) is defocused. */
+  defocused(x: number, y: number): boolean;
+}
+
+/** Smooth value noise in [0, 1] on a grid of `cell` px. */
+function valueNoise(size: number, cell: number, random: () => number): (x: number, y: number) => number {
+  const n = Math.ceil(size / cell) + 2;
+  const grid = Float32Array.from({ length: n * n }, random);
+  return (x, y) => {
+    const gx = x / cell;
+    const gy = y / cell;
+    const x0 = Math.floor(gx);
+    const y0 = Math.floor(gy);
+    const fx = gx - x0;
+    const fy = gy - y0;
+    const sx = fx * fx * (3 - 2 * fx);
+    const sy = fy * fy * (3 - 2 * fy);
+    const a = grid[y0 * n + x0]!;
+    const b = grid[y0 * n + x0 + 1]!;
+    const c = grid[(y0 + 1) * n + x0]!;
+    const d = grid[(y0 + 1) * n + x0 + 1]!;
+    return a + (b - a) * sx + (c - a) * sy + (a - b - c + d) * sx * sy;
+  };
+}
+
+export async function makeDemoSlide(file: string, options: { size?: number; seed?: number; blurSigma?: number } = {}): Promise<DemoSlide> {
+  const size = options.size ?? 4096;
+  const blurSigma = options.blurSigma ?? 3;
+  const random = seededRandom(options.seed ?? 2026);
+  const rgb = new Uint8Array(size * size * 3);
+  const outline = valueNoise(size, size / 6, random);
+  const stain = valueNoise(size, 180, random);
+  const fine = valueNoise(size, 9, random);
+  const fibres = valueNoise(size, 40, random);
+  // Tissue: an irregular blob covering most of the slide.
+  const inside = (x: number, y: number) => {
+    const dx = (x - size / 2) / (size * 0.42);
+    const dy = (y - size / 2) / (size * 0.4);
+    return Math.sqrt(dx * dx + dy * dy) < 0.75 + 0.35 * outline(x, y);
+  };
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const i = 3 * (y * size + x);
+      if (!inside(x, y)) {
+        const g = 238 + Math.floor(8 * fine(x, y));
+        rgb[i] = g; rgb[i + 1] = g; rgb[i + 2] = g;
+        continue;
+      }
+      const s = stain(x, y);
+      const f = Math.abs(Math.sin((x * 0.7 + y * 0.3) / 6 + 8 * fibres(x, y)));
+      const t = 0.55 + 0.3 * s + 0.15 * f + 0.1 * (fine(x, y) - 0.5);
+      rgb[i] = Math.min(255, 160 + 80 * t);
+      rgb[i + 1] = Math.min(255, 60 + 110 * t * t);
+      rgb[i + 2] = Math.min(255, 130 + 80 * t);
+    }
+  }
+  // Nuclei: dark purple ellipses with soft edges; denser where the stain noise is high.
+  const nuclei = Math.floor((size * size) / 900);
+  for (let k = 0; k < nuclei; k++) {
+    const cx = random() * size;
+    const cy = random() * size;
+    if (!inside(cx, cy) || random() > 0.35 + 0.65 * stain(cx, cy)) continue;
+    const rx = 3 + 4 * random();
+    const ry = rx * (0.6 + 0.5 * random());
+    const angle = random() * Math.PI;
+    const ca = Math.cos(angle);
+    const sa = Math.sin(angle);
+    const shade = 0.7 + 0.3 * random();
+    const R = Math.ceil(Math.max(rx, ry)) + 2;
+    for (let y = Math.max(0, Math.floor(cy - R)); y < Math.min(size, cy + R); y++)
+      for (let x = Math.max(0, Math.floor(cx - R)); x < Math.min(size, cx + R); x++) {
+        const u = ((x - cx) * ca + (y - cy) * sa) / rx;
+        const v = (-(x - cx) * sa + (y - cy) * ca) / ry;
+        const d = Math.sqrt(u * u + v * v);
+        if (d > 1.15) continue;
+        const a = d < 0.85 ? 1 : (1.15 - d) / 0.3;
+        const i = 3 * (y * size + x);
+        const grain = 0.85 + 0.3 * fine(x * 3, y * 3);
+        rgb[i] = rgb[i]! * (1 - a) + a * 85 * shade * grain;
+        rgb[i + 1] = rgb[i + 1]! * (1 - a) + a * 45 * shade * grain;
+        rgb[i + 2] = rgb[i + 2]! * (1 - a) + a * 135 * shade * grain;
+      }
+  }
+  const disk = { cx: Math.round(size * 0.33), cy: Math.round(size * 0.38), r: Math.round(size * 0.14) };
+  const rect = { x: Math.round(size * 0.52), y: Math.round(size * 0.55), width: Math.round(size * 0.26), height: Math.round(size * 0.2) };
+  const defocused = (x: number, y: number) =>
+    (x - disk.cx) ** 2 + (y - disk.cy) ** 2 <= disk.r ** 2 || (x >= rect.x && x < rect.x + rect.width && y >= rect.y && y < rect.y + rect.height);
+  const blurred = await sharp(rgb, { raw: { width: size, height: size, channels: 3 } }).blur(blurSigma).raw().toBuffer();
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++)
+      if (defocused(x, y)) {
+        const i = 3 * (y * size + x);
+        rgb[i] = blurred[i]!; rgb[i + 1] = blurred[i + 1]!; rgb[i + 2] = blurred[i + 2]!;
+      }
+  const micronsPerPixel = 0.5;
+  await sharp(rgb, { raw: { width: size, height: size, channels: 3 } })
+    .tiff({ tile: true, tileWidth: 256, tileHeight: 256, pyramid: true, compression: 'jpeg', quality: 90, xres: 1000 / micronsPerPixel, yres: 1000 / micronsPerPixel, resolutionUnit: 'cm' })
+    .toFile(file);
+  return { file, size, micronsPerPixel, blurSigma, disk, rect, defocused };
+}
