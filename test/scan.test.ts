@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { openSource, scanSlide } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, openSource, scanImage, scanSlide } from '@fqa/core';
+import { openSlide } from '@fqa/native';
 import { hasShared, repoRoot, shared } from './helpers/shared.js';
 
 const bin = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
@@ -130,5 +131,31 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
     // Not just the means: every defocused patch scores blurrier than the median sharp patch.
     const sortedLeft = [...sides.left].sort((a, b) => a - b);
     expect(Math.min(...sides.right)).toBeGreaterThan(sortedLeft[Math.floor(sortedLeft.length / 2)]!);
+  });
+});
+
+describe.skipIf(!hasShared)('scanSlide / scanImage in one process', () => {
+  test('several scans, buffers, progress and cancellation; slides open after a pool has run', async () => {
+    const model = DEFAULT_MODEL_PATH;
+    const progress: number[] = [];
+    const first = await scanSlide(svs, { model, workers: 2, onProgress: (p) => progress.push(p.regionsDone) });
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress[progress.length - 1]).toBe(progress.length);
+    // The addon is loaded in the pool's worker threads too; opening and scanning again afterwards
+    // must still work (per-environment addon state).
+    const again = await scanSlide(svs, { model, workers: 2 });
+    expect(Array.from(again.scores)).toEqual(Array.from(first.scores));
+    const slide = await openSlide(svs);
+    expect(slide.info().vendor).toBe('aperio');
+    slide.close();
+    const png = readFileSync(shared('data', 'tcga-focus', 'TCGA@Focus_patch_i_9651_j_81514.png'));
+    const fromBuffer = await scanImage(png, { model });
+    const fromPath = await scanImage(shared('data', 'tcga-focus', 'TCGA@Focus_patch_i_9651_j_81514.png'), { model });
+    expect(fromBuffer.file).toBe('image buffer');
+    expect(Array.from(fromBuffer.scores)).toEqual(Array.from(fromPath.scores));
+    const controller = new AbortController();
+    controller.abort();
+    await expect(scanSlide(svs, { model, signal: controller.signal })).rejects.toThrow(/cancelled/);
+    await expect(scanSlide(svs, { model, patchSize: 0 })).rejects.toThrow(/Expected integer between 8 and 4096 for patchSize but received 0/);
   });
 });

@@ -30,8 +30,9 @@ export interface SlideSource {
 
 const PLAIN_IMAGE = /\.(png|jpe?g|webp|gif|bmp)$/i;
 
-/** Opens any slide or image; one InputError with a clear message when it cannot. */
-export async function openSource(path: string): Promise<SlideSource> {
+/** Opens any slide or image (or encoded image bytes); one InputError with a clear message when it cannot. */
+export async function openSource(path: string | Uint8Array): Promise<SlideSource> {
+  if (typeof path !== 'string') return fromImage(path);
   let size: number;
   try {
     const s = await stat(path);
@@ -85,11 +86,12 @@ function fromOpenSlide(path: string, slide: NativeSlide): SlideSource {
   };
 }
 
-async function fromImage(path: string): Promise<SlideSource> {
+async function fromImage(input: string | Uint8Array): Promise<SlideSource> {
+  const path = typeof input === 'string' ? input : 'image buffer';
   let image: RgbImage;
   let resolution: number | undefined;
   try {
-    const meta = await sharp(path).metadata();
+    const meta = await sharp(input).metadata();
     // TIFF resolution in pixels per cm or inch gives µm/px when it is not a screen default.
     if (meta.density && meta.density > 100 && meta.resolutionUnit) {
       resolution = meta.resolutionUnit === 'cm' ? 10000 / meta.density : 25400 / meta.density;
@@ -97,7 +99,7 @@ async function fromImage(path: string): Promise<SlideSource> {
   } catch {
     // decodeImage below reports the problem.
   }
-  image = await decodeImage(path);
+  image = await decodeImage(input, path);
   const level0 = { width: image.width, height: image.height, downsample: 1 };
   return {
     path,

@@ -121,13 +121,20 @@ function percentile(sorted: Float32Array, p: number): number {
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (i - lo);
 }
 
-export async function scanSlide(path: string, options: ScanOptions): Promise<ScanResult> {
+/** scanImage(): the same scan for a single image given as a path or as encoded bytes. */
+export async function scanImage(input: string | Uint8Array, options: ScanOptions): Promise<ScanResult> {
+  if (typeof input !== 'string' && !(input instanceof Uint8Array)) throw new UsageError('Expected a path or a Uint8Array for the image');
+  return scanSlide(input, options);
+}
+
+export async function scanSlide(input: string | Uint8Array, options: ScanOptions): Promise<ScanResult> {
   validateOptions(options);
+  const path = typeof input === 'string' ? input : 'image buffer';
   const t0 = performance.now();
   const model = await loadModel(options.model);
   const patchSize = options.patchSize ?? model.header.patchSize;
   const stride = options.stride ?? model.header.stride;
-  const source = await openSource(path);
+  const source = await openSource(input);
   const warnings: string[] = [];
   let pool: Piscina | undefined;
   try {
