@@ -110,13 +110,18 @@ export interface SlideInfo {
   vendor: string;
   levels: SlideLevelInfo[];
   properties: Record<string, string>;
+  /** Levels the direct JPEG-tile reader serves (libtiff + libjpeg-turbo); the rest go through OpenSlide. */
+  directLevels: number[];
 }
+
+/** Which reader serves a region: the direct JPEG-tile reader where it can ('auto'), or one of them. */
+export type SlideReaderName = 'auto' | 'direct' | 'openslide';
 
 /** An open whole-slide image (OpenSlide). Close it when done; pending reads finish first. */
 export interface NativeSlide {
   info(): SlideInfo;
   /** RGB u8 (3 * width bytes per row); x, y in level-0 pixels, width and height at `level`. */
-  readRegion(level: number, x: number, y: number, width: number, height: number): Promise<Uint8Array>;
+  readRegion(level: number, x: number, y: number, width: number, height: number, reader?: SlideReaderName): Promise<Uint8Array>;
   close(): void;
 }
 

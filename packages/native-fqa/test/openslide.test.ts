@@ -65,6 +65,33 @@ describe.skipIf(!hasShared)('OpenSlide reader', () => {
     expect(truncated).toMatch(/truncated\.svs|OpenSlide/);
   });
 
+  test('the direct JPEG-tile reader returns exactly OpenSlide\'s pixels', async () => {
+    const slide = await openSlide(svs);
+    expect(slide.info().directLevels).toEqual([0]);
+    for (const [x, y, w, h] of [[0, 0, 2220, 2967], [300, 500, 400, 300], [2100, 2900, 200, 200], [-50, -20, 120, 80]] as const) {
+      const viaOpenSlide = await slide.readRegion(0, x, y, w, h, 'openslide');
+      const direct = await slide.readRegion(0, x, y, w, h, 'direct');
+      expect(Buffer.compare(Buffer.from(direct), Buffer.from(viaOpenSlide)), `${x},${y} ${w}x${h}`).toBe(0);
+    }
+    expect(() => slide.readRegion(0, 0, 0, 10, 10, 'fast' as never)).toThrow(/reader/);
+    slide.close();
+  });
+
+  test('a slide whose tiles are cut off is a read error, not a crash', async () => {
+    const bytes = readFileSync(svs);
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'fqa-cut-')), 'cut.svs');
+    // Keep the directory (at the start of this SVS) but drop the end of the tile data.
+    writeFileSync(file, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+    const slide = await openSlide(file).catch((err: Error) => err);
+    if (slide instanceof Error) {
+      expect(slide.message).toMatch(/cut\.svs/);
+      return;
+    }
+    const { width, height } = slide.info().levels[0]!;
+    await expect(slide.readRegion(0, 0, 0, width, height, 'auto')).rejects.toThrow(/cut\.svs|OpenSlide/);
+    slide.close();
+  });
+
   test('argument errors are synchronous and name the argument', async () => {
     const slide = await openSlide(svs);
     expect(() => slide.readRegion(5, 0, 0, 10, 10)).toThrow(/level/);

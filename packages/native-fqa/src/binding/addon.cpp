@@ -20,6 +20,9 @@
 #include "gpu.h"
 #include "focuslitenn_train.h"
 #include "openslide_reader.h"
+#ifdef FQA_HAVE_TIFF_JPEG
+#include "tiff_jpeg_reader.h"
+#endif
 #include "model.h"
 #include "sweep.h"
 
@@ -334,6 +337,44 @@ Napi::Value FlopsPerPatch(const Napi::CallbackInfo& info) {
 }
 
 
+// The direct JPEG-tile reader for the OpenSlide levels it can serve (same pyramid, same sizes).
+struct DirectReader {
+#ifdef FQA_HAVE_TIFF_JPEG
+  std::shared_ptr<fqa::TiffJpegReader> reader;
+#endif
+  std::vector<int> levelOf;  // OpenSlide level -> direct level, or -1
+};
+
+struct OpenedSlide {
+  std::shared_ptr<fqa::OpenSlideReader> reader;
+  std::shared_ptr<DirectReader> direct;
+};
+
+std::shared_ptr<DirectReader> openDirect(const std::string& path, const fqa::SlideInfo& info) {
+#ifdef FQA_HAVE_TIFF_JPEG
+  // Only where OpenSlide's levels are exactly the TIFF's tiled directories.
+  if (info.vendor != "aperio" && info.vendor != "generic-tiff") return nullptr;
+  std::string why;
+  auto tiff = fqa::TiffJpegReader::open(path, &why);
+  if (!tiff) return nullptr;
+  auto d = std::make_shared<DirectReader>();
+  d->reader = tiff;
+  bool any = false;
+  for (const auto& level : info.levels) {
+    int match = -1;
+    for (size_t j = 0; j < tiff->levels().size(); ++j)
+      if (tiff->levels()[j].width == level.width && tiff->levels()[j].height == level.height) match = int(j);
+    d->levelOf.push_back(match);
+    any |= match >= 0;
+  }
+  return any ? d : nullptr;
+#else
+  (void)path;
+  (void)info;
+  return nullptr;
+#endif
+}
+
 // An open slide, owned by a JS object. Reads hold a shared_ptr, so closing (or collecting) the
 // JS object while a read runs only releases the slide when that read ends.
 class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
@@ -346,7 +387,9 @@ class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
   explicit SlideHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SlideHandle>(info) {
     if (info.Length() != 1 || !info[0].IsExternal())
       throw Napi::TypeError::New(info.Env(), "NativeSlide is created by openSlide(path)");
-    reader_ = *info[0].As<Napi::External<std::shared_ptr<fqa::OpenSlideReader>>>().Data();
+    const OpenedSlide& opened = *info[0].As<Napi::External<OpenedSlide>>().Data();
+    reader_ = opened.reader;
+    direct_ = opened.direct;
   }
   std::shared_ptr<fqa::OpenSlideReader> reader(const Napi::Env& env) const {
     if (!reader_) throw Napi::Error::New(env, "slide is closed");
@@ -371,14 +414,22 @@ class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
     Napi::Object props = Napi::Object::New(env);
     for (const auto& [k, v] : s.properties) props.Set(k, v);
     o.Set("properties", props);
+    Napi::Array direct = Napi::Array::New(env);
+    uint32_t n = 0;
+    if (direct_)
+      for (size_t i = 0; i < direct_->levelOf.size(); ++i)
+        if (direct_->levelOf[i] >= 0) direct.Set(n++, Napi::Number::New(env, double(i)));
+    o.Set("directLevels", direct);
     return o;
   }
   Napi::Value ReadRegion(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info) {
     reader_.reset();
+    direct_.reset();
     return info.Env().Undefined();
   }
   std::shared_ptr<fqa::OpenSlideReader> reader_;
+  std::shared_ptr<DirectReader> direct_;
 };
 
 class OpenSlideWorker : public Napi::AsyncWorker {
@@ -390,14 +441,15 @@ class OpenSlideWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
-      reader_ = fqa::OpenSlideReader::open(path_);
+      opened_.reader = fqa::OpenSlideReader::open(path_);
+      opened_.direct = openDirect(path_, opened_.reader->info());
     } catch (const std::exception& e) {
       SetError(e.what());
     }
   }
   void OnOK() override {
     try {
-      auto external = Napi::External<std::shared_ptr<fqa::OpenSlideReader>>::New(Env(), &reader_);
+      auto external = Napi::External<OpenedSlide>::New(Env(), &opened_);
       deferred_.Resolve(addonData(Env()).slideConstructor.New({external}));
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
@@ -408,20 +460,30 @@ class OpenSlideWorker : public Napi::AsyncWorker {
  private:
   Napi::Promise::Deferred deferred_;
   std::string path_;
-  std::shared_ptr<fqa::OpenSlideReader> reader_;
+  OpenedSlide opened_;
 };
 
 class ReadRegionWorker : public Napi::AsyncWorker {
  public:
-  ReadRegionWorker(Napi::Env env, std::shared_ptr<fqa::OpenSlideReader> reader, int level, int64_t x, int64_t y, int64_t w, int64_t h)
+  ReadRegionWorker(Napi::Env env, std::shared_ptr<fqa::OpenSlideReader> reader, std::shared_ptr<DirectReader> direct, int level,
+                   int64_t x, int64_t y, int64_t w, int64_t h)
       : Napi::AsyncWorker(env, "fqa.readRegion"), deferred_(Napi::Promise::Deferred::New(env)), reader_(std::move(reader)),
-        level_(level), x_(x), y_(y), w_(w), h_(h) {}
+        direct_(std::move(direct)), level_(level), x_(x), y_(y), w_(w), h_(h) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
     try {
       pixels_.resize(size_t(w_ * h_ * 3));
+#ifdef FQA_HAVE_TIFF_JPEG
+      if (direct_ && direct_->levelOf[size_t(level_)] >= 0) {
+        // Level pixel of the level-0 position, as OpenSlide computes it (x / downsample).
+        const double ds = reader_->info().levels[size_t(level_)].downsample;
+        direct_->reader->readLevelRegion(direct_->levelOf[size_t(level_)], int64_t(double(x_) / ds), int64_t(double(y_) / ds), w_, h_,
+                                         pixels_.data(), 3 * w_);
+        return;
+      }
+#endif
       reader_->readRegion(level_, x_, y_, w_, h_, pixels_.data(), 3 * w_);
     } catch (const std::exception& e) {
       SetError(e.what());
@@ -443,6 +505,7 @@ class ReadRegionWorker : public Napi::AsyncWorker {
  private:
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<fqa::OpenSlideReader> reader_;
+  std::shared_ptr<DirectReader> direct_;
   int level_;
   int64_t x_, y_, w_, h_;
   std::vector<uint8_t> pixels_;
@@ -451,7 +514,14 @@ class ReadRegionWorker : public Napi::AsyncWorker {
 // readRegion(level, x, y, width, height): x, y in level-0 pixels; width, height at the level.
 Napi::Value SlideHandle::ReadRegion(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 5) throw Napi::TypeError::New(env, "readRegion expects (level, x, y, width, height)");
+  if (info.Length() != 5 && info.Length() != 6) throw Napi::TypeError::New(env, "readRegion expects (level, x, y, width, height[, reader])");
+  std::string readerName = "auto";
+  if (info.Length() == 6) {
+    if (!info[5].IsString()) throw Napi::TypeError::New(env, "Expected 'auto', 'direct' or 'openslide' for reader");
+    readerName = info[5].As<Napi::String>().Utf8Value();
+    if (readerName != "auto" && readerName != "direct" && readerName != "openslide")
+      throw Napi::TypeError::New(env, "Expected 'auto', 'direct' or 'openslide' for reader but received '" + readerName + "'");
+  }
   auto r = reader(env);
   const int64_t levels = int64_t(r->info().levels.size());
   const int level = int(integer(env, info[0], "level", 0, levels - 1));
@@ -460,7 +530,10 @@ Napi::Value SlideHandle::ReadRegion(const Napi::CallbackInfo& info) {
   const int64_t w = integer(env, info[3], "width", 1, 1 << 16);
   const int64_t h = integer(env, info[4], "height", 1, 1 << 16);
   if (w * h > (int64_t(1) << 28)) throw Napi::RangeError::New(env, "region of " + std::to_string(w * h) + " pixels is larger than 2^28; read it in parts");
-  auto* worker = new ReadRegionWorker(env, r, level, x, y, w, h);
+  std::shared_ptr<DirectReader> direct = readerName == "openslide" ? nullptr : direct_;
+  if (readerName == "direct" && !(direct && direct->levelOf[size_t(level)] >= 0))
+    throw Napi::Error::New(env, "the direct JPEG-tile reader cannot read level " + std::to_string(level) + " of this slide");
+  auto* worker = new ReadRegionWorker(env, r, direct, level, x, y, w, h);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

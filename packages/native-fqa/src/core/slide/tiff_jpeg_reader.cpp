@@ -1,0 +1,173 @@
+#include "tiff_jpeg_reader.h"
+
+#include <fcntl.h>
+#include <tiffio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+
+#include <jpeglib.h>
+#include <stdexcept>
+
+namespace fqa {
+
+namespace {
+
+struct TiffCloser {
+  void operator()(TIFF* t) const { TIFFClose(t); }
+};
+
+void quietTiffWarnings(const char*, const char*, va_list) {}
+
+// libjpeg reports errors by calling error_exit, which by default ends the process: jump back
+// instead and turn it into an exception outside the setjmp frame.
+struct JpegError {
+  jpeg_error_mgr manager;
+  jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void jpegErrorExit(j_common_ptr cinfo) {
+  JpegError* err = reinterpret_cast<JpegError*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->message);
+  longjmp(err->jump, 1);
+}
+
+// Decodes one JPEG into out (width x height x 3); returns an empty string or the error. No C++
+// objects with destructors live between setjmp and longjmp.
+std::string decodeJpeg(const uint8_t* data, size_t bytes, bool rgbColorSpace, uint8_t* out, int64_t width, int64_t height) {
+  jpeg_decompress_struct cinfo;
+  JpegError err;
+  cinfo.err = jpeg_std_error(&err.manager);
+  err.manager.error_exit = jpegErrorExit;
+  err.manager.output_message = [](j_common_ptr) {};
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    return err.message;
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, data, (unsigned long)bytes);
+  jpeg_read_header(&cinfo, TRUE);
+  if (rgbColorSpace) cinfo.jpeg_color_space = JCS_RGB;  // as OpenSlide does for Photometric RGB
+  cinfo.out_color_space = JCS_RGB;
+  jpeg_start_decompress(&cinfo);
+  if (int64_t(cinfo.output_width) != width || int64_t(cinfo.output_height) != height || cinfo.output_components != 3) {
+    jpeg_destroy_decompress(&cinfo);
+    return "tile is " + std::to_string(cinfo.output_width) + "x" + std::to_string(cinfo.output_height) + ", expected " +
+           std::to_string(width) + "x" + std::to_string(height);
+  }
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW row = out + int64_t(cinfo.output_scanline) * width * 3;
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return "";
+}
+
+}  // namespace
+
+std::shared_ptr<TiffJpegReader> TiffJpegReader::open(const std::string& path, std::string* whyNot) {
+  TIFFSetWarningHandler(quietTiffWarnings);
+  TIFFSetErrorHandler(quietTiffWarnings);
+  std::unique_ptr<TIFF, TiffCloser> tif(TIFFOpen(path.c_str(), "r"));
+  if (!tif) {
+    if (whyNot) *whyNot = "not a TIFF file";
+    return nullptr;
+  }
+  std::shared_ptr<TiffJpegReader> reader(new TiffJpegReader());
+  reader->path_ = path;
+  do {
+    if (!TIFFIsTiled(tif.get())) continue;
+    uint16_t compression = 0, spp = 0, bps = 0, planar = PLANARCONFIG_CONTIG;
+    uint32_t width = 0, height = 0, tw = 0, th = 0;
+    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_COMPRESSION, &compression);
+    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_SAMPLESPERPIXEL, &spp);
+    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_BITSPERSAMPLE, &bps);
+    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_PLANARCONFIG, &planar);
+    TIFFGetField(tif.get(), TIFFTAG_IMAGEWIDTH, &width);
+    TIFFGetField(tif.get(), TIFFTAG_IMAGELENGTH, &height);
+    TIFFGetField(tif.get(), TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(tif.get(), TIFFTAG_TILELENGTH, &th);
+    if (compression != COMPRESSION_JPEG || spp != 3 || bps != 8 || planar != PLANARCONFIG_CONTIG || !width || !height || !tw || !th) continue;
+    JpegTiffLevel L;
+    L.width = width;
+    L.height = height;
+    L.tileWidth = tw;
+    L.tileHeight = th;
+    const uint32_t tiles = TIFFNumberOfTiles(tif.get());
+    uint64_t* offsets = nullptr;
+    uint64_t* bytes = nullptr;
+    if (!TIFFGetField(tif.get(), TIFFTAG_TILEOFFSETS, &offsets) || !TIFFGetField(tif.get(), TIFFTAG_TILEBYTECOUNTS, &bytes) || !offsets || !bytes) continue;
+    L.tileOffsets.assign(offsets, offsets + tiles);
+    L.tileBytes.assign(bytes, bytes + tiles);
+    uint32_t tableBytes = 0;
+    void* tables = nullptr;
+    uint16_t photometric = PHOTOMETRIC_YCBCR;
+    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_PHOTOMETRIC, &photometric);
+    L.rgbColorSpace = photometric == PHOTOMETRIC_RGB;
+    if (TIFFGetField(tif.get(), TIFFTAG_JPEGTABLES, &tableBytes, &tables) && tables && tableBytes > 4)
+      L.jpegTables.assign(static_cast<uint8_t*>(tables), static_cast<uint8_t*>(tables) + tableBytes);
+    reader->levels_.push_back(std::move(L));
+  } while (TIFFReadDirectory(tif.get()));
+  if (reader->levels_.empty()) {
+    if (whyNot) *whyNot = "no tiled 8-bit RGB JPEG directories";
+    return nullptr;
+  }
+  std::sort(reader->levels_.begin(), reader->levels_.end(), [](const JpegTiffLevel& a, const JpegTiffLevel& b) { return a.width > b.width; });
+  reader->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (reader->fd_ < 0) {
+    if (whyNot) *whyNot = "cannot open the file";
+    return nullptr;
+  }
+  return reader;
+}
+
+TiffJpegReader::~TiffJpegReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void TiffJpegReader::readLevelRegion(int level, int64_t x, int64_t y, int64_t width, int64_t height, uint8_t* rgb,
+                                     int64_t rowStride) const {
+  if (level < 0 || level >= int(levels_.size())) throw std::range_error("level " + std::to_string(level) + " does not exist");
+  const JpegTiffLevel& L = levels_[size_t(level)];
+  for (int64_t r = 0; r < height; ++r) std::memset(rgb + r * rowStride, 255, size_t(width * 3));
+  const int64_t tilesAcross = (L.width + L.tileWidth - 1) / L.tileWidth;
+  const int64_t tx0 = std::max<int64_t>(0, x) / L.tileWidth, ty0 = std::max<int64_t>(0, y) / L.tileHeight;
+  const int64_t tx1 = std::min(L.width, x + width), ty1 = std::min(L.height, y + height);
+  if (tx1 <= 0 || ty1 <= 0 || x >= L.width || y >= L.height) return;
+  std::vector<uint8_t> raw, stream, tile(size_t(L.tileWidth * L.tileHeight * 3));
+  for (int64_t ty = ty0; ty * L.tileHeight < ty1; ++ty) {
+    for (int64_t tx = tx0; tx * L.tileWidth < tx1; ++tx) {
+      const size_t index = size_t(ty * tilesAcross + tx);
+      if (index >= L.tileOffsets.size()) throw std::runtime_error(path_ + ": tile " + std::to_string(index) + " missing");
+      const uint64_t bytes = L.tileBytes[index];
+      if (bytes == 0) continue;  // sparse tile: background
+      raw.resize(bytes);
+      const ssize_t got = ::pread(fd_, raw.data(), bytes, off_t(L.tileOffsets[index]));
+      if (got != ssize_t(bytes)) throw std::runtime_error(path_ + ": truncated tile " + std::to_string(index) + " (file ends early)");
+      // Abbreviated tiles: splice the shared tables in (tables without their EOI + tile without its SOI).
+      const uint8_t* jpeg = raw.data();
+      size_t jpegBytes = raw.size();
+      if (!L.jpegTables.empty() && raw.size() > 2) {
+        stream.assign(L.jpegTables.begin(), L.jpegTables.end() - 2);
+        stream.insert(stream.end(), raw.begin() + 2, raw.end());
+        jpeg = stream.data();
+        jpegBytes = stream.size();
+      }
+      const std::string error = decodeJpeg(jpeg, jpegBytes, L.rgbColorSpace, tile.data(), L.tileWidth, L.tileHeight);
+      if (!error.empty()) throw std::runtime_error(path_ + ": JPEG tile " + std::to_string(index) + " does not decode (" + error + ")");
+      // Copy the part of the tile inside both the region and the image.
+      const int64_t ox = tx * L.tileWidth, oy = ty * L.tileHeight;
+      const int64_t cx0 = std::max(ox, x), cx1 = std::min({ox + L.tileWidth, x + width, L.width});
+      const int64_t cy0 = std::max(oy, y), cy1 = std::min({oy + L.tileHeight, y + height, L.height});
+      for (int64_t yy = cy0; yy < cy1; ++yy)
+        std::memcpy(rgb + (yy - y) * rowStride + (cx0 - x) * 3, tile.data() + ((yy - oy) * L.tileWidth + (cx0 - ox)) * 3, size_t((cx1 - cx0) * 3));
+    }
+  }
+}
+
+}  // namespace fqa
