@@ -102,6 +102,25 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
     expect(existsSync(path.join(out, 'good.scores.tsv'))).toBe(true);
   });
 
+  test('small_HE_levels.tiff (4-level deflate pyramid, synthetic colour blocks): reports parse, no tissue', async () => {
+    const out = path.join(work, 'small');
+    const r = fqa(shared('data', 'slides', 'small_HE_levels.tiff'), '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(readFileSync(path.join(out, 'small_HE_levels.json'), 'utf8'));
+    expect([json.vendor, json.width, json.height]).toEqual(['generic-tiff', 300, 250]);
+    // Saturated red, green and blue blocks are marker-pen colours, not stained tissue.
+    expect(json.summary.verdict).toBe('no-tissue');
+    expect(json.warnings.join(' ')).toMatch(/no resolution \(mpp\)/);
+    expect(readFileSync(path.join(out, 'small_HE_levels.scores.tsv'), 'utf8')).toBe('x\ty\twidth\theight\tscore\ttissue_fraction\n');
+    expect(JSON.parse(readFileSync(path.join(out, 'small_HE_levels.geojson'), 'utf8'))).toEqual({ type: 'FeatureCollection', features: [] });
+    const heat = await sharp(path.join(out, 'small_HE_levels.heatmap.png')).metadata();
+    expect([heat.width, heat.height]).toEqual([300, 250]);
+    // --mpp overrides the missing metadata: at 0.25 µm/px the 0.5 µm/px model reads level 1 (downsample 2).
+    const withMpp = await scanSlide(shared('data', 'slides', 'small_HE_levels.tiff'), { model: DEFAULT_MODEL_PATH, mpp: 0.25, patchSize: 64, stride: 32 });
+    expect([withMpp.level, withMpp.level0PerWorkingPixel, withMpp.slideMpp, withMpp.mpp]).toEqual([1, 2, 0.25, 0.5]);
+    expect(withMpp.warnings.join(' ')).not.toMatch(/no resolution/);
+  });
+
   test('defocusing half of a real tissue region makes that half score blurrier', async () => {
     const source = await openSource(svs);
     const w = 1200;
