@@ -33,5 +33,6 @@ export { scanGeoJson, traceCells, OUT_OF_FOCUS, IN_FOCUS } from './scan/geojson.
 export { syntheticDefocus, type DefocusOptions, type PatchSet } from './train/synthetic.js';
 export { trainFocusLite, lossAndGradient, type TrainOptions, type TrainResult, type LossName } from './train/trainer.js';
 export { seededRandom } from './train/random.js';
-export { buildDefaultModel, DEFAULT_RECIPE, spearman, type DefaultModelBuild } from './train/default-model.js';
+export { buildDefaultModel, DEFAULT_RECIPE, type DefaultModelBuild } from './train/default-model.js';
 export { makeDemoSlide, type DemoSlide } from './demo.js';
+export { plcc, srcc, krcc, rmse, ranks, curves, rocAuc, prAucTrapezoid, averagePrecision, bestThresholdAccuracy, type CurvePoint } from './train/metrics.js';

@@ -9,6 +9,7 @@ import { createNativeModel, trainForward } from '@fqa/native';
 import path from 'node:path';
 import { encodeModelFile, type ModelHeader } from '../model-file.js';
 import { syntheticDefocus, type PatchSet } from './synthetic.js';
+import { plcc, srcc } from './metrics.js';
 import { trainFocusLite } from './trainer.js';
 
 export const DEFAULT_RECIPE = {
@@ -41,34 +42,6 @@ export const DEFAULT_RECIPE = {
     'tiles/ihc.png',
   ],
 };
-
-function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const n = a.length;
-  let ma = 0;
-  let mb = 0;
-  for (let i = 0; i < n; i++) { ma += a[i]!; mb += b[i]!; }
-  ma /= n;
-  mb /= n;
-  let s = 0;
-  let sa = 0;
-  let sb = 0;
-  for (let i = 0; i < n; i++) { s += (a[i]! - ma) * (b[i]! - mb); sa += (a[i]! - ma) ** 2; sb += (b[i]! - mb) ** 2; }
-  return s / Math.sqrt(sa * sb);
-}
-
-function ranks(a: ArrayLike<number>): Float64Array {
-  const idx = Array.from({ length: a.length }, (_, i) => i).sort((i, j) => a[i]! - a[j]!);
-  const r = new Float64Array(a.length);
-  for (let i = 0; i < idx.length; ) {
-    let j = i;
-    while (j + 1 < idx.length && a[idx[j + 1]!] === a[idx[i]!]) j++;
-    for (let t = i; t <= j; t++) r[idx[t]!] = (i + j) / 2;
-    i = j + 1;
-  }
-  return r;
-}
-
-export const spearman = (a: ArrayLike<number>, b: ArrayLike<number>) => pearson(ranks(a), ranks(b));
 
 export interface DefaultModelBuild {
   bytes: Buffer;
@@ -121,7 +94,7 @@ export async function buildDefaultModel(sharedData: string, log: (line: string) 
       license: 'same as fqa',
       createdBy: 'fqa native trainer',
       createdAt: 'recipe DEFAULT_RECIPE (seeded; the file is reproducible)',
-      notes: `training PLCC ${pearson(calibrated, data.labels).toFixed(4)}, SRCC ${spearman(calibrated, data.labels).toFixed(4)}, calibration a=${a.toFixed(5)} b=${b.toFixed(5)}`,
+      notes: `training PLCC ${plcc(calibrated, data.labels).toFixed(4)}, SRCC ${srcc(calibrated, data.labels).toFixed(4)}, calibration a=${a.toFixed(5)} b=${b.toFixed(5)}`,
     },
   };
   const bytes = encodeModelFile(header, [
@@ -130,5 +103,5 @@ export async function buildDefaultModel(sharedData: string, log: (line: string) 
     { name: 'fc.weight', shape: [1, R.kernels, 1, 1], data: fcWeight },
     { name: 'fc.bias', shape: [1], data: Float32Array.of(fcBias) },
   ]);
-  return { bytes, trainPlcc: pearson(calibrated, data.labels), trainSrcc: spearman(calibrated, data.labels), seconds: (performance.now() - start) / 1000 };
+  return { bytes, trainPlcc: plcc(calibrated, data.labels), trainSrcc: srcc(calibrated, data.labels), seconds: (performance.now() - start) / 1000 };
 }
