@@ -162,6 +162,10 @@ describe.skipIf(!hasShared)('scanSlide / scanImage in one process', () => {
     expect(progress[progress.length - 1]).toBe(progress.length);
     // The addon is loaded in the pool's worker threads too; opening and scanning again afterwards
     // must still work (per-environment addon state).
+    // Direct JPEG-tile reader, bands read top to bottom: the slide's 10 x 13 tiles of 240 px are
+    // each decoded exactly once (the tissue mask reads them all, the bands hit the cache).
+    expect(first.reader).toMatchObject({ reader: 'direct', tilesDecoded: 130, tilesRedecoded: 0 });
+    expect(first.reader.tileCacheHits).toBeGreaterThan(0);
     const again = await scanSlide(svs, { model, workers: 2 });
     expect(Array.from(again.scores)).toEqual(Array.from(first.scores));
     const slide = await openSlide(svs);

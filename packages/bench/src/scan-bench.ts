@@ -48,4 +48,5 @@ const mp = (size * size) / 1e6;
 console.log(`fqa scan benchmark — ${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? 'CPU'}, ${os.cpus().length} CPUs`);
 console.log(`slide ${size} x ${size} (${mp.toFixed(0)} MP), level ${result.level}, ${result.columns} x ${result.rows} patches of ${result.patchSize} px stride ${result.stride}, ${result.summary.patchesScored} scored (tissue ${(100 * result.summary.tissueFraction).toFixed(1)} %)`);
 console.log(`open ${result.timings.openSeconds.toFixed(2)} s, tissue mask ${result.timings.tissueSeconds.toFixed(2)} s, read + score ${result.timings.scoreSeconds.toFixed(2)} s, total ${seconds.toFixed(2)} s (${(mp / seconds).toFixed(1)} MP/s of slide)`);
+console.log(`reader ${result.reader.reader}: ${result.reader.tilesDecoded} JPEG tiles decoded, ${result.reader.tilesRedecoded} of them more than once, ${result.reader.tileCacheHits} cache hits`);
 console.log(`peak RSS ${peakRssMiB().toFixed(0)} MiB (before the scan ${before.toFixed(0)} MiB); 300 such slides: ${((300 * seconds) / 3600).toFixed(2)} h`);

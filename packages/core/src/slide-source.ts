@@ -25,6 +25,8 @@ export interface SlideSource {
   properties: Record<string, string>;
   /** RGB u8, 3 * width bytes per row; x, y in level-0 pixels; width, height at `level`. */
   readRegion(level: number, x: number, y: number, width: number, height: number): Promise<Uint8Array>;
+  /** Which reader serves level 0 and how many JPEG tiles it decoded / served from its cache. */
+  readerStats(): { reader: 'direct' | 'openslide' | 'image'; tilesDecoded: number; tileCacheHits: number; tilesRedecoded: number };
   close(): void;
 }
 
@@ -82,6 +84,7 @@ function fromOpenSlide(path: string, slide: NativeSlide): SlideSource {
       slide.readRegion(level, x, y, w, h).catch((err: Error) => {
         throw new InputError(`${path}: ${err.message}`, { cause: err });
       }),
+    readerStats: () => ({ reader: info.directLevels.includes(0) ? 'direct' : 'openslide', ...slide.readerStats() }),
     close: () => slide.close(),
   };
 }
@@ -121,6 +124,7 @@ async function fromImage(input: string | Uint8Array): Promise<SlideSource> {
       }
       return out;
     },
+    readerStats: () => ({ reader: 'image', tilesDecoded: 0, tileCacheHits: 0, tilesRedecoded: 0 }),
     close() {
       image = { pixels: new Uint8Array(0), width: 0, height: 0, rowStride: 0 };
     },

@@ -122,6 +122,8 @@ export interface NativeSlide {
   info(): SlideInfo;
   /** RGB u8 (3 * width bytes per row); x, y in level-0 pixels, width and height at `level`. */
   readRegion(level: number, x: number, y: number, width: number, height: number, reader?: SlideReaderName): Promise<Uint8Array>;
+  /** JPEG tiles the direct reader decoded and reads its tile cache served. */
+  readerStats(): { tilesDecoded: number; tileCacheHits: number; tilesRedecoded: number };
   close(): void;
 }
 

@@ -67,3 +67,4 @@ export function planRegions(columns: number, rows: number, patchSize: number, st
   }
   return regions;
 }
+

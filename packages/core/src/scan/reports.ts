@@ -47,6 +47,7 @@ export function summaryJson(r: ScanResult, extra: Record<string, unknown> = {}):
       summary: r.summary,
       timings: r.timings,
       kernel: r.kernel,
+      reader: r.reader,
       warnings: r.warnings,
       ...extra,
     },

@@ -76,6 +76,8 @@ export interface ScanResult {
   summary: ScanSummary;
   timings: { openSeconds: number; tissueSeconds: number; scoreSeconds: number; totalSeconds: number };
   kernel: string;
+  /** Which reader served the pixels, and the JPEG tiles it decoded (each once) or served from cache. */
+  reader: { reader: 'direct' | 'openslide' | 'image'; tilesDecoded: number; tileCacheHits: number; tilesRedecoded: number };
   warnings: string[];
 }
 
@@ -157,12 +159,15 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     const tissue = patchTissueFractions(tissueMask, tissueMask.level0PerMaskPixel / choice.level0PerWorking, { columns, rows, patchSize, stride });
     const minTissue = options.minTissue ?? 0.5;
     const scores = new Float32Array(columns * rows).fill(Number.NaN);
+    const workers = options.workers ?? Math.max(1, os.availableParallelism());
+    // Regions of whole patches, ~2048 px square, row by row: the rows and columns they share with
+    // their neighbours are still in the direct reader's tile cache when the neighbour is read, so
+    // each JPEG tile is decoded once; regions without tissue are never read.
     const regions = planRegions(columns, rows, patchSize, stride).filter((r) => {
       for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) if (tissue[row * columns + col]! >= minTissue) return true;
       return false;
     });
 
-    const workers = options.workers ?? Math.max(1, os.availableParallelism());
     pool = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
       maxThreads: workers,
@@ -247,6 +252,7 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       summary,
       timings: { openSeconds: (tOpen - t0) / 1000, tissueSeconds: (tTissue - tOpen) / 1000, scoreSeconds: (tScore - tTissue) / 1000, totalSeconds: (end - t0) / 1000 },
       kernel,
+      reader: source.readerStats(),
       warnings,
     };
   } finally {

@@ -382,6 +382,7 @@ class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "NativeSlide",
                        {InstanceMethod("info", &SlideHandle::Info), InstanceMethod("readRegion", &SlideHandle::ReadRegion),
+                        InstanceMethod("readerStats", &SlideHandle::ReaderStats),
                         InstanceMethod("close", &SlideHandle::Close)});
   }
   explicit SlideHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SlideHandle>(info) {
@@ -420,6 +421,23 @@ class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
       for (size_t i = 0; i < direct_->levelOf.size(); ++i)
         if (direct_->levelOf[i] >= 0) direct.Set(n++, Napi::Number::New(env, double(i)));
     o.Set("directLevels", direct);
+    return o;
+  }
+  // Tiles the direct reader decoded and cache hits so far (0, 0 without a direct reader).
+  Napi::Value ReaderStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    int64_t decoded = 0, hits = 0, redecoded = 0;
+#ifdef FQA_HAVE_TIFF_JPEG
+    if (direct_) {
+      decoded = direct_->reader->tilesDecoded();
+      hits = direct_->reader->tileCacheHits();
+      redecoded = direct_->reader->tilesRedecoded();
+    }
+#endif
+    o.Set("tilesDecoded", Napi::Number::New(env, double(decoded)));
+    o.Set("tileCacheHits", Napi::Number::New(env, double(hits)));
+    o.Set("tilesRedecoded", Napi::Number::New(env, double(redecoded)));
     return o;
   }
   Napi::Value ReadRegion(const Napi::CallbackInfo& info);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -118,6 +119,9 @@ std::shared_ptr<TiffJpegReader> TiffJpegReader::open(const std::string& path, st
     return nullptr;
   }
   std::sort(reader->levels_.begin(), reader->levels_.end(), [](const JpegTiffLevel& a, const JpegTiffLevel& b) { return a.width > b.width; });
+  const JpegTiffLevel& widest = reader->levels_.front();
+  const int64_t tileRow = ((widest.width + widest.tileWidth - 1) / widest.tileWidth) * widest.tileWidth * widest.tileHeight * 3;
+  reader->cacheCapacity_ = std::max<int64_t>(int64_t(256) << 20, 12 * tileRow);
   reader->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (reader->fd_ < 0) {
     if (whyNot) *whyNot = "cannot open the file";
@@ -139,35 +143,90 @@ void TiffJpegReader::readLevelRegion(int level, int64_t x, int64_t y, int64_t wi
   const int64_t tx0 = std::max<int64_t>(0, x) / L.tileWidth, ty0 = std::max<int64_t>(0, y) / L.tileHeight;
   const int64_t tx1 = std::min(L.width, x + width), ty1 = std::min(L.height, y + height);
   if (tx1 <= 0 || ty1 <= 0 || x >= L.width || y >= L.height) return;
-  std::vector<uint8_t> raw, stream, tile(size_t(L.tileWidth * L.tileHeight * 3));
   for (int64_t ty = ty0; ty * L.tileHeight < ty1; ++ty) {
     for (int64_t tx = tx0; tx * L.tileWidth < tx1; ++tx) {
       const size_t index = size_t(ty * tilesAcross + tx);
       if (index >= L.tileOffsets.size()) throw std::runtime_error(path_ + ": tile " + std::to_string(index) + " missing");
-      const uint64_t bytes = L.tileBytes[index];
-      if (bytes == 0) continue;  // sparse tile: background
-      raw.resize(bytes);
-      const ssize_t got = ::pread(fd_, raw.data(), bytes, off_t(L.tileOffsets[index]));
-      if (got != ssize_t(bytes)) throw std::runtime_error(path_ + ": truncated tile " + std::to_string(index) + " (file ends early)");
-      // Abbreviated tiles: splice the shared tables in (tables without their EOI + tile without its SOI).
-      const uint8_t* jpeg = raw.data();
-      size_t jpegBytes = raw.size();
-      if (!L.jpegTables.empty() && raw.size() > 2) {
-        stream.assign(L.jpegTables.begin(), L.jpegTables.end() - 2);
-        stream.insert(stream.end(), raw.begin() + 2, raw.end());
-        jpeg = stream.data();
-        jpegBytes = stream.size();
-      }
-      const std::string error = decodeJpeg(jpeg, jpegBytes, L.rgbColorSpace, tile.data(), L.tileWidth, L.tileHeight);
-      if (!error.empty()) throw std::runtime_error(path_ + ": JPEG tile " + std::to_string(index) + " does not decode (" + error + ")");
+      const Tile pixels = tile(level, index);
+      if (!pixels) continue;  // sparse tile: background
       // Copy the part of the tile inside both the region and the image.
       const int64_t ox = tx * L.tileWidth, oy = ty * L.tileHeight;
       const int64_t cx0 = std::max(ox, x), cx1 = std::min({ox + L.tileWidth, x + width, L.width});
       const int64_t cy0 = std::max(oy, y), cy1 = std::min({oy + L.tileHeight, y + height, L.height});
       for (int64_t yy = cy0; yy < cy1; ++yy)
-        std::memcpy(rgb + (yy - y) * rowStride + (cx0 - x) * 3, tile.data() + ((yy - oy) * L.tileWidth + (cx0 - ox)) * 3, size_t((cx1 - cx0) * 3));
+        std::memcpy(rgb + (yy - y) * rowStride + (cx0 - x) * 3, pixels->data() + ((yy - oy) * L.tileWidth + (cx0 - ox)) * 3, size_t((cx1 - cx0) * 3));
     }
   }
+}
+
+TiffJpegReader::Tile TiffJpegReader::tile(int level, size_t index) const {
+  const auto key = std::make_pair(level, index);
+  std::shared_ptr<std::promise<Tile>> promise;
+  std::shared_future<Tile> future;
+  {
+    std::lock_guard<std::mutex> lock(cacheLock_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      recency_.splice(recency_.begin(), recency_, it->second.second);
+      future = it->second.first;
+      ++hits_;
+    } else {
+      promise = std::make_shared<std::promise<Tile>>();
+      future = promise->get_future().share();
+      if (!everDecoded_.insert(key).second) ++redecoded_;
+      recency_.push_front(key);
+      cache_.emplace(key, std::make_pair(future, recency_.begin()));
+    }
+  }
+  if (promise) {
+    // This reader decodes; concurrent readers of the same tile wait on the future.
+    try {
+      Tile decoded = decodeTile(level, index);
+      promise->set_value(decoded);
+      std::lock_guard<std::mutex> lock(cacheLock_);
+      cachedBytes_ += decoded ? int64_t(decoded->size()) : 0;
+      while (cachedBytes_ > cacheCapacity_ && recency_.size() > 1) {
+        auto victim = cache_.find(recency_.back());
+        if (victim->second.first.wait_for(std::chrono::seconds(0)) != std::future_status::ready) break;
+        const Tile old = victim->second.first.get();
+        cachedBytes_ -= old ? int64_t(old->size()) : 0;
+        recency_.pop_back();
+        cache_.erase(victim);
+      }
+    } catch (...) {
+      promise->set_exception(std::current_exception());
+      std::lock_guard<std::mutex> lock(cacheLock_);
+      auto it = cache_.find(key);
+      if (it != cache_.end()) {  // forget the failure so a later read tries again
+        recency_.erase(it->second.second);
+        cache_.erase(it);
+      }
+    }
+  }
+  return future.get();  // rethrows a decode error
+}
+
+TiffJpegReader::Tile TiffJpegReader::decodeTile(int level, size_t index) const {
+  const JpegTiffLevel& L = levels_[size_t(level)];
+  const uint64_t bytes = L.tileBytes[index];
+  if (bytes == 0) return nullptr;
+  std::vector<uint8_t> raw(bytes), stream;
+  const ssize_t got = ::pread(fd_, raw.data(), bytes, off_t(L.tileOffsets[index]));
+  if (got != ssize_t(bytes)) throw std::runtime_error(path_ + ": truncated tile " + std::to_string(index) + " (file ends early)");
+  // Abbreviated tiles: splice the shared tables in (tables without their EOI + tile without its SOI).
+  const uint8_t* jpeg = raw.data();
+  size_t jpegBytes = raw.size();
+  if (!L.jpegTables.empty() && raw.size() > 2) {
+    stream.assign(L.jpegTables.begin(), L.jpegTables.end() - 2);
+    stream.insert(stream.end(), raw.begin() + 2, raw.end());
+    jpeg = stream.data();
+    jpegBytes = stream.size();
+  }
+  auto pixels = std::make_shared<std::vector<uint8_t>>(size_t(L.tileWidth * L.tileHeight * 3));
+  const std::string error = decodeJpeg(jpeg, jpegBytes, L.rgbColorSpace, pixels->data(), L.tileWidth, L.tileHeight);
+  if (!error.empty()) throw std::runtime_error(path_ + ": JPEG tile " + std::to_string(index) + " does not decode (" + error + ")");
+  ++decoded_;
+  return pixels;
 }
 
 }  // namespace fqa

@@ -4,8 +4,14 @@
 // into the region buffer. Other formats and
 // compressions stay with OpenSlide. Plain C++, no Node types.
 #pragma once
+#include <atomic>
 #include <cstdint>
+#include <future>
+#include <list>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,11 +36,33 @@ class TiffJpegReader {
   // white. Throws std::runtime_error on read or decode errors.
   void readLevelRegion(int level, int64_t x, int64_t y, int64_t width, int64_t height, uint8_t* rgb, int64_t rowStride) const;
 
+  // Tiles decoded so far and reads served from the cache: a scan that reads overlapping regions in
+  // order decodes every tile once.
+  int64_t tilesDecoded() const { return decoded_; }
+  int64_t tileCacheHits() const { return hits_; }
+  // Tiles decoded again after the cache had evicted them (0 when every tile was decoded once).
+  int64_t tilesRedecoded() const { return redecoded_; }
+
  private:
   TiffJpegReader() = default;
+  using Tile = std::shared_ptr<const std::vector<uint8_t>>;
+  // The decoded tile, from the cache or decoded now; concurrent readers of one tile wait for a
+  // single decode.
+  Tile tile(int level, size_t index) const;
+  Tile decodeTile(int level, size_t index) const;
+
   int fd_ = -1;
   std::string path_;
   std::vector<JpegTiffLevel> levels_;
+  // LRU cache of decoded tiles, large enough to keep the tiles that a scan's ~2048-px regions share
+  // with the next row of regions (at least 256 MB, or 12 tile rows of the widest level).
+  mutable std::mutex cacheLock_;
+  mutable std::map<std::pair<int, size_t>, std::pair<std::shared_future<Tile>, std::list<std::pair<int, size_t>>::iterator>> cache_;
+  mutable std::list<std::pair<int, size_t>> recency_;  // front = most recent
+  mutable int64_t cachedBytes_ = 0;
+  int64_t cacheCapacity_ = 0;
+  mutable std::atomic<int64_t> decoded_{0}, hits_{0}, redecoded_{0};
+  mutable std::set<std::pair<int, size_t>> everDecoded_;  // guarded by cacheLock_
 };
 
 }  // namespace fqa
