@@ -103,7 +103,13 @@ export const scanCommand: Command = {
         const result = await scanSlide(slide, {
           ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
           model: options.model,
-          onProgress: tty ? (p) => process.stderr.write(`\r[${i + 1}/${slides.length}] ${slide}: region ${p.regionsDone}/${p.regions}`) : undefined,
+          onProgress: tty
+            ? (p) => {
+                const width = 30;
+                const filled = Math.round((width * p.regionsDone) / Math.max(1, p.regions));
+                process.stderr.write(`\r[${i + 1}/${slides.length}] ${path.basename(slide)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.regionsDone}/${p.regions} regions`);
+              }
+            : undefined,
         });
         const row = summaryRow(result);
         await writeAtomic(path.join(values.out, `${stem}.scores.tsv`), scoresTsv(result));
