@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_PATH, heatmapPng, makeDemoSlide, overlayPng, parseIntegerOption, scanGeoJson, scanSlide, scoresTsv, summaryJson, writeAtomic } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, makeDemoSlide, parseIntegerOption, scanSlide, writeSlideReports } from '@fqa/core';
 import type { Command } from '../index.js';
 
 export const demoCommand: Command = {
@@ -21,11 +21,7 @@ DIR), and prints the intersection-over-union of the patches found out of focus w
     process.stderr.write(`making ${file} (${size} x ${size} px)...\n`);
     const demo = await makeDemoSlide(file, { size });
     const r = await scanSlide(file, { model });
-    await writeAtomic(path.join(values.out, 'demo-slide.scores.tsv'), scoresTsv(r));
-    await writeAtomic(path.join(values.out, 'demo-slide.heatmap.png'), await heatmapPng(r));
-    await writeAtomic(path.join(values.out, 'demo-slide.overlay.png'), await overlayPng(r));
-    await writeAtomic(path.join(values.out, 'demo-slide.geojson'), JSON.stringify(scanGeoJson(r)) + '\n');
-    await writeAtomic(path.join(values.out, 'demo-slide.json'), summaryJson(r));
+    await writeSlideReports(values.out, 'demo-slide', r);
     // Truth of a scored patch: its centre lies in a defocused region.
     const threshold = r.summary.threshold;
     let tp = 0;

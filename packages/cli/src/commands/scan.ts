@@ -4,8 +4,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   DEFAULT_MODEL_PATH,
-  FqaError, SUMMARY_COLUMNS, UsageError, errorRow, heatmapPng, nativeVersion, overlayPng, parseIntegerOption, reportStem, scanGeoJson, scanSlide, scoresTsv,
-  summaryJson, summaryRow, writeAtomic,
+  FqaError, SUMMARY_COLUMNS, UsageError, errorRow, nativeVersion, parseIntegerOption, reportStem, scanSlide, summaryJson, summaryRow, writeAtomic,
+  writeSlideReports,
 } from '@fqa/core';
 import type { Command } from '../index.js';
 
@@ -112,11 +112,7 @@ export const scanCommand: Command = {
             : undefined,
         });
         const row = summaryRow(result);
-        await writeAtomic(path.join(values.out, `${stem}.scores.tsv`), scoresTsv(result));
-        await writeAtomic(path.join(values.out, `${stem}.heatmap.png`), await heatmapPng(result));
-        await writeAtomic(path.join(values.out, `${stem}.overlay.png`), await overlayPng(result));
-        await writeAtomic(path.join(values.out, `${stem}.geojson`), JSON.stringify(scanGeoJson(result)) + '\n');
-        await writeAtomic(jsonFile, summaryJson(result, { summaryRow: row }));
+        await writeSlideReports(values.out, stem, result, { summaryRow: row });
         rows.push(row);
         if (result.summary.verdict === 'fail') exit = Math.max(exit, 1);
         const s = result.summary;

@@ -4,6 +4,8 @@
  */
 import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { scanGeoJson } from './geojson.js';
+import { heatmapPng, overlayPng } from './images.js';
 import type { ScanResult } from './scan-slide.js';
 
 export async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
@@ -76,4 +78,17 @@ export function summaryRow(r: ScanResult): string {
 /** A row for a slide that could not be read: verdict "error", the message in warnings. */
 export function errorRow(file: string, message: string): string {
   return [clean(file), '', '', '', '', '', '', '', '', '', '', 'error', '', clean(message)].join('\t');
+}
+
+/**
+ * Every per-slide report file in `dir`: <stem>.scores.tsv, .heatmap.png, .overlay.png, .geojson,
+ * and <stem>.json last, so its presence marks a slide whose reports are complete.
+ */
+export async function writeSlideReports(dir: string, stem: string, r: ScanResult, extra: Record<string, unknown> = {}): Promise<void> {
+  const file = (suffix: string) => path.join(dir, `${stem}${suffix}`);
+  await writeAtomic(file('.scores.tsv'), scoresTsv(r));
+  await writeAtomic(file('.heatmap.png'), await heatmapPng(r));
+  await writeAtomic(file('.overlay.png'), await overlayPng(r));
+  await writeAtomic(file('.geojson'), JSON.stringify(scanGeoJson(r)) + '\n');
+  await writeAtomic(file('.json'), summaryJson(r, extra));
 }
