@@ -36,3 +36,4 @@ export { seededRandom } from './train/random.js';
 export { buildDefaultModel, DEFAULT_RECIPE, type DefaultModelBuild } from './train/default-model.js';
 export { makeDemoSlide, type DemoSlide } from './demo.js';
 export { plcc, srcc, krcc, rmse, ranks, curves, rocAuc, prAucTrapezoid, averagePrecision, bestThresholdAccuracy, type CurvePoint } from './train/metrics.js';
+export { loadDataset, splitDataset, channelStats, type Dataset, type DatasetItem, type DatasetKind, type Split } from './train/datasets.js';
