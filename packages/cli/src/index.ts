@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { FqaError, UsageError } from '@fqa/core';
 import { convertReferenceCommand } from './commands/convert-reference.js';
 import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
 import { infoCommand } from './commands/info.js';
 import { scanCommand } from './commands/scan.js';
 import { scoreCommand } from './commands/score.js';
@@ -21,6 +22,7 @@ export interface Command {
 const commands: Record<string, Command> = {
   scan: scanCommand,
   demo: demoCommand,
+  eval: evalCommand,
   score: scoreCommand,
   'convert-reference': convertReferenceCommand,
   info: infoCommand,

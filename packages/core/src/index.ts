@@ -37,3 +37,4 @@ export { buildDefaultModel, DEFAULT_RECIPE, type DefaultModelBuild } from './tra
 export { makeDemoSlide, type DemoSlide } from './demo.js';
 export { plcc, srcc, krcc, rmse, ranks, curves, rocAuc, prAucTrapezoid, averagePrecision, bestThresholdAccuracy, type CurvePoint } from './train/metrics.js';
 export { loadDataset, splitDataset, channelStats, type Dataset, type DatasetItem, type DatasetKind, type Split } from './train/datasets.js';
+export { evaluateModel, type EvaluationResult } from './train/evaluate.js';

@@ -1,13 +1,14 @@
 // Dataset loaders on miniature copies written to a temp folder with the real names, columns and
 // images (FocusPath rows from the published split with real tissue images under those names, the two
 // real TCGA@Focus patches at their published paths, real BBBC006 TIFFs).
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, test } from 'vitest';
 import { channelStats, loadDataset, splitDataset } from '../dist/index.js';
-import { hasShared, shared, tcgaImages } from '../../../test/helpers/shared.js';
+import { hasShared, repoRoot, shared, tcgaImages } from '../../../test/helpers/shared.js';
 
 describe.skipIf(!hasShared)('dataset loaders', () => {
   const root = mkdtempSync(path.join(tmpdir(), 'fqa-datasets-'));
@@ -43,6 +44,13 @@ describe.skipIf(!hasShared)('dataset loaders', () => {
     writeFileSync(path.join(dir, 'TCGA@Focus.txt'), rows.join('\n') + '\n');
     const d = loadDataset('tcga', dir, path.join(dir, 'TCGA@Focus.txt'));
     expect(d.items.map((i) => i.target)).toEqual([0, 1]); // in focus, out of focus (data/README.md)
+    // fqa-scan eval on it: the default model ranks the out-of-focus patch higher, so ROC-AUC = 1.
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js'), 'eval', '--dataset', 'tcga', '--root', dir, '--labels', path.join(dir, 'TCGA@Focus.txt'), '--out', path.join(dir, 'eval.json')], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/rocAuc\t1\.0000/);
+    const json = JSON.parse(readFileSync(path.join(dir, 'eval.json'), 'utf8'));
+    expect(json.metrics.averagePrecision).toBe(1);
+    expect(json.scores).toHaveLength(2);
   });
 
   test('BioImage (BBBC006): real 16-bit TIFFs, label |l|; DeepFocus |l - 5|; generic CSV', async () => {
