@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { seededRandom } from '@fqa/core';
 import { cpuInfo, createNativeModel, flopsPerPatch, measureFmaPeak, sweep, type NativeModel, type EonssLayerSpec } from '@fqa/native';
 
 const { values } = parseArgs({
@@ -33,14 +34,10 @@ const threadCounts = values.threads.split(',').map(Number);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const peerScript = path.resolve(repoRoot, '..', 'shared', 'peers', 'torch_focuslitenn.py');
 
-/** Deterministic pseudo-random numbers (mulberry32). */
+/** Seeded numbers in [-0.5, 0.5). */
 function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const uniform = seededRandom(seed);
+  return () => uniform() - 0.5;
 }
 
 function focusLiteModel(k: number, patch: 235 | 64): NativeModel {

@@ -27,7 +27,8 @@ export { detectTissue, classifyPixel, patchTissueFractions, PixelClass, type Tis
 export { openSource, type SlideSource, type SourceLevel } from './slide-source.js';
 export { chooseLevel, planRegions, type LevelChoice, type GridRegion } from './scan/plan.js';
 export { scanSlide, scanImage, type ScanOptions, type ScanResult, type ScanSummary } from './scan/scan-slide.js';
-export { writeAtomic, writeSlideReports, reportStem, scoresTsv, summaryJson, summaryRow, errorRow, SUMMARY_COLUMNS } from './scan/reports.js';
+export { writeAtomic } from './atomic-write.js';
+export { writeSlideReports, reportStem, scoresTsv, summaryJson, summaryRow, errorRow, SUMMARY_COLUMNS } from './scan/reports.js';
 export { heatmapPng, overlayPng, heatmapRgba, colourRange } from './scan/images.js';
 export { scanGeoJson, traceCells, OUT_OF_FOCUS, IN_FOCUS } from './scan/geojson.js';
 export { syntheticDefocus, type DefocusOptions, type PatchSet } from './train/synthetic.js';

@@ -10,9 +10,10 @@
  *                 caught before a single weight is used.
  */
 import { createHash } from 'node:crypto';
-import { readFile, writeFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createNativeModel, type NativeModel, type NativeModelSpec, type EonssLayerSpec } from '@fqa/native';
+import { writeAtomic } from './atomic-write.js';
 import { ModelFileError } from './errors.js';
 
 export const MODEL_MAGIC = 'FQAMODEL';
@@ -236,11 +237,9 @@ export function encodeModelFile(header: Omit<ModelHeader, 'tensors' | 'weightsBy
   return Buffer.concat([preamble, Buffer.from(json, 'utf8'), weights]);
 }
 
-/** Writes atomically: a temp file next to the target, then rename. */
+/** Writes a model file atomically. */
 export async function writeModelFile(file: string, bytes: Buffer): Promise<void> {
-  const temp = `${file}.${process.pid}.tmp`;
-  await writeFile(temp, bytes);
-  await rename(temp, file);
+  await writeAtomic(file, bytes);
 }
 
 function tensor(m: ModelFile, name: string): Float32Array {

@@ -2,17 +2,11 @@
  * Scan reports: per-slide patch TSV and JSON summary, and the run's summary.tsv. Every file is
  * written atomically (temp file + rename), so an interrupted run never leaves a half-written one.
  */
-import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { writeAtomic } from '../atomic-write.js';
 import { scanGeoJson } from './geojson.js';
 import { heatmapPng, overlayPng } from './images.js';
 import type { ScanResult } from './scan-slide.js';
-
-export async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  await writeFile(temp, data);
-  await rename(temp, file);
-}
 
 /** Output file stem of a slide: its name without the extension. */
 export function reportStem(file: string): string {
