@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { createNativeModel, trainForward } from '@fqa/native';
-import { DEFAULT_MODEL_PATH, DEFAULT_RECIPE, buildDefaultModel, loadModel, parseModelFile, scoreImage, srcc, syntheticDefocus, toNativeSpec } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, DEFAULT_RECIPE, buildDefaultModel, loadModel, parseModelFile, plcc, scoreImage, srcc, syntheticDefocus, toNativeSpec } from '@fqa/core';
 import { hasShared, shared, tcgaImages } from './helpers/shared.js';
 
 test('the shipped default model loads and declares its scale, threshold and resolution', async () => {
@@ -26,20 +26,28 @@ describe.skipIf(!hasShared)('default model on real data', () => {
     expect(outOfFocus.mean).toBeGreaterThan(DEFAULT_RECIPE.threshold);
   });
 
-  test('a synthetic defocus series of held-out tissue (the in-focus TCGA patch) is ordered: SRCC >= 0.9', async () => {
+  test('a synthetic defocus series of held-out tissue (the in-focus TCGA patch) is ordered: SRCC >= 0.95', async () => {
     const model = parseModelFile(await import('node:fs').then((fs) => fs.readFileSync(DEFAULT_MODEL_PATH)));
     const series = await syntheticDefocus({ sources: [shared('data', 'tcga-focus', tcgaImages['tcga-in-focus'])], count: 120, patchSize: 235, levels: DEFAULT_RECIPE.levels, sigmaPerLevel: DEFAULT_RECIPE.sigmaPerLevel, seed: 99, minTissue: 0.5 });
     const scores = trainForward(createNativeModel(toNativeSpec(model)), series.patches, series.count, series.size).scores;
-    expect(srcc(scores, series.labels)).toBeGreaterThanOrEqual(0.9);
+    expect(srcc(scores, series.labels)).toBeGreaterThanOrEqual(0.95);
   });
 
-  test('the recipe reproduces the shipped model', async () => {
+  // Within noise, not bit for bit: the kernels' float summation order differs between CPUs (AVX2,
+  // AVX-512, baseline), and 30 epochs of Adam amplify last-bit differences in the weights. The
+  // calibrated scores of the rebuilt and the shipped model must agree on held-out tissue.
+  test('the recipe reproduces the shipped model within noise', async () => {
     const rebuilt = await buildDefaultModel(shared('data'));
     const shipped = parseModelFile(await import('node:fs').then((fs) => fs.readFileSync(DEFAULT_MODEL_PATH)));
     const again = parseModelFile(rebuilt.bytes, path.join(mkdtempSync(path.join(tmpdir(), 'fqa-default-')), 'rebuilt.fqa'));
-    for (const [name, values] of shipped.tensors) {
-      const other = again.tensors.get(name)!;
-      values.forEach((v, i) => expect(Math.abs(v - other[i]!), `${name}[${i}]`).toBeLessThan(1e-3 + 1e-3 * Math.abs(v)));
-    }
+    const series = await syntheticDefocus({ sources: [shared('data', 'tcga-focus', tcgaImages['tcga-out-of-focus'])], count: 60, patchSize: 235, levels: DEFAULT_RECIPE.levels, sigmaPerLevel: DEFAULT_RECIPE.sigmaPerLevel, seed: 5, minTissue: 0.3 });
+    const a = trainForward(createNativeModel(toNativeSpec(shipped)), series.patches, series.count, series.size).scores;
+    const b = trainForward(createNativeModel(toNativeSpec(again)), series.patches, series.count, series.size).scores;
+    expect(plcc(a, b)).toBeGreaterThan(0.995);
+    let meanAbs = 0;
+    a.forEach((v, i) => (meanAbs += Math.abs(v - b[i]!) / a.length));
+    expect(meanAbs, 'mean |shipped - rebuilt| in defocus levels').toBeLessThan(0.25);
+    const shippedPlcc = Number(/training PLCC ([\d.]+)/.exec(shipped.header.provenance.notes ?? '')?.[1]);
+    expect(Math.abs(rebuilt.trainPlcc - shippedPlcc)).toBeLessThan(0.01);
   }, 300_000);
 });

@@ -11,6 +11,7 @@ import { evalCommand } from './commands/eval.js';
 import { infoCommand } from './commands/info.js';
 import { scanCommand } from './commands/scan.js';
 import { scoreCommand } from './commands/score.js';
+import { trainCommand } from './commands/train.js';
 import { trainDefaultCommand } from './commands/train-default.js';
 
 export interface Command {
@@ -26,6 +27,7 @@ const commands: Record<string, Command> = {
   score: scoreCommand,
   'convert-reference': convertReferenceCommand,
   info: infoCommand,
+  train: trainCommand,
   'train-default': trainDefaultCommand,
 };
 

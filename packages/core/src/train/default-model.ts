@@ -16,8 +16,8 @@ export const DEFAULT_RECIPE = {
   kernels: 2,
   variant: 235 as const,
   loss: 'plcc' as const,
-  epochs: 30,
-  stepSize: 20,
+  epochs: 45,
+  stepSize: 30,
   gamma: 0.1,
   learningRate: 1e-2,
   batchSize: 50,
@@ -51,15 +51,15 @@ export interface DefaultModelBuild {
 }
 
 /** Runs the recipe on the data under `sharedData` (../shared/data) and returns the model file. */
-export async function buildDefaultModel(sharedData: string, log: (line: string) => void = () => {}): Promise<DefaultModelBuild> {
-  const R = DEFAULT_RECIPE;
+export async function buildDefaultModel(sharedData: string, log: (line: string) => void = () => {}, recipe: Partial<typeof DEFAULT_RECIPE> = {}): Promise<DefaultModelBuild> {
+  const R = { ...DEFAULT_RECIPE, ...recipe };
   const start = performance.now();
   const data: PatchSet = await syntheticDefocus({
     sources: R.sources.map((s) => path.join(sharedData, s)), count: R.count, patchSize: R.variant, levels: R.levels,
     sigmaPerLevel: R.sigmaPerLevel, seed: R.dataSeed, noise: R.noise, minTissue: R.minTissue,
   });
   log(`synthetic defocus: ${data.count} patches in ${((performance.now() - start) / 1000).toFixed(1)} s`);
-  const trained = trainFocusLite(data, {
+  const trained = await trainFocusLite(data, {
     kernels: R.kernels, variant: R.variant, loss: R.loss, epochs: R.epochs, stepSize: R.stepSize, gamma: R.gamma, learningRate: R.learningRate,
     batchSize: R.batchSize, seed: R.trainSeed, onEpoch: (e) => log(`epoch ${e.epoch}/${R.epochs} loss ${e.loss.toFixed(4)} lr ${e.learningRate}`),
   });

@@ -8,6 +8,7 @@ import { UsageError } from '../errors.js';
 import { FOCUSLITENN_VARIANTS } from '../model-file.js';
 import { expectInteger, expectOneOf } from '../validate.js';
 import { seededRandom } from './random.js';
+import { patchSetSource, type BatchSource } from './batches.js';
 import type { PatchSet } from './synthetic.js';
 
 export type LossName = 'plcc' | 'mse' | 'mae';
@@ -25,13 +26,17 @@ export interface TrainOptions {
   threads?: number;
   mean?: [number, number, number];
   std?: [number, number, number];
-  onEpoch?: (epoch: { epoch: number; loss: number; learningRate: number }) => void;
+  onEpoch?: (epoch: { epoch: number; loss: number; learningRate: number; seconds: number }) => void;
+  /** Called after every batch (for progress bars). */
+  onBatch?: (done: number, total: number) => void;
 }
 
 export interface TrainResult {
   spec: FocusLiteNNSpec;
-  history: { epoch: number; loss: number }[];
+  history: { epoch: number; loss: number; learningRate: number; seconds: number }[];
   seconds: number;
+  /** Samples trained on (forward + backward), over all epochs. */
+  samples: number;
 }
 
 /** Loss of the batch and its gradient with respect to each score. */
@@ -72,7 +77,21 @@ export function lossAndGradient(loss: LossName, scores: Float32Array, labels: Fl
   return { value: 1 - r, gradient: g };
 }
 
-export function trainFocusLite(data: PatchSet, o: TrainOptions): TrainResult {
+/** PyTorch's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from a seeded source; both trainers start here. */
+export function focusLiteInit(kernels: number, variant: 235 | 64, random: () => number) {
+  const geometry = FOCUSLITENN_VARIANTS[variant];
+  const uniform = (bound: number) => (2 * random() - 1) * bound;
+  const convBound = 1 / Math.sqrt(3 * geometry.convKernel * geometry.convKernel);
+  return {
+    conv: Float64Array.from({ length: kernels * 3 * geometry.convKernel ** 2 }, () => uniform(convBound)),
+    bias: Float64Array.from({ length: kernels }, () => uniform(convBound)),
+    fc: Float64Array.from({ length: kernels }, () => uniform(1 / Math.sqrt(kernels))),
+    fcBias: Float64Array.from({ length: 1 }, () => uniform(1 / Math.sqrt(kernels))),
+  };
+}
+
+export async function trainFocusLite(data: PatchSet | BatchSource, o: TrainOptions): Promise<TrainResult> {
+  const source = 'patches' in data ? patchSetSource(data) : data;
   const kernels = expectInteger(o.kernels, 'kernels', 1, 256);
   const geometry = FOCUSLITENN_VARIANTS[o.variant];
   if (!geometry) throw new UsageError(`Expected 235 or 64 for variant but received ${String(o.variant)}`);
@@ -82,48 +101,29 @@ export function trainFocusLite(data: PatchSet, o: TrainOptions): TrainResult {
   const stepSize = expectInteger(o.stepSize ?? 60, 'stepSize', 1, 100000);
   const gamma = o.gamma ?? 0.1;
   let lr = o.learningRate ?? 1e-2;
-  if (data.size !== o.variant) throw new UsageError(`patches are ${data.size} px but the ${o.variant} variant trains on ${o.variant} px`);
+  if (source.size !== o.variant) throw new UsageError(`patches are ${source.size} px but the ${o.variant} variant trains on ${o.variant} px`);
   const random = seededRandom(o.seed ?? 1);
-  const uniform = (bound: number) => (2 * random() - 1) * bound;
-  // PyTorch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-  const convBound = 1 / Math.sqrt(3 * geometry.convKernel * geometry.convKernel);
-  const params = {
-    conv: Float64Array.from({ length: kernels * 3 * geometry.convKernel ** 2 }, () => uniform(convBound)),
-    bias: Float64Array.from({ length: kernels }, () => uniform(convBound)),
-    fc: Float64Array.from({ length: kernels }, () => uniform(1 / Math.sqrt(kernels))),
-    fcBias: Float64Array.from({ length: 1 }, () => uniform(1 / Math.sqrt(kernels))),
-  };
+  const params = focusLiteInit(kernels, o.variant, random);
   const adam = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, { m: new Float64Array(v.length), v: new Float64Array(v.length) }])) as Record<keyof typeof params, { m: Float64Array; v: Float64Array }>;
   const spec = (): FocusLiteNNSpec => ({
     architecture: 'focuslitenn', patchSize: o.variant, mean: o.mean ?? [0, 0, 0], std: o.std ?? [1, 1, 1], kernels, ...geometry,
     convWeight: Float32Array.from(params.conv), convBias: Float32Array.from(params.bias),
     ...(kernels > 1 ? { fcWeight: Float32Array.from(params.fc), fcBias: params.fcBias[0]! } : {}),
   });
-  const bytesPerPatch = data.size * data.size * 3;
-  const order = Array.from({ length: data.count }, (_, i) => i);
-  const history: { epoch: number; loss: number }[] = [];
+  const history: TrainResult['history'] = [];
+  const batchesPerEpoch = Math.max(1, Math.ceil((source.count - 1) / batchSize));
   let step = 0;
+  let samples = 0;
   const start = performance.now();
   for (let epoch = 1; epoch <= epochs; epoch++) {
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [order[i], order[j]] = [order[j]!, order[i]!];
-    }
     let total = 0;
     let batches = 0;
-    for (let b0 = 0; b0 + 2 <= order.length; b0 += batchSize) {
-      const ids = order.slice(b0, b0 + batchSize);
-      if (ids.length < 2) break;
-      const batch = new Uint8Array(ids.length * bytesPerPatch);
-      const labels = new Float32Array(ids.length);
-      ids.forEach((id, i) => {
-        batch.set(data.patches.subarray(id * bytesPerPatch, (id + 1) * bytesPerPatch), i * bytesPerPatch);
-        labels[i] = data.labels[id]!;
-      });
+    for await (const batch of source.epoch(random, batchSize)) {
+      const { pixels, labels, count } = batch;
       const model = createNativeModel(spec());
-      const forward = trainForward(model, batch, ids.length, data.size, o.threads ?? 0);
+      const forward = trainForward(model, pixels, count, source.size, o.threads ?? 0);
       const { value, gradient } = lossAndGradient(loss, forward.scores, labels);
-      const grads = trainBackward(model, batch, ids.length, data.size, forward, gradient);
+      const grads = trainBackward(model, pixels, count, source.size, forward, gradient);
       step++;
       const b1 = 0.9;
       const b2 = 0.999;
@@ -142,10 +142,13 @@ export function trainFocusLite(data: PatchSet, o: TrainOptions): TrainResult {
       }
       total += value;
       batches++;
+      samples += count;
+      o.onBatch?.(batches, batchesPerEpoch);
     }
-    history.push({ epoch, loss: total / Math.max(1, batches) });
-    o.onEpoch?.({ epoch, loss: total / Math.max(1, batches), learningRate: lr });
+    const record = { epoch, loss: total / Math.max(1, batches), learningRate: lr, seconds: (performance.now() - start) / 1000 };
+    history.push(record);
+    o.onEpoch?.(record);
     if (epoch % stepSize === 0) lr *= gamma;
   }
-  return { spec: spec(), history, seconds: (performance.now() - start) / 1000 };
+  return { spec: spec(), history, seconds: (performance.now() - start) / 1000, samples };
 }

@@ -1,0 +1,119 @@
+/** fqa-scan train: train FocusLiteNN or EONSS on a public dataset, a CSV dataset or synthetic defocus. */
+import { parseArgs } from 'node:util';
+import { UsageError, expectOneOf, parseIntegerOption, runTraining, type TrainDatasetSpec } from '@fqa/core';
+import type { Command } from '../index.js';
+import { ProgressLine } from '../progress-bar.js';
+
+const usage = `Usage: fqa-scan train --dataset KIND [data options] --out DIR [options]
+
+Trains a model the way the paper does: a seeded split by slide, normalization with the training
+split's channel statistics, one random crop per image per epoch (235 px, or 64 px for the paper's
+FocusPath64 / BioImage64), Adam with StepLR, then dense-crop evaluation of the test split. Several
+--trials repeat it with a fresh split and init and report mean +- std.
+
+Data:
+  --dataset KIND       focuspath | bioimage | deepfocus | tcga | csv | synthetic
+  --root DIR           dataset folder (image paths in the label file are relative to it)
+  --labels FILE        label file in the dataset's published layout (csv: 'file,label' header)
+  --allow-missing      skip label rows whose image is not in the folder
+  --source FILE        synthetic: an in-focus slide or image (repeat for several)
+  --count N            synthetic: patches to make (default 1500)
+
+Model and training:
+  --arch A             focuslitenn (default) | eonss
+  --kernels K          FocusLiteNN kernels: 1, 2, 10, ... (default 1)
+  --patch P            235 (default) or 64
+  --trainer T          native (default for FocusLiteNN) | tfjs (EONSS; uses tfjs-node when installed)
+  --loss L             plcc (default) | mse | mae
+  --epochs N           default 120          --batch N        default 50
+  --lr X               default 0.01         --step N         StepLR step (default 60)
+  --gamma X            StepLR factor (default 0.1)
+  --seed N             default 1            --trials N       default 1
+  --split A,B,C        train,validation,test fractions (default 0.8,0,0.2)
+  --normalize M        dataset (default: training split statistics) | paper | none
+  --eval-stride S      test crop stride (default 128 for 235 px, 32 for 64 px)
+  --cache-mb N         decoded images kept in memory (default 4096)
+  --threads N          native trainer threads (default: all cores)
+
+Output (--out DIR): model.fqa (model-trialN.fqa), history.tsv, test-scores.tsv, result.json,
+scatter.svg, and roc.svg / pr.svg for binary labels.`;
+
+function fraction(text: string | undefined): { train: number; validation: number; test: number } | undefined {
+  if (text === undefined) return undefined;
+  const parts = text.split(',').map(Number);
+  if (parts.length !== 3 || parts.some((v) => !Number.isFinite(v) || v < 0)) throw new UsageError(`Expected three fractions like 0.8,0,0.2 for split but received '${text}'`);
+  return { train: parts[0]!, validation: parts[1]!, test: parts[2]! };
+}
+
+function number(text: string | undefined, name: string): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (!Number.isFinite(v) || v <= 0) throw new UsageError(`Expected a positive number for ${name} but received '${text}'`);
+  return v;
+}
+
+export const trainCommand: Command = {
+  summary: 'train FocusLiteNN / EONSS on a dataset (native or tfjs trainer), with evaluation and plots',
+  usage,
+  async run(args) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        dataset: { type: 'string' }, root: { type: 'string' }, labels: { type: 'string' }, 'allow-missing': { type: 'boolean', default: false },
+        source: { type: 'string', multiple: true }, count: { type: 'string' }, arch: { type: 'string' }, kernels: { type: 'string' },
+        patch: { type: 'string' }, trainer: { type: 'string' }, loss: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
+        lr: { type: 'string' }, step: { type: 'string' }, gamma: { type: 'string' }, seed: { type: 'string' }, trials: { type: 'string' },
+        split: { type: 'string' }, normalize: { type: 'string' }, 'eval-stride': { type: 'string' }, 'cache-mb': { type: 'string' },
+        threads: { type: 'string' }, out: { type: 'string' },
+      },
+    });
+    if (!values.out) throw new UsageError('--out DIR is required (see fqa-scan train --help)');
+    const kind = expectOneOf(values.dataset, 'dataset', ['focuspath', 'bioimage', 'deepfocus', 'tcga', 'csv', 'synthetic'] as const);
+    let dataset: TrainDatasetSpec;
+    if (kind === 'synthetic') {
+      if (!values.source?.length) throw new UsageError('--dataset synthetic needs at least one --source slide or image');
+      dataset = { kind, sources: values.source, count: parseIntegerOption(values.count, 'count', 20, 1_000_000) ?? 1500 };
+    } else {
+      if (!values.root || !values.labels) throw new UsageError(`--dataset ${kind} needs --root and --labels`);
+      dataset = { kind, root: values.root, labels: values.labels, allowMissing: values['allow-missing'] };
+    }
+    const patch = parseIntegerOption(values.patch, 'patch', 64, 235);
+    if (patch !== undefined && patch !== 64 && patch !== 235) throw new UsageError(`Expected 235 or 64 for patch but received ${patch}`);
+    const line = new ProgressLine();
+    const cacheMb = parseIntegerOption(values['cache-mb'], 'cache-mb', 0, 1 << 22);
+    const result = await runTraining({
+      dataset,
+      outDir: values.out,
+      architecture: values.arch === undefined ? undefined : expectOneOf(values.arch, 'arch', ['focuslitenn', 'eonss'] as const),
+      kernels: parseIntegerOption(values.kernels, 'kernels', 1, 256),
+      patchSize: patch as 235 | 64 | undefined,
+      trainer: values.trainer === undefined ? undefined : expectOneOf(values.trainer, 'trainer', ['native', 'tfjs'] as const),
+      loss: values.loss === undefined ? undefined : expectOneOf(values.loss, 'loss', ['plcc', 'mse', 'mae'] as const),
+      epochs: parseIntegerOption(values.epochs, 'epochs', 1, 100000),
+      batchSize: parseIntegerOption(values.batch, 'batch', 2, 100000),
+      learningRate: number(values.lr, 'lr'),
+      stepSize: parseIntegerOption(values.step, 'step', 1, 100000),
+      gamma: number(values.gamma, 'gamma'),
+      seed: parseIntegerOption(values.seed, 'seed', 0, 2 ** 31),
+      trials: parseIntegerOption(values.trials, 'trials', 1, 100),
+      split: fraction(values.split),
+      normalization: values.normalize === undefined ? undefined : expectOneOf(values.normalize, 'normalize', ['dataset', 'paper', 'none'] as const),
+      evalStride: parseIntegerOption(values['eval-stride'], 'eval-stride', 1, 4096),
+      cacheBytes: cacheMb === undefined ? undefined : cacheMb * 2 ** 20,
+      threads: parseIntegerOption(values.threads, 'threads', 0, 1024),
+      onProgress: (p) => {
+        if (p.phase === 'prepare') line.log(p.message);
+        else if (p.phase === 'decode') line.bar(`trial ${p.trial} decoding`, p.done, p.total, 'images');
+        else if (p.phase === 'batch') line.bar(`trial ${p.trial} epoch ${p.epoch}/${p.epochs}`, p.done, p.total, 'batches');
+        else if (p.phase === 'epoch') line.log(`trial ${p.trial} epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(4)} (${p.seconds.toFixed(1)} s)`);
+        else line.bar(`trial ${p.trial} evaluating`, p.done, p.total, 'images');
+      },
+    });
+    line.clear();
+    process.stdout.write(`trainer ${result.trainer}; ${result.trials.length} trial(s); files in ${result.outDir}: ${result.files.join(', ')}\n`);
+    for (const t of result.trials) process.stdout.write(`trial ${t.trial}: ${t.seconds.toFixed(1)} s, ${t.samplesPerSecond.toFixed(0)} samples/s, final loss ${t.finalLoss.toFixed(4)}\n`);
+    process.stdout.write('test metric\tmean\tstd\n');
+    for (const [name, m] of Object.entries(result.summary)) process.stdout.write(`${name}\t${m.mean.toFixed(4)}\t${m.std === null ? 'n/a' : m.std.toFixed(4)}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,114 @@
+/**
+ * Where training batches come from. Both trainers (native and tfjs) take a BatchSource, so the same
+ * data, order and crops feed either one:
+ * - patchSetSource: a fixed set of patches (synthetic defocus), shuffled each epoch;
+ * - randomCropSource: a dataset of images, one random crop per image per epoch (torchvision's
+ *   RandomCrop, as the FocusLiteNN repository trains). A crop size of 64 turns FocusPath and BioImage
+ *   into the paper's FocusPath64 / BioImage64.
+ */
+import { InputError, UsageError } from '../errors.js';
+import { decodeImage, type RgbImage } from '../image.js';
+import type { DatasetItem } from './datasets.js';
+import type { PatchSet } from './synthetic.js';
+
+export interface Batch {
+  /** count x size x size RGB u8, contiguous. */
+  pixels: Uint8Array;
+  labels: Float32Array;
+  count: number;
+}
+
+export interface BatchSource {
+  /** Patch size in pixels. */
+  size: number;
+  /** Samples per epoch. */
+  count: number;
+  /** One epoch of batches in a seeded random order; batches of fewer than 2 samples are dropped (PLCC needs 2). */
+  epoch(random: () => number, batchSize: number): AsyncIterable<Batch>;
+}
+
+function shuffled(n: number, random: () => number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+export function patchSetSource(data: PatchSet): BatchSource {
+  const bytes = data.size * data.size * 3;
+  return {
+    size: data.size,
+    count: data.count,
+    async *epoch(random, batchSize) {
+      const order = shuffled(data.count, random);
+      for (let b0 = 0; b0 + 2 <= order.length; b0 += batchSize) {
+        const ids = order.slice(b0, b0 + batchSize);
+        const pixels = new Uint8Array(ids.length * bytes);
+        const labels = new Float32Array(ids.length);
+        ids.forEach((id, i) => {
+          pixels.set(data.patches.subarray(id * bytes, (id + 1) * bytes), i * bytes);
+          labels[i] = data.labels[id]!;
+        });
+        yield { pixels, labels, count: ids.length };
+      }
+    },
+  };
+}
+
+export interface RandomCropOptions {
+  size: number;
+  /** Decoded images are kept in memory up to this many bytes (default 4 GiB); the rest are decoded again each epoch. */
+  cacheBytes?: number;
+  /** Called once per decoded image the first epoch (for progress). */
+  onDecode?: (done: number, total: number) => void;
+}
+
+export function randomCropSource(items: DatasetItem[], o: RandomCropOptions): BatchSource {
+  if (items.length < 2) throw new InputError(`training needs at least 2 images but the split has ${items.length}`);
+  if (!Number.isInteger(o.size) || o.size < 8) throw new UsageError(`Expected a crop size of at least 8 px but received ${o.size}`);
+  const cacheBytes = o.cacheBytes ?? 4 * 2 ** 30;
+  const cache = new Map<number, RgbImage>();
+  let cached = 0;
+  let decodedOnce = 0;
+  const image = async (index: number): Promise<RgbImage> => {
+    const hit = cache.get(index);
+    if (hit) return hit;
+    const item = items[index]!;
+    const decoded = await decodeImage(item.file);
+    if (decoded.width < o.size || decoded.height < o.size) {
+      throw new InputError(`${item.file}: image is ${decoded.width}x${decoded.height}, smaller than the ${o.size} px crop`);
+    }
+    if (cached + decoded.pixels.byteLength <= cacheBytes) {
+      cache.set(index, decoded);
+      cached += decoded.pixels.byteLength;
+    }
+    if (decodedOnce < items.length) o.onDecode?.(++decodedOnce, items.length);
+    return decoded;
+  };
+  const bytes = o.size * o.size * 3;
+  return {
+    size: o.size,
+    count: items.length,
+    async *epoch(random, batchSize) {
+      const order = shuffled(items.length, random);
+      for (let b0 = 0; b0 + 2 <= order.length; b0 += batchSize) {
+        const ids = order.slice(b0, b0 + batchSize);
+        const pixels = new Uint8Array(ids.length * bytes);
+        const labels = new Float32Array(ids.length);
+        for (const [i, id] of ids.entries()) {
+          const img = await image(id);
+          const x = Math.floor(random() * (img.width - o.size + 1));
+          const y = Math.floor(random() * (img.height - o.size + 1));
+          for (let row = 0; row < o.size; row++) {
+            const from = (y + row) * img.rowStride + x * 3;
+            pixels.set(img.pixels.subarray(from, from + o.size * 3), i * bytes + row * o.size * 3);
+          }
+          labels[i] = items[id]!.target;
+        }
+        yield { pixels, labels, count: ids.length };
+      }
+    },
+  };
+}

@@ -1,0 +1,309 @@
+/**
+ * One training experiment as the paper runs it: load a dataset (or make synthetic defocus data),
+ * split it by slide with a seed, normalize with the training split's statistics, train with the
+ * native or the tfjs trainer, evaluate the test split with dense crops, repeat for several trials
+ * (fresh split and init each), and write everything a person needs into one folder:
+ *   model.fqa (model-trialN.fqa for several trials), history.tsv, test-scores.tsv, result.json
+ *   (metrics per trial and mean ± std), scatter.svg, and roc.svg / pr.svg for binary labels.
+ */
+import { createNativeModel, sweepSync, version as nativeVersion } from '@fqa/native';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { writeAtomic } from '../atomic-write.js';
+import { UsageError } from '../errors.js';
+import { FOCUSLITENN_VARIANTS, parseModelFile, toNativeSpec, type LoadedModel } from '../model-file.js';
+import { expectInteger, expectOneOf } from '../validate.js';
+import { randomCropSource, type BatchSource } from './batches.js';
+import { channelStats, loadDataset, splitDataset, type DatasetKind, type DatasetItem } from './datasets.js';
+import { evaluateModel } from './evaluate.js';
+import { trainedModelFile } from './export.js';
+import { averagePrecision, bestThresholdAccuracy, krcc, plcc, prAucTrapezoid, rmse, rocAuc, srcc } from './metrics.js';
+import { prSvg, rocSvg, scatterSvg } from './plots.js';
+import { seededRandom } from './random.js';
+import { syntheticDefocus, type PatchSet } from './synthetic.js';
+import { trainTfjs } from './tfjs-trainer.js';
+import { trainFocusLite, type LossName, type TrainResult } from './trainer.js';
+
+/** The normalization of the published code (TCGA@Focus channel statistics, x/255 scale). */
+export const PAPER_NORMALIZATION = {
+  mean: [168.3571 / 255, 125.3874 / 255, 158.8208 / 255] as [number, number, number],
+  std: [46.684 / 255, 52.881 / 255, 42.0803 / 255] as [number, number, number],
+};
+
+export type TrainDatasetSpec =
+  | { kind: DatasetKind; root: string; labels: string; allowMissing?: boolean }
+  | { kind: 'synthetic'; sources: string[]; count: number; levels?: number; sigmaPerLevel?: number; noise?: number; jpegQuality?: number };
+
+export type TrainProgress =
+  | { phase: 'prepare'; message: string }
+  | { phase: 'decode'; trial: number; done: number; total: number }
+  | { phase: 'batch'; trial: number; epoch: number; epochs: number; done: number; total: number }
+  | { phase: 'epoch'; trial: number; epoch: number; epochs: number; loss: number; seconds: number }
+  | { phase: 'evaluate'; trial: number; done: number; total: number };
+
+export interface TrainRunOptions {
+  dataset: TrainDatasetSpec;
+  outDir: string;
+  architecture?: 'focuslitenn' | 'eonss';
+  kernels?: number;
+  patchSize?: 235 | 64;
+  trainer?: 'native' | 'tfjs';
+  loss?: LossName;
+  epochs?: number;
+  batchSize?: number;
+  learningRate?: number;
+  stepSize?: number;
+  gamma?: number;
+  seed?: number;
+  trials?: number;
+  split?: { train: number; validation: number; test: number };
+  normalization?: 'dataset' | 'paper' | 'none';
+  /** Evaluation crop stride (default: 128 for 235 px, 32 for 64 px, as the paper). */
+  evalStride?: number;
+  cacheBytes?: number;
+  threads?: number;
+  onProgress?: (p: TrainProgress) => void;
+}
+
+export interface MetricSummary {
+  mean: number;
+  /** Sample standard deviation over the trials (null for one trial). */
+  std: number | null;
+  n: number;
+}
+
+export interface TrialResult {
+  trial: number;
+  seed: number;
+  model: string;
+  trainImages: number;
+  testImages: number;
+  seconds: number;
+  samples: number;
+  samplesPerSecond: number;
+  finalLoss: number;
+  metrics: Record<string, number | null>;
+}
+
+export interface TrainRunResult {
+  outDir: string;
+  trainer: string;
+  trials: TrialResult[];
+  summary: Record<string, MetricSummary>;
+  files: string[];
+}
+
+function testMetrics(scores: number[], targets: number[]): Record<string, number | null> {
+  const safe = (f: () => number) => {
+    try {
+      return f();
+    } catch {
+      return null;
+    }
+  };
+  const m: Record<string, number | null> = { plcc: safe(() => plcc(scores, targets)), srcc: safe(() => srcc(scores, targets)), krcc: safe(() => krcc(scores, targets)), rmse: safe(() => rmse(scores, targets)) };
+  if (targets.every((t) => t === 0 || t === 1)) {
+    const positives = targets.map((t) => t === 1);
+    m.rocAuc = safe(() => rocAuc(scores, positives));
+    m.prAucTrapezoid = safe(() => prAucTrapezoid(scores, positives));
+    m.averagePrecision = safe(() => averagePrecision(scores, positives));
+    m.bestAccuracy = safe(() => bestThresholdAccuracy(scores, positives).accuracy);
+  }
+  return m;
+}
+
+/** Mean and sample standard deviation of each metric over the trials (null values skipped). */
+export function summarizeTrials(metrics: Record<string, number | null>[]): Record<string, MetricSummary> {
+  const out: Record<string, MetricSummary> = {};
+  const names = [...new Set(metrics.flatMap((m) => Object.keys(m)))];
+  for (const name of names) {
+    const v = metrics.map((m) => m[name]).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+    if (v.length === 0) continue;
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : null;
+    out[name] = { mean, std, n: v.length };
+  }
+  return out;
+}
+
+function patchSetStats(data: PatchSet): { mean: [number, number, number]; std: [number, number, number] } {
+  const sum = [0, 0, 0];
+  const sq = [0, 0, 0];
+  for (let i = 0; i < data.patches.length; i++) {
+    const v = data.patches[i]! / 255;
+    sum[i % 3]! += v;
+    sq[i % 3]! += v * v;
+  }
+  const n = data.patches.length / 3;
+  const mean = sum.map((s) => s / n) as [number, number, number];
+  return { mean, std: sq.map((s, c) => Math.sqrt(Math.max(1e-12, s / n - mean[c]! ** 2))) as [number, number, number] };
+}
+
+function subset(data: PatchSet, ids: number[]): PatchSet {
+  const bytes = data.size * data.size * 3;
+  const patches = new Uint8Array(ids.length * bytes);
+  const labels = new Float32Array(ids.length);
+  ids.forEach((id, i) => {
+    patches.set(data.patches.subarray(id * bytes, (id + 1) * bytes), i * bytes);
+    labels[i] = data.labels[id]!;
+  });
+  return { patches, labels, count: ids.length, size: data.size };
+}
+
+export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
+  const architecture = expectOneOf(o.architecture ?? 'focuslitenn', 'architecture', ['focuslitenn', 'eonss'] as const);
+  const trainer = expectOneOf(o.trainer ?? (architecture === 'eonss' ? 'tfjs' : 'native'), 'trainer', ['native', 'tfjs'] as const);
+  if (architecture === 'eonss' && trainer === 'native') throw new UsageError('the native trainer trains FocusLiteNN; train EONSS with --trainer tfjs');
+  const patchSize = o.patchSize ?? 235;
+  if (patchSize !== 235 && patchSize !== 64) throw new UsageError(`Expected 235 or 64 for patch but received ${String(patchSize)}`);
+  if (architecture === 'eonss' && patchSize !== 235) throw new UsageError('EONSS is defined for 235 px patches only');
+  const kernels = expectInteger(o.kernels ?? 1, 'kernels', 1, 256);
+  const trials = expectInteger(o.trials ?? 1, 'trials', 1, 100);
+  const seed = expectInteger(o.seed ?? 1, 'seed', 0, 2 ** 31);
+  const normalization = expectOneOf(o.normalization ?? 'dataset', 'normalization', ['dataset', 'paper', 'none'] as const);
+  const split = o.split ?? { train: 0.8, validation: 0, test: 0.2 };
+  const evalStride = o.evalStride ?? FOCUSLITENN_VARIANTS[patchSize].stride;
+  const progress = o.onProgress ?? (() => {});
+  await mkdir(o.outDir, { recursive: true });
+
+  // The data: image datasets by file, synthetic patches in memory (generated once, split per trial).
+  let items: DatasetItem[] | undefined;
+  let synthetic: PatchSet | undefined;
+  const ds = o.dataset;
+  if (ds.kind === 'synthetic') {
+    if (ds.sources.length === 0) throw new UsageError('synthetic training needs at least one --source slide or image');
+    progress({ phase: 'prepare', message: `making ${ds.count} synthetic defocus patches of ${patchSize} px` });
+    synthetic = await syntheticDefocus({
+      sources: ds.sources, count: ds.count, patchSize, levels: ds.levels ?? 10, sigmaPerLevel: ds.sigmaPerLevel ?? 0.5, seed,
+      noise: ds.noise ?? 2, jpegQuality: ds.jpegQuality, minTissue: 0.6,
+    });
+  } else {
+    items = loadDataset(ds.kind, ds.root, ds.labels, { allowMissing: ds.allowMissing }).items;
+    progress({ phase: 'prepare', message: `${ds.kind}: ${items.length} labelled images` });
+  }
+
+  const history: string[] = ['trial\tepoch\tloss\tlearning_rate\tseconds'];
+  const testRows: string[] = ['trial\tfile\ttarget\tscore'];
+  const results: TrialResult[] = [];
+  const plotSeries: { name: string; scores: number[]; targets: number[] }[] = [];
+  let backend = trainer === 'native' ? `native (${nativeVersion})` : '';
+  const files: string[] = [];
+  for (let trial = 1; trial <= trials; trial++) {
+    const trialSeed = seed + trial - 1;
+    // Split, normalization and the training batches of this trial.
+    let source: BatchSource | PatchSet;
+    let trainCount: number;
+    let mean: [number, number, number] = [0, 0, 0];
+    let std: [number, number, number] = [1, 1, 1];
+    let testItems: DatasetItem[] = [];
+    let testPatches: PatchSet | undefined;
+    if (synthetic) {
+      const order = Array.from({ length: synthetic.count }, (_, i) => i);
+      const r = seededRandom(trialSeed);
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(r() * (i + 1));
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      const nTest = Math.max(2, Math.round(synthetic.count * split.test));
+      testPatches = subset(synthetic, order.slice(0, nTest));
+      source = subset(synthetic, order.slice(nTest));
+      trainCount = source.count;
+      if (normalization === 'dataset') ({ mean, std } = patchSetStats(source));
+    } else {
+      const parts = splitDataset(items!, split, trialSeed);
+      testItems = parts.test;
+      trainCount = parts.train.length;
+      if (normalization === 'dataset') {
+        progress({ phase: 'prepare', message: `trial ${trial}: channel statistics of ${Math.min(200, parts.train.length)} training images` });
+        ({ mean, std } = await channelStats(parts.train, { sample: 200, seed: trialSeed }));
+      }
+      source = randomCropSource(parts.train, { size: patchSize, cacheBytes: o.cacheBytes, onDecode: (done, total) => progress({ phase: 'decode', trial, done, total }) });
+    }
+    if (normalization === 'paper') ({ mean, std } = PAPER_NORMALIZATION);
+
+    const epochs = o.epochs ?? 120;
+    let currentEpoch = 1;
+    const common = {
+      kernels, variant: patchSize, loss: o.loss ?? 'plcc', epochs, batchSize: o.batchSize ?? 50, learningRate: o.learningRate ?? 1e-2,
+      stepSize: o.stepSize ?? 60, gamma: o.gamma ?? 0.1, seed: trialSeed, mean, std,
+      onBatch: (done: number, total: number) => progress({ phase: 'batch', trial, epoch: currentEpoch, epochs, done, total }),
+      onEpoch: (e: { epoch: number; loss: number; learningRate: number; seconds: number }) => {
+        history.push(`${trial}\t${e.epoch}\t${e.loss}\t${e.learningRate}\t${e.seconds.toFixed(3)}`);
+        progress({ phase: 'epoch', trial, epoch: e.epoch, epochs, loss: e.loss, seconds: e.seconds });
+        currentEpoch = e.epoch + 1;
+      },
+    };
+    let trained: Omit<TrainResult, 'spec'> & { spec: TrainResult['spec'] | Awaited<ReturnType<typeof trainTfjs>>['spec'] };
+    if (trainer === 'native') {
+      trained = await trainFocusLite(source, { ...common, threads: o.threads });
+    } else {
+      const t = await trainTfjs(source, { ...common, architecture });
+      backend = t.backend;
+      trained = t;
+    }
+
+    const datasetName = ds.kind === 'synthetic' ? 'synthetic defocus' : ds.kind;
+    const bytes = trainedModelFile(trained.spec, {
+      name: `${architecture}${architecture === 'focuslitenn' ? `-${kernels}kernel` : ''}-${patchSize}-${ds.kind}-trial${trial}`,
+      stride: evalStride,
+      score: { scale: `higher = blurrier; trained on ${datasetName} targets with a ${common.loss} loss (not calibrated)`, threshold: null },
+      micronsPerPixel: null,
+      provenance: {
+        source: `trained by fqa (${trainer} trainer, ${backend}) on ${datasetName}, seed ${trialSeed}`,
+        license: 'follows the training data licence',
+        createdBy: 'fqa-scan train',
+        createdAt: new Date().toISOString(),
+        notes: `${epochs} epochs, batch ${common.batchSize}, lr ${common.learningRate}, StepLR ${common.stepSize}/${common.gamma}, normalization ${normalization}`,
+      },
+    });
+    const modelName = trials === 1 ? 'model.fqa' : `model-trial${trial}.fqa`;
+    await writeAtomic(path.join(o.outDir, modelName), bytes);
+    files.push(modelName);
+    const parsed = parseModelFile(bytes, modelName);
+    const loaded: LoadedModel = { header: parsed.header, native: createNativeModel(toNativeSpec(parsed)), file: path.join(o.outDir, modelName) };
+
+    // Test split: dense crops per image (the paper), or each synthetic patch whole.
+    const scores: number[] = [];
+    const targets: number[] = [];
+    if (testPatches) {
+      const bytesPer = patchSize * patchSize * 3;
+      for (let i = 0; i < testPatches.count; i++) {
+        const r = sweepSync(loaded.native, testPatches.patches.subarray(i * bytesPer, (i + 1) * bytesPer), {
+          width: patchSize, height: patchSize, rowStride: patchSize * 3, patchWidth: patchSize, patchHeight: patchSize, stride: patchSize, threads: 1, kernel: 'auto', shareConvolution: false,
+        });
+        scores.push(r.scores[0]!);
+        targets.push(testPatches.labels[i]!);
+        testRows.push(`${trial}\tsynthetic:${i}\t${testPatches.labels[i]}\t${r.scores[0]}`);
+      }
+    } else {
+      const evaluation = await evaluateModel(testItems, { model: loaded, patchSize, stride: evalStride, onProgress: (done, total) => progress({ phase: 'evaluate', trial, done, total }) });
+      for (const s of evaluation.scores) {
+        scores.push(s.score);
+        targets.push(s.target);
+        testRows.push(`${trial}\t${s.file}\t${s.target}\t${s.score}`);
+      }
+    }
+    plotSeries.push({ name: `trial ${trial}`, scores, targets });
+    results.push({
+      trial, seed: trialSeed, model: modelName, trainImages: trainCount, testImages: scores.length, seconds: trained.seconds, samples: trained.samples,
+      samplesPerSecond: trained.samples / trained.seconds, finalLoss: trained.history.at(-1)!.loss, metrics: testMetrics(scores, targets),
+    });
+  }
+
+  const summary = summarizeTrials(results.map((r) => r.metrics));
+  const write = async (name: string, text: string) => {
+    await writeAtomic(path.join(o.outDir, name), text);
+    files.push(name);
+  };
+  await write('history.tsv', history.join('\n') + '\n');
+  await write('test-scores.tsv', testRows.join('\n') + '\n');
+  await write('scatter.svg', scatterSvg(plotSeries[0]!.targets, plotSeries[0]!.scores, `Test split, trial 1: score vs label`));
+  if (plotSeries[0]!.targets.every((t) => t === 0 || t === 1) && new Set(plotSeries[0]!.targets).size === 2) {
+    const series = plotSeries.map((s) => ({ name: s.name, scores: s.scores, positives: s.targets.map((t) => t === 1) }));
+    await write('roc.svg', rocSvg(series));
+    await write('pr.svg', prSvg(series));
+  }
+  const { onProgress: _omit, ...options } = o;
+  await write('result.json', JSON.stringify({ fqaVersion: nativeVersion, trainer: backend, options, trials: results, summary }, null, 1) + '\n');
+  return { outDir: o.outDir, trainer: backend, trials: results, summary, files };
+}
