@@ -65,6 +65,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     // util.parseArgs errors are usage errors.
     const code = (err as { code?: string }).code;
+    if (code === 'FQA_NATIVE_MISSING') {
+      // An installation problem, not a bug: the loader's message lists what it tried and the fixes.
+      process.stderr.write(`fqa-scan: ${(err as Error).message.replace(/^fqa: /, '')}\n`);
+      return 70;
+    }
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`fqa-scan: ${(err as Error).message}\n`);
       return 2;

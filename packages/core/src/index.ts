@@ -21,8 +21,8 @@ export {
 } from './model-file.js';
 export { convertReference, convertReferenceFile, type ConvertOptions } from './convert-reference.js';
 export { decodeImage, type RgbImage } from './image.js';
-export { scoreImage, scoreRgb, resolveScoreOptions, type ScoreOptions, type ImageScores } from './score.js';
-export { cpuInfo, gpuInfo, version as nativeVersion, type KernelName } from '@fqa/native';
+export { scoreImage, scoreRgb, resolveScoreOptions, type ScoreOptions, type ResolvedScoreOptions, type ImageScores } from './score.js';
+export { cpuInfo, gpuInfo, nativeBinaryPath, version as nativeVersion, type KernelName } from '@fqa/native';
 export { detectTissue, classifyPixel, patchTissueFractions, PixelClass, type TissueMask } from './tissue.js';
 export { openSource, type SlideSource, type SourceLevel } from './slide-source.js';
 export { chooseLevel, planRegions, type LevelChoice, type GridRegion } from './scan/plan.js';
@@ -46,3 +46,4 @@ export { loadTf, focusLiteTfModel, eonssTfModel, eonssInit, patchesToTensor, tfT
 export { trainTfjs, tfLoss, tfGradients, initialTfModel, type TfTrainOptions, type TfTrainResult } from './train/tfjs-trainer.js';
 export { runTraining, summarizeTrials, PAPER_NORMALIZATION, type TrainRunOptions, type TrainRunResult, type TrainProgress, type TrialResult, type MetricSummary, type TrainDatasetSpec } from './train/train-run.js';
 export { rocSvg, prSvg, scatterSvg, type CurveSeries } from './train/plots.js';
+export { resolveDevice, deviceNames, type Device, type ResolvedDevice } from './device.js';

@@ -1,5 +1,6 @@
 /** Scoring whole plain images with a dense patch grid (no tissue filtering). */
 import { kernelNames, sweep, type KernelName, type SweepResult } from '@fqa/native';
+import { resolveDevice, type Device } from './device.js';
 import { decodeImage, type RgbImage } from './image.js';
 import { loadModel, type LoadedModel } from './model-file.js';
 import { UsageError } from './errors.js';
@@ -15,6 +16,8 @@ export interface ScoreOptions {
   /** Native threads; 0 = all cores. */
   threads?: number;
   kernel?: KernelName;
+  /** 'cpu' (default for scoring: images are small), 'cuda', or 'auto'; a GPU ignores threads and kernel. */
+  device?: Device;
   /** Share the conv map between overlapping patches (FocusLiteNN; same scores, less work). */
   shareConvolution?: boolean;
 }
@@ -36,31 +39,44 @@ export interface ImageScores {
   sharedConvolution: boolean;
 }
 
-interface ResolvedOptions {
+export interface ResolvedScoreOptions {
+  /** Marks options that went through resolveScoreOptions (it returns them unchanged). */
+  resolved: true;
   model: LoadedModel;
   patchSize: number;
   stride: number;
   threads: number;
-  kernel: KernelName;
+  kernel: KernelName | 'cuda';
   shareConvolution: boolean;
+  /** Why device 'auto' fell back to the CPU, or null. */
+  deviceNotice: string | null;
 }
 
-export async function resolveScoreOptions(options: ScoreOptions): Promise<ResolvedOptions> {
+export async function resolveScoreOptions(options: ScoreOptions | ResolvedScoreOptions): Promise<ResolvedScoreOptions> {
   if (typeof options !== 'object' || options === null) throw new UsageError('Expected an options object');
+  if ('resolved' in options && options.resolved === true) return options;
+  return resolveFresh(options as ScoreOptions);
+}
+
+async function resolveFresh(options: ScoreOptions): Promise<ResolvedScoreOptions> {
   const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
   if (!model || typeof model !== 'object' || !('native' in model)) throw new UsageError('Expected a model file path or a loaded model for model');
+  const device = resolveDevice(options.device ?? 'cpu');
+  const kernel = expectOneOf(options.kernel ?? 'auto', 'kernel', kernelNames);
   return {
+    resolved: true,
     model,
     patchSize: expectInteger(options.patchSize ?? model.header.patchSize, 'patchSize', 8, 4096),
     stride: expectInteger(options.stride ?? model.header.stride, 'stride', 1, 4096),
     threads: expectInteger(options.threads ?? 0, 'threads', 0, 1024),
-    kernel: expectOneOf(options.kernel ?? 'auto', 'kernel', kernelNames),
+    kernel: device.device === 'cuda' ? 'cuda' : kernel,
     shareConvolution: options.shareConvolution ?? true,
+    deviceNotice: device.notice,
   };
 }
 
 /** Scores one decoded RGB image. */
-export async function scoreRgb(image: RgbImage, label: string, o: ResolvedOptions): Promise<ImageScores> {
+export async function scoreRgb(image: RgbImage, label: string, o: ResolvedScoreOptions): Promise<ImageScores> {
   const patchWidth = Math.min(o.patchSize, image.width);
   const patchHeight = Math.min(o.patchSize, image.height);
   if (o.model.header.architecture === 'eonss' && (patchWidth !== o.model.header.patchSize || patchHeight !== o.model.header.patchSize)) {
@@ -96,7 +112,7 @@ export async function scoreRgb(image: RgbImage, label: string, o: ResolvedOption
 }
 
 /** Decodes an image (path or encoded bytes) and scores it with dense patches. */
-export async function scoreImage(input: string | Uint8Array, options: ScoreOptions): Promise<ImageScores> {
+export async function scoreImage(input: string | Uint8Array, options: ScoreOptions | ResolvedScoreOptions): Promise<ImageScores> {
   const o = await resolveScoreOptions(options);
   const label = typeof input === 'string' ? input : 'image buffer';
   return scoreRgb(await decodeImage(input, label), label, o);

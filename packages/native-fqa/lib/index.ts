@@ -72,7 +72,8 @@ export interface SweepOptions {
   skip?: Uint8Array;
   /** 0 = all cores. */
   threads: number;
-  kernel: KernelName;
+  /** A CPU kernel, or 'cuda' for GPU 0 (an error when there is none: the caller decides on fallbacks). */
+  kernel: KernelName | 'cuda';
   shareConvolution: boolean;
 }
 
@@ -81,9 +82,11 @@ export interface SweepResult {
   scores: Float32Array;
   rows: number;
   columns: number;
-  kernel: Exclude<KernelName, 'auto'>;
+  kernel: Exclude<KernelName, 'auto'> | 'cuda';
   sharedConvolution: boolean;
   threads: number;
+  /** CUDA event time of the kernels, when kernel is 'cuda'. */
+  gpuKernelMs?: number;
 }
 
 export interface CpuInfo {
@@ -157,30 +160,50 @@ interface Binding {
 }
 
 const binaryName = `fqa-v${version}.node`;
-const platformPackage = `@fqa/native-${process.platform}-${process.arch}`;
+/** Prebuilt packages, best first: the CUDA build also runs on the CPU when there is no GPU. */
+const platformPackages = [`@fqa/native-${process.platform}-${process.arch}-cuda`, `@fqa/native-${process.platform}-${process.arch}`];
+let loadedFrom = '';
 
+/**
+ * A local build (build/Release), then the prebuilt platform packages. The file name carries the
+ * version, so a stale build or platform package of another version is never loaded.
+ */
 function loadBinding(): Binding {
   const tried: string[] = [];
-  const local = [path.join(packageRoot, 'build', 'Release', binaryName), path.join(packageRoot, 'build', binaryName)];
-  for (const file of local) {
-    tried.push(file);
-    if (existsSync(file)) return require(file) as Binding;
+  const candidates = [path.join(packageRoot, 'build', 'Release', binaryName), path.join(packageRoot, 'build', binaryName)];
+  for (const name of platformPackages) {
+    try {
+      candidates.push(path.join(path.dirname(require.resolve(`${name}/package.json`)), binaryName));
+    } catch {
+      tried.push(`${name} (not installed)`);
+    }
   }
-  try {
-    const dir = path.dirname(require.resolve(`${platformPackage}/package.json`));
-    const file = path.join(dir, binaryName);
-    tried.push(file);
-    if (existsSync(file)) return require(file) as Binding;
-  } catch {
-    tried.push(`${platformPackage} (not installed)`);
+  for (const file of candidates) {
+    if (!existsSync(file)) {
+      tried.push(`${file} (not found)`);
+      continue;
+    }
+    try {
+      const b = require(file) as Binding;
+      loadedFrom = file;
+      return b;
+    } catch (err) {
+      tried.push(`${file} (${(err as Error).message.split('\n')[0]})`);
+    }
   }
-  throw new Error(
+  throw Object.assign(new Error(
     `fqa: no native binary ${binaryName} for ${process.platform}-${process.arch} could be loaded.\n` +
       `Tried:\n  ${tried.join('\n  ')}\nFixes:\n` +
-      `  - build it from source: npm run build -w @fqa/native (needs cmake >= 3.19 and a C++17 compiler)\n` +
-      `  - or install the prebuilt package: npm install ${platformPackage}\n` +
-      `  - a binary of another version does not load: rebuild after upgrading fqa`,
-  );
+      `  - install the prebuilt package: npm install ${platformPackages[1]} (or ${platformPackages[0]} for NVIDIA GPUs)\n` +
+      `  - or build from source: npm run build -w @fqa/native (needs cmake >= 3.19 and a C++17 compiler; nvcc for CUDA)\n` +
+      `  - a binary of another version does not load: reinstall or rebuild after upgrading fqa`,
+  ), { code: 'FQA_NATIVE_MISSING' });
+}
+
+/** The file the native addon was loaded from (loads it if needed). */
+export function nativeBinaryPath(): string {
+  native();
+  return loadedFrom;
 }
 
 let binding: Binding | undefined;

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync, mkdirSync } from 'node
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  DEFAULT_MODEL_PATH,
+  DEFAULT_MODEL_PATH, deviceNames, expectOneOf, resolveDevice,
   FqaError, SUMMARY_COLUMNS, UsageError, errorRow, nativeVersion, parseIntegerOption, reportStem, scanSlide, summaryJson, summaryRow, writeAtomic,
   writeSlideReports,
 } from '@fqa/core';
@@ -23,6 +23,7 @@ Options:
   --mpp X            µm/px of level 0 for slides without metadata (or to override it)
   --threshold T      score above which a patch is out of focus (default: the model's)
   --workers N        worker threads (default: the number of cores)
+  --device D         auto (default: CUDA when this build has it and a GPU answers, else the CPU) | cuda | cpu
   --json             print each slide's summary as JSON lines
   --force            rescan slides that already have a report
 
@@ -59,10 +60,15 @@ export const scanCommand: Command = {
       options: {
         model: { type: 'string' }, out: { type: 'string', default: 'fqa-report' }, patch: { type: 'string' }, stride: { type: 'string' },
         mpp: { type: 'string' }, threshold: { type: 'string' }, workers: { type: 'string' }, json: { type: 'boolean', default: false },
-        force: { type: 'boolean', default: false },
+        force: { type: 'boolean', default: false }, device: { type: 'string' },
       },
     });
     if (positionals.length === 0) throw new UsageError("no slides given (see fqa-scan scan --help)");
+    const device = expectOneOf(values.device ?? 'auto', 'device', deviceNames);
+    // Checked once, up front: --device cuda without a GPU is a usage error before any slide is read.
+    const resolved = resolveDevice(device);
+    // A CPU-only build is quietly the CPU; a CUDA build without a GPU, or an explicit --device auto, says so.
+    if (resolved.notice && (resolved.cudaBuild || values.device === 'auto')) process.stderr.write(`fqa-scan: ${resolved.notice}\n`);
     const modelFile = values.model ?? DEFAULT_MODEL_PATH;
     const number = (text: string | undefined, name: string) => {
       if (text === undefined) return undefined;
@@ -77,6 +83,7 @@ export const scanCommand: Command = {
       workers: parseIntegerOption(values.workers, 'workers', 1, 256),
       mpp: number(values.mpp, 'mpp'),
       threshold: number(values.threshold, 'threshold'),
+      device,
     };
     const slides = expandInputs(positionals);
     mkdirSync(values.out, { recursive: true });

@@ -1,6 +1,6 @@
 /** fqa-scan score <image...> --model FILE [--patch P] [--stride S] [--json] */
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_PATH, FqaError, UsageError, loadModel, parseIntegerOption, resolveScoreOptions, scoreImage, type ImageScores } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, FqaError, UsageError, deviceNames, expectOneOf, loadModel, parseIntegerOption, resolveScoreOptions, scoreImage, type ImageScores } from '@fqa/core';
 import type { Command } from '../index.js';
 
 const usage = `Usage: fqa-scan score <image...> [--model FILE] [options]
@@ -14,6 +14,7 @@ Options:
   --stride S       grid stride in pixels (default: the model's)
   --threads N      native threads, 0 = all cores (default 0)
   --kernel NAME    auto | reference | baseline | avx2 | avx512 (default auto)
+  --device D       cpu (default) | cuda | auto (CUDA when built and a GPU answers)
   --json           print [{file, mean, rows, cols, patchSize, stride, scores}]`;
 
 export const scoreCommand: Command = {
@@ -29,6 +30,7 @@ export const scoreCommand: Command = {
         stride: { type: 'string' },
         threads: { type: 'string' },
         kernel: { type: 'string' },
+        device: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
     });
@@ -40,7 +42,9 @@ export const scoreCommand: Command = {
       stride: parseIntegerOption(values.stride, 'stride', 1, 4096),
       threads: parseIntegerOption(values.threads, 'threads', 0, 1024),
       kernel: values.kernel as never,
+      device: values.device === undefined ? undefined : expectOneOf(values.device, 'device', deviceNames),
     });
+    if (options.deviceNotice) process.stderr.write(`fqa-scan: ${options.deviceNotice}\n`);
     const results: ImageScores[] = [];
     let worstExit = 0;
     for (const file of positionals) {

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import sharp from 'sharp';
 import { kernelNames, type KernelName } from '@fqa/native';
+import { resolveDevice, type Device } from '../device.js';
 import { FqaError, InputError, UsageError } from '../errors.js';
 import { loadModel } from '../model-file.js';
 import { openSource, type SlideSource } from '../slide-source.js';
@@ -36,6 +37,8 @@ export interface ScanOptions {
   /** Worker threads (default: the number of cores). */
   workers?: number;
   kernel?: KernelName;
+  /** 'auto' (default: CUDA when built and a GPU answers, else the CPU with a notice in warnings), 'cuda' or 'cpu'. */
+  device?: Device;
   signal?: AbortSignal;
   onProgress?: (progress: { regionsDone: number; regions: number }) => void;
 }
@@ -76,6 +79,8 @@ export interface ScanResult {
   summary: ScanSummary;
   timings: { openSeconds: number; tissueSeconds: number; scoreSeconds: number; totalSeconds: number };
   kernel: string;
+  /** Where the patches were scored. */
+  device: 'cuda' | 'cpu';
   /** Which reader served the pixels, and the JPEG tiles it decoded (each once) or served from cache. */
   reader: { reader: 'direct' | 'openslide' | 'image'; tilesDecoded: number; tileCacheHits: number; tilesRedecoded: number };
   warnings: string[];
@@ -131,6 +136,8 @@ export async function scanImage(input: string | Uint8Array, options: ScanOptions
 
 export async function scanSlide(input: string | Uint8Array, options: ScanOptions): Promise<ScanResult> {
   validateOptions(options);
+  // Before anything is opened: device 'cuda' without a GPU is a usage error.
+  const device = resolveDevice(options.device ?? 'auto');
   const path = typeof input === 'string' ? input : 'image buffer';
   const t0 = performance.now();
   const model = await loadModel(options.model);
@@ -138,6 +145,8 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
   const stride = options.stride ?? model.header.stride;
   const source = await openSource(input);
   const warnings: string[] = [];
+  // A CPU-only build falling back is the expected case, not worth a warning in every report.
+  if (device.notice && device.cudaBuild) warnings.push(device.notice);
   let pool: Piscina | undefined;
   try {
     const tOpen = performance.now();
@@ -189,7 +198,7 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       const cols = r.col1 - r.col0;
       const skip = new Uint8Array(cols * (r.row1 - r.row0));
       for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) skip[(row - r.row0) * cols + (col - r.col0)] = tissue[row * columns + col]! >= minTissue ? 0 : 1;
-      const task: RegionTask = { modelPath: options.model, pixels, width: r.width, height: r.height, patchSize, stride, skip, kernel: options.kernel ?? 'auto' };
+      const task: RegionTask = { modelPath: options.model, pixels, width: r.width, height: r.height, patchSize, stride, skip, kernel: device.device === 'cuda' ? 'cuda' : (options.kernel ?? 'auto') };
       const result = (await pool!.run(task, { transferList: [pixels.buffer as ArrayBuffer] })) as { scores: Float32Array; kernel: string };
       kernel = result.kernel;
       for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) scores[row * columns + col] = result.scores[(row - r.row0) * cols + (col - r.col0)]!;
@@ -252,6 +261,7 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       summary,
       timings: { openSeconds: (tOpen - t0) / 1000, tissueSeconds: (tTissue - tOpen) / 1000, scoreSeconds: (tScore - tTissue) / 1000, totalSeconds: (end - t0) / 1000 },
       kernel,
+      device: device.device,
       reader: source.readerStats(),
       warnings,
     };

@@ -14,7 +14,7 @@ export interface RegionTask {
   patchSize: number;
   stride: number;
   skip: Uint8Array;
-  kernel: KernelName;
+  kernel: KernelName | 'cuda';
 }
 
 const models = new Map<string, Promise<LoadedModel>>();

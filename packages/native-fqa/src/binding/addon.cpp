@@ -212,6 +212,8 @@ SweepCall parseSweep(const Napi::CallbackInfo& info) {
   guarded(env, [&]() -> Napi::Value {
     call.options.kernel = fqa::parseKernel(kernel.As<Napi::String>().Utf8Value());
     fqa::validateSweep(*call.model, call.region, call.grid);
+    if (call.options.kernel == Kernel::Cuda && !fqa::kernelSupported(Kernel::Cuda))
+      throw std::invalid_argument("kernel cuda: no usable CUDA device (" + fqa::probeGpu().error + ")");
     if (!fqa::kernelSupported(call.options.kernel))
       throw std::invalid_argument(std::string("kernel ") + fqa::kernelName(call.options.kernel) +
                                   " is not supported by this CPU");
@@ -232,6 +234,7 @@ Napi::Object makeResult(Napi::Env env, const std::vector<float>& scores, const f
   out.Set("kernel", Napi::String::New(env, fqa::kernelName(stats.kernelUsed)));
   out.Set("sharedConvolution", Napi::Boolean::New(env, stats.sharedConvolution));
   out.Set("threads", Napi::Number::New(env, stats.threadsUsed));
+  if (stats.kernelUsed == Kernel::Cuda) out.Set("gpuKernelMs", Napi::Number::New(env, stats.gpuKernelMs));
   return out;
 }
 

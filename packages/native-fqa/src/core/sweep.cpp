@@ -2,6 +2,8 @@
 // rows over threads. Everything here is plain C++; the Node binding only converts arguments.
 #include "sweep.h"
 
+#include "gpu.h"
+
 #include <algorithm>
 #include <atomic>
 #include <exception>
@@ -50,6 +52,8 @@ bool kernelSupported(Kernel k) {
       return bestKernel() == Kernel::AVX2 || bestKernel() == Kernel::AVX512;
     case Kernel::AVX512:
       return bestKernel() == Kernel::AVX512;
+    case Kernel::Cuda:
+      return probeGpu().deviceCount > 0;
   }
   return false;
 }
@@ -61,12 +65,13 @@ const char* kernelName(Kernel k) {
     case Kernel::Baseline: return "baseline";
     case Kernel::AVX2: return "avx2";
     case Kernel::AVX512: return "avx512";
+    case Kernel::Cuda: return "cuda";
   }
   return "unknown";
 }
 
 Kernel parseKernel(const std::string& name) {
-  for (Kernel k : {Kernel::Auto, Kernel::Reference, Kernel::Baseline, Kernel::AVX2, Kernel::AVX512})
+  for (Kernel k : {Kernel::Auto, Kernel::Reference, Kernel::Baseline, Kernel::AVX2, Kernel::AVX512, Kernel::Cuda})
     if (name == kernelName(k)) return k;
   throw std::invalid_argument("Expected one of auto, reference, baseline, avx2, avx512 for kernel but received " + name);
 }
@@ -116,6 +121,14 @@ void validateSweep(const Model& m, const Region& r, const PatchGrid& g) {
 SweepStats sweep(const Model& m, const Region& r, const PatchGrid& g, const SweepOptions& o, float* scores) {
   validateSweep(m, r, g);
   SweepStats stats;
+  if (o.kernel == Kernel::Cuda) {
+    // No silent CPU fallback here: the TypeScript layer decides (device 'auto' | 'cuda' | 'cpu').
+    const CudaSweepTiming t = sweepCuda(m, r, g, scores);
+    stats.kernelUsed = Kernel::Cuda;
+    stats.sharedConvolution = t.sharedConvolution;
+    stats.gpuKernelMs = t.kernelMs;
+    return stats;
+  }
   Kernel kernel = o.kernel == Kernel::Auto ? bestKernel() : o.kernel;
   if (!kernelSupported(kernel))
     throw std::invalid_argument(std::string("kernel ") + kernelName(kernel) + " is not supported by this CPU");

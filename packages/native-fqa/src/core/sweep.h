@@ -23,7 +23,8 @@ struct PatchGrid {
   const uint8_t* skip = nullptr;   // optional, columns*rows bytes; non-zero = not scored (NaN out)
 };
 
-enum class Kernel { Auto, Reference, Baseline, AVX2, AVX512 };
+// Cuda runs the sweep on GPU 0 (gpu.h); Auto picks the best CPU kernel.
+enum class Kernel { Auto, Reference, Baseline, AVX2, AVX512, Cuda };
 
 struct SweepOptions {
   int threads = 0;                 // 0 = hardware concurrency
@@ -35,6 +36,7 @@ struct SweepStats {
   Kernel kernelUsed = Kernel::Reference;
   bool sharedConvolution = false;
   int threadsUsed = 1;
+  double gpuKernelMs = 0;  // CUDA event time of the kernels (Kernel::Cuda)
 };
 
 // Grid of all patches that fit; a region smaller than the patch is one window over all of it.

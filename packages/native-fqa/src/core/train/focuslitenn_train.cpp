@@ -39,22 +39,54 @@ void parallelFor(int64_t n, int threads, Fn fn) {
 
 }  // namespace
 
-// One output row of every kernel: acc[kk][j] += sum over taps of w[kk][tap] * input(j*s - p + kx, y).
-// The input rows are phase-split (x = t*s + phase - p stored at phase[t]), so for a tap kx the
-// values of consecutive outputs j are contiguous and the j loop vectorizes. Cloned for AVX2+FMA and
-// the baseline; the CPU picks one when the library loads.
+// One output row of every kernel: acc[kk][j] = sum over taps of w[kk][tap] * input(j*s - p + kx, y).
+// The input rows are phase-split (x = t*s + phase - p stored at phase[t]), so for a tap kx the values
+// of consecutive outputs j are contiguous. Blocks of 2 kernels x up to 6 vectors of 8 outputs stay in
+// registers across all taps (one load of 6 input vectors feeds 12 FMAs). acc rows are padded to a
+// multiple of 8; the padding holds garbage the caller ignores.
+typedef float v8f __attribute__((vector_size(32)));
+
+template <int NV>
+__attribute__((always_inline)) inline void convBlock(const float* const* rows, const float* w0, const float* w1, int taps, int K, int s,
+                                                     int64_t phaseLen, int64_t j0, float* a0, float* a1) {
+  v8f acc0[NV], acc1[NV];
+  for (int v = 0; v < NV; ++v) acc0[v] = acc1[v] = v8f{};
+  for (int tap = 0; tap < taps; ++tap) {
+    const int kx = tap % K;
+    const float* src = rows[tap / K] + (kx % s) * phaseLen + kx / s + j0;
+    const v8f b0 = v8f{} + w0[tap], b1 = v8f{} + w1[tap];
+    for (int v = 0; v < NV; ++v) {
+      v8f x;
+      __builtin_memcpy(&x, src + 8 * v, sizeof x);
+      acc0[v] += b0 * x;
+      acc1[v] += b1 * x;
+    }
+  }
+  for (int v = 0; v < NV; ++v) {
+    __builtin_memcpy(a0 + j0 + 8 * v, &acc0[v], sizeof(v8f));
+    __builtin_memcpy(a1 + j0 + 8 * v, &acc1[v], sizeof(v8f));
+  }
+}
+
 __attribute__((target_clones("avx2,fma", "default")))
 static void convRowAllKernels(const float* const* rows, const float* weights, int k, int taps, int K, int s,
-                              int64_t out, int64_t phaseLen, float* acc) {
-  for (int kk = 0; kk < k; ++kk) {
-    float* a = acc + kk * out;
-    for (int64_t j = 0; j < out; ++j) a[j] = 0.f;
-    const float* w = weights + size_t(kk) * taps;
-    for (int tap = 0; tap < taps; ++tap) {
-      const int kx = tap % K;
-      const float* src = rows[tap / K] + (kx % s) * phaseLen + kx / s;
-      const float wv = w[tap];
-      for (int64_t j = 0; j < out; ++j) a[j] += wv * src[j];
+                              int64_t outPadded, int64_t phaseLen, float* acc) {
+  for (int kk = 0; kk < k; kk += 2) {
+    // An odd last kernel pairs with itself; its second copy is written twice, harmlessly.
+    const int k1 = std::min(kk + 1, k - 1);
+    const float* w0 = weights + size_t(kk) * taps;
+    const float* w1 = weights + size_t(k1) * taps;
+    float* a0 = acc + kk * outPadded;
+    float* a1 = acc + k1 * outPadded;
+    for (int64_t j0 = 0; j0 < outPadded; j0 += 48) {
+      switch (std::min<int64_t>(6, (outPadded - j0) / 8)) {
+        case 6: convBlock<6>(rows, w0, w1, taps, K, s, phaseLen, j0, a0, a1); break;
+        case 5: convBlock<5>(rows, w0, w1, taps, K, s, phaseLen, j0, a0, a1); break;
+        case 4: convBlock<4>(rows, w0, w1, taps, K, s, phaseLen, j0, a0, a1); break;
+        case 3: convBlock<3>(rows, w0, w1, taps, K, s, phaseLen, j0, a0, a1); break;
+        case 2: convBlock<2>(rows, w0, w1, taps, K, s, phaseLen, j0, a0, a1); break;
+        default: convBlock<1>(rows, w0, w1, taps, K, s, phaseLen, j0, a0, a1); break;
+      }
     }
   }
 }
@@ -64,7 +96,8 @@ void focusliteForwardBatch(const Model& m, const PatchBatch& b, int threads, flo
   const int K = m.convKernel, s = m.convStride, p = m.convPad, k = m.kernels;
   const int64_t out = convOutputSize(b.size, K, s, p);
   // Phase-split padded rows: each of 3 * paddedRows rows holds s phases of phaseLen values.
-  const int64_t phaseLen = out + (K + s - 1) / s + 1;
+  const int64_t outPadded = (out + 7) / 8 * 8;
+  const int64_t phaseLen = outPadded + (K + s - 1) / s + 1;
   const int64_t paddedRows = (out - 1) * s + K;
   const int taps = 3 * K * K;
   parallelFor(b.count, threads, [&](int64_t n) {
@@ -72,29 +105,38 @@ void focusliteForwardBatch(const Model& m, const PatchBatch& b, int threads, flo
     thread_local std::vector<float> planes, acc;
     thread_local std::vector<const float*> rows;
     planes.assign(size_t(3 * paddedRows * s * phaseLen), 0.f);
-    acc.assign(size_t(k) * out, 0.f);
+    acc.assign(size_t(k) * outPadded, 0.f);
     rows.assign(size_t(3 * K), nullptr);
-    for (int c = 0; c < 3; ++c)
-      for (int64_t r = 0; r < paddedRows; ++r) {
-        const int64_t y = r - p;
-        if (y < 0 || y >= b.size) continue;
-        float* row = planes.data() + (c * paddedRows + r) * s * phaseLen;
-        for (int64_t t = 0; t < phaseLen; ++t)
-          for (int ph = 0; ph < s; ++ph) {
-            const int64_t x = t * s + ph - p;
-            if (x >= 0 && x < b.size) row[ph * phaseLen + t] = m.normalizeTable[c][patch[(y * b.size + x) * 3 + c]];
-          }
+    // One pass over each pixel row, all three channels, phase and slot stepped without divisions.
+    // Rows of the patch below its bottom (paddedRows may exceed size + p) keep their zeros.
+    const float* T0 = m.normalizeTable[0].data();
+    const float* T1 = m.normalizeTable[1].data();
+    const float* T2 = m.normalizeTable[2].data();
+    const int64_t rowFloats = s * phaseLen;
+    for (int64_t y = 0; y < b.size && y + p < paddedRows; ++y) {
+      const uint8_t* src = patch + y * b.size * 3;
+      float* r0 = planes.data() + (0 * paddedRows + y + p) * rowFloats;
+      float* r1 = planes.data() + (1 * paddedRows + y + p) * rowFloats;
+      float* r2 = planes.data() + (2 * paddedRows + y + p) * rowFloats;
+      int64_t t = p / s, ph = p % s;  // slot of x = 0: x + p = t*s + ph
+      for (int64_t x = 0; x < b.size && t < phaseLen; ++x) {
+        const int64_t at = ph * phaseLen + t;
+        r0[at] = T0[src[3 * x]];
+        r1[at] = T1[src[3 * x + 1]];
+        r2[at] = T2[src[3 * x + 2]];
+        if (++ph == s) { ph = 0; ++t; }
       }
+    }
     std::vector<float> best(size_t(k), std::numeric_limits<float>::infinity());
     std::vector<int32_t> where(size_t(k), 0);
     for (int64_t i = 0; i < out; ++i) {
       for (int c = 0; c < 3; ++c)
         for (int ky = 0; ky < K; ++ky) rows[c * K + ky] = planes.data() + (c * paddedRows + i * s + ky) * s * phaseLen;
-      convRowAllKernels(rows.data(), m.convWeight.data(), k, taps, K, s, out, phaseLen, acc.data());
+      convRowAllKernels(rows.data(), m.convWeight.data(), k, taps, K, s, outPadded, phaseLen, acc.data());
       for (int kk = 0; kk < k; ++kk)
         for (int64_t j = 0; j < out; ++j)
-          if (acc[kk * out + j] < best[kk]) {
-            best[kk] = acc[kk * out + j];
+          if (acc[kk * outPadded + j] < best[kk]) {
+            best[kk] = acc[kk * outPadded + j];
             where[kk] = int32_t(i * out + j);
           }
     }

@@ -1,0 +1,74 @@
+// Device selection: 'auto' runs on CUDA when this build has it and a GPU answers, else on the CPU
+// with a notice; 'cuda' without a GPU is a clear error; the result records where it ran. On a
+// machine with a GPU the same tests check that CUDA scores match the CPU's.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { gpuInfo, sweepSync } from '@fqa/native';
+import { DEFAULT_MODEL_PATH, UsageError, decodeImage, loadModel, resolveDevice, scanSlide, scoreImage } from '@fqa/core';
+import { hasShared, repoRoot, shared, tcgaImages } from './helpers/shared.js';
+
+const gpu = gpuInfo();
+const hasGpu = gpu.compiled && gpu.deviceCount > 0;
+const bin = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
+const fqa = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: repoRoot });
+
+test('resolveDevice: cpu is the CPU, auto picks CUDA only with a usable GPU, cuda without one is a usage error', () => {
+  expect(resolveDevice('cpu')).toMatchObject({ device: 'cpu', notice: null });
+  const auto = resolveDevice('auto');
+  expect(auto.device).toBe(hasGpu ? 'cuda' : 'cpu');
+  expect(auto.cudaBuild).toBe(gpu.compiled);
+  if (!hasGpu) {
+    expect(auto.notice).toMatch(/device auto: running on the CPU \(.+\)/);
+    expect(() => resolveDevice('cuda')).toThrow(UsageError);
+    expect(() => resolveDevice('cuda')).toThrow(/no usable CUDA GPU/);
+  }
+  expect(() => resolveDevice('tpu' as never)).toThrow(/Expected one of auto, cuda, cpu for device/);
+});
+
+test("the native sweep with kernel 'cuda' scores on the GPU or says why it cannot", async () => {
+  const model = await loadModel(DEFAULT_MODEL_PATH);
+  const pixels = Uint8Array.from({ length: 600 * 600 * 3 }, (_, i) => (i * 2654435761) >>> 24);
+  const options = { width: 600, height: 600, rowStride: 1800, patchWidth: 235, patchHeight: 235, stride: 115, threads: 1, shareConvolution: true } as const;
+  const cpu = sweepSync(model.native, pixels, { ...options, kernel: 'reference' });
+  if (!hasGpu) {
+    expect(() => sweepSync(model.native, pixels, { ...options, kernel: 'cuda' })).toThrow(/kernel cuda: no usable CUDA device \(.+\)/);
+    return;
+  }
+  const cuda = sweepSync(model.native, pixels, { ...options, kernel: 'cuda' });
+  expect(cuda.kernel).toBe('cuda');
+  cpu.scores.forEach((s, i) => expect(Math.abs(cuda.scores[i]! - s)).toBeLessThan(1e-3 + 1e-4 * Math.abs(s)));
+});
+
+describe.skipIf(!hasShared)('scans record the device', () => {
+  const slide = hasShared ? shared('data', 'tcga-focus', tcgaImages['tcga-out-of-focus']) : '';
+
+  test('scanSlide with device auto runs and says where; device cuda without a GPU rejects before reading', async () => {
+    const auto = await scanSlide(slide, { model: DEFAULT_MODEL_PATH, device: 'auto', mpp: 0.5, workers: 1 });
+    expect(auto.device).toBe(hasGpu ? 'cuda' : 'cpu');
+    expect(auto.summary.patchesScored).toBeGreaterThan(0);
+    if (gpu.compiled && !hasGpu) expect(auto.warnings.join('\n')).toMatch(/device auto: running on the CPU/);
+    const cpu = await scanSlide(slide, { model: DEFAULT_MODEL_PATH, device: 'cpu', mpp: 0.5, workers: 1 });
+    expect(cpu.device).toBe('cpu');
+    if (!hasGpu) await expect(scanSlide(slide, { model: DEFAULT_MODEL_PATH, device: 'cuda' })).rejects.toThrow(/no usable CUDA GPU/);
+    else auto.scores.forEach((s, i) => Number.isNaN(s) || expect(Math.abs(s - cpu.scores[i]!)).toBeLessThan(1e-3 + 1e-4 * Math.abs(s)));
+  });
+
+  test('fqa-scan --device: cuda without a GPU is exit 2 with one line; bad names are usage errors', async () => {
+    const image = await decodeImage(slide);
+    expect(image.width).toBeGreaterThan(0);
+    const score = await scoreImage(slide, { model: DEFAULT_MODEL_PATH, device: 'cpu' });
+    expect(score.kernel).not.toBe('cuda');
+    const bad = fqa('score', slide, '--device', 'tpu');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/Expected one of auto, cuda, cpu for device/);
+    if (!hasGpu) {
+      for (const args of [['score', slide, '--device', 'cuda'], [slide, '--out', path.join(repoRoot, 'fqa-report', 'device-test'), '--device', 'cuda']]) {
+        const r = fqa(...args);
+        expect(r.status, args.join(' ')).toBe(2);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).toMatch(/device cuda: no usable CUDA GPU/);
+      }
+    }
+  });
+});
