@@ -49,8 +49,9 @@ describe.skipIf(!hasShared)('dataset loaders', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/rocAuc\t1\.0000/);
     const json = JSON.parse(readFileSync(path.join(dir, 'eval.json'), 'utf8'));
-    expect(json.metrics.averagePrecision).toBe(1);
-    expect(json.scores).toHaveLength(2);
+    expect(json.models[0].metrics.averagePrecision).toBe(1);
+    expect(json.summary.averagePrecision).toEqual({ mean: 1, std: null, n: 1 });
+    expect(json.models[0].scores).toHaveLength(2);
   });
 
   test('BioImage (BBBC006): real 16-bit TIFFs, label |l|; DeepFocus |l - 5|; generic CSV', async () => {

@@ -68,7 +68,7 @@ export const scanCommand: Command = {
     // Checked once, up front: --device cuda without a GPU is a usage error before any slide is read.
     const resolved = resolveDevice(device);
     // A CPU-only build is quietly the CPU; a CUDA build without a GPU, or an explicit --device auto, says so.
-    if (resolved.notice && (resolved.cudaBuild || values.device === 'auto')) process.stderr.write(`fqa-scan: ${resolved.notice}\n`);
+    if (resolved.notice && (resolved.cudaBuild || values.device === 'auto')) process.stderr.write(`fqa-scan: note: ${resolved.notice}\n`);
     const modelFile = values.model ?? DEFAULT_MODEL_PATH;
     const number = (text: string | undefined, name: string) => {
       if (text === undefined) return undefined;

@@ -44,7 +44,7 @@ export const scoreCommand: Command = {
       kernel: values.kernel as never,
       device: values.device === undefined ? undefined : expectOneOf(values.device, 'device', deviceNames),
     });
-    if (options.deviceNotice) process.stderr.write(`fqa-scan: ${options.deviceNotice}\n`);
+    if (options.deviceNotice) process.stderr.write(`fqa-scan: note: ${options.deviceNotice}\n`);
     const results: ImageScores[] = [];
     let worstExit = 0;
     for (const file of positionals) {
