@@ -1,6 +1,6 @@
 // Metrics against hand-computed values and the edge cases the papers' tables run into.
 import { expect, test } from 'vitest';
-import { averagePrecision, bestThresholdAccuracy, krcc, plcc, prAucTrapezoid, ranks, rmse, rocAuc, srcc } from '../dist/index.js';
+import { averagePrecision, bestThresholdAccuracy, krcc, plcc, prAucTrapezoid, ranks, rmse, rocAuc, srcc, summarizeTrials, rocSvg, prSvg } from '../dist/index.js';
 
 test('correlations on a small hand-computed example', () => {
   const x = [1, 2, 3, 4, 5];
@@ -38,4 +38,21 @@ test('edge cases are clear errors, not NaN', () => {
   expect(() => rocAuc([0.1, 0.2], [1, 1])).toThrow(/both classes/);
   expect(() => plcc([1], [1])).toThrow(/at least 2/);
   expect(() => rmse([1, 2], [1])).toThrow(/2 scores but 1 labels/);
+});
+
+test('mean and sample standard deviation over trials; missing metrics are skipped, one trial has no std', () => {
+  const summary = summarizeTrials([{ srcc: 1, rocAuc: 0.5 }, { srcc: 3, rocAuc: null }, { srcc: 2 }]);
+  expect(summary.srcc!.mean).toBeCloseTo(2, 12);
+  expect(summary.srcc!.std).toBeCloseTo(1, 12); // sqrt(((1-2)^2 + (3-2)^2 + 0) / 2)
+  expect(summary.srcc!.n).toBe(3);
+  expect(summary.rocAuc).toEqual({ mean: 0.5, std: null, n: 1 });
+});
+
+test('ROC and PR plots are SVG with one curve per series and the AUC in the legend', () => {
+  const series = [{ name: 'trial 1', scores: [0.9, 0.8, 0.7, 0.6], positives: [1, 0, 1, 0] }];
+  const roc = rocSvg(series);
+  expect(roc).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
+  expect(roc.match(/<polyline/g)).toHaveLength(1);
+  expect(roc).toMatch(/trial 1 AUC 0\.750/);
+  expect(prSvg(series)).toMatch(/trial 1 AUC 0\.792/);
 });
