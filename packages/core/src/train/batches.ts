@@ -36,23 +36,26 @@ function shuffled(n: number, random: () => number): number[] {
   return order;
 }
 
+/** Batches of a shuffled epoch; `fill` writes sample `id` into slot `i` of the batch. */
+async function* batchesOf(order: number[], batchSize: number, bytesPerSample: number, fill: (id: number, i: number, batch: Batch) => void | Promise<void>): AsyncIterable<Batch> {
+  for (let b0 = 0; b0 + 2 <= order.length; b0 += batchSize) {
+    const ids = order.slice(b0, b0 + batchSize);
+    const batch: Batch = { pixels: new Uint8Array(ids.length * bytesPerSample), labels: new Float32Array(ids.length), count: ids.length };
+    for (const [i, id] of ids.entries()) await fill(id, i, batch);
+    yield batch;
+  }
+}
+
 export function patchSetSource(data: PatchSet): BatchSource {
   const bytes = data.size * data.size * 3;
   return {
     size: data.size,
     count: data.count,
-    async *epoch(random, batchSize) {
-      const order = shuffled(data.count, random);
-      for (let b0 = 0; b0 + 2 <= order.length; b0 += batchSize) {
-        const ids = order.slice(b0, b0 + batchSize);
-        const pixels = new Uint8Array(ids.length * bytes);
-        const labels = new Float32Array(ids.length);
-        ids.forEach((id, i) => {
-          pixels.set(data.patches.subarray(id * bytes, (id + 1) * bytes), i * bytes);
-          labels[i] = data.labels[id]!;
-        });
-        yield { pixels, labels, count: ids.length };
-      }
+    epoch(random, batchSize) {
+      return batchesOf(shuffled(data.count, random), batchSize, bytes, (id, i, batch) => {
+        batch.pixels.set(data.patches.subarray(id * bytes, (id + 1) * bytes), i * bytes);
+        batch.labels[i] = data.labels[id]!;
+      });
     },
   };
 }
@@ -91,24 +94,17 @@ export function randomCropSource(items: DatasetItem[], o: RandomCropOptions): Ba
   return {
     size: o.size,
     count: items.length,
-    async *epoch(random, batchSize) {
-      const order = shuffled(items.length, random);
-      for (let b0 = 0; b0 + 2 <= order.length; b0 += batchSize) {
-        const ids = order.slice(b0, b0 + batchSize);
-        const pixels = new Uint8Array(ids.length * bytes);
-        const labels = new Float32Array(ids.length);
-        for (const [i, id] of ids.entries()) {
-          const img = await image(id);
-          const x = Math.floor(random() * (img.width - o.size + 1));
-          const y = Math.floor(random() * (img.height - o.size + 1));
-          for (let row = 0; row < o.size; row++) {
-            const from = (y + row) * img.rowStride + x * 3;
-            pixels.set(img.pixels.subarray(from, from + o.size * 3), i * bytes + row * o.size * 3);
-          }
-          labels[i] = items[id]!.target;
+    epoch(random, batchSize) {
+      return batchesOf(shuffled(items.length, random), batchSize, bytes, async (id, i, batch) => {
+        const img = await image(id);
+        const x = Math.floor(random() * (img.width - o.size + 1));
+        const y = Math.floor(random() * (img.height - o.size + 1));
+        for (let row = 0; row < o.size; row++) {
+          const from = (y + row) * img.rowStride + x * 3;
+          batch.pixels.set(img.pixels.subarray(from, from + o.size * 3), i * bytes + row * o.size * 3);
         }
-        yield { pixels, labels, count: ids.length };
-      }
+        batch.labels[i] = items[id]!.target;
+      });
     },
   };
 }

@@ -8,12 +8,12 @@ import type { EonssSpec, FocusLiteNNSpec } from '@fqa/native';
 import type * as TF from '@tensorflow/tfjs';
 import { UsageError } from '../errors.js';
 import { FOCUSLITENN_VARIANTS } from '../model-file.js';
-import { expectInteger, expectOneOf } from '../validate.js';
+import { expectOneOf } from '../validate.js';
 import { patchSetSource, type BatchSource } from './batches.js';
 import { seededRandom } from './random.js';
 import type { PatchSet } from './synthetic.js';
 import { eonssInit, eonssTfModel, focusLiteTfModel, loadTf, type FirstLayerInput, type Tf, type TfModel } from './tfjs-models.js';
-import { focusLiteInit, type LossName, type TrainOptions, type TrainResult } from './trainer.js';
+import { focusLiteInit, trainingSchedule, type LossName, type TrainOptions, type TrainResult } from './trainer.js';
 
 export interface TfTrainOptions extends Omit<TrainOptions, 'threads'> {
   architecture?: 'focuslitenn' | 'eonss';
@@ -72,15 +72,8 @@ export async function trainTfjs(data: PatchSet | BatchSource, o: TfTrainOptions)
   const { tf, package: pkg, backend } = await loadTf();
   const source = 'patches' in data ? patchSetSource(data) : data;
   const architecture = expectOneOf(o.architecture ?? 'focuslitenn', 'architecture', ['focuslitenn', 'eonss'] as const);
-  const kernels = expectInteger(o.kernels, 'kernels', 1, 256);
-  if (o.variant !== 235 && o.variant !== 64) throw new UsageError(`Expected 235 or 64 for variant but received ${String(o.variant)}`);
-  const loss = expectOneOf(o.loss ?? 'plcc', 'loss', ['plcc', 'mse', 'mae'] as const);
-  const epochs = expectInteger(o.epochs ?? 120, 'epochs', 1, 100000);
-  const batchSize = expectInteger(o.batchSize ?? 50, 'batchSize', 2, 100000);
-  const stepSize = expectInteger(o.stepSize ?? 60, 'stepSize', 1, 100000);
-  const gamma = o.gamma ?? 0.1;
-  let lr = o.learningRate ?? 1e-2;
-  if (source.size !== o.variant) throw new UsageError(`patches are ${source.size} px but the ${o.variant} variant trains on ${o.variant} px`);
+  const { kernels, loss, epochs, batchSize, stepSize, gamma, learningRate } = trainingSchedule(o, source.size);
+  let lr = learningRate;
   const mean = o.mean ?? [0, 0, 0];
   const std = o.std ?? [1, 1, 1];
   const { model, random } = initialTfModel(tf, { architecture, kernels, variant: o.variant, seed: o.seed ?? 1, mean, std });

@@ -77,6 +77,25 @@ export function lossAndGradient(loss: LossName, scores: Float32Array, labels: Fl
   return { value: 1 - r, gradient: g };
 }
 
+/**
+ * The options both trainers share, checked, with the FocusLiteNN repository's defaults (lr 1e-2,
+ * StepLR step 60 gamma 0.1, batch 50, 120 epochs, PLCC loss).
+ */
+export function trainingSchedule(o: Omit<TrainOptions, 'threads'>, patchSize: number) {
+  const kernels = expectInteger(o.kernels, 'kernels', 1, 256);
+  if (o.variant !== 235 && o.variant !== 64) throw new UsageError(`Expected 235 or 64 for variant but received ${String(o.variant)}`);
+  if (patchSize !== o.variant) throw new UsageError(`patches are ${patchSize} px but the ${o.variant} variant trains on ${o.variant} px`);
+  return {
+    kernels,
+    loss: expectOneOf(o.loss ?? 'plcc', 'loss', ['plcc', 'mse', 'mae'] as const),
+    epochs: expectInteger(o.epochs ?? 120, 'epochs', 1, 100000),
+    batchSize: expectInteger(o.batchSize ?? 50, 'batchSize', 2, 100000),
+    stepSize: expectInteger(o.stepSize ?? 60, 'stepSize', 1, 100000),
+    gamma: o.gamma ?? 0.1,
+    learningRate: o.learningRate ?? 1e-2,
+  };
+}
+
 /** PyTorch's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from a seeded source; both trainers start here. */
 export function focusLiteInit(kernels: number, variant: 235 | 64, random: () => number) {
   const geometry = FOCUSLITENN_VARIANTS[variant];
@@ -92,16 +111,9 @@ export function focusLiteInit(kernels: number, variant: 235 | 64, random: () => 
 
 export async function trainFocusLite(data: PatchSet | BatchSource, o: TrainOptions): Promise<TrainResult> {
   const source = 'patches' in data ? patchSetSource(data) : data;
-  const kernels = expectInteger(o.kernels, 'kernels', 1, 256);
+  const { kernels, loss, epochs, batchSize, stepSize, gamma, learningRate } = trainingSchedule(o, source.size);
   const geometry = FOCUSLITENN_VARIANTS[o.variant];
-  if (!geometry) throw new UsageError(`Expected 235 or 64 for variant but received ${String(o.variant)}`);
-  const loss = expectOneOf(o.loss ?? 'plcc', 'loss', ['plcc', 'mse', 'mae'] as const);
-  const epochs = expectInteger(o.epochs ?? 120, 'epochs', 1, 100000);
-  const batchSize = expectInteger(o.batchSize ?? 50, 'batchSize', 2, 100000);
-  const stepSize = expectInteger(o.stepSize ?? 60, 'stepSize', 1, 100000);
-  const gamma = o.gamma ?? 0.1;
-  let lr = o.learningRate ?? 1e-2;
-  if (source.size !== o.variant) throw new UsageError(`patches are ${source.size} px but the ${o.variant} variant trains on ${o.variant} px`);
+  let lr = learningRate;
   const random = seededRandom(o.seed ?? 1);
   const params = focusLiteInit(kernels, o.variant, random);
   const adam = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, { m: new Float64Array(v.length), v: new Float64Array(v.length) }])) as Record<keyof typeof params, { m: Float64Array; v: Float64Array }>;
