@@ -51,11 +51,12 @@ describe.skipIf(!hasShared)('fqa-scan train on real tissue', () => {
     expect(result.summary.srcc.std).not.toBeNull();
     expect(r.stdout).toMatch(/srcc\t-?[\d.]+\t[\d.]+/);
     // The loss of trial 1 (1 - PLCC per batch; batches of 10 make it noisy) falls clearly: mean of the
-    // first 5 epochs against the last 10.
+    // first 2 epochs against the last 10. The held-out images' blur levels are ranked well.
     const losses = readFileSync(path.join(out, 'history.tsv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t').map(Number)).filter((c) => c[0] === 1).map((c) => c[2]!);
     expect(losses).toHaveLength(60);
     const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-    expect(mean(losses.slice(-10))).toBeLessThan(mean(losses.slice(0, 5)) - 0.2);
+    expect(mean(losses.slice(-10))).toBeLessThan(mean(losses.slice(0, 2)) - 0.2);
+    expect(result.summary.srcc.mean).toBeGreaterThan(0.8);
     expect(readFileSync(path.join(out, 'scatter.svg'), 'utf8')).toMatch(/^<svg[\s\S]*<circle[\s\S]*<\/svg>\n$/);
     // The model scans like any other model file.
     const model = await loadModel(path.join(out, 'model-trial1.fqa'));

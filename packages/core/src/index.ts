@@ -32,7 +32,7 @@ export { writeSlideReports, reportStem, scoresTsv, summaryJson, summaryRow, erro
 export { heatmapPng, overlayPng, heatmapRgba, colourRange } from './scan/images.js';
 export { scanGeoJson, traceCells, OUT_OF_FOCUS, IN_FOCUS } from './scan/geojson.js';
 export { syntheticDefocus, type DefocusOptions, type PatchSet } from './train/synthetic.js';
-export { trainFocusLite, lossAndGradient, type TrainOptions, type TrainResult, type LossName } from './train/trainer.js';
+export { trainFocusLite, lossAndGradient, trainingSchedule, type TrainOptions, type TrainResult, type LossName, type InitName } from './train/trainer.js';
 export { seededRandom } from './train/random.js';
 export { buildDefaultModel, DEFAULT_RECIPE, type DefaultModelBuild } from './train/default-model.js';
 export { makeDemoSlide, type DemoSlide } from './demo.js';

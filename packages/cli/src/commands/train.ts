@@ -29,6 +29,7 @@ Model and training:
   --lr X               default 0.01         --step N         StepLR step (default 60)
   --gamma X            StepLR factor (default 0.1)
   --seed N             default 1            --trials N       default 1
+  --init I             focuslitenn (default: N(0, sqrt(2/(k*k*out))) as the FocusLiteNN repository) | uniform
   --split A,B,C        train,validation,test fractions (default 0.8,0,0.2)
   --normalize M        dataset (default: training split statistics) | paper | none
   --eval-stride S      test crop stride (default 128 for 235 px, 32 for 64 px)
@@ -64,7 +65,7 @@ export const trainCommand: Command = {
         patch: { type: 'string' }, trainer: { type: 'string' }, loss: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
         lr: { type: 'string' }, step: { type: 'string' }, gamma: { type: 'string' }, seed: { type: 'string' }, trials: { type: 'string' },
         split: { type: 'string' }, normalize: { type: 'string' }, 'eval-stride': { type: 'string' }, 'cache-mb': { type: 'string' },
-        threads: { type: 'string' }, out: { type: 'string' },
+        threads: { type: 'string' }, out: { type: 'string' }, init: { type: 'string' },
       },
     });
     if (!values.out) throw new UsageError('--out DIR is required (see fqa-scan train --help)');
@@ -96,6 +97,7 @@ export const trainCommand: Command = {
       gamma: number(values.gamma, 'gamma'),
       seed: parseIntegerOption(values.seed, 'seed', 0, 2 ** 31),
       trials: parseIntegerOption(values.trials, 'trials', 1, 100),
+      init: values.init === undefined ? undefined : expectOneOf(values.init, 'init', ['focuslitenn', 'uniform'] as const),
       split: fraction(values.split),
       normalization: values.normalize === undefined ? undefined : expectOneOf(values.normalize, 'normalize', ['dataset', 'paper', 'none'] as const),
       evalStride: parseIntegerOption(values['eval-stride'], 'eval-stride', 1, 4096),

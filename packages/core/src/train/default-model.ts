@@ -22,6 +22,8 @@ export const DEFAULT_RECIPE = {
   learningRate: 1e-2,
   batchSize: 50,
   trainSeed: 3,
+  /** PyTorch's default uniform init (fqa's trainers default to the FocusLiteNN repository's). */
+  init: 'uniform' as const,
   dataSeed: 7,
   count: 1500,
   levels: 10,
@@ -61,7 +63,7 @@ export async function buildDefaultModel(sharedData: string, log: (line: string) 
   log(`synthetic defocus: ${data.count} patches in ${((performance.now() - start) / 1000).toFixed(1)} s`);
   const trained = await trainFocusLite(data, {
     kernels: R.kernels, variant: R.variant, loss: R.loss, epochs: R.epochs, stepSize: R.stepSize, gamma: R.gamma, learningRate: R.learningRate,
-    batchSize: R.batchSize, seed: R.trainSeed, onEpoch: (e) => log(`epoch ${e.epoch}/${R.epochs} loss ${e.loss.toFixed(4)} lr ${e.learningRate}`),
+    batchSize: R.batchSize, seed: R.trainSeed, init: R.init, onEpoch: (e) => log(`epoch ${e.epoch}/${R.epochs} loss ${e.loss.toFixed(4)} lr ${e.learningRate}`),
   });
   // Calibrate: least-squares a*score + b ~ level on the training set, folded into the fc layer.
   const scores = trainForward(createNativeModel(trained.spec), data.patches, data.count, data.size).scores;

@@ -13,7 +13,7 @@ import { patchSetSource, type BatchSource } from './batches.js';
 import { seededRandom } from './random.js';
 import type { PatchSet } from './synthetic.js';
 import { eonssInit, eonssTfModel, focusLiteTfModel, loadTf, type FirstLayerInput, type Tf, type TfModel } from './tfjs-models.js';
-import { focusLiteInit, trainingSchedule, type LossName, type TrainOptions, type TrainResult } from './trainer.js';
+import { focusLiteInit, trainingSchedule, type InitName, type LossName, type TrainOptions, type TrainResult } from './trainer.js';
 
 export interface TfTrainOptions extends Omit<TrainOptions, 'threads'> {
   architecture?: 'focuslitenn' | 'eonss';
@@ -38,7 +38,7 @@ export function tfLoss(tf: Tf, loss: LossName, scores: TF.Tensor1D, labels: TF.T
 }
 
 /** A tfjs model with the native trainer's initial weights for the same seed. */
-export function initialTfModel(tf: Tf, o: { architecture: 'focuslitenn' | 'eonss'; kernels: number; variant: 235 | 64; seed: number; mean?: [number, number, number]; std?: [number, number, number] }): { model: TfModel; random: () => number } {
+export function initialTfModel(tf: Tf, o: { architecture: 'focuslitenn' | 'eonss'; kernels: number; variant: 235 | 64; seed: number; init?: InitName; mean?: [number, number, number]; std?: [number, number, number] }): { model: TfModel; random: () => number } {
   const random = seededRandom(o.seed);
   const mean = o.mean ?? [0, 0, 0];
   const std = o.std ?? [1, 1, 1];
@@ -47,7 +47,7 @@ export function initialTfModel(tf: Tf, o: { architecture: 'focuslitenn' | 'eonss
     return { model: eonssTfModel(tf, { ...eonssInit(random), mean, std }), random };
   }
   const geometry = FOCUSLITENN_VARIANTS[o.variant];
-  const p = focusLiteInit(o.kernels, o.variant, random);
+  const p = focusLiteInit(o.kernels, o.variant, random, o.init);
   const spec: FocusLiteNNSpec = {
     architecture: 'focuslitenn', patchSize: o.variant, mean, std, kernels: o.kernels,
     convKernel: geometry.convKernel, convStride: geometry.convStride, convPad: geometry.convPad,
@@ -76,7 +76,7 @@ export async function trainTfjs(data: PatchSet | BatchSource, o: TfTrainOptions)
   let lr = learningRate;
   const mean = o.mean ?? [0, 0, 0];
   const std = o.std ?? [1, 1, 1];
-  const { model, random } = initialTfModel(tf, { architecture, kernels, variant: o.variant, seed: o.seed ?? 1, mean, std });
+  const { model, random } = initialTfModel(tf, { architecture, kernels, variant: o.variant, seed: o.seed ?? 1, init: o.init, mean, std });
   const optimizer = tf.train.adam(lr, 0.9, 0.999, 1e-8);
   const vars = [...model.params.values()];
   const history: TfTrainResult['history'] = [];

@@ -22,7 +22,7 @@ import { prSvg, rocSvg, scatterSvg } from './plots.js';
 import { seededRandom } from './random.js';
 import { syntheticDefocus, type PatchSet } from './synthetic.js';
 import { trainTfjs } from './tfjs-trainer.js';
-import { trainFocusLite, type LossName, type TrainResult } from './trainer.js';
+import { trainFocusLite, type InitName, type LossName, type TrainResult } from './trainer.js';
 
 /** The normalization of the published code (TCGA@Focus channel statistics, x/255 scale). */
 export const PAPER_NORMALIZATION = {
@@ -55,6 +55,8 @@ export interface TrainRunOptions {
   stepSize?: number;
   gamma?: number;
   seed?: number;
+  /** Initial weights of FocusLiteNN: 'focuslitenn' (default, the repository's) or 'uniform'. */
+  init?: InitName;
   trials?: number;
   split?: { train: number; validation: number; test: number };
   normalization?: 'dataset' | 'paper' | 'none';
@@ -225,7 +227,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     let currentEpoch = 1;
     const common = {
       kernels, variant: patchSize, loss: o.loss ?? 'plcc', epochs, batchSize: o.batchSize ?? 50, learningRate: o.learningRate ?? 1e-2,
-      stepSize: o.stepSize ?? 60, gamma: o.gamma ?? 0.1, seed: trialSeed, mean, std,
+      stepSize: o.stepSize ?? 60, gamma: o.gamma ?? 0.1, seed: trialSeed, init: o.init, mean, std,
       onBatch: (done: number, total: number) => progress({ phase: 'batch', trial, epoch: currentEpoch, epochs, done, total }),
       onEpoch: (e: { epoch: number; loss: number; learningRate: number; seconds: number }) => {
         history.push(`${trial}\t${e.epoch}\t${e.loss}\t${e.learningRate}\t${e.seconds.toFixed(3)}`);

@@ -7,7 +7,7 @@ import { createNativeModel, trainBackward, trainForward, type FocusLiteNNSpec } 
 import { UsageError } from '../errors.js';
 import { FOCUSLITENN_VARIANTS } from '../model-file.js';
 import { expectInteger, expectOneOf } from '../validate.js';
-import { seededRandom } from './random.js';
+import { gaussian, seededRandom } from './random.js';
 import { patchSetSource, type BatchSource } from './batches.js';
 import type { PatchSet } from './synthetic.js';
 
@@ -23,6 +23,8 @@ export interface TrainOptions {
   stepSize?: number;
   gamma?: number;
   seed?: number;
+  /** Initial weights: 'focuslitenn' (default, as the FocusLiteNN repository) or 'uniform' (PyTorch's default). */
+  init?: InitName;
   threads?: number;
   mean?: [number, number, number];
   std?: [number, number, number];
@@ -96,15 +98,34 @@ export function trainingSchedule(o: Omit<TrainOptions, 'threads'>, patchSize: nu
   };
 }
 
-/** PyTorch's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from a seeded source; both trainers start here. */
-export function focusLiteInit(kernels: number, variant: 235 | 64, random: () => number) {
+export type InitName = 'focuslitenn' | 'uniform';
+
+/**
+ * Initial weights from a seeded source; both trainers start here.
+ * - 'focuslitenn' (the FocusLiteNN repository): conv and fc weights N(0, sqrt(2 / (kh * kw * out))),
+ *   biases PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in));
+ * - 'uniform': PyTorch's default for everything, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (the shipped
+ *   default model's recipe was trained from this).
+ */
+export function focusLiteInit(kernels: number, variant: 235 | 64, random: () => number, init: InitName = 'focuslitenn') {
   const geometry = FOCUSLITENN_VARIANTS[variant];
+  const K = geometry.convKernel;
   const uniform = (bound: number) => (2 * random() - 1) * bound;
-  const convBound = 1 / Math.sqrt(3 * geometry.convKernel * geometry.convKernel);
+  const convBound = 1 / Math.sqrt(3 * K * K);
+  if (init === 'uniform') {
+    return {
+      conv: Float64Array.from({ length: kernels * 3 * K * K }, () => uniform(convBound)),
+      bias: Float64Array.from({ length: kernels }, () => uniform(convBound)),
+      fc: Float64Array.from({ length: kernels }, () => uniform(1 / Math.sqrt(kernels))),
+      fcBias: Float64Array.from({ length: 1 }, () => uniform(1 / Math.sqrt(kernels))),
+    };
+  }
+  if (init !== 'focuslitenn') throw new UsageError(`Expected one of focuslitenn, uniform for init but received '${String(init)}'`);
+  const convStd = Math.sqrt(2 / (K * K * kernels));
   return {
-    conv: Float64Array.from({ length: kernels * 3 * geometry.convKernel ** 2 }, () => uniform(convBound)),
+    conv: Float64Array.from({ length: kernels * 3 * K * K }, () => convStd * gaussian(random)),
     bias: Float64Array.from({ length: kernels }, () => uniform(convBound)),
-    fc: Float64Array.from({ length: kernels }, () => uniform(1 / Math.sqrt(kernels))),
+    fc: Float64Array.from({ length: kernels }, () => Math.SQRT2 * gaussian(random)),
     fcBias: Float64Array.from({ length: 1 }, () => uniform(1 / Math.sqrt(kernels))),
   };
 }
@@ -115,7 +136,7 @@ export async function trainFocusLite(data: PatchSet | BatchSource, o: TrainOptio
   const geometry = FOCUSLITENN_VARIANTS[o.variant];
   let lr = learningRate;
   const random = seededRandom(o.seed ?? 1);
-  const params = focusLiteInit(kernels, o.variant, random);
+  const params = focusLiteInit(kernels, o.variant, random, o.init);
   const adam = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, { m: new Float64Array(v.length), v: new Float64Array(v.length) }])) as Record<keyof typeof params, { m: Float64Array; v: Float64Array }>;
   const spec = (): FocusLiteNNSpec => ({
     architecture: 'focuslitenn', patchSize: o.variant, mean: o.mean ?? [0, 0, 0], std: o.std ?? [1, 1, 1], kernels, ...geometry,
