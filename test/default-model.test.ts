@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { createNativeModel, trainForward } from '@fqa/native';
-import { DEFAULT_MODEL_PATH, DEFAULT_RECIPE, buildDefaultModel, loadModel, parseModelFile, plcc, scoreImage, srcc, syntheticDefocus, toNativeSpec } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, DEFAULT_RECIPE, buildDefaultModel, decodeImage, loadModel, parseModelFile, plcc, scoreImage, srcc, syntheticDefocus, toNativeSpec } from '@fqa/core';
 import { hasShared, shared, tcgaImages } from './helpers/shared.js';
 
 test('the shipped default model loads and declares its scale, threshold and resolution', async () => {
@@ -24,6 +24,27 @@ describe.skipIf(!hasShared)('default model on real data', () => {
     const outOfFocus = await scoreImage(shared('data', 'tcga-focus', tcgaImages['tcga-out-of-focus']), { model });
     expect(inFocus.mean).toBeLessThan(DEFAULT_RECIPE.threshold);
     expect(outOfFocus.mean).toBeGreaterThan(DEFAULT_RECIPE.threshold);
+  });
+
+  test('BBBC006: z00 images (far from focus) score blurrier than z10 ones; 12-bit values are read as 12-bit', async () => {
+    const { readdirSync } = await import('node:fs');
+    const model = await loadModel(DEFAULT_MODEL_PATH);
+    const mean = async (z: string) => {
+      const dir = shared('data', 'bbbc006', z);
+      const files = readdirSync(dir).filter((f) => f.endsWith('.tif'));
+      let sum = 0;
+      for (const f of files) sum += (await scoreImage(path.join(dir, f), { model })).mean;
+      return sum / files.length;
+    };
+    expect(await mean('z00')).toBeGreaterThan(await mean('z10'));
+    // A z10 image reaching the 12-bit maximum (4095) decodes to 255, not to 16 (4095 / 256).
+    const dir = shared('data', 'bbbc006', 'z10');
+    let brightest = 0;
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.tif')).slice(0, 5)) {
+      const image = await decodeImage(path.join(dir, f));
+      for (let i = 0; i < image.pixels.length; i += 3) brightest = Math.max(brightest, image.pixels[i]!);
+    }
+    expect(brightest).toBe(255);
   });
 
   test('a synthetic defocus series of held-out tissue (the in-focus TCGA patch) is ordered: SRCC >= 0.95', async () => {

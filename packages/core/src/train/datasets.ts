@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import sharp from 'sharp';
+import { decodeImage } from '../image.js';
 import { InputError, UsageError } from '../errors.js';
 import { seededRandom } from './random.js';
 
@@ -158,10 +158,12 @@ export async function channelStats(items: DatasetItem[], options: { sample?: num
   const sq = [0, 0, 0];
   let n = 0;
   for (const item of chosen) {
-    const { data, info } = await sharp(item.file).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    // The same decoding as training and scoring (16-bit grey included).
+    const image = await decodeImage(item.file);
+    const info = { width: image.width, height: image.height };
     for (let i = 0; i < info.width * info.height; i++)
       for (let c = 0; c < 3; c++) {
-        const v = data[i * info.channels + c]! / 255;
+        const v = image.pixels[i * 3 + c]! / 255;
         sum[c]! += v;
         sq[c]! += v * v;
       }
