@@ -33,7 +33,7 @@ Model and training:
   --split A,B,C        train,validation,test fractions (default 0.8,0,0.2)
   --normalize M        dataset (default: training split statistics) | paper | none
   --eval-stride S      test crop stride (default 128 for 235 px, 32 for 64 px)
-  --cache-mb N         decoded images kept in memory (default 4096)
+  --cache-mb N         decoded images kept in memory (default: half the machine's memory)
   --threads N          native trainer threads (default: all cores)
 
 Output (--out DIR): model.fqa (model-trialN.fqa), history.tsv, test-scores.tsv, result.json,

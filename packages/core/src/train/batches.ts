@@ -6,6 +6,7 @@
  *   RandomCrop, as the FocusLiteNN repository trains). A crop size of 64 turns FocusPath and BioImage
  *   into the paper's FocusPath64 / BioImage64.
  */
+import os from 'node:os';
 import { InputError, UsageError } from '../errors.js';
 import { decodeImage, type RgbImage } from '../image.js';
 import type { DatasetItem } from './datasets.js';
@@ -36,10 +37,17 @@ function shuffled(n: number, random: () => number): number[] {
   return order;
 }
 
-/** Batches of a shuffled epoch; `fill` writes sample `id` into slot `i` of the batch. */
-async function* batchesOf(order: number[], batchSize: number, bytesPerSample: number, fill: (id: number, i: number, batch: Batch) => void | Promise<void>): AsyncIterable<Batch> {
+/**
+ * Batches of a shuffled epoch; `prepare` (optional) runs once per batch before `fill` writes sample
+ * `id` into slot `i` of the batch.
+ */
+async function* batchesOf(
+  order: number[], batchSize: number, bytesPerSample: number, fill: (id: number, i: number, batch: Batch) => void | Promise<void>,
+  prepare?: (ids: number[]) => Promise<void>,
+): AsyncIterable<Batch> {
   for (let b0 = 0; b0 + 2 <= order.length; b0 += batchSize) {
     const ids = order.slice(b0, b0 + batchSize);
+    await prepare?.(ids);
     const batch: Batch = { pixels: new Uint8Array(ids.length * bytesPerSample), labels: new Float32Array(ids.length), count: ids.length };
     for (const [i, id] of ids.entries()) await fill(id, i, batch);
     yield batch;
@@ -62,7 +70,7 @@ export function patchSetSource(data: PatchSet): BatchSource {
 
 export interface RandomCropOptions {
   size: number;
-  /** Decoded images are kept in memory up to this many bytes (default 4 GiB); the rest are decoded again each epoch. */
+  /** Decoded images are kept in memory up to this many bytes (default half the machine's memory); the rest are decoded again each epoch. */
   cacheBytes?: number;
   /** Called once per decoded image the first epoch (for progress). */
   onDecode?: (done: number, total: number) => void;
@@ -71,7 +79,9 @@ export interface RandomCropOptions {
 export function randomCropSource(items: DatasetItem[], o: RandomCropOptions): BatchSource {
   if (items.length < 2) throw new InputError(`training needs at least 2 images but the split has ${items.length}`);
   if (!Number.isInteger(o.size) || o.size < 8) throw new UsageError(`Expected a crop size of at least 8 px but received ${o.size}`);
-  const cacheBytes = o.cacheBytes ?? 4 * 2 ** 30;
+  // Default: half of this machine's memory for decoded images (FocusPath's 5,200 images of 1024 px
+  // are 16 GiB decoded); what does not fit is decoded again each epoch.
+  const cacheBytes = o.cacheBytes ?? Math.floor(os.totalmem() / 2);
   const cache = new Map<number, RgbImage>();
   let cached = 0;
   let decodedOnce = 0;
@@ -91,12 +101,18 @@ export function randomCropSource(items: DatasetItem[], o: RandomCropOptions): Ba
     return decoded;
   };
   const bytes = o.size * o.size * 3;
+  // The batch's images, decoded concurrently (sharp decodes on the libuv pool, all cores).
+  let batchImages = new Map<number, RgbImage>();
+  const prepare = async (ids: number[]) => {
+    const decoded = await Promise.all(ids.map((id) => image(id)));
+    batchImages = new Map(ids.map((id, i) => [id, decoded[i]!]));
+  };
   return {
     size: o.size,
     count: items.length,
     epoch(random, batchSize) {
-      return batchesOf(shuffled(items.length, random), batchSize, bytes, async (id, i, batch) => {
-        const img = await image(id);
+      return batchesOf(shuffled(items.length, random), batchSize, bytes, (id, i, batch) => {
+        const img = batchImages.get(id)!;
         const x = Math.floor(random() * (img.width - o.size + 1));
         const y = Math.floor(random() * (img.height - o.size + 1));
         for (let row = 0; row < o.size; row++) {
@@ -104,7 +120,7 @@ export function randomCropSource(items: DatasetItem[], o: RandomCropOptions): Ba
           batch.pixels.set(img.pixels.subarray(from, from + o.size * 3), i * bytes + row * o.size * 3);
         }
         batch.labels[i] = items[id]!.target;
-      });
+      }, prepare);
     },
   };
 }

@@ -24,16 +24,31 @@ let runtime: Promise<TfRuntime> | undefined;
 /** Loads tfjs once per process, preferring the native backends when they are installed. */
 export function loadTf(): Promise<TfRuntime> {
   runtime ??= (async () => {
-    for (const name of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs']) {
-      try {
-        const module = (await import(name)) as Tf & { default?: Tf };
-        const tf = (module.default ?? module) as Tf;
-        await tf.ready();
-        return { tf, package: name, backend: tf.getBackend() };
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw err;
+    // Pure-JS tfjs greets Node users with a banner suggesting tfjs-node (console.log/warn); fqa
+    // reports the backend it uses itself, so the banner is held back while tfjs loads.
+    const quiet = (write: (...a: unknown[]) => void) => (...a: unknown[]) => {
+      const text = a.map(String).join(' ');
+      if (!/tfjs-node|TensorFlow\.js in Node\.js|^=+$|^\s*$/.test(text.trim())) write(...a);
+    };
+    const { log, warn } = console;
+    console.log = quiet(log);
+    console.warn = quiet(warn);
+    try {
+      for (const name of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs']) {
+        try {
+          const module = (await import(name)) as Tf & { default?: Tf };
+          const tf = (module.default ?? module) as Tf;
+          await tf.ready();
+          tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(1)));  // the banner comes with the first op
+          return { tf, package: name, backend: tf.getBackend() };
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw err;
+        }
       }
+    } finally {
+      console.log = log;
+      console.warn = warn;
     }
     throw new UsageError('@tensorflow/tfjs is not installed (npm install @tensorflow/tfjs)');
   })();
