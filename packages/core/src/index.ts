@@ -42,7 +42,7 @@ export { evaluateModel, type EvaluationResult } from './train/evaluate.js';
 export { patchSetSource, randomCropSource, type Batch, type BatchSource, type RandomCropOptions } from './train/batches.js';
 export { focusLiteInit } from './train/trainer.js';
 export { trainedModelFile, type TrainedModelInfo } from './train/export.js';
-export { loadTf, focusLiteTfModel, eonssTfModel, eonssInit, patchesToTensor, tfToTorchConv, type Tf, type TfModel, type TfRuntime } from './train/tfjs-models.js';
+export { loadTf, conv2dTrainable, focusLiteTfModel, eonssTfModel, eonssInit, patchesToTensor, tfToTorchConv, type Tf, type TfModel, type TfRuntime } from './train/tfjs-models.js';
 export { trainTfjs, tfLoss, tfGradients, initialTfModel, type TfTrainOptions, type TfTrainResult } from './train/tfjs-trainer.js';
 export { runTraining, summarizeTrials, PAPER_NORMALIZATION, type TrainRunOptions, type TrainRunResult, type TrainProgress, type TrialResult, type MetricSummary, type TrainDatasetSpec } from './train/train-run.js';
 export { rocSvg, prSvg, scatterSvg, type CurveSeries } from './train/plots.js';

@@ -4,9 +4,10 @@
 // the native kernels; a short run lowers the loss.
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
+import type * as TF from '@tensorflow/tfjs';
 import { createNativeModel, trainBackward, trainForward, type EonssSpec, type FocusLiteNNSpec } from '@fqa/native';
 import {
-  convertReferenceFile, decodeImage, eonssTfModel, focusLiteTfModel, initialTfModel, loadTf, lossAndGradient, parseModelFile,
+  conv2dTrainable, convertReferenceFile, decodeImage, eonssTfModel, focusLiteTfModel, initialTfModel, loadTf, lossAndGradient, parseModelFile,
   seededRandom, tfGradients, tfToTorchConv, toNativeSpec, trainTfjs, trainedModelFile, type LossName,
 } from '../dist/index.js';
 import { hasShared, shared, tcgaImages } from '../../../test/helpers/shared.js';
@@ -65,6 +66,19 @@ describe.each([
       expect(maxRelativeError(tfg.gradients.get('fc.bias')!, nativeGrads.fcBias, convScale), 'fc.bias').toBeLessThan(2e-3);
     }
   });
+});
+
+test("conv2dTrainable's im2col filter gradient equals tfjs's own conv2d gradients", () => {
+  for (const [n, h, w, ci, co, k, stride, pad] of [[3, 11, 13, 4, 5, 5, 2, 2], [2, 9, 9, 3, 4, 3, 1, 0], [1, 8, 8, 2, 3, 1, 1, 0]] as const) {
+    const x = tf.randomNormal([n, h, w, ci], 0, 1, 'float32', 7) as TF.Tensor4D;
+    const f = tf.randomNormal([k, k, ci, co], 0, 1, 'float32', 8) as TF.Tensor4D;
+    const g = tf.randomNormal(tf.conv2d(x, f, stride, pad).shape, 0, 1, 'float32', 9);
+    const loss = (conv: (a: TF.Tensor4D, b: TF.Tensor4D) => TF.Tensor) => (a: TF.Tensor, b: TF.Tensor) => tf.sum(tf.mul(conv(a as TF.Tensor4D, b as TF.Tensor4D), g));
+    const [dx1, dw1] = tf.grads(loss((a, b) => conv2dTrainable(tf, a, b, stride, pad)))([x, f]);
+    const [dx2, dw2] = tf.grads(loss((a, b) => tf.conv2d(a, b, stride, pad)))([x, f]);
+    expect(maxRelativeError(dx1!.dataSync(), dx2!.dataSync())).toBeLessThan(1e-5);
+    expect(maxRelativeError(dw1!.dataSync(), dw2!.dataSync())).toBeLessThan(1e-5);
+  }
 });
 
 describe.skipIf(!hasShared)('EONSS as a tfjs graph', () => {
