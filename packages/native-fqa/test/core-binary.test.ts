@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, test } from 'vitest';
+import { gpuInfo } from '../dist/index.js';
 
 const binary = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'build', 'fqa_core_test');
 
@@ -15,5 +16,20 @@ test('C++ core: optimized kernels match the scalar reference', () => {
   expect(summary, run.stdout + run.stderr).not.toBeNull();
   expect(Number(summary![2])).toBe(0);
   expect(Number(summary![1])).toBeGreaterThan(100);
+  expect(run.status).toBe(0);
+});
+
+// The CUDA build also builds the kernels' element functions as host code (test/cuda_host_test.cu).
+const cudaHostTest = path.resolve(path.dirname(binary), 'fqa_cuda_host_test');
+const cudaBuild = gpuInfo().compiled;
+if (!cudaBuild) console.warn('[fqa tests] skipping the CUDA host test: this build has no CUDA (nvcc not found at build time)');
+
+test.skipIf(!cudaBuild)('CUDA kernels\' arithmetic, run on the CPU, matches the scalar reference', () => {
+  expect(existsSync(cudaHostTest), `${cudaHostTest} is built by npm run build in a CUDA build`).toBe(true);
+  const run = spawnSync(cudaHostTest, { encoding: 'utf8' });
+  expect(run.stdout).not.toMatch(/^FAIL/m);
+  const summary = /^(\d+) passed, (\d+) failed$/m.exec(run.stdout);
+  expect(summary, run.stdout + run.stderr).not.toBeNull();
+  expect(Number(summary![1])).toBeGreaterThanOrEqual(20);
   expect(run.status).toBe(0);
 });

@@ -26,6 +26,7 @@
 #include "gpu.h"
 #include "model.h"
 #include "sweep.h"
+#include "sweep_kernels.cuh"
 
 namespace fqa {
 namespace {
@@ -95,46 +96,16 @@ ThreadContext& threadContext() {
 }
 
 constexpr int kThreads = 256;
-constexpr int kChunk = 16;  // kernels accumulated in registers per pass
-
-struct FocusArgs {
-  const uint8_t* pixels;  // compact region, width * 3 bytes per row
-  int64_t regionWidth, regionHeight;
-  int patchWidth, patchHeight, stride, columns;
-  int K, s, p, kernels, outH, outW;
-  const float* table;    // [3][256]
-  const float* weight;   // [k][3][K][K]
-  const float* bias;     // [k]
-  const float* fc;       // [k] or nullptr (k == 1)
-  float fcBias;
-  float* map;            // shared conv map [k][mapH][mapW] without bias, or nullptr
-  int64_t mapH, mapW;
-  const int32_t* index;  // scored patches
-  float* scores;         // [rows * columns]
-};
+using cudasweep::FocusArgs;
+using cudasweep::kChunk;
 
 // Conv map of the whole region, region zero padding; only interior outputs of patches read it.
 __global__ void focusMapKernel(FocusArgs a, int kk0, int chunk) {
   const int64_t n = a.mapH * a.mapW;
+  float sum[kChunk];
   for (int64_t o = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; o < n; o += int64_t(gridDim.x) * blockDim.x) {
     const int64_t u = o / a.mapW, v = o % a.mapW;
-    float sum[kChunk];
-#pragma unroll
-    for (int q = 0; q < kChunk; ++q) sum[q] = 0.f;
-    for (int c = 0; c < 3; ++c)
-      for (int ky = 0; ky < a.K; ++ky) {
-        const int64_t y = u * a.s - a.p + ky;
-        if (y < 0 || y >= a.regionHeight) continue;
-        for (int kx = 0; kx < a.K; ++kx) {
-          const int64_t x = v * a.s - a.p + kx;
-          if (x < 0 || x >= a.regionWidth) continue;
-          const float value = a.table[c * 256 + a.pixels[(y * a.regionWidth + x) * 3 + c]];
-          const int tap = (c * a.K + ky) * a.K + kx;
-#pragma unroll
-          for (int q = 0; q < kChunk; ++q)
-            if (q < chunk) sum[q] += a.weight[(kk0 + q) * 3 * a.K * a.K + tap] * value;
-        }
-      }
+    cudasweep::focusMapSums(a, a.table, u, v, kk0, chunk, sum);
     for (int q = 0; q < chunk; ++q) a.map[(int64_t(kk0 + q) * a.mapH + u) * a.mapW + v] = sum[q];
   }
 }
@@ -144,7 +115,8 @@ __device__ float warpMin(float v) {
   return v;
 }
 
-// One block per scored patch.
+// One block per scored patch: each thread a strided set of the patch's conv outputs, then a block
+// min per kernel (warp shuffles, then one partial per warp) and the fc.
 __global__ void focusPatchKernel(FocusArgs a) {
   __shared__ float table[3 * 256];
   __shared__ float partial[kThreads / 32][kChunk];
@@ -155,39 +127,13 @@ __global__ void focusPatchKernel(FocusArgs a) {
   const int patch = a.index[blockIdx.x];
   const int64_t px = int64_t(patch % a.columns) * a.stride, py = int64_t(patch / a.columns) * a.stride;
   const int outputs = a.outH * a.outW;
-  const int taps = 3 * a.K * a.K;
+  float sum[kChunk], best[kChunk];
   for (int kk0 = 0; kk0 < a.kernels; kk0 += kChunk) {
     const int chunk = min(kChunk, a.kernels - kk0);
-    float best[kChunk];
 #pragma unroll
     for (int q = 0; q < kChunk; ++q) best[q] = INFINITY;
     for (int o = threadIdx.x; o < outputs; o += blockDim.x) {
-      const int i = o / a.outW, j = o % a.outW;
-      const int y0 = i * a.s - a.p, x0 = j * a.s - a.p;
-      const bool interior = a.map && y0 >= 0 && x0 >= 0 && y0 + a.K <= a.patchHeight && x0 + a.K <= a.patchWidth;
-      if (interior) {
-        const int64_t u = py / a.s + i, v = px / a.s + j;
-        for (int q = 0; q < chunk; ++q) best[q] = fminf(best[q], a.map[(int64_t(kk0 + q) * a.mapH + u) * a.mapW + v]);
-        continue;
-      }
-      float sum[kChunk];
-#pragma unroll
-      for (int q = 0; q < kChunk; ++q) sum[q] = 0.f;
-      for (int c = 0; c < 3; ++c)
-        for (int ky = 0; ky < a.K; ++ky) {
-          const int y = y0 + ky;
-          if (y < 0 || y >= a.patchHeight) continue;  // the patch's own zero padding
-          const uint8_t* row = a.pixels + ((py + y) * a.regionWidth + px) * 3 + c;
-          for (int kx = 0; kx < a.K; ++kx) {
-            const int x = x0 + kx;
-            if (x < 0 || x >= a.patchWidth) continue;
-            const float value = table[c * 256 + row[x * 3]];
-            const float* w = a.weight + int64_t(kk0) * taps + (c * a.K + ky) * a.K + kx;
-#pragma unroll
-            for (int q = 0; q < kChunk; ++q)
-              if (q < chunk) sum[q] += w[q * taps] * value;
-          }
-        }
+      cudasweep::focusPatchSums(a, table, px, py, o / a.outW, o % a.outW, kk0, chunk, sum);
 #pragma unroll
       for (int q = 0; q < kChunk; ++q) best[q] = fminf(best[q], sum[q]);
     }
@@ -201,80 +147,37 @@ __global__ void focusPatchKernel(FocusArgs a) {
     if (threadIdx.x < chunk) {
       float m = INFINITY;
       for (int w = 0; w < int(blockDim.x / 32); ++w) m = fminf(m, partial[w][threadIdx.x]);
-      const int kk = kk0 + threadIdx.x;
-      const float contribution = a.fc ? a.fc[kk] * (m + a.bias[kk]) : m + a.bias[kk];
-      atomicAdd(&total, contribution);
+      atomicAdd(&total, cudasweep::focusKernelTerm(a, kk0 + threadIdx.x, m));
     }
     __syncthreads();
   }
   if (threadIdx.x == 0) a.scores[patch] = total;
 }
 
-// EONSS: activations [batch][channels][height][width].
 __global__ void eonssGatherKernel(const uint8_t* pixels, int64_t regionWidth, const float* table, const int32_t* index, int first, int batch,
                                   int columns, int stride, int patchWidth, int patchHeight, float* out) {
-  const int64_t plane = int64_t(patchWidth) * patchHeight;
-  const int64_t n = int64_t(batch) * 3 * plane;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t b = e / (3 * plane), c = (e / plane) % 3, y = (e % plane) / patchWidth, x = e % patchWidth;
-    const int patch = index[first + b];
-    const int64_t px = int64_t(patch % columns) * stride, py = int64_t(patch / columns) * stride;
-    out[e] = table[c * 256 + pixels[((py + y) * regionWidth + px + x) * 3 + c]];
-  }
+  const int64_t n = int64_t(batch) * 3 * patchWidth * patchHeight;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+    out[e] = cudasweep::eonssGatherValue(pixels, regionWidth, table, index, first, columns, stride, patchWidth, patchHeight, e);
 }
 
 __global__ void convKernel(const float* in, int batch, int inC, int inH, int inW, const float* weight, const float* bias, int outC, int K,
                            int s, int p, int outH, int outW, float* out) {
   const int64_t n = int64_t(batch) * outC * outH * outW;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
-    const int x = int(e % outW), y = int((e / outW) % outH), o = int((e / (int64_t(outW) * outH)) % outC);
-    const int64_t b = e / (int64_t(outW) * outH * outC);
-    float sum = bias[o];
-    for (int c = 0; c < inC; ++c) {
-      const float* plane = in + (b * inC + c) * int64_t(inH) * inW;
-      const float* w = weight + (int64_t(o) * inC + c) * K * K;
-      for (int ky = 0; ky < K; ++ky) {
-        const int yy = y * s - p + ky;
-        if (yy < 0 || yy >= inH) continue;
-        for (int kx = 0; kx < K; ++kx) {
-          const int xx = x * s - p + kx;
-          if (xx < 0 || xx >= inW) continue;
-          sum += w[ky * K + kx] * plane[int64_t(yy) * inW + xx];
-        }
-      }
-    }
-    out[e] = sum;
-  }
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+    out[e] = cudasweep::convValue(in, inC, inH, inW, weight, bias, outC, K, s, p, outH, outW, e);
 }
 
-// y_i = x_i / sqrt(beta_i + sum_j gamma[j][i] x_j^2) per pixel.
 __global__ void gdnKernel(const float* in, int batch, int C, int H, int W, const float* gamma, const float* beta, float* out) {
-  const int64_t plane = int64_t(H) * W;
-  const int64_t n = int64_t(batch) * plane;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t b = e / plane, pix = e % plane;
-    const float* x = in + b * C * plane + pix;
-    for (int i = 0; i < C; ++i) {
-      float norm = beta[i];
-      for (int j = 0; j < C; ++j) {
-        const float v = x[int64_t(j) * plane];
-        norm += gamma[j * C + i] * v * v;
-      }
-      out[b * C * plane + int64_t(i) * plane + pix] = x[int64_t(i) * plane] / sqrtf(norm);
-    }
-  }
+  const int64_t n = int64_t(batch) * H * W;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+    cudasweep::gdnPixel(in, C, H, W, gamma, beta, out, e);
 }
 
 __global__ void maxPoolKernel(const float* in, int batch, int C, int H, int W, float* out) {
-  const int outH = H / 2, outW = W / 2;
-  const int64_t n = int64_t(batch) * C * outH * outW;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
-    const int x = int(e % outW), y = int((e / outW) % outH);
-    const int64_t bc = e / (int64_t(outW) * outH);
-    const float* plane = in + bc * int64_t(H) * W;
-    out[e] = fmaxf(fmaxf(plane[int64_t(2 * y) * W + 2 * x], plane[int64_t(2 * y) * W + 2 * x + 1]),
-                   fmaxf(plane[int64_t(2 * y + 1) * W + 2 * x], plane[int64_t(2 * y + 1) * W + 2 * x + 1]));
-  }
+  const int64_t n = int64_t(batch) * C * (H / 2) * (W / 2);
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+    out[e] = cudasweep::maxPoolValue(in, H, W, e);
 }
 
 __global__ void eonssScatterKernel(const float* last, int64_t planeSize, const int32_t* index, int first, int batch, float* scores) {

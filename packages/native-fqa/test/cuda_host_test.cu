@@ -1,0 +1,179 @@
+// The CUDA sweep's arithmetic on the CPU: the __host__ __device__ element functions of
+// src/cuda/sweep_kernels.cuh (the very code the kernels run) driven by plain loops in the same order
+// as sweep.cu drives them on the GPU (region conv map, per-patch outputs with the interior/border
+// split, min and fc; EONSS gather, conv, GDN, pool), against the scalar reference. Needs nvcc to
+// build, no GPU to run; what it cannot check (launch geometry, shuffles, barriers, copies) is
+// fqa_cuda_check's job on a GPU. Tolerance: |emulated - reference| <= 2e-4 + 1e-5 |reference|.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "sweep.h"
+#include "sweep_kernels.cuh"
+#include "test_models.h"
+
+using namespace fqa;
+using cudasweep::FocusArgs;
+using cudasweep::kChunk;
+
+static int passed = 0, failed = 0;
+
+static void report(bool ok, const std::string& what, double err) {
+  if (ok) ++passed;
+  else ++failed;
+  std::printf("%s %-44s max err %.3g\n", ok ? "ok  " : "FAIL", what.c_str(), err);
+}
+
+struct Compact {
+  std::vector<uint8_t> pixels;
+  int64_t width, height;
+};
+
+// The rows and columns the grid touches, compacted (as sweepCuda uploads them).
+static Compact compact(const Image& im, const PatchGrid& g) {
+  Compact c{{}, (g.columns - 1) * g.stride + g.patchWidth, (g.rows - 1) * g.stride + g.patchHeight};
+  c.pixels.resize(size_t(c.width * c.height * 3));
+  for (int64_t y = 0; y < c.height; ++y) std::copy_n(im.px.data() + y * im.stride, c.width * 3, c.pixels.data() + y * c.width * 3);
+  return c;
+}
+
+static std::vector<float> table(const Model& m) {
+  std::vector<float> t(768);
+  for (int c = 0; c < 3; ++c)
+    for (int v = 0; v < 256; ++v) t[c * 256 + v] = m.normalizeTable[c][v];
+  return t;
+}
+
+static std::vector<float> focusEmulated(const Model& m, const Image& im, const PatchGrid& g, bool share) {
+  const Compact region = compact(im, g);
+  const std::vector<float> tab = table(m);
+  FocusArgs a{};
+  a.pixels = region.pixels.data();
+  a.regionWidth = region.width;
+  a.regionHeight = region.height;
+  a.patchWidth = int(g.patchWidth);
+  a.patchHeight = int(g.patchHeight);
+  a.stride = int(g.stride);
+  a.columns = int(g.columns);
+  a.K = m.convKernel;
+  a.s = m.convStride;
+  a.p = m.convPad;
+  a.kernels = m.kernels;
+  a.outH = int(convOutputSize(g.patchHeight, a.K, a.s, a.p));
+  a.outW = int(convOutputSize(g.patchWidth, a.K, a.s, a.p));
+  a.table = tab.data();
+  a.weight = m.convWeight.data();
+  a.bias = m.convBias.data();
+  a.fc = m.kernels > 1 ? m.fcWeight.data() : nullptr;
+  a.fcBias = m.kernels > 1 ? m.fcBias : 0.f;
+  std::vector<float> map;
+  float sum[kChunk];
+  if (share) {  // focusMapKernel
+    a.mapH = convOutputSize(region.height, a.K, a.s, a.p);
+    a.mapW = convOutputSize(region.width, a.K, a.s, a.p);
+    map.resize(size_t(m.kernels * a.mapH * a.mapW));
+    a.map = map.data();
+    for (int kk0 = 0; kk0 < m.kernels; kk0 += kChunk)
+      for (int64_t o = 0; o < a.mapH * a.mapW; ++o) {
+        const int chunk = std::min(kChunk, m.kernels - kk0);
+        cudasweep::focusMapSums(a, tab.data(), o / a.mapW, o % a.mapW, kk0, chunk, sum);
+        for (int q = 0; q < chunk; ++q) map[size_t((kk0 + q) * a.mapH * a.mapW + o)] = sum[q];
+      }
+  }
+  std::vector<float> scores(size_t(g.rows * g.columns));
+  for (int64_t patch = 0; patch < g.rows * g.columns; ++patch) {  // focusPatchKernel, one block each
+    const int64_t px = (patch % g.columns) * g.stride, py = (patch / g.columns) * g.stride;
+    float total = a.fc ? a.fcBias : 0.f;
+    for (int kk0 = 0; kk0 < m.kernels; kk0 += kChunk) {
+      const int chunk = std::min(kChunk, m.kernels - kk0);
+      float best[kChunk];
+      std::fill(best, best + kChunk, std::numeric_limits<float>::infinity());
+      for (int o = 0; o < a.outH * a.outW; ++o) {
+        cudasweep::focusPatchSums(a, tab.data(), px, py, o / a.outW, o % a.outW, kk0, chunk, sum);
+        for (int q = 0; q < kChunk; ++q) best[q] = std::fmin(best[q], sum[q]);
+      }
+      for (int q = 0; q < chunk; ++q) total += cudasweep::focusKernelTerm(a, kk0 + q, best[q]);
+    }
+    scores[size_t(patch)] = total;
+  }
+  return scores;
+}
+
+static std::vector<float> eonssEmulated(const Model& m, const Image& im, const PatchGrid& g) {
+  const Compact region = compact(im, g);
+  const std::vector<float> tab = table(m);
+  const int count = int(g.rows * g.columns);
+  std::vector<int32_t> index(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) index[size_t(i)] = i;
+  std::vector<float> cur(size_t(count) * 3 * g.patchWidth * g.patchHeight), next;
+  for (int64_t e = 0; e < int64_t(cur.size()); ++e)
+    cur[size_t(e)] = cudasweep::eonssGatherValue(region.pixels.data(), region.width, tab.data(), index.data(), 0, int(g.columns), int(g.stride),
+                                                 int(g.patchWidth), int(g.patchHeight), e);
+  int64_t C = 3, H = g.patchHeight, W = g.patchWidth;
+  for (const EonssLayer& L : m.eonss) {
+    const int64_t oh = convOutputSize(H, L.kernel, L.stride, L.pad), ow = convOutputSize(W, L.kernel, L.stride, L.pad);
+    next.assign(size_t(count * L.outChannels * oh * ow), 0.f);
+    for (int64_t e = 0; e < int64_t(next.size()); ++e)
+      next[size_t(e)] = cudasweep::convValue(cur.data(), int(C), int(H), int(W), L.weight.data(), L.bias.data(), L.outChannels, L.kernel, L.stride,
+                                             L.pad, int(oh), int(ow), e);
+    std::swap(cur, next);
+    C = L.outChannels;
+    H = oh;
+    W = ow;
+    if (L.gdn) {
+      next.assign(cur.size(), 0.f);
+      for (int64_t e = 0; e < count * H * W; ++e) cudasweep::gdnPixel(cur.data(), int(C), int(H), int(W), L.gdnGamma.data(), L.gdnBeta.data(), next.data(), e);
+      std::swap(cur, next);
+    }
+    if (L.maxPool) {
+      next.assign(size_t(count * C * (H / 2) * (W / 2)), 0.f);
+      for (int64_t e = 0; e < int64_t(next.size()); ++e) next[size_t(e)] = cudasweep::maxPoolValue(cur.data(), int(H), int(W), e);
+      std::swap(cur, next);
+      H /= 2;
+      W /= 2;
+    }
+  }
+  std::vector<float> scores(static_cast<size_t>(count));
+  for (int b = 0; b < count; ++b) scores[size_t(b)] = cur[size_t(b * C * H * W)];  // eonssScatterKernel
+  return scores;
+}
+
+static void compare(const std::string& name, const Model& m, const Image& im, int64_t patch, int64_t stride, bool share) {
+  PatchGrid g = makeGrid(m, im.region(), patch, stride);
+  std::vector<float> ref(size_t(g.rows * g.columns));
+  SweepOptions o;
+  o.kernel = Kernel::Reference;
+  sweep(m, im.region(), g, o, ref.data());
+  const std::vector<float> got = m.arch == Architecture::EONSS ? eonssEmulated(m, im, g) : focusEmulated(m, im, g, share);
+  double worst = 0, err = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    err = std::max(err, double(std::fabs(got[i] - ref[i])));
+    worst = std::max(worst, std::fabs(got[i] - ref[i]) - (2e-4 + 1e-5 * std::fabs(ref[i])));
+  }
+  report(worst <= 0, name + (share ? " shared map" : ""), err);
+}
+
+int main() {
+  std::mt19937 rng(2024);
+  const Image im = randomImage(rng, 530, 505);
+  for (int k : {1, 2, 10, 17}) {
+    const Model f235 = randomFocusLite(rng, k, 7, 5, 1, 235, true);
+    compare("FocusLiteNN-" + std::to_string(k) + " 235 px stride 235", f235, im, 235, 235, false);
+    compare("FocusLiteNN-" + std::to_string(k) + " 235 px stride 128", f235, im, 235, 128, false);
+    compare("FocusLiteNN-" + std::to_string(k) + " 235 px stride 115", f235, im, 235, 115, true);
+    const Model f64 = randomFocusLite(rng, k, 7, 1, 0, 64, true);
+    compare("FocusLiteNN-" + std::to_string(k) + " 64 px stride 64", f64, im, 64, 64, false);
+    compare("FocusLiteNN-" + std::to_string(k) + " 64 px stride 32", f64, im, 64, 32, true);
+  }
+  const Model other = randomFocusLite(rng, 3, 5, 3, 2, 100, false);
+  compare("FocusLiteNN 5x5 s3 p2, 100 px stride 51", other, im, 100, 51, true);
+  const Model e = randomEonss(rng);
+  compare("EONSS 235 px stride 128", e, im, 235, 128, false);
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
