@@ -31,7 +31,7 @@ export { writeAtomic } from './atomic-write.js';
 export { writeSlideReports, reportStem, scoresTsv, summaryJson, summaryRow, errorRow, SUMMARY_COLUMNS } from './scan/reports.js';
 export { heatmapPng, overlayPng, heatmapRgba, colourRange } from './scan/images.js';
 export { scanGeoJson, traceCells, OUT_OF_FOCUS, IN_FOCUS } from './scan/geojson.js';
-export { syntheticDefocus, type DefocusOptions, type PatchSet } from './train/synthetic.js';
+export { syntheticDefocus, diskKernel, type DefocusOptions, type PatchSet } from './train/synthetic.js';
 export { trainFocusLite, lossAndGradient, trainingSchedule, type TrainOptions, type TrainResult, type LossName, type InitName } from './train/trainer.js';
 export { seededRandom } from './train/random.js';
 export { buildDefaultModel, DEFAULT_RECIPE, type DefaultModelBuild } from './train/default-model.js';

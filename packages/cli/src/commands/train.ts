@@ -18,6 +18,8 @@ Data:
   --allow-missing      skip label rows whose image is not in the folder
   --source FILE        synthetic: an in-focus slide or image (repeat for several)
   --count N            synthetic: patches to make (default 1500)
+  --psf P              synthetic: gaussian (default, sigma 0.5 px per level) | disk (radius 1 px per level)
+  --levels N           synthetic: defocus levels 0..N-1 (default 10)
 
 Model and training:
   --arch A             focuslitenn (default) | eonss
@@ -61,7 +63,7 @@ export const trainCommand: Command = {
       args,
       options: {
         dataset: { type: 'string' }, root: { type: 'string' }, labels: { type: 'string' }, 'allow-missing': { type: 'boolean', default: false },
-        source: { type: 'string', multiple: true }, count: { type: 'string' }, arch: { type: 'string' }, kernels: { type: 'string' },
+        source: { type: 'string', multiple: true }, count: { type: 'string' }, psf: { type: 'string' }, levels: { type: 'string' }, arch: { type: 'string' }, kernels: { type: 'string' },
         patch: { type: 'string' }, trainer: { type: 'string' }, loss: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
         lr: { type: 'string' }, step: { type: 'string' }, gamma: { type: 'string' }, seed: { type: 'string' }, trials: { type: 'string' },
         split: { type: 'string' }, normalize: { type: 'string' }, 'eval-stride': { type: 'string' }, 'cache-mb': { type: 'string' },
@@ -73,7 +75,11 @@ export const trainCommand: Command = {
     let dataset: TrainDatasetSpec;
     if (kind === 'synthetic') {
       if (!values.source?.length) throw new UsageError('--dataset synthetic needs at least one --source slide or image');
-      dataset = { kind, sources: values.source, count: parseIntegerOption(values.count, 'count', 20, 1_000_000) ?? 1500 };
+      dataset = {
+        kind, sources: values.source, count: parseIntegerOption(values.count, 'count', 20, 1_000_000) ?? 1500,
+        levels: parseIntegerOption(values.levels, 'levels', 2, 100),
+        psf: values.psf === undefined ? undefined : expectOneOf(values.psf, 'psf', ['gaussian', 'disk'] as const),
+      };
     } else {
       if (!values.root || !values.labels) throw new UsageError(`--dataset ${kind} needs --root and --labels`);
       dataset = { kind, root: values.root, labels: values.labels, allowMissing: values['allow-missing'] };

@@ -1,8 +1,12 @@
 /**
- * Labelled defocus patches from in-focus real tissue: random tissue crops blurred by a Gaussian
- * point-spread function whose width grows with the defocus level (sigma = level * sigmaPerLevel
- * pixels, level 0 untouched), like FocusPath's z-steps; optional sensor noise and JPEG
- * re-compression as a scanner would add. This is how fqa trains without the public datasets.
+ * Labelled defocus patches from in-focus real tissue: random tissue crops blurred by a point-spread
+ * function whose size grows with the defocus level (level 0 untouched), like FocusPath's z-steps;
+ * optional sensor noise and JPEG re-compression as a scanner would add. This is how fqa trains
+ * without the public datasets. Two PSFs:
+ * - 'gaussian' (default): sigma = level * sigmaPerLevel pixels (aberrated, diffraction-dominated blur);
+ * - 'disk': a uniform disk of radius level * sigmaPerLevel * 2 pixels, the geometric-optics image of a
+ *   point through a defocused circular aperture (same second moment as a Gaussian of sigma r/2),
+ *   anti-aliased at its edge.
  */
 import sharp from 'sharp';
 import { InputError } from '../errors.js';
@@ -18,6 +22,8 @@ export interface DefocusOptions {
   /** Levels 0..levels-1; the label of a patch is its level. */
   levels: number;
   sigmaPerLevel: number;
+  /** Point-spread function (default 'gaussian'); a disk has radius 2 * sigma, the same spread. */
+  psf?: 'gaussian' | 'disk';
   seed: number;
   /** Minimum fraction of tissue pixels in a crop (default 0.8). */
   minTissue?: number;
@@ -33,6 +39,22 @@ export interface PatchSet {
   labels: Float32Array;
   count: number;
   size: number;
+}
+
+/** A normalized uniform disk of radius r px, each tap weighted by the fraction of it inside (4x4 supersampling). */
+export function diskKernel(radius: number): { width: number; height: number; kernel: number[] } {
+  const half = Math.ceil(radius);
+  const size = 2 * half + 1;
+  const kernel: number[] = [];
+  for (let y = -half; y <= half; y++)
+    for (let x = -half; x <= half; x++) {
+      let inside = 0;
+      for (let sy = 0; sy < 4; sy++)
+        for (let sx = 0; sx < 4; sx++) if ((x - 0.375 + sx / 4) ** 2 + (y - 0.375 + sy / 4) ** 2 <= radius * radius) inside++;
+      kernel.push(inside / 16);
+    }
+  const sum = kernel.reduce((a, b) => a + b, 0);
+  return { width: size, height: size, kernel: kernel.map((v) => v / sum) };
 }
 
 export async function syntheticDefocus(o: DefocusOptions): Promise<PatchSet> {
@@ -78,7 +100,7 @@ export async function syntheticDefocus(o: DefocusOptions): Promise<PatchSet> {
       const level = Math.floor(random() * o.levels);
       const sigma = level * o.sigmaPerLevel;
       let image = sharp(rgb, { raw: { width: crop, height: crop, channels: 3 } });
-      if (sigma >= 0.3) image = image.blur(sigma);
+      if (sigma >= 0.3) image = (o.psf ?? 'gaussian') === 'disk' ? image.convolve(diskKernel(2 * sigma)) : image.blur(sigma);
       let out = await image.extract({ left: margin, top: margin, width: size, height: size }).raw().toBuffer();
       if (o.noise) {
         for (let i = 0; i < out.length; i++) out[i] = Math.max(0, Math.min(255, Math.round(out[i]! + o.noise * gaussian(random))));

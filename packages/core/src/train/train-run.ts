@@ -32,7 +32,7 @@ export const PAPER_NORMALIZATION = {
 
 export type TrainDatasetSpec =
   | { kind: DatasetKind; root: string; labels: string; allowMissing?: boolean }
-  | { kind: 'synthetic'; sources: string[]; count: number; levels?: number; sigmaPerLevel?: number; noise?: number; jpegQuality?: number };
+  | { kind: 'synthetic'; sources: string[]; count: number; levels?: number; sigmaPerLevel?: number; psf?: 'gaussian' | 'disk'; noise?: number; jpegQuality?: number };
 
 export type TrainProgress =
   | { phase: 'prepare'; message: string }
@@ -176,7 +176,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     if (ds.sources.length === 0) throw new UsageError('synthetic training needs at least one --source slide or image');
     progress({ phase: 'prepare', message: `making ${ds.count} synthetic defocus patches of ${patchSize} px` });
     synthetic = await syntheticDefocus({
-      sources: ds.sources, count: ds.count, patchSize, levels: ds.levels ?? 10, sigmaPerLevel: ds.sigmaPerLevel ?? 0.5, seed,
+      sources: ds.sources, count: ds.count, patchSize, levels: ds.levels ?? 10, sigmaPerLevel: ds.sigmaPerLevel ?? 0.5, psf: ds.psf, seed,
       noise: ds.noise ?? 2, jpegQuality: ds.jpegQuality, minTissue: 0.6,
     });
   } else {
