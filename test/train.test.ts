@@ -78,6 +78,30 @@ describe.skipIf(!hasShared)('fqa-scan train on real tissue', () => {
   }, 120_000);
 });
 
+describe.skipIf(!hasShared)('bootstrapping a scanner model from in-focus tissue', () => {
+  test('train --dataset synthetic gives a calibrated model with a threshold that orders real blur', async () => {
+    const out = path.join(work, 'synthetic');
+    const tile = shared('data', 'tiles', 'tissue-level0-4302-10273-4814-10785.png');
+    const r = fqa('train', '--dataset', 'synthetic', '--source', tile, '--count', '300', '--patch', '64', '--kernels', '2', '--epochs', '12', '--step', '8', '--mpp', '0.5', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const model = await loadModel(path.join(out, 'model.fqa'));
+    expect(model.header.score.scale).toMatch(/estimated defocus level: level L = Gaussian blur of sigma 0\.5\*L px/);
+    expect(model.header.score.threshold).toBe(2.5);
+    expect(model.header.micronsPerPixel).toBe(0.5);
+    expect(model.header.provenance.notes).toMatch(/calibrated onto the levels/);
+    const result = JSON.parse(readFileSync(path.join(out, 'result.json'), 'utf8'));
+    expect(result.trials[0].metrics.rmse).toBeLessThan(2.5); // in levels, on held-out synthetic patches
+    // On real blur of another H&E tile it never saw: sharp below the threshold, blurred (sigma 2 px =
+    // level 4) above. (A model bootstrapped from one H&E tile does not transfer to other stains: IHC
+    // scores far higher; train on the scanner's own slides.)
+    const crop = await sharp(shared('data', 'tiles', 'tissue-level0-7352-11762-7864-12274.png')).removeAlpha().extract({ left: 0, top: 0, width: 256, height: 256 }).png().toBuffer();
+    const sharpScore = await scoreImage(crop, { model });
+    const blurredScore = await scoreImage(await sharp(crop).blur(2).png().toBuffer(), { model });
+    expect(sharpScore.mean).toBeLessThan(2.5);
+    expect(blurredScore.mean).toBeGreaterThan(2.5);
+  }, 120_000);
+});
+
 test('bad dataset folders and options are one-line errors with the right exit code', async () => {
   const missing = fqa('train', '--dataset', 'csv', '--root', path.join(work, 'nope'), '--labels', path.join(work, 'nope.csv'), '--out', path.join(work, 'x'));
   expect(missing.code).toBe(3);

@@ -20,6 +20,8 @@ Data:
   --count N            synthetic: patches to make (default 1500)
   --psf P              synthetic: gaussian (default, sigma 0.5 px per level) | disk (radius 1 px per level)
   --levels N           synthetic: defocus levels 0..N-1 (default 10)
+  --threshold-level L  synthetic: the calibrated model's threshold in levels (default: sigma 1.25 px)
+  --mpp X              µm/px of the training tissue, written into the model (scans resample to it)
 
 Model and training:
   --arch A             focuslitenn (default) | eonss
@@ -39,7 +41,8 @@ Model and training:
   --threads N          native trainer threads (default: all cores)
 
 Output (--out DIR): model.fqa (model-trialN.fqa), history.tsv, test-scores.tsv, result.json,
-scatter.svg, and roc.svg / pr.svg for binary labels.`;
+scatter.svg, and roc.svg / pr.svg for binary labels. A FocusLiteNN trained on synthetic defocus is
+calibrated so that its score estimates the defocus level, with a threshold, ready for fqa-scan.`;
 
 function fraction(text: string | undefined): { train: number; validation: number; test: number } | undefined {
   if (text === undefined) return undefined;
@@ -63,7 +66,7 @@ export const trainCommand: Command = {
       args,
       options: {
         dataset: { type: 'string' }, root: { type: 'string' }, labels: { type: 'string' }, 'allow-missing': { type: 'boolean', default: false },
-        source: { type: 'string', multiple: true }, count: { type: 'string' }, psf: { type: 'string' }, levels: { type: 'string' }, arch: { type: 'string' }, kernels: { type: 'string' },
+        source: { type: 'string', multiple: true }, count: { type: 'string' }, psf: { type: 'string' }, levels: { type: 'string' }, 'threshold-level': { type: 'string' }, mpp: { type: 'string' }, arch: { type: 'string' }, kernels: { type: 'string' },
         patch: { type: 'string' }, trainer: { type: 'string' }, loss: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
         lr: { type: 'string' }, step: { type: 'string' }, gamma: { type: 'string' }, seed: { type: 'string' }, trials: { type: 'string' },
         split: { type: 'string' }, normalize: { type: 'string' }, 'eval-stride': { type: 'string' }, 'cache-mb': { type: 'string' },
@@ -109,6 +112,8 @@ export const trainCommand: Command = {
       evalStride: parseIntegerOption(values['eval-stride'], 'eval-stride', 1, 4096),
       cacheBytes: cacheMb === undefined ? undefined : cacheMb * 2 ** 20,
       threads: parseIntegerOption(values.threads, 'threads', 0, 1024),
+      thresholdLevel: number(values['threshold-level'], 'threshold-level'),
+      micronsPerPixel: number(values.mpp, 'mpp'),
       onProgress: (p) => {
         if (p.phase === 'prepare') line.log(p.message);
         else if (p.phase === 'decode') line.bar(`trial ${p.trial} decoding`, p.done, p.total, 'images');

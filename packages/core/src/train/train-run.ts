@@ -6,7 +6,7 @@
  *   model.fqa (model-trialN.fqa for several trials), history.tsv, test-scores.tsv, result.json
  *   (metrics per trial and mean ± std), scatter.svg, and roc.svg / pr.svg for binary labels.
  */
-import { createNativeModel, sweepSync, version as nativeVersion } from '@fqa/native';
+import { createNativeModel, sweepSync, trainForward, version as nativeVersion } from '@fqa/native';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAtomic } from '../atomic-write.js';
@@ -64,6 +64,10 @@ export interface TrainRunOptions {
   evalStride?: number;
   cacheBytes?: number;
   threads?: number;
+  /** Synthetic data: the calibrated model's threshold in levels (default: sigma 1.25 px, 2.5 levels at 0.5 px per level). */
+  thresholdLevel?: number;
+  /** µm/px the model works at (the training tissue's resolution), written into the model file. */
+  micronsPerPixel?: number;
   onProgress?: (p: TrainProgress) => void;
 }
 
@@ -126,6 +130,19 @@ export function summarizeTrials(metrics: Record<string, number | null>[]): Recor
     out[name] = { mean, std, n: v.length };
   }
   return out;
+}
+
+/** a, b minimizing sum (a * x + b - y)^2. */
+function leastSquares(x: ArrayLike<number>, y: ArrayLike<number>): { a: number; b: number } {
+  const n = x.length;
+  let mx = 0;
+  let my = 0;
+  for (let i = 0; i < n; i++) { mx += x[i]! / n; my += y[i]! / n; }
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < n; i++) { sxy += (x[i]! - mx) * (y[i]! - my); sxx += (x[i]! - mx) ** 2; }
+  const a = sxx > 0 ? sxy / sxx : 0;
+  return { a, b: my - a * mx };
 }
 
 function patchSetStats(data: PatchSet): { mean: [number, number, number]; std: [number, number, number] } {
@@ -245,17 +262,43 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     }
 
     const datasetName = ds.kind === 'synthetic' ? 'synthetic defocus' : ds.kind;
-    const bytes = trainedModelFile(trained.spec, {
+    // Synthetic levels are a physical scale: calibrate FocusLiteNN's score onto them (least squares on
+    // the training patches) so the model's threshold means "this much blur". A positive factor folds
+    // into the weights exactly (min(a * x) = a * min(x) for a > 0); a negative one is left alone.
+    let spec = trained.spec;
+    let score: { scale: string; threshold: number | null } = { scale: `higher = blurrier; trained on ${datasetName} targets with a ${common.loss} loss (not calibrated)`, threshold: null };
+    let calibration = '';
+    if (synthetic && ds.kind === 'synthetic' && spec.architecture === 'focuslitenn') {
+      const train = source as PatchSet;
+      const raw = trainForward(createNativeModel(spec), train.patches, train.count, train.size).scores;
+      const fit = leastSquares(raw, train.labels);
+      if (fit.a > 0) {
+        const f = spec;
+        spec = f.kernels > 1
+          ? { ...f, fcWeight: Float32Array.from(f.fcWeight!, (w) => fit.a * w), fcBias: fit.a * f.fcBias! + fit.b }
+          : { ...f, convWeight: Float32Array.from(f.convWeight, (w) => fit.a * w), convBias: Float32Array.from(f.convBias, (b) => fit.a * b + fit.b) };
+        const sigma = ds.sigmaPerLevel ?? 0.5;
+        const psf = ds.psf ?? 'gaussian';
+        score = {
+          scale: `estimated defocus level: level L = ${psf === 'disk' ? `disk PSF of radius ${2 * sigma}*L px` : `Gaussian blur of sigma ${sigma}*L px`} (0 = in focus); higher = blurrier`,
+          threshold: o.thresholdLevel ?? Math.round((1.25 / sigma) * 2) / 2,
+        };
+        calibration = `, calibrated onto the levels: a=${fit.a.toFixed(5)} b=${fit.b.toFixed(5)}`;
+      } else {
+        calibration = ', not calibrated (the fit onto the levels had a negative slope)';
+      }
+    }
+    const bytes = trainedModelFile(spec, {
       name: `${architecture}${architecture === 'focuslitenn' ? `-${kernels}kernel` : ''}-${patchSize}-${ds.kind}-trial${trial}`,
       stride: evalStride,
-      score: { scale: `higher = blurrier; trained on ${datasetName} targets with a ${common.loss} loss (not calibrated)`, threshold: null },
-      micronsPerPixel: null,
+      score,
+      micronsPerPixel: o.micronsPerPixel ?? null,
       provenance: {
         source: `trained by fqa (${trainer} trainer, ${backend}) on ${datasetName}, seed ${trialSeed}`,
         license: 'follows the training data licence',
         createdBy: 'fqa-scan train',
         createdAt: new Date().toISOString(),
-        notes: `${epochs} epochs, batch ${common.batchSize}, lr ${common.learningRate}, StepLR ${common.stepSize}/${common.gamma}, normalization ${normalization}`,
+        notes: `${epochs} epochs, batch ${common.batchSize}, lr ${common.learningRate}, StepLR ${common.stepSize}/${common.gamma}, normalization ${normalization}${calibration}`,
       },
     });
     const modelName = trials === 1 ? 'model.fqa' : `model-trial${trial}.fqa`;
