@@ -16,7 +16,7 @@ Data:
   --root DIR           dataset folder (image paths in the label file are relative to it)
   --labels FILE        label file in the dataset's published layout (csv: 'file,label' header)
   --allow-missing      skip label rows whose image is not in the folder
-  --source FILE        synthetic: an in-focus slide or image (repeat for several)
+  --source FILE...     synthetic: in-focus slides or images (several after one --source, or repeated)
   --count N            synthetic: patches to make (default 1500)
   --psf P              synthetic: gaussian (default, sigma 0.5 px per level) | disk (radius 1 px per level)
   --levels N           synthetic: defocus levels 0..N-1 (default 10)
@@ -62,8 +62,9 @@ export const trainCommand: Command = {
   summary: 'train FocusLiteNN / EONSS on a dataset (native or tfjs trainer), with evaluation and plots',
   usage,
   async run(args) {
-    const { values } = parseArgs({
+    const { values, positionals } = parseArgs({
       args,
+      allowPositionals: true,
       options: {
         dataset: { type: 'string' }, root: { type: 'string' }, labels: { type: 'string' }, 'allow-missing': { type: 'boolean', default: false },
         source: { type: 'string', multiple: true }, count: { type: 'string' }, psf: { type: 'string' }, levels: { type: 'string' }, 'threshold-level': { type: 'string' }, mpp: { type: 'string' }, arch: { type: 'string' }, kernels: { type: 'string' },
@@ -76,10 +77,13 @@ export const trainCommand: Command = {
     if (!values.out) throw new UsageError('--out DIR is required (see fqa-scan train --help)');
     const kind = expectOneOf(values.dataset, 'dataset', ['focuspath', 'bioimage', 'deepfocus', 'tcga', 'csv', 'synthetic'] as const);
     let dataset: TrainDatasetSpec;
+    // `--source a.svs b.svs ...` (a shell glob) gives the extra files as positionals.
+    if (positionals.length > 0 && kind !== 'synthetic') throw new UsageError(`unexpected argument '${positionals[0]}' (see fqa-scan train --help)`);
     if (kind === 'synthetic') {
-      if (!values.source?.length) throw new UsageError('--dataset synthetic needs at least one --source slide or image');
+      const sources = [...(values.source ?? []), ...positionals];
+      if (sources.length === 0) throw new UsageError('--dataset synthetic needs at least one --source slide or image');
       dataset = {
-        kind, sources: values.source, count: parseIntegerOption(values.count, 'count', 20, 1_000_000) ?? 1500,
+        kind, sources, count: parseIntegerOption(values.count, 'count', 20, 1_000_000) ?? 1500,
         levels: parseIntegerOption(values.levels, 'levels', 2, 100),
         psf: values.psf === undefined ? undefined : expectOneOf(values.psf, 'psf', ['gaussian', 'disk'] as const),
       };
