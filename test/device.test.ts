@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { gpuInfo, sweepSync } from '@fqa/native';
-import { DEFAULT_MODEL_PATH, UsageError, decodeImage, loadModel, resolveDevice, scanSlide, scoreImage } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, UsageError, cpuInfo, decodeImage, loadModel, resolveDevice, scanSlide, scoreImage, verifyKernel } from '@fqa/core';
 import { hasShared, repoRoot, shared, tcgaImages } from './helpers/shared.js';
 
 const gpu = gpuInfo();
@@ -38,6 +38,16 @@ test("the native sweep with kernel 'cuda' scores on the GPU or says why it canno
   const cuda = sweepSync(model.native, pixels, { ...options, kernel: 'cuda' });
   expect(cuda.kernel).toBe('cuda');
   cpu.scores.forEach((s, i) => expect(Math.abs(cuda.scores[i]! - s)).toBeLessThan(1e-3 + 1e-4 * Math.abs(s)));
+});
+
+test('verifyKernel: the best CPU kernel agrees with the reference; the GPU is trusted only if it does too', async () => {
+  const model = await loadModel(DEFAULT_MODEL_PATH);
+  const cpu = verifyKernel(model.native, cpuInfo().best, 235, 128);
+  expect(cpu).toMatchObject({ ok: true, reason: null });
+  expect(cpu.maxError!).toBeLessThan(1e-4);
+  const cuda = verifyKernel(model.native, 'cuda', 235, 128);
+  if (hasGpu) expect(cuda, cuda.reason ?? '').toMatchObject({ ok: true });
+  else expect(cuda).toMatchObject({ ok: false, maxError: null, reason: expect.stringMatching(/no usable CUDA device/) });
 });
 
 describe.skipIf(!hasShared)('scans record the device', () => {

@@ -2,7 +2,8 @@
  * Where sweeps run: 'cpu', 'cuda' (GPU 0; an error when there is none) or 'auto' (CUDA when this
  * build has it and a GPU answers, otherwise the CPU with a one-line notice saying why).
  */
-import { gpuInfo } from '@fqa/native';
+import { gpuInfo, sweepSync, type KernelName, type NativeModel } from '@fqa/native';
+import { seededRandom } from './train/random.js';
 import { UsageError } from './errors.js';
 import { expectOneOf } from './validate.js';
 
@@ -29,4 +30,42 @@ export function resolveDevice(requested: Device | undefined = 'auto'): ResolvedD
   return usable
     ? { device: 'cuda', notice: null, cudaBuild: true }
     : { device: 'cpu', notice: `device auto: running on the CPU (${gpu.error})`, cudaBuild: gpu.compiled };
+}
+
+export interface KernelCheck {
+  ok: boolean;
+  /** Largest |kernel - reference| relative to 1 + |reference|, when both ran. */
+  maxError: number | null;
+  /** Why the kernel is not trusted, or null. */
+  reason: string | null;
+}
+
+/**
+ * Runs `kernel` and the scalar reference on the same two overlapping patches of a seeded
+ * tissue-like region with this model and geometry, and compares (tolerance 1e-3 relative). A scan
+ * does this once before it trusts the GPU, so a faulty GPU path or driver can never produce a
+ * report silently.
+ */
+export function verifyKernel(model: NativeModel, kernel: KernelName | 'cuda', patchSize: number, stride: number): KernelCheck {
+  const width = patchSize + stride;
+  const height = patchSize;
+  const random = seededRandom(17);
+  const pixels = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++)
+      for (let c = 0; c < 3; c++) {
+        const smooth = 150 + 60 * Math.sin(x * 0.09 + c) * Math.cos(y * 0.07);
+        pixels[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(smooth + 40 * (random() - 0.5))));
+      }
+  const options = { width, height, rowStride: width * 3, patchWidth: patchSize, patchHeight: patchSize, stride, threads: 1, shareConvolution: true };
+  try {
+    const reference = sweepSync(model, pixels, { ...options, kernel: 'reference' }).scores;
+    const got = sweepSync(model, pixels, { ...options, kernel }).scores;
+    let maxError = 0;
+    reference.forEach((r, i) => (maxError = Math.max(maxError, Math.abs(got[i]! - r) / (1 + Math.abs(r)))));
+    if (!(maxError <= 1e-3)) return { ok: false, maxError, reason: `${kernel} scores differ from the CPU reference by ${maxError.toExponential(2)} (relative)` };
+    return { ok: true, maxError, reason: null };
+  } catch (err) {
+    return { ok: false, maxError: null, reason: (err as Error).message };
+  }
 }

@@ -46,4 +46,4 @@ export { loadTf, conv2dTrainable, focusLiteTfModel, eonssTfModel, eonssInit, pat
 export { trainTfjs, tfLoss, tfGradients, initialTfModel, type TfTrainOptions, type TfTrainResult } from './train/tfjs-trainer.js';
 export { runTraining, summarizeTrials, PAPER_NORMALIZATION, type TrainRunOptions, type TrainRunResult, type TrainProgress, type TrialResult, type MetricSummary, type TrainDatasetSpec } from './train/train-run.js';
 export { rocSvg, prSvg, scatterSvg, type CurveSeries } from './train/plots.js';
-export { resolveDevice, deviceNames, type Device, type ResolvedDevice } from './device.js';
+export { resolveDevice, verifyKernel, deviceNames, type Device, type ResolvedDevice, type KernelCheck } from './device.js';

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import sharp from 'sharp';
 import { kernelNames, type KernelName } from '@fqa/native';
-import { resolveDevice, type Device } from '../device.js';
+import { resolveDevice, verifyKernel, type Device } from '../device.js';
 import { FqaError, InputError, UsageError } from '../errors.js';
 import { loadModel } from '../model-file.js';
 import { openSource, type SlideSource } from '../slide-source.js';
@@ -137,12 +137,18 @@ export async function scanImage(input: string | Uint8Array, options: ScanOptions
 export async function scanSlide(input: string | Uint8Array, options: ScanOptions): Promise<ScanResult> {
   validateOptions(options);
   // Before anything is opened: device 'cuda' without a GPU is a usage error.
-  const device = resolveDevice(options.device ?? 'auto');
+  let device = resolveDevice(options.device ?? 'auto');
   const path = typeof input === 'string' ? input : 'image buffer';
   const t0 = performance.now();
   const model = await loadModel(options.model);
   const patchSize = options.patchSize ?? model.header.patchSize;
   const stride = options.stride ?? model.header.stride;
+  // The GPU is trusted only after it reproduces the CPU reference with this model and geometry.
+  const gpuCheck = device.device === 'cuda' ? verifyKernel(model.native, 'cuda', patchSize, stride) : null;
+  if (gpuCheck && !gpuCheck.ok) {
+    if (options.device === 'cuda') throw new FqaError(`device cuda: not scanning on the GPU: ${gpuCheck.reason}`, 1);
+    device = { device: 'cpu', notice: `device auto: running on the CPU because the GPU check failed: ${gpuCheck.reason}`, cudaBuild: true };
+  }
   const source = await openSource(input);
   const warnings: string[] = [];
   // A CPU-only build falling back is the expected case, not worth a warning in every report.
