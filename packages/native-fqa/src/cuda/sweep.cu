@@ -189,10 +189,6 @@ int blocksFor(int64_t n) {
   return int(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8));
 }
 
-void normalizeTable(const Model& m, float* table) {
-  for (int c = 0; c < 3; ++c)
-    for (int v = 0; v < 256; ++v) table[c * 256 + v] = m.normalizeTable[c][v];
-}
 
 }  // namespace
 
@@ -217,15 +213,15 @@ CudaSweepTiming sweepCuda(const Model& m, const Region& r, const PatchGrid& g, f
   if (scored.empty()) return timing;
 
   // Only the rows and columns the grid touches go up, compacted.
-  const int64_t usedWidth = (g.columns - 1) * g.stride + g.patchWidth;
-  const int64_t usedHeight = (g.rows - 1) * g.stride + g.patchHeight;
-  const size_t pixelBytes = size_t(usedWidth * usedHeight * 3);
+  const cudasweep::RegionExtent used = cudasweep::usedExtent(g);
+  const int64_t usedWidth = used.width;
+  const size_t pixelBytes = size_t(used.width * used.height * 3);
   t.hostPixels.reserve(pixelBytes);
-  for (int64_t y = 0; y < usedHeight; ++y) std::memcpy(t.hostPixels.ptr + y * usedWidth * 3, r.pixels + y * r.rowStride, size_t(usedWidth * 3));
+  cudasweep::compactRegion(r, used, t.hostPixels.ptr);
 
   // Weights: table, then the model's tensors, one upload.
   std::vector<float> weights(768);
-  normalizeTable(m, weights.data());
+  cudasweep::normalizeTable(m, weights.data());
   std::vector<size_t> offsets;
   auto append = [&](const std::vector<float>& v) {
     offsets.push_back(weights.size());
@@ -263,32 +259,16 @@ CudaSweepTiming sweepCuda(const Model& m, const Region& r, const PatchGrid& g, f
   const float* dw = t.weights.ptr;
   const int count = int(scored.size());
   if (m.arch == Architecture::FocusLiteNN) {
-    FocusArgs a{};
+    const bool share = cudasweep::sharesConvMap(m, g, count);
+    FocusArgs a = cudasweep::focusArgs(m, g, used, share);
     a.pixels = t.pixels.ptr;
-    a.regionWidth = usedWidth;
-    a.regionHeight = usedHeight;
-    a.patchWidth = int(g.patchWidth);
-    a.patchHeight = int(g.patchHeight);
-    a.stride = int(g.stride);
-    a.columns = int(g.columns);
-    a.K = m.convKernel;
-    a.s = m.convStride;
-    a.p = m.convPad;
-    a.kernels = m.kernels;
-    a.outH = int(convOutputSize(g.patchHeight, a.K, a.s, a.p));
-    a.outW = int(convOutputSize(g.patchWidth, a.K, a.s, a.p));
     a.table = dw;
     a.weight = dw + offsets[0];
     a.bias = dw + offsets[1];
     a.fc = m.kernels > 1 ? dw + offsets[2] : nullptr;
-    a.fcBias = m.kernels > 1 ? m.fcBias : 0.f;
     a.index = t.index.ptr;
     a.scores = t.scores.ptr;
-    // Share the conv map when patches overlap on the conv grid (as the CPU path does).
-    const bool share = g.stride % m.convStride == 0 && (g.stride < g.patchWidth || g.stride < g.patchHeight) && count > 1;
     if (share) {
-      a.mapH = convOutputSize(usedHeight, a.K, a.s, a.p);
-      a.mapW = convOutputSize(usedWidth, a.K, a.s, a.p);
       t.map.reserve(size_t(m.kernels) * size_t(a.mapH * a.mapW));
       a.map = t.map.ptr;
       for (int kk0 = 0; kk0 < m.kernels; kk0 += kChunk)

@@ -5,6 +5,10 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+
+#include "model.h"
+#include "sweep.h"
 
 #if defined(__CUDACC__)
 #define FQA_HD __host__ __device__
@@ -147,6 +151,57 @@ FQA_HD inline float maxPoolValue(const float* in, int H, int W, int64_t e) {
   const float* plane = in + bc * int64_t(H) * W;
   return fmaxf(fmaxf(plane[int64_t(2 * y) * W + 2 * x], plane[int64_t(2 * y) * W + 2 * x + 1]),
                fmaxf(plane[int64_t(2 * y + 1) * W + 2 * x], plane[int64_t(2 * y + 1) * W + 2 * x + 1]));
+}
+
+// Host-side setup, shared by sweepCuda and the host test so both run the same decisions.
+
+// The part of the region the grid touches: what sweepCuda uploads.
+struct RegionExtent {
+  int64_t width, height;
+};
+inline RegionExtent usedExtent(const PatchGrid& g) {
+  return {(g.columns - 1) * g.stride + g.patchWidth, (g.rows - 1) * g.stride + g.patchHeight};
+}
+
+// Copies those rows and columns, compacted to width * 3 bytes per row.
+inline void compactRegion(const Region& r, RegionExtent e, uint8_t* out) {
+  for (int64_t y = 0; y < e.height; ++y) std::memcpy(out + y * e.width * 3, r.pixels + y * r.rowStride, size_t(e.width * 3));
+}
+
+// The model's u8 -> normalized float table, [3][256].
+inline void normalizeTable(const Model& m, float* table) {
+  for (int c = 0; c < 3; ++c)
+    for (int v = 0; v < 256; ++v) table[c * 256 + v] = m.normalizeTable[c][v];
+}
+
+// Whether overlapping patches share one conv map of the region (patch origins on the conv grid), as
+// the CPU path does.
+inline bool sharesConvMap(const Model& m, const PatchGrid& g, int64_t scoredPatches) {
+  return g.stride % m.convStride == 0 && (g.stride < g.patchWidth || g.stride < g.patchHeight) && scoredPatches > 1;
+}
+
+// FocusArgs with the geometry of model and grid filled in (and the map's size when it is shared);
+// the caller sets the pointers to its own copies of pixels, table, weights, map, index and scores.
+inline FocusArgs focusArgs(const Model& m, const PatchGrid& g, RegionExtent e, bool shareMap) {
+  FocusArgs a{};
+  a.regionWidth = e.width;
+  a.regionHeight = e.height;
+  a.patchWidth = int(g.patchWidth);
+  a.patchHeight = int(g.patchHeight);
+  a.stride = int(g.stride);
+  a.columns = int(g.columns);
+  a.K = m.convKernel;
+  a.s = m.convStride;
+  a.p = m.convPad;
+  a.kernels = m.kernels;
+  a.outH = int(convOutputSize(g.patchHeight, a.K, a.s, a.p));
+  a.outW = int(convOutputSize(g.patchWidth, a.K, a.s, a.p));
+  a.fcBias = m.kernels > 1 ? m.fcBias : 0.f;
+  if (shareMap) {
+    a.mapH = convOutputSize(e.height, a.K, a.s, a.p);
+    a.mapW = convOutputSize(e.width, a.K, a.s, a.p);
+  }
+  return a;
 }
 
 }  // namespace cudasweep
