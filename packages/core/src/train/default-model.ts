@@ -7,10 +7,11 @@
  */
 import { createNativeModel, trainForward } from '@fqa/native';
 import path from 'node:path';
-import { encodeModelFile, type ModelHeader } from '../model-file.js';
+import { trainedModelFile } from './export.js';
 import { syntheticDefocus, type PatchSet } from './synthetic.js';
 import { plcc, srcc } from './metrics.js';
 import { trainFocusLite } from './trainer.js';
+import { fitLevels, foldCalibration } from './calibrate.js';
 
 export const DEFAULT_RECIPE = {
   kernels: 2,
@@ -66,26 +67,12 @@ export async function buildDefaultModel(sharedData: string, log: (line: string) 
     batchSize: R.batchSize, seed: R.trainSeed, init: R.init, onEpoch: (e) => log(`epoch ${e.epoch}/${R.epochs} loss ${e.loss.toFixed(4)} lr ${e.learningRate}`),
   });
   // Calibrate: least-squares a*score + b ~ level on the training set, folded into the fc layer.
-  const scores = trainForward(createNativeModel(trained.spec), data.patches, data.count, data.size).scores;
-  const n = scores.length;
-  const ms = scores.reduce((x, y) => x + y, 0) / n;
-  const ml = data.labels.reduce((x, y) => x + y, 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  for (let i = 0; i < n; i++) { sxy += (scores[i]! - ms) * (data.labels[i]! - ml); sxx += (scores[i]! - ms) ** 2; }
-  const a = sxy / sxx;
-  const b = ml - a * ms;
-  const spec = trained.spec;
-  const fcWeight = Float32Array.from(spec.fcWeight!, (w) => a * w);
-  const fcBias = a * spec.fcBias! + b;
-  const calibrated = trainForward(createNativeModel({ ...spec, fcWeight, fcBias }), data.patches, data.count, data.size).scores;
-  const header: Omit<ModelHeader, 'tensors' | 'weightsByteLength' | 'weightsSha256'> = {
-    architecture: 'focuslitenn',
+  const { a, b } = fitLevels(trained.spec, data);
+  const spec = foldCalibration(trained.spec, a, b);
+  const calibrated = trainForward(createNativeModel(spec), data.patches, data.count, data.size).scores;
+  const bytes = trainedModelFile(spec, {
     name: 'fqa-default-focuslitenn2-synthetic-v1',
-    patchSize: R.variant,
     stride: 128,
-    focuslitenn: { kernels: R.kernels, convKernel: spec.convKernel, convStride: spec.convStride, convPad: spec.convPad },
-    normalization: { mean: [0, 0, 0], std: [1, 1, 1] },
     score: {
       scale: `estimated defocus level: level L = Gaussian blur of sigma ${R.sigmaPerLevel}*L px at ${R.micronsPerPixel} um/px (0 = in focus); higher = blurrier`,
       threshold: R.threshold,
@@ -98,12 +85,6 @@ export async function buildDefaultModel(sharedData: string, log: (line: string) 
       createdAt: 'recipe DEFAULT_RECIPE (seeded; the file is reproducible)',
       notes: `training PLCC ${plcc(calibrated, data.labels).toFixed(4)}, SRCC ${srcc(calibrated, data.labels).toFixed(4)}, calibration a=${a.toFixed(5)} b=${b.toFixed(5)}`,
     },
-  };
-  const bytes = encodeModelFile(header, [
-    { name: 'conv.weight', shape: [R.kernels, 3, spec.convKernel, spec.convKernel], data: spec.convWeight },
-    { name: 'conv.bias', shape: [R.kernels], data: spec.convBias },
-    { name: 'fc.weight', shape: [1, R.kernels, 1, 1], data: fcWeight },
-    { name: 'fc.bias', shape: [1], data: Float32Array.of(fcBias) },
-  ]);
+  });
   return { bytes, trainPlcc: plcc(calibrated, data.labels), trainSrcc: srcc(calibrated, data.labels), seconds: (performance.now() - start) / 1000 };
 }

@@ -13,7 +13,7 @@ import { patchSetSource, type BatchSource } from './batches.js';
 import { seededRandom } from './random.js';
 import type { PatchSet } from './synthetic.js';
 import { eonssInit, eonssTfModel, focusLiteTfModel, loadTf, type FirstLayerInput, type Tf, type TfModel } from './tfjs-models.js';
-import { focusLiteInit, trainingSchedule, type InitName, type LossName, type TrainOptions, type TrainResult } from './trainer.js';
+import { focusLiteInit, runEpochs, trainingSchedule, type InitName, type LossName, type TrainOptions, type TrainResult } from './trainer.js';
 
 export interface TfTrainOptions extends Omit<TrainOptions, 'threads'> {
   architecture?: 'focuslitenn' | 'eonss';
@@ -73,41 +73,24 @@ export async function trainTfjs(data: PatchSet | BatchSource, o: TfTrainOptions)
   const source = 'patches' in data ? patchSetSource(data) : data;
   const architecture = expectOneOf(o.architecture ?? 'focuslitenn', 'architecture', ['focuslitenn', 'eonss'] as const);
   const { kernels, loss, epochs, batchSize, stepSize, gamma, learningRate } = trainingSchedule(o, source.size);
-  let lr = learningRate;
   const mean = o.mean ?? [0, 0, 0];
   const std = o.std ?? [1, 1, 1];
   const { model, random } = initialTfModel(tf, { architecture, kernels, variant: o.variant, seed: o.seed ?? 1, init: o.init, mean, std });
-  const optimizer = tf.train.adam(lr, 0.9, 0.999, 1e-8);
+  const optimizer = tf.train.adam(learningRate, 0.9, 0.999, 1e-8);
   const vars = [...model.params.values()];
-  const history: TfTrainResult['history'] = [];
-  const batchesPerEpoch = Math.max(1, Math.ceil((source.count - 1) / batchSize));
-  let samples = 0;
-  const start = performance.now();
   try {
-    for (let epoch = 1; epoch <= epochs; epoch++) {
-      let total = 0;
-      let batches = 0;
-      for await (const batch of source.epoch(random, batchSize)) {
-        const x = model.input(batch.pixels, batch.count, source.size);
-        const y = tf.tensor1d(batch.labels);
-        const value = optimizer.minimize(() => tfLoss(tf, loss, model.forward(x), y), true, vars)!;
-        total += value.dataSync()[0]!;
-        tf.dispose([x.tensor, y, value]);
-        model.project();
-        batches++;
-        samples += batch.count;
-        o.onBatch?.(batches, batchesPerEpoch);
-      }
-      const record = { epoch, loss: total / Math.max(1, batches), learningRate: lr, seconds: (performance.now() - start) / 1000 };
-      history.push(record);
-      o.onEpoch?.(record);
-      if (epoch % stepSize === 0) {
-        lr *= gamma;
-        // AdamOptimizer reads its (protected) learningRate on every step: StepLR by assignment.
-        (optimizer as unknown as { learningRate: number }).learningRate = lr;
-      }
-    }
-    return { spec: model.toSpec(), history, seconds: (performance.now() - start) / 1000, samples, backend: `${pkg} (${backend})` };
+    const run = await runEpochs(source, random, { epochs, batchSize, stepSize, gamma, learningRate }, o, (batch, lr) => {
+      // AdamOptimizer reads its (protected) learningRate on every step: StepLR by assignment.
+      (optimizer as unknown as { learningRate: number }).learningRate = lr;
+      const x = model.input(batch.pixels, batch.count, source.size);
+      const y = tf.tensor1d(batch.labels);
+      const value = optimizer.minimize(() => tfLoss(tf, loss, model.forward(x), y), true, vars)!;
+      const loss0 = value.dataSync()[0]!;
+      tf.dispose([x.tensor, y, value]);
+      model.project();
+      return loss0;
+    });
+    return { spec: model.toSpec(), ...run, backend: `${pkg} (${backend})` };
   } finally {
     model.dispose();
     optimizer.dispose();

@@ -6,7 +6,7 @@
  *   model.fqa (model-trialN.fqa for several trials), history.tsv, test-scores.tsv, result.json
  *   (metrics per trial and mean ± std), scatter.svg, and roc.svg / pr.svg for binary labels.
  */
-import { createNativeModel, sweepSync, trainForward, version as nativeVersion } from '@fqa/native';
+import { createNativeModel, sweepSync, version as nativeVersion } from '@fqa/native';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAtomic } from '../atomic-write.js';
@@ -16,6 +16,7 @@ import { expectInteger, expectOneOf } from '../validate.js';
 import { randomCropSource, type BatchSource } from './batches.js';
 import { channelStats, loadDataset, splitDataset, type DatasetKind, type DatasetItem } from './datasets.js';
 import { evaluateModel } from './evaluate.js';
+import { fitLevels, foldCalibration } from './calibrate.js';
 import { trainedModelFile } from './export.js';
 import { averagePrecision, bestThresholdAccuracy, krcc, plcc, prAucTrapezoid, rmse, rocAuc, srcc } from './metrics.js';
 import { prSvg, rocSvg, scatterSvg } from './plots.js';
@@ -130,19 +131,6 @@ export function summarizeTrials(metrics: Record<string, number | null>[]): Recor
     out[name] = { mean, std, n: v.length };
   }
   return out;
-}
-
-/** a, b minimizing sum (a * x + b - y)^2. */
-function leastSquares(x: ArrayLike<number>, y: ArrayLike<number>): { a: number; b: number } {
-  const n = x.length;
-  let mx = 0;
-  let my = 0;
-  for (let i = 0; i < n; i++) { mx += x[i]! / n; my += y[i]! / n; }
-  let sxy = 0;
-  let sxx = 0;
-  for (let i = 0; i < n; i++) { sxy += (x[i]! - mx) * (y[i]! - my); sxx += (x[i]! - mx) ** 2; }
-  const a = sxx > 0 ? sxy / sxx : 0;
-  return { a, b: my - a * mx };
 }
 
 function patchSetStats(data: PatchSet): { mean: [number, number, number]; std: [number, number, number] } {
@@ -269,14 +257,9 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     let score: { scale: string; threshold: number | null } = { scale: `higher = blurrier; trained on ${datasetName} targets with a ${common.loss} loss (not calibrated)`, threshold: null };
     let calibration = '';
     if (synthetic && ds.kind === 'synthetic' && spec.architecture === 'focuslitenn') {
-      const train = source as PatchSet;
-      const raw = trainForward(createNativeModel(spec), train.patches, train.count, train.size).scores;
-      const fit = leastSquares(raw, train.labels);
+      const fit = fitLevels(spec, source as PatchSet);
       if (fit.a > 0) {
-        const f = spec;
-        spec = f.kernels > 1
-          ? { ...f, fcWeight: Float32Array.from(f.fcWeight!, (w) => fit.a * w), fcBias: fit.a * f.fcBias! + fit.b }
-          : { ...f, convWeight: Float32Array.from(f.convWeight, (w) => fit.a * w), convBias: Float32Array.from(f.convBias, (b) => fit.a * b + fit.b) };
+        spec = foldCalibration(spec, fit.a, fit.b);
         const sigma = ds.sigmaPerLevel ?? 0.5;
         const psf = ds.psf ?? 'gaussian';
         score = {

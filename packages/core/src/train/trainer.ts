@@ -8,7 +8,7 @@ import { UsageError } from '../errors.js';
 import { FOCUSLITENN_VARIANTS } from '../model-file.js';
 import { expectInteger, expectOneOf } from '../validate.js';
 import { gaussian, seededRandom } from './random.js';
-import { patchSetSource, type BatchSource } from './batches.js';
+import { patchSetSource, type Batch, type BatchSource } from './batches.js';
 import type { PatchSet } from './synthetic.js';
 
 export type LossName = 'plcc' | 'mse' | 'mae';
@@ -98,6 +98,38 @@ export function trainingSchedule(o: Omit<TrainOptions, 'threads'>, patchSize: nu
   };
 }
 
+/**
+ * The epoch loop both trainers share: seeded batches from the source, `step(batch, lr)` returns the
+ * batch loss, StepLR every stepSize epochs, history and progress callbacks.
+ */
+export async function runEpochs(
+  source: BatchSource, random: () => number,
+  schedule: { epochs: number; batchSize: number; stepSize: number; gamma: number; learningRate: number },
+  callbacks: Pick<TrainOptions, 'onEpoch' | 'onBatch'>,
+  step: (batch: Batch, learningRate: number) => number,
+): Promise<Omit<TrainResult, 'spec'>> {
+  const history: TrainResult['history'] = [];
+  const batchesPerEpoch = Math.max(1, Math.ceil((source.count - 1) / schedule.batchSize));
+  let lr = schedule.learningRate;
+  let samples = 0;
+  const start = performance.now();
+  for (let epoch = 1; epoch <= schedule.epochs; epoch++) {
+    let total = 0;
+    let batches = 0;
+    for await (const batch of source.epoch(random, schedule.batchSize)) {
+      total += step(batch, lr);
+      batches++;
+      samples += batch.count;
+      callbacks.onBatch?.(batches, batchesPerEpoch);
+    }
+    const record = { epoch, loss: total / Math.max(1, batches), learningRate: lr, seconds: (performance.now() - start) / 1000 };
+    history.push(record);
+    callbacks.onEpoch?.(record);
+    if (epoch % schedule.stepSize === 0) lr *= schedule.gamma;
+  }
+  return { history, seconds: (performance.now() - start) / 1000, samples };
+}
+
 export type InitName = 'focuslitenn' | 'uniform';
 
 /**
@@ -134,7 +166,6 @@ export async function trainFocusLite(data: PatchSet | BatchSource, o: TrainOptio
   const source = 'patches' in data ? patchSetSource(data) : data;
   const { kernels, loss, epochs, batchSize, stepSize, gamma, learningRate } = trainingSchedule(o, source.size);
   const geometry = FOCUSLITENN_VARIANTS[o.variant];
-  let lr = learningRate;
   const random = seededRandom(o.seed ?? 1);
   const params = focusLiteInit(kernels, o.variant, random, o.init);
   const adam = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, { m: new Float64Array(v.length), v: new Float64Array(v.length) }])) as Record<keyof typeof params, { m: Float64Array; v: Float64Array }>;
@@ -143,45 +174,29 @@ export async function trainFocusLite(data: PatchSet | BatchSource, o: TrainOptio
     convWeight: Float32Array.from(params.conv), convBias: Float32Array.from(params.bias),
     ...(kernels > 1 ? { fcWeight: Float32Array.from(params.fc), fcBias: params.fcBias[0]! } : {}),
   });
-  const history: TrainResult['history'] = [];
-  const batchesPerEpoch = Math.max(1, Math.ceil((source.count - 1) / batchSize));
   let step = 0;
-  let samples = 0;
-  const start = performance.now();
-  for (let epoch = 1; epoch <= epochs; epoch++) {
-    let total = 0;
-    let batches = 0;
-    for await (const batch of source.epoch(random, batchSize)) {
-      const { pixels, labels, count } = batch;
-      const model = createNativeModel(spec());
-      const forward = trainForward(model, pixels, count, source.size, o.threads ?? 0);
-      const { value, gradient } = lossAndGradient(loss, forward.scores, labels);
-      const grads = trainBackward(model, pixels, count, source.size, forward, gradient);
-      step++;
-      const b1 = 0.9;
-      const b2 = 0.999;
-      for (const key of Object.keys(params) as (keyof typeof params)[]) {
-        if (kernels === 1 && (key === 'fc' || key === 'fcBias')) continue;
-        const p = params[key];
-        const g = grads[key === 'conv' ? 'conv' : key === 'bias' ? 'bias' : key === 'fc' ? 'fc' : 'fcBias'];
-        const { m, v } = adam[key];
-        for (let i = 0; i < p.length; i++) {
-          m[i] = b1 * m[i]! + (1 - b1) * g[i]!;
-          v[i] = b2 * v[i]! + (1 - b2) * g[i]! * g[i]!;
-          const mh = m[i]! / (1 - b1 ** step);
-          const vh = v[i]! / (1 - b2 ** step);
-          p[i] = p[i]! - (lr * mh) / (Math.sqrt(vh) + 1e-8);
-        }
+  const run = await runEpochs(source, random, { epochs, batchSize, stepSize, gamma, learningRate }, o, ({ pixels, labels, count }, lr) => {
+    const model = createNativeModel(spec());
+    const forward = trainForward(model, pixels, count, source.size, o.threads ?? 0);
+    const { value, gradient } = lossAndGradient(loss, forward.scores, labels);
+    const grads = trainBackward(model, pixels, count, source.size, forward, gradient);
+    step++;
+    const b1 = 0.9;
+    const b2 = 0.999;
+    for (const key of Object.keys(params) as (keyof typeof params)[]) {
+      if (kernels === 1 && (key === 'fc' || key === 'fcBias')) continue;
+      const p = params[key];
+      const g = grads[key === 'conv' ? 'conv' : key === 'bias' ? 'bias' : key === 'fc' ? 'fc' : 'fcBias'];
+      const { m, v } = adam[key];
+      for (let i = 0; i < p.length; i++) {
+        m[i] = b1 * m[i]! + (1 - b1) * g[i]!;
+        v[i] = b2 * v[i]! + (1 - b2) * g[i]! * g[i]!;
+        const mh = m[i]! / (1 - b1 ** step);
+        const vh = v[i]! / (1 - b2 ** step);
+        p[i] = p[i]! - (lr * mh) / (Math.sqrt(vh) + 1e-8);
       }
-      total += value;
-      batches++;
-      samples += count;
-      o.onBatch?.(batches, batchesPerEpoch);
     }
-    const record = { epoch, loss: total / Math.max(1, batches), learningRate: lr, seconds: (performance.now() - start) / 1000 };
-    history.push(record);
-    o.onEpoch?.(record);
-    if (epoch % stepSize === 0) lr *= gamma;
-  }
-  return { spec: spec(), history, seconds: (performance.now() - start) / 1000, samples };
+    return value;
+  });
+  return { spec: spec(), ...run };
 }
