@@ -35,39 +35,35 @@ void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA error (") + what + "): " + cudaGetErrorString(e));
 }
 
-template <typename T>
-struct DeviceBuffer {
+// Grows to the largest size asked for and is reused; device memory, or pinned host memory (so
+// uploads and downloads are asynchronous DMA). Not copyable: it owns the allocation.
+template <typename T, bool Pinned>
+struct Buffer {
   T* ptr = nullptr;
   size_t capacity = 0;
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
   void reserve(size_t n) {
     if (n <= capacity) return;
-    if (ptr) cudaFree(ptr);
-    ptr = nullptr;
-    capacity = 0;
-    check(cudaMalloc(reinterpret_cast<void**>(&ptr), std::max<size_t>(1, n) * sizeof(T)), "cudaMalloc");
+    release();
+    void* p = nullptr;
+    const size_t bytes = std::max<size_t>(1, n) * sizeof(T);
+    check(Pinned ? cudaMallocHost(&p, bytes) : cudaMalloc(&p, bytes), Pinned ? "cudaMallocHost" : "cudaMalloc");
+    ptr = static_cast<T*>(p);
     capacity = n;
   }
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
+  void release() {
+    if (ptr) Pinned ? cudaFreeHost(ptr) : cudaFree(ptr);
+    ptr = nullptr;
+    capacity = 0;
   }
+  ~Buffer() { release(); }
 };
-
 template <typename T>
-struct PinnedBuffer {
-  T* ptr = nullptr;
-  size_t capacity = 0;
-  void reserve(size_t n) {
-    if (n <= capacity) return;
-    if (ptr) cudaFreeHost(ptr);
-    ptr = nullptr;
-    capacity = 0;
-    check(cudaMallocHost(reinterpret_cast<void**>(&ptr), std::max<size_t>(1, n) * sizeof(T)), "cudaMallocHost");
-    capacity = n;
-  }
-  ~PinnedBuffer() {
-    if (ptr) cudaFreeHost(ptr);
-  }
-};
+using DeviceBuffer = Buffer<T, false>;
+template <typename T>
+using PinnedBuffer = Buffer<T, true>;
 
 // One per host thread: buffers grow to the largest region seen and are reused.
 struct ThreadContext {
