@@ -1,5 +1,5 @@
 export { FqaError, UsageError, InputError, ModelFileError } from './errors.js';
-export { expectInteger, expectOneOf, parseIntegerOption } from './validate.js';
+export { expectInteger, expectOneOf, parseIntegerOption, parseNumberOption } from './validate.js';
 export {
   MODEL_MAGIC,
   MODEL_FORMAT_VERSION,

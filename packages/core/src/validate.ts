@@ -29,3 +29,11 @@ export function parseIntegerOption(text: string | undefined, name: string, min: 
   if (Number.isNaN(value)) throw new UsageError(`Expected integer between ${min} and ${max} for ${name} but received '${text}'`);
   return expectInteger(value, name, min, max);
 }
+
+/** Parses a CLI string as a finite number (positive when asked). */
+export function parseNumberOption(text: string | undefined, name: string, options: { positive?: boolean } = {}): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (!Number.isFinite(v) || (options.positive && v <= 0)) throw new UsageError(`Expected a ${options.positive ? 'positive ' : ''}number for ${name} but received '${text}'`);
+  return v;
+}

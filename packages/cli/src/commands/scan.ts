@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync, mkdirSync } from 'node
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  DEFAULT_MODEL_PATH, deviceNames, expectOneOf, resolveDevice,
+  DEFAULT_MODEL_PATH, deviceNames, expectOneOf, parseNumberOption, resolveDevice,
   FqaError, SUMMARY_COLUMNS, UsageError, errorRow, nativeVersion, parseIntegerOption, reportStem, scanSlide, summaryJson, summaryRow, writeAtomic,
   writeSlideReports,
 } from '@fqa/core';
@@ -65,26 +65,21 @@ export const scanCommand: Command = {
     });
     if (positionals.length === 0) throw new UsageError("no slides given (see fqa-scan scan --help)");
     const device = expectOneOf(values.device ?? 'auto', 'device', deviceNames);
-    // Checked once, up front: --device cuda without a GPU is a usage error before any slide is read.
-    const resolved = resolveDevice(device);
-    // A CPU-only build is quietly the CPU; a CUDA build without a GPU, or an explicit --device auto, says so.
-    if (resolved.notice && (resolved.cudaBuild || values.device === 'auto')) process.stderr.write(`fqa-scan: note: ${resolved.notice}\n`);
     const modelFile = values.model ?? DEFAULT_MODEL_PATH;
-    const number = (text: string | undefined, name: string) => {
-      if (text === undefined) return undefined;
-      const v = Number(text);
-      if (!Number.isFinite(v)) throw new UsageError(`Expected a number for ${name} but received '${text}'`);
-      return v;
-    };
     const options = {
       model: modelFile,
       patchSize: parseIntegerOption(values.patch, 'patch', 8, 4096),
       stride: parseIntegerOption(values.stride, 'stride', 1, 4096),
       workers: parseIntegerOption(values.workers, 'workers', 1, 256),
-      mpp: number(values.mpp, 'mpp'),
-      threshold: number(values.threshold, 'threshold'),
+      mpp: parseNumberOption(values.mpp, 'mpp'),
+      threshold: parseNumberOption(values.threshold, 'threshold'),
       device,
     };
+    // Checked once, after the other options: --device cuda without a GPU is a usage error before any
+    // slide is read. A CPU-only build is quietly the CPU; a CUDA build without a GPU, or an explicit
+    // --device auto, says so.
+    const resolved = resolveDevice(device);
+    if (resolved.notice && (resolved.cudaBuild || values.device === 'auto')) process.stderr.write(`fqa-scan: note: ${resolved.notice}\n`);
     const slides = expandInputs(positionals);
     mkdirSync(values.out, { recursive: true });
     const rows: string[] = [];

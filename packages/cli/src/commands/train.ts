@@ -1,6 +1,6 @@
 /** fqa-scan train: train FocusLiteNN or EONSS on a public dataset, a CSV dataset or synthetic defocus. */
 import { parseArgs } from 'node:util';
-import { UsageError, expectOneOf, parseIntegerOption, runTraining, type TrainDatasetSpec } from '@fqa/core';
+import { UsageError, expectOneOf, parseIntegerOption, parseNumberOption, runTraining, type TrainDatasetSpec } from '@fqa/core';
 import type { Command } from '../index.js';
 import { ProgressLine } from '../progress-bar.js';
 
@@ -51,12 +51,6 @@ function fraction(text: string | undefined): { train: number; validation: number
   return { train: parts[0]!, validation: parts[1]!, test: parts[2]! };
 }
 
-function number(text: string | undefined, name: string): number | undefined {
-  if (text === undefined) return undefined;
-  const v = Number(text);
-  if (!Number.isFinite(v) || v <= 0) throw new UsageError(`Expected a positive number for ${name} but received '${text}'`);
-  return v;
-}
 
 export const trainCommand: Command = {
   summary: 'train FocusLiteNN / EONSS on a dataset (native or tfjs trainer), with evaluation and plots',
@@ -105,9 +99,9 @@ export const trainCommand: Command = {
       loss: values.loss === undefined ? undefined : expectOneOf(values.loss, 'loss', ['plcc', 'mse', 'mae'] as const),
       epochs: parseIntegerOption(values.epochs, 'epochs', 1, 100000),
       batchSize: parseIntegerOption(values.batch, 'batch', 2, 100000),
-      learningRate: number(values.lr, 'lr'),
+      learningRate: parseNumberOption(values.lr, 'lr', { positive: true }),
       stepSize: parseIntegerOption(values.step, 'step', 1, 100000),
-      gamma: number(values.gamma, 'gamma'),
+      gamma: parseNumberOption(values.gamma, 'gamma', { positive: true }),
       seed: parseIntegerOption(values.seed, 'seed', 0, 2 ** 31),
       trials: parseIntegerOption(values.trials, 'trials', 1, 100),
       init: values.init === undefined ? undefined : expectOneOf(values.init, 'init', ['focuslitenn', 'uniform'] as const),
@@ -116,8 +110,8 @@ export const trainCommand: Command = {
       evalStride: parseIntegerOption(values['eval-stride'], 'eval-stride', 1, 4096),
       cacheBytes: cacheMb === undefined ? undefined : cacheMb * 2 ** 20,
       threads: parseIntegerOption(values.threads, 'threads', 0, 1024),
-      thresholdLevel: number(values['threshold-level'], 'threshold-level'),
-      micronsPerPixel: number(values.mpp, 'mpp'),
+      thresholdLevel: parseNumberOption(values['threshold-level'], 'threshold-level', { positive: true }),
+      micronsPerPixel: parseNumberOption(values.mpp, 'mpp', { positive: true }),
       onProgress: (p) => {
         if (p.phase === 'prepare') line.log(p.message);
         else if (p.phase === 'decode') line.bar(`trial ${p.trial} decoding`, p.done, p.total, 'images');

@@ -23,7 +23,7 @@ import { prSvg, rocSvg, scatterSvg } from './plots.js';
 import { seededRandom } from './random.js';
 import { syntheticDefocus, type PatchSet } from './synthetic.js';
 import { trainTfjs } from './tfjs-trainer.js';
-import { trainFocusLite, type InitName, type LossName, type TrainResult } from './trainer.js';
+import { trainFocusLite, type TrainOptions, type TrainResult } from './trainer.js';
 
 /** The normalization of the published code (TCGA@Focus channel statistics, x/255 scale). */
 export const PAPER_NORMALIZATION = {
@@ -42,29 +42,20 @@ export type TrainProgress =
   | { phase: 'epoch'; trial: number; epoch: number; epochs: number; loss: number; seconds: number }
   | { phase: 'evaluate'; trial: number; done: number; total: number };
 
-export interface TrainRunOptions {
+/** The trainers' own options (schedule, loss, init, seed, threads) plus the experiment around them. */
+export interface TrainRunOptions extends Pick<TrainOptions, 'loss' | 'epochs' | 'batchSize' | 'learningRate' | 'stepSize' | 'gamma' | 'seed' | 'init' | 'threads'> {
   dataset: TrainDatasetSpec;
   outDir: string;
   architecture?: 'focuslitenn' | 'eonss';
   kernels?: number;
   patchSize?: 235 | 64;
   trainer?: 'native' | 'tfjs';
-  loss?: LossName;
-  epochs?: number;
-  batchSize?: number;
-  learningRate?: number;
-  stepSize?: number;
-  gamma?: number;
-  seed?: number;
-  /** Initial weights of FocusLiteNN: 'focuslitenn' (default, the repository's) or 'uniform'. */
-  init?: InitName;
   trials?: number;
   split?: { train: number; validation: number; test: number };
   normalization?: 'dataset' | 'paper' | 'none';
   /** Evaluation crop stride (default: 128 for 235 px, 32 for 64 px, as the paper). */
   evalStride?: number;
   cacheBytes?: number;
-  threads?: number;
   /** Synthetic data: the calibrated model's threshold in levels (default: sigma 1.25 px, 2.5 levels at 0.5 px per level). */
   thresholdLevel?: number;
   /** µm/px the model works at (the training tissue's resolution), written into the model file. */
