@@ -24,7 +24,7 @@ export async function evaluateModel(
   const o = await resolveScoreOptions({ model, patchSize: options.patchSize, stride: options.stride });
   const scores: EvaluationResult['scores'] = [];
   for (const [i, item] of items.entries()) {
-    const r = await scoreImage(item.file, { model: o.model, patchSize: o.patchSize, stride: o.stride });
+    const r = await scoreImage(item.file, o);
     scores.push({ file: item.file, target: item.target, score: r.mean });
     options.onProgress?.(i + 1, items.length);
   }
