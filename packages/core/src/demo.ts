@@ -9,6 +9,7 @@
  * recorded, so the truth of every patch is known.
  */
 import sharp from 'sharp';
+import type { ScanResult } from './scan/scan-slide.js';
 import { seededRandom } from './train/random.js';
 
 export interface DemoSlide {
@@ -118,4 +119,37 @@ export async function makeDemoSlide(file: string, options: { size?: number; seed
     .tiff({ tile: true, tileWidth: 256, tileHeight: 256, pyramid: true, compression: 'jpeg', quality: 90, xres: 1000 / micronsPerPixel, yres: 1000 / micronsPerPixel, resolutionUnit: 'cm' })
     .toFile(file);
   return { file, size, micronsPerPixel, blurSigma, disk, rect, defocused };
+}
+
+export interface DemoMatch {
+  /** Intersection over union of the patches scored out of focus with the truly defocused ones. */
+  iou: number;
+  precision: number;
+  recall: number;
+  truePositives: number;
+  falsePositives: number;
+  missed: number;
+}
+
+/**
+ * How well a scan of the demo slide found its defocused regions: a scored patch is truly out of
+ * focus when its centre lies in a defocused region, and found when it scores above the threshold.
+ */
+export function matchDemo(demo: DemoSlide, r: ScanResult): DemoMatch {
+  const threshold = r.summary.threshold;
+  let tp = 0;
+  let fp = 0;
+  let fn = 0;
+  const k = r.level0PerWorkingPixel;
+  for (let row = 0; row < r.rows; row++)
+    for (let c = 0; c < r.columns; c++) {
+      const s = r.scores[row * r.columns + c]!;
+      if (Number.isNaN(s)) continue;
+      const truth = demo.defocused((c * r.stride + r.patchSize / 2) * k, (row * r.stride + r.patchSize / 2) * k);
+      const found = threshold !== null && s > threshold;
+      if (truth && found) tp++;
+      else if (found) fp++;
+      else if (truth) fn++;
+    }
+  return { iou: tp / Math.max(1, tp + fp + fn), precision: tp / Math.max(1, tp + fp), recall: tp / Math.max(1, tp + fn), truePositives: tp, falsePositives: fp, missed: fn };
 }

@@ -32,10 +32,13 @@ export { writeSlideReports, reportStem, scoresTsv, summaryJson, summaryRow, erro
 export { heatmapPng, overlayPng, heatmapRgba, colourRange } from './scan/images.js';
 export { scanGeoJson, traceCells, OUT_OF_FOCUS, IN_FOCUS } from './scan/geojson.js';
 export { syntheticDefocus, diskKernel, type DefocusOptions, type PatchSet } from './train/synthetic.js';
+export { scannerDefocus, DEFAULT_SCANNER, type ScannerDefocusOptions, type ScannerModel } from './train/scanner-defocus.js';
+export { defocusPsf, convolveChannel, jitterStains, addSensorNoise, SRGB_TO_LINEAR, linearToSrgb, type Psf, type PsfOptions } from './train/optics.js';
 export { trainFocusLite, lossAndGradient, trainingSchedule, type TrainOptions, type TrainResult, type LossName, type InitName } from './train/trainer.js';
 export { seededRandom } from './train/random.js';
 export { buildDefaultModel, DEFAULT_RECIPE, type DefaultModelBuild } from './train/default-model.js';
-export { makeDemoSlide, type DemoSlide } from './demo.js';
+export { makeDemoSlide, matchDemo, type DemoSlide, type DemoMatch } from './demo.js';
+export { runAccuracySuite, accuracyTable, scoreSeries, type SuiteModel, type SuiteResult, type SeriesResult } from './validation/accuracy-suite.js';
 export { plcc, srcc, krcc, rmse, ranks, curves, rocAuc, prAucTrapezoid, averagePrecision, bestThresholdAccuracy, type CurvePoint } from './train/metrics.js';
 export { loadDataset, splitDataset, channelStats, type Dataset, type DatasetItem, type DatasetKind, type Split } from './train/datasets.js';
 export { evaluateModel, type EvaluationResult } from './train/evaluate.js';
