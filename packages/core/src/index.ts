@@ -33,7 +33,7 @@ export { heatmapPng, overlayPng, heatmapRgba, colourRange } from './scan/images.
 export { scanGeoJson, traceCells, OUT_OF_FOCUS, IN_FOCUS } from './scan/geojson.js';
 export { syntheticDefocus, diskKernel, type DefocusOptions, type PatchSet } from './train/synthetic.js';
 export { scannerDefocus, DEFAULT_SCANNER, type ScannerDefocusOptions, type ScannerModel } from './train/scanner-defocus.js';
-export { defocusPsf, convolveChannel, jitterStains, addSensorNoise, SRGB_TO_LINEAR, linearToSrgb, type Psf, type PsfOptions } from './train/optics.js';
+export { defocusPsf, convolveChannel, gaussianBlur, jitterStains, addSensorNoise, SRGB_TO_LINEAR, linearToSrgb, type Psf, type PsfOptions } from './train/optics.js';
 export { trainFocusLite, lossAndGradient, trainingSchedule, type TrainOptions, type TrainResult, type LossName, type InitName } from './train/trainer.js';
 export { seededRandom } from './train/random.js';
 export { buildDefaultModel, DEFAULT_RECIPE, type DefaultModelBuild } from './train/default-model.js';

@@ -1,7 +1,9 @@
 /** Scoring whole plain images with a dense patch grid (no tissue filtering). */
 import { kernelNames, sweep, type KernelName, type SweepResult } from '@fqa/native';
 import { resolveDevice, type Device } from './device.js';
+import { checkBackground, DARK_BACKGROUND_WARNING, SCORE_MIN_TISSUE } from './domain.js';
 import { decodeImage, type RgbImage } from './image.js';
+import { detectTissue } from './tissue.js';
 import { loadModel, type LoadedModel } from './model-file.js';
 import { UsageError } from './errors.js';
 import { expectInteger, expectOneOf } from './validate.js';
@@ -26,8 +28,17 @@ export interface ImageScores {
   file: string;
   width: number;
   height: number;
-  /** Mean over scored patches. */
+  /** Mean over scored patches; NaN when no patch has tissue. */
   mean: number;
+  /** Patches with tissue, scored (the others are NaN in scores). */
+  patchesScored: number;
+  /** Tissue fraction of each patch, row-major. */
+  tissue: Float32Array;
+  /** No patch has tissue (blank glass, pen only): nothing to judge. */
+  noTissue: boolean;
+  /** A dark background (fluorescence): scored whole, but outside the model's domain (see warnings). */
+  darkBackground: boolean;
+  warnings: string[];
   rows: number;
   cols: number;
   /** Side of the square patch requested; a smaller image is one window over all of it. */
@@ -93,14 +104,30 @@ export async function scoreRgb(image: RgbImage, label: string, o: ResolvedScoreO
     kernel: o.kernel,
     shareConvolution: o.shareConvolution,
   });
+  // Background patches are not scored: a blank patch has no focus. On a dark background (fluorescence)
+  // the brightfield tissue detector does not apply, so every patch is kept, with a warning.
+  const background = checkBackground(image.pixels, image.width, image.height, image.rowStride);
+  const tissue = patchTissue(image, result.columns, result.rows, patchWidth, patchHeight, o.stride);
+  const warnings: string[] = [];
+  if (background.darkBackground) warnings.push(DARK_BACKGROUND_WARNING);
   let sum = 0;
   let n = 0;
-  for (const s of result.scores) if (!Number.isNaN(s)) { sum += s; n++; }
+  for (let i = 0; i < result.scores.length; i++) {
+    if (!background.darkBackground && tissue[i]! < SCORE_MIN_TISSUE) result.scores[i] = Number.NaN;
+    const s = result.scores[i]!;
+    if (!Number.isNaN(s)) { sum += s; n++; }
+  }
+  if (n === 0) warnings.push('no tissue: nothing to judge (blank glass, background or pen only)');
   return {
     file: label,
     width: image.width,
     height: image.height,
     mean: n > 0 ? sum / n : Number.NaN,
+    patchesScored: n,
+    tissue,
+    noTissue: n === 0,
+    darkBackground: background.darkBackground,
+    warnings,
     rows: result.rows,
     cols: result.columns,
     patchSize: o.patchSize,
@@ -109,6 +136,25 @@ export async function scoreRgb(image: RgbImage, label: string, o: ResolvedScoreO
     kernel: result.kernel,
     sharedConvolution: result.sharedConvolution,
   };
+}
+
+/** Tissue fraction of each patch of the grid, from the full-resolution tissue mask (summed-area table). */
+function patchTissue(image: RgbImage, columns: number, rows: number, patchWidth: number, patchHeight: number, stride: number): Float32Array {
+  const mask = detectTissue(image.pixels, image.width, image.height, image.rowStride).mask;
+  const w = image.width;
+  const sat = new Float64Array((w + 1) * (image.height + 1));
+  for (let y = 0; y < image.height; y++) {
+    let row = 0;
+    for (let x = 0; x < w; x++) { row += mask[y * w + x]!; sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1]! + row; }
+  }
+  const out = new Float32Array(columns * rows);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < columns; c++) {
+      const x0 = c * stride, y0 = r * stride, x1 = x0 + patchWidth, y1 = y0 + patchHeight;
+      const on = sat[y1 * (w + 1) + x1]! - sat[y0 * (w + 1) + x1]! - sat[y1 * (w + 1) + x0]! + sat[y0 * (w + 1) + x0]!;
+      out[r * columns + c] = on / (patchWidth * patchHeight);
+    }
+  return out;
 }
 
 /** Decodes an image (path or encoded bytes) and scores it with dense patches. */

@@ -15,6 +15,7 @@ import { resolveDevice, verifyKernel, type Device } from '../device.js';
 import { FqaError, InputError, UsageError } from '../errors.js';
 import { loadModel } from '../model-file.js';
 import { openSource, type SlideSource } from '../slide-source.js';
+import { checkBackground, verdictBlocker } from '../domain.js';
 import { detectTissue, patchTissueFractions, type TissueMask } from '../tissue.js';
 import { expectInteger, expectOneOf } from '../validate.js';
 import { chooseLevel, planRegions } from './plan.js';
@@ -53,6 +54,8 @@ export interface ScanSummary {
   p90: number;
   threshold: number | null;
   verdict: 'pass' | 'fail' | 'no-tissue' | 'unknown';
+  /** Why the verdict is 'unknown' or 'no-tissue' (the model cannot judge this slide), else null. */
+  verdictReason: string | null;
 }
 
 export interface ScanResult {
@@ -235,6 +238,10 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     const sorted = Float32Array.from(scored).sort();
     const outOfFocusFraction = threshold === null || tissueWeight === 0 ? null : blurWeight / tissueWeight;
     const maxOutOfFocus = options.maxOutOfFocus ?? 0.05;
+    const background = checkBackground(tissueMask.thumbnail, tissueMask.width, tissueMask.height);
+    const blocker = scored.length === 0
+      ? 'no tissue found: nothing was scored'
+      : verdictBlocker({ darkBackground: background.darkBackground, patchesScored: scored.length, threshold, resolutionKnown: slideMpp !== null || model.header.micronsPerPixel === null });
     const summary: ScanSummary = {
       tissueFraction: tissueMask.fraction,
       patchesScored: scored.length,
@@ -243,10 +250,10 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       p10: percentile(sorted, 0.1),
       p90: percentile(sorted, 0.9),
       threshold,
-      verdict: scored.length === 0 ? 'no-tissue' : outOfFocusFraction === null ? 'unknown' : outOfFocusFraction > maxOutOfFocus ? 'fail' : 'pass',
+      verdict: scored.length === 0 ? 'no-tissue' : blocker !== null || outOfFocusFraction === null ? 'unknown' : outOfFocusFraction > maxOutOfFocus ? 'fail' : 'pass',
+      verdictReason: blocker,
     };
-    if (scored.length === 0) warnings.push('no tissue found: nothing was scored');
-    if (threshold === null) warnings.push('the model has no threshold and none was given: no verdict');
+    if (blocker !== null) warnings.push(scored.length === 0 || threshold === null ? blocker : `no verdict: ${blocker}`);
     const end = performance.now();
     return {
       file: path,

@@ -67,9 +67,11 @@ export function jitterStains(image: Float32Array, scale: readonly number[], shif
       let od = 0;
       for (let s = 0; s < 3; s++) {
         const amount = od0 * UNMIX[0]![s]! + od1 * UNMIX[1]![s]! + od2 * UNMIX[2]![s]!;
-        od += Math.max(0, amount * scale[s]! + shift[s]!) * STAINS[s]![c]!;
+        od += (amount * scale[s]! + shift[s]!) * STAINS[s]![c]!;
       }
-      image[p + c] = Math.exp(-od);
+      // Amounts may be negative (colours outside the three stains' cone); only the result must be
+      // a physical transmission (0 < T <= 1).
+      image[p + c] = Math.exp(-Math.max(0, od));
     }
   }
 }
@@ -124,7 +126,10 @@ export function defocusPsf(o: PsfOptions): Psf {
   };
   const outer = disk(o.radius);
   const inner = s !== 0 ? disk(Math.max(0.5, INNER_DISK * o.radius)) : outer;
-  const weights = Float32Array.from(outer, (v, i) => (1 - s) * v + s * inner[i]!);
+  // Rim-heavy mixtures (s < 0) subtract the inner disk; on small pixelated disks that can dip below 0.
+  const mixed = outer.map((v, i) => Math.max(0, (1 - s) * v + s * inner[i]!));
+  const total = mixed.reduce((a, b) => a + b, 0);
+  const weights = Float32Array.from(mixed, (v) => v / total);
   const runs: PsfRun[] = [];
   for (let dy = -half; dy <= half; dy++) {
     let dx = -half;

@@ -187,7 +187,9 @@ export async function scannerDefocus(o: ScannerDefocusOptions): Promise<PatchSet
       const saturation = uniform(random, scanner.saturation);
       const brightness = uniform(random, scanner.brightness);
       const contrast = uniform(random, scanner.contrast);
-      const jpegQuality = random() < scanner.jpeg ? Math.round(uniform(random, scanner.jpegQuality)) : 0;
+      // Both drawn always, so that switching JPEG off changes nothing else about the crop.
+      const quality = Math.round(uniform(random, scanner.jpegQuality));
+      const jpegQuality = random() < scanner.jpeg ? quality : 0;
       // One noise pattern for every copy: copies differ only in focus.
       const noiseRandom = seededRandom(Math.floor(random() * 2 ** 32));
       for (let k = 0; k < normals.length; k++) normals[k] = gaussian(noiseRandom);
