@@ -239,7 +239,8 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     const outOfFocusFraction = threshold === null || tissueWeight === 0 ? null : blurWeight / tissueWeight;
     const maxOutOfFocus = options.maxOutOfFocus ?? 0.05;
     const background = checkBackground(tissueMask.thumbnail, tissueMask.width, tissueMask.height);
-    const blocker = scored.length === 0
+    // A dark background is named first: there the brightfield tissue detector finds "no tissue".
+    const blocker = scored.length === 0 && !background.darkBackground
       ? 'no tissue found: nothing was scored'
       : verdictBlocker({ darkBackground: background.darkBackground, patchesScored: scored.length, threshold, resolutionKnown: slideMpp !== null || model.header.micronsPerPixel === null });
     const summary: ScanSummary = {
@@ -250,7 +251,7 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       p10: percentile(sorted, 0.1),
       p90: percentile(sorted, 0.9),
       threshold,
-      verdict: scored.length === 0 ? 'no-tissue' : blocker !== null || outOfFocusFraction === null ? 'unknown' : outOfFocusFraction > maxOutOfFocus ? 'fail' : 'pass',
+      verdict: scored.length === 0 && !background.darkBackground ? 'no-tissue' : blocker !== null || outOfFocusFraction === null ? 'unknown' : outOfFocusFraction > maxOutOfFocus ? 'fail' : 'pass',
       verdictReason: blocker,
     };
     if (blocker !== null) warnings.push(scored.length === 0 || threshold === null ? blocker : `no verdict: ${blocker}`);
