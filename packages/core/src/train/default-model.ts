@@ -1,49 +1,60 @@
 /**
  * The recipe of fqa's shipped default model, one function so that `fqa-scan train-default`
- * reproduces the shipped file: FocusLiteNN with 2 kernels (235 px variant) trained by fqa's native
- * trainer with a PLCC loss on synthetic defocus series (Gaussian PSF, sigma = 0.5 px per level,
- * levels 0-9, sensor noise) cut from real in-focus H&E and IHC tissue in ../shared/data, then
- * calibrated by least squares so that its score estimates the defocus level.
+ * reproduces the shipped file: FocusLiteNN with 10 kernels (235 px variant) trained by fqa's native
+ * trainer with a PLCC loss on scanner-like synthetic defocus (scanner-defocus.ts: stain variation in
+ * optical density, a defocused-aperture PSF in linear light, sensor noise, colour and JPEG steps) of
+ * every in-focus tissue source in ../shared/data, then calibrated by least squares so that its score
+ * estimates the defocus level (the radius in px of the defocus disk at 0.5 um/px).
+ *
+ * Validation data (../shared/data/zstacks, the TCGA@Focus pair, BBBC006) are never training sources.
  */
 import { createNativeModel, trainForward } from '@fqa/native';
 import path from 'node:path';
 import { trainedModelFile } from './export.js';
-import { syntheticDefocus, type PatchSet } from './synthetic.js';
+import { DEFAULT_SCANNER, scannerDefocus } from './scanner-defocus.js';
+import type { PatchSet } from './synthetic.js';
 import { plcc, srcc } from './metrics.js';
 import { trainFocusLite } from './trainer.js';
 import { fitLevels, foldCalibration } from './calibrate.js';
 
+/** In-focus tissue tiles of ../shared/data/tiles (H&E and IHC at several magnifications; no pen, no blank). */
+const TISSUE_TILES = [
+  'high-nuclei-score-level0', 'high-nuclei-score-level2', 'ihc', 'low-nuclei-score-level0', 'low-nuclei-score-level1',
+  'medium-nuclei-score-level0', 'medium-nuclei-score-level1', 'medium-nuclei-score-level1-2', 'medium-nuclei-score-level2',
+  'tissue-level0-4302-10273-4814-10785', 'tissue-level0-7352-11762-7864-12274', 'tissue-level2-1784-6289-5880-10386',
+  'tissue-level2-3000-7666-7096-11763', 'tissue-level2-4640-4649-8736-8746', 'tissue-level2-4760-5241-8856-9338',
+  'very-low-nuclei-score-level0',
+];
+
 export const DEFAULT_RECIPE = {
-  kernels: 2,
+  name: 'fqa-default-focuslitenn10-scanner-v2',
+  kernels: 10,
   variant: 235 as const,
   loss: 'plcc' as const,
-  epochs: 45,
-  stepSize: 30,
+  epochs: 40,
+  stepSize: 28,
   gamma: 0.1,
   learningRate: 1e-2,
   batchSize: 50,
   trainSeed: 3,
-  /** PyTorch's default uniform init (fqa's trainers default to the FocusLiteNN repository's). */
-  init: 'uniform' as const,
-  dataSeed: 7,
-  count: 1500,
-  levels: 10,
-  sigmaPerLevel: 0.5,
-  noise: 2,
-  minTissue: 0.6,
-  /** Working resolution of the training tissue (CMU-1-Small-Region is 0.499 µm/px). */
+  /** The FocusLiteNN repository's init (PyTorch's uniform one settles anti-correlated for some seeds). */
+  init: 'focuslitenn' as const,
+  dataSeed: 1,
+  /** Tissue crops; each is rendered at levelsPerCrop defocus levels. */
+  crops: 2000,
+  levelsPerCrop: 2,
+  /** Levels are defocus-disk radii in px at micronsPerPixel, continuous in 0..maxLevel. */
+  maxLevel: 12,
+  inFocusShare: 0.2,
+  /** Trained on level^labelPower (finer ranking near focus), calibrated back onto the level. */
+  labelPower: 0.7,
+  minTissue: 0.3,
+  /** Working resolution (CMU-1-Small-Region is 0.499 um/px). */
   micronsPerPixel: 0.5,
-  /** Defocus level above which a patch is out of focus: between sigma 1.0 and 1.5 px. */
+  /** Defocus level above which a patch is out of focus: a blur disk of 2.5 px (1.25 um) radius. */
   threshold: 2.5,
-  sources: [
-    'slides/CMU-1-Small-Region.svs',
-    'tiles/tissue-level0-4302-10273-4814-10785.png',
-    'tiles/tissue-level0-7352-11762-7864-12274.png',
-    'tiles/very-low-nuclei-score-level0.png',
-    'tiles/medium-nuclei-score-level0.png',
-    'tiles/high-nuclei-score-level0.png',
-    'tiles/ihc.png',
-  ],
+  scanner: DEFAULT_SCANNER,
+  sources: ['slides/CMU-1-Small-Region.svs', ...TISSUE_TILES.map((t) => `tiles/${t}.png`)],
 };
 
 export interface DefaultModelBuild {
@@ -57,12 +68,13 @@ export interface DefaultModelBuild {
 export async function buildDefaultModel(sharedData: string, log: (line: string) => void = () => {}, recipe: Partial<typeof DEFAULT_RECIPE> = {}): Promise<DefaultModelBuild> {
   const R = { ...DEFAULT_RECIPE, ...recipe };
   const start = performance.now();
-  const data: PatchSet = await syntheticDefocus({
-    sources: R.sources.map((s) => path.join(sharedData, s)), count: R.count, patchSize: R.variant, levels: R.levels,
-    sigmaPerLevel: R.sigmaPerLevel, seed: R.dataSeed, noise: R.noise, minTissue: R.minTissue,
+  const data: PatchSet = await scannerDefocus({
+    sources: R.sources.map((s) => path.join(sharedData, s)), count: R.crops, levelsPerCrop: R.levelsPerCrop, patchSize: R.variant,
+    maxLevel: R.maxLevel, inFocusShare: R.inFocusShare, seed: R.dataSeed, minTissue: R.minTissue, scanner: R.scanner,
   });
-  log(`synthetic defocus: ${data.count} patches in ${((performance.now() - start) / 1000).toFixed(1)} s`);
-  const trained = await trainFocusLite(data, {
+  log(`scanner-like synthetic defocus: ${data.count} patches in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  const target = { ...data, labels: data.labels.map((l) => l ** R.labelPower) };
+  const trained = await trainFocusLite(target, {
     kernels: R.kernels, variant: R.variant, loss: R.loss, epochs: R.epochs, stepSize: R.stepSize, gamma: R.gamma, learningRate: R.learningRate,
     batchSize: R.batchSize, seed: R.trainSeed, init: R.init, onEpoch: (e) => log(`epoch ${e.epoch}/${R.epochs} loss ${e.loss.toFixed(4)} lr ${e.learningRate}`),
   });
@@ -71,15 +83,15 @@ export async function buildDefaultModel(sharedData: string, log: (line: string) 
   const spec = foldCalibration(trained.spec, a, b);
   const calibrated = trainForward(createNativeModel(spec), data.patches, data.count, data.size).scores;
   const bytes = trainedModelFile(spec, {
-    name: 'fqa-default-focuslitenn2-synthetic-v1',
+    name: R.name,
     stride: 128,
     score: {
-      scale: `estimated defocus level: level L = Gaussian blur of sigma ${R.sigmaPerLevel}*L px at ${R.micronsPerPixel} um/px (0 = in focus); higher = blurrier`,
+      scale: `estimated defocus level: level L = defocus blur disk of radius L px at ${R.micronsPerPixel} um/px (0 = in focus); higher = blurrier`,
       threshold: R.threshold,
     },
     micronsPerPixel: R.micronsPerPixel,
     provenance: {
-      source: 'trained by fqa (fqa-scan train-default) on synthetic defocus of real tissue from ../shared/data',
+      source: 'trained by fqa (fqa-scan train-default) on scanner-like synthetic defocus of real in-focus tissue from ../shared/data',
       license: 'same as fqa',
       createdBy: 'fqa native trainer',
       createdAt: 'recipe DEFAULT_RECIPE (seeded; the file is reproducible)',
