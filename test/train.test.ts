@@ -102,6 +102,20 @@ describe.skipIf(!hasShared)('bootstrapping a scanner model from in-focus tissue'
   }, 120_000);
 });
 
+describe.skipIf(!hasShared)('bootstrapping with the scanner model (--psf scanner)', () => {
+  test('a calibrated model on the disk-radius scale that ranks held-out synthetic defocus', async () => {
+    const out = path.join(work, 'scanner');
+    const tiles = ['ihc.png', 'medium-nuclei-score-level0.png'].map((t) => shared('data', 'tiles', t));
+    const r = fqa('train', '--dataset', 'synthetic', '--psf', 'scanner', '--source', ...tiles, '--count', '400', '--patch', '64', '--kernels', '2', '--epochs', '10', '--step', '7', '--mpp', '0.5', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const model = await loadModel(path.join(out, 'model.fqa'));
+    expect(model.header.score.scale).toMatch(/defocus blur disk of radius L px/);
+    expect(model.header.score.threshold).toBe(2.5);
+    const result = JSON.parse(readFileSync(path.join(out, 'result.json'), 'utf8'));
+    expect(result.trials[0].metrics.srcc).toBeGreaterThan(0.6); // held-out synthetic patches, levels 0..12
+  }, 180_000);
+});
+
 test('bad dataset folders and options are one-line errors with the right exit code', async () => {
   const missing = fqa('train', '--dataset', 'csv', '--root', path.join(work, 'nope'), '--labels', path.join(work, 'nope.csv'), '--out', path.join(work, 'x'));
   expect(missing.code).toBe(3);

@@ -18,7 +18,8 @@ Data:
   --allow-missing      skip label rows whose image is not in the folder
   --source FILE...     synthetic: in-focus slides or images (several after one --source, or repeated)
   --count N            synthetic: patches to make (default 1500)
-  --psf P              synthetic: gaussian (default, sigma 0.5 px per level) | disk (radius 1 px per level)
+  --psf P              synthetic: gaussian (default, sigma 0.5 px per level) | disk (radius 1 px per level) |
+                       scanner (the default model's: stain, linear-light disk PSF, noise, JPEG; radius 1 px per level)
   --levels N           synthetic: defocus levels 0..N-1 (default 10)
   --threshold-level L  synthetic: the calibrated model's threshold in levels (default: sigma 1.25 px)
   --mpp X              µm/px of the training tissue, written into the model (scans resample to it)
@@ -79,7 +80,7 @@ export const trainCommand: Command = {
       dataset = {
         kind, sources, count: parseIntegerOption(values.count, 'count', 20, 1_000_000) ?? 1500,
         levels: parseIntegerOption(values.levels, 'levels', 2, 100),
-        psf: values.psf === undefined ? undefined : expectOneOf(values.psf, 'psf', ['gaussian', 'disk'] as const),
+        psf: values.psf === undefined ? undefined : expectOneOf(values.psf, 'psf', ['gaussian', 'disk', 'scanner'] as const),
       };
     } else {
       if (!values.root || !values.labels) throw new UsageError(`--dataset ${kind} needs --root and --labels`);

@@ -21,6 +21,7 @@ import { trainedModelFile } from './export.js';
 import { averagePrecision, bestThresholdAccuracy, krcc, plcc, prAucTrapezoid, rmse, rocAuc, srcc } from './metrics.js';
 import { prSvg, rocSvg, scatterSvg } from './plots.js';
 import { seededRandom } from './random.js';
+import { scannerDefocus } from './scanner-defocus.js';
 import { syntheticDefocus, type PatchSet } from './synthetic.js';
 import { trainTfjs } from './tfjs-trainer.js';
 import { trainFocusLite, type TrainOptions, type TrainResult } from './trainer.js';
@@ -33,7 +34,7 @@ export const PAPER_NORMALIZATION = {
 
 export type TrainDatasetSpec =
   | { kind: DatasetKind; root: string; labels: string; allowMissing?: boolean }
-  | { kind: 'synthetic'; sources: string[]; count: number; levels?: number; sigmaPerLevel?: number; psf?: 'gaussian' | 'disk'; noise?: number; jpegQuality?: number };
+  | { kind: 'synthetic'; sources: string[]; count: number; levels?: number; sigmaPerLevel?: number; psf?: 'gaussian' | 'disk' | 'scanner'; noise?: number; jpegQuality?: number };
 
 export type TrainProgress =
   | { phase: 'prepare'; message: string }
@@ -171,10 +172,13 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   if (ds.kind === 'synthetic') {
     if (ds.sources.length === 0) throw new UsageError('synthetic training needs at least one --source slide or image');
     progress({ phase: 'prepare', message: `making ${ds.count} synthetic defocus patches of ${patchSize} px` });
-    synthetic = await syntheticDefocus({
-      sources: ds.sources, count: ds.count, patchSize, levels: ds.levels ?? 10, sigmaPerLevel: ds.sigmaPerLevel ?? 0.5, psf: ds.psf, seed,
-      noise: ds.noise ?? 2, jpegQuality: ds.jpegQuality, minTissue: 0.6,
-    });
+    synthetic = ds.psf === 'scanner'
+      // The scanner model (the default model's): continuous levels = defocus-disk radii 0..levels-1 px, two per crop.
+      ? await scannerDefocus({ sources: ds.sources, count: Math.ceil(ds.count / 2), levelsPerCrop: 2, patchSize, maxLevel: (ds.levels ?? 13) - 1, inFocusShare: 0.2, seed })
+      : await syntheticDefocus({
+        sources: ds.sources, count: ds.count, patchSize, levels: ds.levels ?? 10, sigmaPerLevel: ds.sigmaPerLevel ?? 0.5, psf: ds.psf, seed,
+        noise: ds.noise ?? 2, jpegQuality: ds.jpegQuality, minTissue: 0.6,
+      });
   } else {
     items = loadDataset(ds.kind, ds.root, ds.labels, { allowMissing: ds.allowMissing }).items;
     progress({ phase: 'prepare', message: `${ds.kind}: ${items.length} labelled images` });
@@ -253,10 +257,12 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
         spec = foldCalibration(spec, fit.a, fit.b);
         const sigma = ds.sigmaPerLevel ?? 0.5;
         const psf = ds.psf ?? 'gaussian';
-        score = {
-          scale: `estimated defocus level: level L = ${psf === 'disk' ? `disk PSF of radius ${2 * sigma}*L px` : `Gaussian blur of sigma ${sigma}*L px`} (0 = in focus); higher = blurrier`,
-          threshold: o.thresholdLevel ?? Math.round((1.25 / sigma) * 2) / 2,
-        };
+        score = psf === 'scanner'
+          ? { scale: 'estimated defocus level: level L = defocus blur disk of radius L px (0 = in focus); higher = blurrier', threshold: o.thresholdLevel ?? 2.5 }
+          : {
+            scale: `estimated defocus level: level L = ${psf === 'disk' ? `disk PSF of radius ${2 * sigma}*L px` : `Gaussian blur of sigma ${sigma}*L px`} (0 = in focus); higher = blurrier`,
+            threshold: o.thresholdLevel ?? Math.round((1.25 / sigma) * 2) / 2,
+          };
         calibration = `, calibrated onto the levels: a=${fit.a.toFixed(5)} b=${fit.b.toFixed(5)}`;
       } else {
         calibration = ', not calibrated (the fit onto the levels had a negative slope)';
