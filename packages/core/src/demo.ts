@@ -3,8 +3,8 @@
  * JPEG-tiled pyramidal TIFF (what scanners produce), scanned like any slide, and scored against
  * the known defocus.
  *
- * Tissue: pink stroma (smooth value noise plus fibres) with purple nuclei of random size and
- * density inside an irregular tissue outline on white glass. Defocus: a Gaussian point-spread
+ * Tissue: pink stroma (value noise from 180 px down to pixel-scale grain, plus fibres) with purple nuclei
+ * of random size, density and chromatin texture inside an irregular tissue outline on white glass. Defocus: a Gaussian point-spread
  * function of sigma `blurSigma` px applied inside a disk and a rectangle whose positions are
  * recorded, so the truth of every patch is known.
  */
@@ -54,6 +54,9 @@ export async function makeDemoSlide(file: string, options: { size?: number; seed
   const stain = valueNoise(size, 180, random);
   const fine = valueNoise(size, 9, random);
   const fibres = valueNoise(size, 40, random);
+  // Pixel-scale texture: in-focus tissue at 0.5 um/px has detail down to a few pixels (collagen,
+  // chromatin); without it smooth stroma would look defocused to any focus measure.
+  const grain = valueNoise(size, 2.5, random);
   // Tissue: an irregular blob covering most of the slide.
   const inside = (x: number, y: number) => {
     const dx = (x - size / 2) / (size * 0.42);
@@ -70,7 +73,7 @@ export async function makeDemoSlide(file: string, options: { size?: number; seed
       }
       const s = stain(x, y);
       const f = Math.abs(Math.sin((x * 0.7 + y * 0.3) / 6 + 8 * fibres(x, y)));
-      const t = 0.55 + 0.3 * s + 0.15 * f + 0.1 * (fine(x, y) - 0.5);
+      const t = 0.55 + 0.3 * s + 0.15 * f ** 4 + 0.1 * (fine(x, y) - 0.5) + 0.16 * (grain(x, y) - 0.5);
       rgb[i] = Math.min(255, 160 + 80 * t);
       rgb[i + 1] = Math.min(255, 60 + 110 * t * t);
       rgb[i + 2] = Math.min(255, 130 + 80 * t);
@@ -97,10 +100,10 @@ export async function makeDemoSlide(file: string, options: { size?: number; seed
         if (d > 1.15) continue;
         const a = d < 0.85 ? 1 : (1.15 - d) / 0.3;
         const i = 3 * (y * size + x);
-        const grain = 0.85 + 0.3 * fine(x * 3, y * 3);
-        rgb[i] = rgb[i]! * (1 - a) + a * 85 * shade * grain;
-        rgb[i + 1] = rgb[i + 1]! * (1 - a) + a * 45 * shade * grain;
-        rgb[i + 2] = rgb[i + 2]! * (1 - a) + a * 135 * shade * grain;
+        const chromatin = 0.8 + 0.4 * grain(x, y);
+        rgb[i] = rgb[i]! * (1 - a) + a * 85 * shade * chromatin;
+        rgb[i + 1] = rgb[i + 1]! * (1 - a) + a * 45 * shade * chromatin;
+        rgb[i + 2] = rgb[i + 2]! * (1 - a) + a * 135 * shade * chromatin;
       }
   }
   const disk = { cx: Math.round(size * 0.33), cy: Math.round(size * 0.38), r: Math.round(size * 0.14) };

@@ -36,7 +36,7 @@ export { scannerDefocus, DEFAULT_SCANNER, type ScannerDefocusOptions, type Scann
 export { defocusPsf, convolveChannel, gaussianBlur, jitterStains, addSensorNoise, SRGB_TO_LINEAR, linearToSrgb, type Psf, type PsfOptions } from './train/optics.js';
 export { trainFocusLite, lossAndGradient, trainingSchedule, type TrainOptions, type TrainResult, type LossName, type InitName } from './train/trainer.js';
 export { seededRandom } from './train/random.js';
-export { buildDefaultModel, DEFAULT_RECIPE, type DefaultModelBuild } from './train/default-model.js';
+export { buildDefaultModel, makeDefaultTrainingSet, trainDefaultModel, DEFAULT_RECIPE, type DefaultModelBuild, type DefaultRecipe } from './train/default-model.js';
 export { makeDemoSlide, matchDemo, type DemoSlide, type DemoMatch } from './demo.js';
 export { runAccuracySuite, accuracyTable, scoreSeries, type SuiteModel, type SuiteResult, type SeriesResult } from './validation/accuracy-suite.js';
 export { plcc, srcc, krcc, rmse, ranks, curves, rocAuc, prAucTrapezoid, averagePrecision, bestThresholdAccuracy, type CurvePoint } from './train/metrics.js';

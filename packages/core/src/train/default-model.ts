@@ -44,10 +44,10 @@ export const DEFAULT_RECIPE = {
   crops: 2000,
   levelsPerCrop: 2,
   /** Levels are defocus-disk radii in px at micronsPerPixel, continuous in 0..maxLevel. */
-  maxLevel: 12,
+  maxLevel: 16,
   inFocusShare: 0.2,
   /** Trained on level^labelPower (finer ranking near focus), calibrated back onto the level. */
-  labelPower: 0.7,
+  labelPower: 0.5,
   minTissue: 0.3,
   /** Working resolution (CMU-1-Small-Region is 0.499 um/px). */
   micronsPerPixel: 0.5,
@@ -64,15 +64,30 @@ export interface DefaultModelBuild {
   seconds: number;
 }
 
-/** Runs the recipe on the data under `sharedData` (../shared/data) and returns the model file. */
-export async function buildDefaultModel(sharedData: string, log: (line: string) => void = () => {}, recipe: Partial<typeof DEFAULT_RECIPE> = {}): Promise<DefaultModelBuild> {
+export type DefaultRecipe = typeof DEFAULT_RECIPE;
+
+/** Stage 1 of the recipe: the training patches (the slow part; deterministic for a recipe). */
+export async function makeDefaultTrainingSet(sharedData: string, recipe: Partial<DefaultRecipe> = {}): Promise<PatchSet> {
   const R = { ...DEFAULT_RECIPE, ...recipe };
-  const start = performance.now();
-  const data: PatchSet = await scannerDefocus({
+  return scannerDefocus({
     sources: R.sources.map((s) => path.join(sharedData, s)), count: R.crops, levelsPerCrop: R.levelsPerCrop, patchSize: R.variant,
     maxLevel: R.maxLevel, inFocusShare: R.inFocusShare, seed: R.dataSeed, minTissue: R.minTissue, scanner: R.scanner,
   });
+}
+
+/** Runs the recipe on the data under `sharedData` (../shared/data) and returns the model file. */
+export async function buildDefaultModel(sharedData: string, log: (line: string) => void = () => {}, recipe: Partial<DefaultRecipe> = {}): Promise<DefaultModelBuild> {
+  const start = performance.now();
+  const data = await makeDefaultTrainingSet(sharedData, recipe);
   log(`scanner-like synthetic defocus: ${data.count} patches in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  const build = await trainDefaultModel(data, log, recipe);
+  return { ...build, seconds: (performance.now() - start) / 1000 };
+}
+
+/** Stage 2: train on the patches, calibrate onto the level, write the model file. */
+export async function trainDefaultModel(data: PatchSet, log: (line: string) => void = () => {}, recipe: Partial<DefaultRecipe> = {}): Promise<DefaultModelBuild> {
+  const R = { ...DEFAULT_RECIPE, ...recipe };
+  const start = performance.now();
   const target = { ...data, labels: data.labels.map((l) => l ** R.labelPower) };
   const trained = await trainFocusLite(target, {
     kernels: R.kernels, variant: R.variant, loss: R.loss, epochs: R.epochs, stepSize: R.stepSize, gamma: R.gamma, learningRate: R.learningRate,
