@@ -12,31 +12,28 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { createNativeModel, type NativeModel, type NativeModelSpec, type EonssLayerSpec } from '@fqa/native';
+import { createNativeModel, type NativeModel, type NativeModelSpec } from '@fqa/native';
 import { writeAtomic } from './atomic-write.js';
 import { ModelFileError } from './errors.js';
+import { architectureNames, findArchitecture, type ArchitectureDefinition, type BackendName, type Graph } from './models/index.js';
+import type { FocusLiteNNGeometry } from './models/architectures/focuslitenn.js';
+import type { EonssLayerHeader } from './models/architectures/eonss.js';
+
+export { FOCUSLITENN_VARIANTS } from './models/architectures/focuslitenn.js';
+export { EONSS_LAYERS, type EonssLayerHeader } from './models/architectures/eonss.js';
 
 export const MODEL_MAGIC = 'FQAMODEL';
 export const MODEL_FORMAT_VERSION = 1;
 const PREAMBLE_BYTES = 16;
 
-export type Architecture = 'focuslitenn' | 'eonss';
+/** A registered architecture's name (models/index.ts lists them). */
+export type Architecture = string;
 
 export interface TensorEntry {
   name: string;
   shape: number[];
   /** Byte offset inside the weights section. */
   offset: number;
-}
-
-export interface EonssLayerHeader {
-  /** Name of the conv layer; its tensors are `${name}.weight` and `${name}.bias`. */
-  name: string;
-  /** GDN after the conv (tensors `${gdn}.gamma`, `${gdn}.beta`), or null. */
-  gdn: string | null;
-  stride: number;
-  pad: number;
-  maxPool: boolean;
 }
 
 export interface ModelHeader {
@@ -52,7 +49,9 @@ export interface ModelHeader {
   score: { scale: string; threshold: number | null };
   /** Working resolution in µm/px, when known. */
   micronsPerPixel: number | null;
-  focuslitenn?: { kernels: number; convKernel: number; convStride: number; convPad: number };
+  /** The architecture's named configuration (deep models; e.g. the DARTS-FQA genotype). */
+  variant?: string;
+  focuslitenn?: FocusLiteNNGeometry;
   eonss?: { layers: EonssLayerHeader[] };
   provenance: { source: string; license: string | null; createdBy: string; createdAt: string; notes?: string };
   tensors: TensorEntry[];
@@ -64,22 +63,6 @@ export interface ModelFile {
   header: ModelHeader;
   tensors: Map<string, Float32Array>;
 }
-
-/** The FocusLiteNN conv geometries of the paper. */
-export const FOCUSLITENN_VARIANTS = {
-  235: { convKernel: 7, convStride: 5, convPad: 1, stride: 128 },
-  64: { convKernel: 7, convStride: 1, convPad: 0, stride: 32 },
-} as const;
-
-/** EONSS as published: conv1-3 5x5 s2 p2, conv4 3x3 s1 p0, each with GDN and 2x2 max pool. */
-export const EONSS_LAYERS: EonssLayerHeader[] = [
-  { name: 'conv1', gdn: 'gdn1', stride: 2, pad: 2, maxPool: true },
-  { name: 'conv2', gdn: 'gdn2', stride: 2, pad: 2, maxPool: true },
-  { name: 'conv3', gdn: 'gdn3', stride: 2, pad: 2, maxPool: true },
-  { name: 'conv4', gdn: 'gdn4', stride: 1, pad: 0, maxPool: true },
-  { name: 'st2_fc1', gdn: 'st2_gdn1', stride: 1, pad: 0, maxPool: false },
-  { name: 'st2_fc2', gdn: null, stride: 1, pad: 0, maxPool: false },
-];
 
 function fail(source: string, message: string): never {
   throw new ModelFileError(`${source}: ${message}`);
@@ -96,43 +79,18 @@ function expectTriple(v: unknown, source: string, name: string, positive: boolea
   return v as [number, number, number];
 }
 
-/** Tensor names and shapes an architecture needs, from the header's geometry. */
-function expectedShapes(h: ModelHeader, source: string): Map<string, number[] | 'eonss'> {
-  const want = new Map<string, number[] | 'eonss'>();
-  if (h.architecture === 'focuslitenn') {
-    const g = h.focuslitenn;
-    if (!g) fail(source, 'focuslitenn model without a "focuslitenn" geometry section');
-    if (!isIntegerIn(g.kernels, 1, 256)) fail(source, `focuslitenn.kernels must be an integer 1..256, got ${String(g.kernels)}`);
-    if (!isIntegerIn(g.convKernel, 1, 31)) fail(source, `focuslitenn.convKernel must be an integer 1..31`);
-    if (!isIntegerIn(g.convStride, 1, 31)) fail(source, `focuslitenn.convStride must be an integer 1..31`);
-    if (!isIntegerIn(g.convPad, 0, g.convKernel - 1)) fail(source, `focuslitenn.convPad must be an integer 0..kernel-1`);
-    want.set('conv.weight', [g.kernels, 3, g.convKernel, g.convKernel]);
-    want.set('conv.bias', [g.kernels]);
-    if (g.kernels > 1) {
-      want.set('fc.weight', [1, g.kernels, 1, 1]);
-      want.set('fc.bias', [1]);
-    }
-  } else {
-    const layers = h.eonss?.layers;
-    if (!Array.isArray(layers) || layers.length !== EONSS_LAYERS.length) fail(source, 'eonss model needs 6 layers in "eonss.layers"');
-    for (const L of layers) {
-      if (typeof L.name !== 'string' || !isIntegerIn(L.stride, 1, 15) || !isIntegerIn(L.pad, 0, 14)) fail(source, `bad eonss layer entry ${JSON.stringify(L)}`);
-      want.set(`${L.name}.weight`, 'eonss');
-      want.set(`${L.name}.bias`, 'eonss');
-      if (L.gdn !== null) {
-        want.set(`${L.gdn}.gamma`, 'eonss');
-        want.set(`${L.gdn}.beta`, 'eonss');
-      }
-    }
-  }
-  return want;
+/** Tensor names and shapes the header's architecture and configuration need (from its layer graph). */
+function expectedShapes(h: ModelHeader, source: string): Map<string, number[]> {
+  const definition = findArchitecture(h.architecture)!;
+  const graph = definition.graph(definition.configFromHeader(h, (message) => fail(source, message)));
+  return new Map(graph.tensors.map((t) => [t.name, t.shape]));
 }
 
 function validateHeader(raw: unknown, source: string): ModelHeader {
   if (typeof raw !== 'object' || raw === null) fail(source, 'header is not a JSON object');
   const h = raw as ModelHeader;
-  if (h.architecture !== 'focuslitenn' && h.architecture !== 'eonss') {
-    fail(source, `unknown architecture '${String(h.architecture)}' (expected focuslitenn or eonss)`);
+  if (!findArchitecture(h.architecture)) {
+    fail(source, `unknown architecture '${String(h.architecture)}' (expected one of ${architectureNames().join(', ')})`);
   }
   if (!isIntegerIn(h.patchSize, 8, 4096)) fail(source, `patchSize must be an integer 8..4096, got ${String(h.patchSize)}`);
   if (!isIntegerIn(h.stride, 1, 4096)) fail(source, `stride must be an integer 1..4096, got ${String(h.stride)}`);
@@ -184,8 +142,8 @@ export function parseModelFile(bytes: Uint8Array, source = 'model file'): ModelF
     }
     if (!want.has(t.name)) fail(source, `unexpected tensor '${t.name}' for ${header.architecture}`);
     if (tensors.has(t.name)) fail(source, `tensor '${t.name}' appears twice`);
-    const expected = want.get(t.name);
-    if (Array.isArray(expected) && expected.join('x') !== t.shape.join('x')) {
+    const expected = want.get(t.name)!;
+    if (expected.join('x') !== t.shape.join('x')) {
       fail(source, `tensor '${t.name}' has shape [${t.shape.join(', ')}] but ${header.architecture} needs [${expected.join(', ')}]`);
     }
     const count = t.shape.reduce((a, b) => a * b, 1);
@@ -248,55 +206,45 @@ function tensor(m: ModelFile, name: string): Float32Array {
   return t;
 }
 
-/** The spec the native addon takes; the native side re-validates it. */
-export function toNativeSpec(m: ModelFile): NativeModelSpec {
-  const h = m.header;
-  const common = { patchSize: h.patchSize, mean: h.normalization.mean, std: h.normalization.std };
-  if (h.architecture === 'focuslitenn') {
-    const g = h.focuslitenn!;
-    return {
-      architecture: 'focuslitenn',
-      ...common,
-      kernels: g.kernels,
-      convKernel: g.convKernel,
-      convStride: g.convStride,
-      convPad: g.convPad,
-      convWeight: tensor(m, 'conv.weight'),
-      convBias: tensor(m, 'conv.bias'),
-      ...(g.kernels > 1 ? { fcWeight: tensor(m, 'fc.weight'), fcBias: tensor(m, 'fc.bias')[0]! } : {}),
-    };
-  }
-  const layers: EonssLayerSpec[] = h.eonss!.layers.map((L) => {
-    const weight = tensor(m, `${L.name}.weight`);
-    const shape = h.tensors.find((t) => t.name === `${L.name}.weight`)!.shape;
-    if (shape.length !== 4 || shape[2] !== shape[3]) throw new ModelFileError(`${L.name}.weight must be [out, in, k, k]`);
-    return {
-      inChannels: shape[1]!,
-      outChannels: shape[0]!,
-      kernel: shape[2]!,
-      stride: L.stride,
-      pad: L.pad,
-      gdn: L.gdn !== null,
-      maxPool: L.maxPool,
-      weight,
-      bias: tensor(m, `${L.name}.bias`),
-      ...(L.gdn !== null ? { gdnGamma: tensor(m, `${L.gdn}.gamma`), gdnBeta: tensor(m, `${L.gdn}.beta`) } : {}),
-    };
+/** The architecture, its configuration and layer graph of a parsed model. */
+export function modelArchitecture(m: ModelFile): { definition: ArchitectureDefinition<unknown>; config: unknown; graph: Graph; backends: BackendName[] } {
+  const definition = findArchitecture(m.header.architecture);
+  if (!definition) throw new ModelFileError(`unknown architecture '${m.header.architecture}'`);
+  const config = definition.configFromHeader(m.header, (message) => {
+    throw new ModelFileError(message);
   });
-  return { architecture: 'eonss', ...common, layers };
+  return { definition, config, graph: definition.graph(config), backends: definition.backends(config) };
 }
 
-/** A model ready to sweep: its header plus the validated native handle. */
+/** The spec the native addon takes (architectures with a native kernel); the native side re-validates it. */
+export function toNativeSpec(m: ModelFile): NativeModelSpec {
+  const { definition, config, backends } = modelArchitecture(m);
+  if (!definition.nativeSpec || !backends.includes('native')) throw new ModelFileError(`${m.header.architecture} has no native kernel (backends: ${backends.join(', ')})`);
+  return definition.nativeSpec(config, (name) => tensor(m, name), m.header);
+}
+
+/** A model ready to score: its header, weights and graph, plus the native handle where one runs it. */
 export interface LoadedModel {
   header: ModelHeader;
-  native: NativeModel;
+  /** The validated native model, or null for architectures without a native kernel (deep models). */
+  native: NativeModel | null;
+  tensors: Map<string, Float32Array>;
+  graph: Graph;
+  /** Backends that can run this model, fastest first. */
+  backends: BackendName[];
   file: string;
 }
 
 export async function loadModel(file: string): Promise<LoadedModel> {
-  const m = await readModelFile(file);
+  return toLoadedModel(await readModelFile(file), file);
+}
+
+/** A parsed model made ready to score (the native handle created where the architecture has one). */
+export function toLoadedModel(m: ModelFile, file: string): LoadedModel {
   try {
-    return { header: m.header, native: createNativeModel(toNativeSpec(m)), file };
+    const { graph, backends } = modelArchitecture(m);
+    const native = backends.includes('native') ? createNativeModel(toNativeSpec(m)) : null;
+    return { header: m.header, native, tensors: m.tensors, graph, backends, file };
   } catch (err) {
     throw new ModelFileError(`${file}: ${(err as Error).message}`, { cause: err });
   }

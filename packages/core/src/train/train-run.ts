@@ -6,12 +6,12 @@
  *   model.fqa (model-trialN.fqa for several trials), history.tsv, test-scores.tsv, result.json
  *   (metrics per trial and mean ± std), scatter.svg, and roc.svg / pr.svg for binary labels.
  */
-import { createNativeModel, sweepSync, version as nativeVersion } from '@fqa/native';
+import { sweepSync, version as nativeVersion } from '@fqa/native';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAtomic } from '../atomic-write.js';
 import { UsageError } from '../errors.js';
-import { FOCUSLITENN_VARIANTS, parseModelFile, toNativeSpec, type LoadedModel } from '../model-file.js';
+import { FOCUSLITENN_VARIANTS, parseModelFile, toLoadedModel, type LoadedModel } from '../model-file.js';
 import { expectInteger, expectOneOf } from '../validate.js';
 import { randomCropSource, type BatchSource } from './batches.js';
 import { channelStats, loadDataset, splitDataset, type DatasetKind, type DatasetItem } from './datasets.js';
@@ -285,7 +285,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     await writeAtomic(path.join(o.outDir, modelName), bytes);
     files.push(modelName);
     const parsed = parseModelFile(bytes, modelName);
-    const loaded: LoadedModel = { header: parsed.header, native: createNativeModel(toNativeSpec(parsed)), file: path.join(o.outDir, modelName) };
+    const loaded: LoadedModel = toLoadedModel(parsed, path.join(o.outDir, modelName));
 
     // Test split: dense crops per image (the paper), or each synthetic patch whole.
     const scores: number[] = [];
@@ -293,7 +293,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     if (testPatches) {
       const bytesPer = patchSize * patchSize * 3;
       for (let i = 0; i < testPatches.count; i++) {
-        const r = sweepSync(loaded.native, testPatches.patches.subarray(i * bytesPer, (i + 1) * bytesPer), {
+        const r = sweepSync(loaded.native!, testPatches.patches.subarray(i * bytesPer, (i + 1) * bytesPer), {
           width: patchSize, height: patchSize, rowStride: patchSize * 3, patchWidth: patchSize, patchHeight: patchSize, stride: patchSize, threads: 1, kernel: 'auto', shareConvolution: false,
         });
         scores.push(r.scores[0]!);
