@@ -30,22 +30,22 @@ test("the native sweep with kernel 'cuda' scores on the GPU or says why it canno
   const model = await loadModel(DEFAULT_MODEL_PATH);
   const pixels = Uint8Array.from({ length: 600 * 600 * 3 }, (_, i) => (i * 2654435761) >>> 24);
   const options = { width: 600, height: 600, rowStride: 1800, patchWidth: 235, patchHeight: 235, stride: 115, threads: 1, shareConvolution: true } as const;
-  const cpu = sweepSync(model.native, pixels, { ...options, kernel: 'reference' });
+  const cpu = sweepSync(model.native!, pixels, { ...options, kernel: 'reference' });
   if (!hasGpu) {
-    expect(() => sweepSync(model.native, pixels, { ...options, kernel: 'cuda' })).toThrow(/kernel cuda: no usable CUDA device \(.+\)/);
+    expect(() => sweepSync(model.native!, pixels, { ...options, kernel: 'cuda' })).toThrow(/kernel cuda: no usable CUDA device \(.+\)/);
     return;
   }
-  const cuda = sweepSync(model.native, pixels, { ...options, kernel: 'cuda' });
+  const cuda = sweepSync(model.native!, pixels, { ...options, kernel: 'cuda' });
   expect(cuda.kernel).toBe('cuda');
   cpu.scores.forEach((s, i) => expect(Math.abs(cuda.scores[i]! - s)).toBeLessThan(1e-3 + 1e-4 * Math.abs(s)));
 });
 
 test('verifyKernel: the best CPU kernel agrees with the reference; the GPU is trusted only if it does too', async () => {
   const model = await loadModel(DEFAULT_MODEL_PATH);
-  const cpu = verifyKernel(model.native, cpuInfo().best, 235, 128);
+  const cpu = verifyKernel(model.native!, cpuInfo().best, 235, 128);
   expect(cpu).toMatchObject({ ok: true, reason: null });
   expect(cpu.maxError!).toBeLessThan(1e-4);
-  const cuda = verifyKernel(model.native, 'cuda', 235, 128);
+  const cuda = verifyKernel(model.native!, 'cuda', 235, 128);
   if (hasGpu) expect(cuda, cuda.reason ?? '').toMatchObject({ ok: true });
   else expect(cuda).toMatchObject({ ok: false, maxError: null, reason: expect.stringMatching(/no usable CUDA device/) });
 });

@@ -6,11 +6,14 @@
 import { readFile } from 'node:fs/promises';
 import { InputError, UsageError } from './errors.js';
 import { EONSS_LAYERS, FOCUSLITENN_VARIANTS, encodeModelFile, type Architecture, type ModelHeader } from './model-file.js';
+import { architectures, getArchitecture, variantConfig } from './models/index.js';
 
 export interface ConvertOptions {
   architecture: Architecture;
   /** FocusLiteNN variant: 235 (7x7 s5 p1) or 64 (7x7 s1 p0). Ignored for EONSS (235). */
   patchSize?: 235 | 64;
+  /** Deep models: the variant (e.g. the DARTS-FQA genotype); default inferred from the weights. */
+  variant?: string;
   name?: string;
   /** Written into the model's provenance. */
   source?: string;
@@ -18,7 +21,14 @@ export interface ConvertOptions {
 
 interface ReferenceTensor {
   shape: number[];
+  /** "float32" (default) or "int64" (BatchNorm's num_batches_tracked, unused at inference). */
+  dtype?: string;
   data: number[];
+}
+
+/** Architectures convert-reference takes: the two FocusLiteNN-repository families and those with a published-weights recipe. */
+export function referenceArchitectures(): string[] {
+  return ['focuslitenn', 'eonss', ...architectures().filter((d) => d.reference).map((d) => d.name)];
 }
 
 export async function convertReferenceFile(file: string, options: ConvertOptions): Promise<Buffer> {
@@ -90,10 +100,33 @@ export function convertReference(json: unknown, options: ConvertOptions): Buffer
     }
     header = { architecture: 'eonss', name: options.name ?? 'eonss', patchSize: 235, stride: 128, eonss: { layers: EONSS_LAYERS }, ...base };
   } else {
-    throw new UsageError(`Expected one of focuslitenn, eonss for arch but received '${String(options.architecture)}'`);
+    const definition = getArchitecture(options.architecture);
+    const recipe = definition.reference;
+    if (!recipe) throw new UsageError(`Expected one of ${referenceArchitectures().join(', ')} for arch but received '${String(options.architecture)}'`);
+    // BatchNorm's batch counters only matter for training.
+    for (const [name, t] of Object.entries(ref)) if (name.endsWith('.num_batches_tracked') && t?.dtype === 'int64') known.add(name);
+    const shapes = new Map(Object.entries(ref).map(([name, t]) => [name, Array.isArray(t?.shape) ? t.shape : []]));
+    const { variant, config } = variantConfig(definition, options.variant ?? recipe.variantOf(shapes));
+    const graph = definition.graph(config);
+    tensors = graph.tensors.map((want) => {
+      const t = take(want.name);
+      if (t.shape.join('x') !== want.shape.join('x')) throw new InputError(`${source}: tensor '${want.name}' has shape [${t.shape.join(', ')}] but ${definition.name} ${variant} needs [${want.shape.join(', ')}]`);
+      return t;
+    });
+    const patchSize = definition.patchSizes(config)[0]!;
+    header = {
+      architecture: definition.name,
+      name: options.name ?? (definition.name === variant ? variant : `${definition.name}-${variant}`),
+      patchSize,
+      stride: definition.defaultStride(patchSize),
+      ...base,
+      normalization: { mean: [...recipe.normalization.mean], std: [...recipe.normalization.std] },
+      ...definition.headerFields(config, variant),
+      provenance: { ...provenance, license: recipe.license, notes: `input normalization: ${recipe.normalizationNote}` },
+    };
   }
   for (const t of tensors) known.add(t.name);
   const extra = Object.keys(ref).filter((n) => !known.has(n));
-  if (extra.length > 0) throw new InputError(`${source}: unexpected tensors for ${options.architecture}: ${extra.join(', ')}`);
+  if (extra.length > 0) throw new InputError(`${source}: unexpected tensors for ${options.architecture}: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ` and ${extra.length - 5} more` : ''}`);
   return encodeModelFile(header, tensors);
 }

@@ -10,6 +10,8 @@ export {
   encodeModelFile,
   writeModelFile,
   toNativeSpec,
+  toLoadedModel,
+  modelArchitecture,
   loadModel,
   DEFAULT_MODEL_PATH,
   type Architecture,
@@ -19,7 +21,36 @@ export {
   type TensorEntry,
   type EonssLayerHeader,
 } from './model-file.js';
-export { convertReference, convertReferenceFile, type ConvertOptions } from './convert-reference.js';
+export { convertReference, convertReferenceFile, referenceArchitectures, type ConvertOptions } from './convert-reference.js';
+export {
+  registerArchitecture,
+  architectures,
+  architectureNames,
+  findArchitecture,
+  getArchitecture,
+  variantConfig,
+  BACKEND_NAMES,
+  NO_NORMALIZATION,
+  GraphBuilder,
+  GraphShapeError,
+  inferShapes,
+  fitsSize,
+  parameterCount,
+  flops,
+  convCount,
+  type ArchitectureDefinition,
+  type BackendName,
+  type TrainerName,
+  type Normalization,
+  type PaperRow,
+  type Graph,
+  type GraphNode,
+  type GraphTensor,
+} from './models/index.js';
+export { createScorer, scoreGrid, patchesToNchw, backendAvailable, type PatchScorer, type ScorerOptions, type GridScores } from './models/backends/scorer.js';
+export { exportOnnx } from './models/backends/onnx-export.js';
+export { loadOnnxRuntime } from './models/backends/onnxruntime.js';
+export { tfjsGraph } from './models/backends/tfjs.js';
 export { decodeImage, type RgbImage } from './image.js';
 export { scoreImage, scoreRgb, resolveScoreOptions, type ScoreOptions, type ResolvedScoreOptions, type ImageScores } from './score.js';
 export { cpuInfo, gpuInfo, nativeBinaryPath, version as nativeVersion, type KernelName } from '@fqa/native';

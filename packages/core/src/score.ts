@@ -7,6 +7,8 @@ import { detectTissue } from './tissue.js';
 import { loadModel, type LoadedModel } from './model-file.js';
 import { UsageError } from './errors.js';
 import { expectInteger, expectOneOf } from './validate.js';
+import { BACKEND_NAMES, type BackendName } from './models/registry.js';
+import { createScorer, scoreGrid, type PatchScorer } from './models/backends/scorer.js';
 
 export interface ScoreOptions {
   /** A model file path or an already loaded model. */
@@ -22,6 +24,8 @@ export interface ScoreOptions {
   device?: Device;
   /** Share the conv map between overlapping patches (FocusLiteNN; same scores, less work). */
   shareConvolution?: boolean;
+  /** 'auto' (default: the model's fastest available backend), 'native', 'onnx' or 'tfjs'. */
+  backend?: BackendName | 'auto';
 }
 
 export interface ImageScores {
@@ -46,7 +50,8 @@ export interface ImageScores {
   stride: number;
   /** Row-major, rows = y. */
   scores: Float32Array;
-  kernel: SweepResult['kernel'];
+  /** The native kernel, or the backend that scored ('onnx', 'tfjs'). */
+  kernel: SweepResult['kernel'] | BackendName;
   sharedConvolution: boolean;
 }
 
@@ -59,6 +64,8 @@ export interface ResolvedScoreOptions {
   threads: number;
   kernel: KernelName | 'cuda';
   shareConvolution: boolean;
+  /** The batched scorer for models scored outside the native sweep (deep models, or a backend asked for). */
+  scorer: PatchScorer | null;
   /** Why device 'auto' fell back to the CPU, or null. */
   deviceNotice: string | null;
 }
@@ -74,14 +81,18 @@ async function resolveFresh(options: ScoreOptions): Promise<ResolvedScoreOptions
   if (!model || typeof model !== 'object' || !('native' in model)) throw new UsageError('Expected a model file path or a loaded model for model');
   const device = resolveDevice(options.device ?? 'cpu');
   const kernel = expectOneOf(options.kernel ?? 'auto', 'kernel', kernelNames);
+  const backend = expectOneOf(options.backend ?? 'auto', 'backend', ['auto', ...BACKEND_NAMES] as const);
+  const native = model.native !== null && (backend === 'auto' || backend === 'native');
+  const threads = expectInteger(options.threads ?? 0, 'threads', 0, 1024);
   return {
     resolved: true,
     model,
     patchSize: expectInteger(options.patchSize ?? model.header.patchSize, 'patchSize', 8, 4096),
     stride: expectInteger(options.stride ?? model.header.stride, 'stride', 1, 4096),
-    threads: expectInteger(options.threads ?? 0, 'threads', 0, 1024),
+    threads,
     kernel: device.device === 'cuda' ? 'cuda' : kernel,
     shareConvolution: options.shareConvolution ?? true,
+    scorer: native ? null : await createScorer(model, { backend, threads }),
     deviceNotice: device.notice,
   };
 }
@@ -93,17 +104,7 @@ export async function scoreRgb(image: RgbImage, label: string, o: ResolvedScoreO
   if (o.model.header.architecture === 'eonss' && (patchWidth !== o.model.header.patchSize || patchHeight !== o.model.header.patchSize)) {
     throw new UsageError(`${label}: EONSS scores fixed ${o.model.header.patchSize} px patches; got a ${patchWidth}x${patchHeight} window (image ${image.width}x${image.height}, patch ${o.patchSize})`);
   }
-  const result = await sweep(o.model.native, image.pixels, {
-    width: image.width,
-    height: image.height,
-    rowStride: image.rowStride,
-    patchWidth,
-    patchHeight,
-    stride: o.stride,
-    threads: o.threads,
-    kernel: o.kernel,
-    shareConvolution: o.shareConvolution,
-  });
+  const result = await gridScores(image, label, o, patchWidth, patchHeight);
   // Background patches are not scored: a blank patch has no focus. On a dark background (fluorescence)
   // the brightfield tissue detector does not apply, so every patch is kept, with a warning.
   const background = checkBackground(image.pixels, image.width, image.height, image.rowStride);
@@ -136,6 +137,29 @@ export async function scoreRgb(image: RgbImage, label: string, o: ResolvedScoreO
     kernel: result.kernel,
     sharedConvolution: result.sharedConvolution,
   };
+}
+
+/** The dense grid's scores: the native sweep, or batches through the model's scorer (deep models). */
+async function gridScores(image: RgbImage, label: string, o: ResolvedScoreOptions, patchWidth: number, patchHeight: number): Promise<{ scores: Float32Array; rows: number; columns: number; kernel: ImageScores['kernel']; sharedConvolution: boolean }> {
+  if (o.scorer || !o.model.native) {
+    if (patchWidth !== o.patchSize || patchHeight !== o.patchSize) {
+      throw new UsageError(`${label}: ${o.model.header.architecture} scores whole ${o.patchSize} px patches; the image is ${image.width}x${image.height}`);
+    }
+    const scorer = o.scorer ?? (await createScorer(o.model, { threads: o.threads }));
+    const grid = await scoreGrid(scorer, image, o.patchSize, o.stride);
+    return { ...grid, kernel: scorer.backend, sharedConvolution: false };
+  }
+  return sweep(o.model.native, image.pixels, {
+    width: image.width,
+    height: image.height,
+    rowStride: image.rowStride,
+    patchWidth,
+    patchHeight,
+    stride: o.stride,
+    threads: o.threads,
+    kernel: o.kernel,
+    shareConvolution: o.shareConvolution,
+  });
 }
 
 /** Tissue fraction of each patch of the grid, from the full-resolution tissue mask (summed-area table). */

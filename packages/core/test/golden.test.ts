@@ -4,8 +4,7 @@
 // by 1e-3 must break that, or the test could not catch a wrong weight.
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { createNativeModel } from '@fqa/native';
-import { convertReferenceFile, decodeImage, parseModelFile, scoreRgb, toNativeSpec, resolveScoreOptions, type ModelFile, type RgbImage } from '../dist/index.js';
+import { convertReferenceFile, decodeImage, parseModelFile, scoreRgb, toLoadedModel, resolveScoreOptions, type ModelFile, type RgbImage } from '../dist/index.js';
 import { hasShared, shared, tcgaImages } from '../../../test/helpers/shared.js';
 
 const TOLERANCE = 1e-4;
@@ -15,7 +14,7 @@ interface Golden {
 }
 
 async function scoresOf(model: ModelFile, image: RgbImage, kernel: 'auto' | 'reference') {
-  const loaded = { header: model.header, native: createNativeModel(toNativeSpec(model)), file: 'test' };
+  const loaded = toLoadedModel(model, 'test');
   const o = await resolveScoreOptions({ model: loaded, patchSize: 235, stride: 128, kernel });
   return scoreRgb(image, 'tcga', o);
 }

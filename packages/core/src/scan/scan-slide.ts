@@ -19,6 +19,8 @@ import { checkBackground, verdictBlocker } from '../domain.js';
 import { detectTissue, patchTissueFractions, type TissueMask } from '../tissue.js';
 import { expectInteger, expectOneOf } from '../validate.js';
 import { chooseLevel, planRegions } from './plan.js';
+import { BACKEND_NAMES, type BackendName } from '../models/registry.js';
+import { backendAvailable } from '../models/backends/scorer.js';
 import type { RegionTask } from './worker.js';
 
 export interface ScanOptions {
@@ -40,6 +42,8 @@ export interface ScanOptions {
   kernel?: KernelName;
   /** 'auto' (default: CUDA when built and a GPU answers, else the CPU with a notice in warnings), 'cuda' or 'cpu'. */
   device?: Device;
+  /** 'auto' (default: the model's fastest available backend: native for FocusLiteNN/EONSS, else ONNX Runtime, else tfjs), or one of them. */
+  backend?: BackendName | 'auto';
   signal?: AbortSignal;
   onProgress?: (progress: { regionsDone: number; regions: number }) => void;
 }
@@ -100,6 +104,7 @@ function validateOptions(o: ScanOptions) {
     if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= 1)) throw new UsageError(`Expected number between 0 and 1 for ${name} but received ${String(v)}`);
   }
   if (o.kernel !== undefined) expectOneOf(o.kernel, 'kernel', kernelNames);
+  if (o.backend !== undefined) expectOneOf(o.backend, 'backend', ['auto', ...BACKEND_NAMES] as const);
 }
 
 /** Tissue mask from the smallest level at least 512 px on its long side, shrunk to <= 1024 px. */
@@ -146,14 +151,23 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
   const model = await loadModel(options.model);
   const patchSize = options.patchSize ?? model.header.patchSize;
   const stride = options.stride ?? model.header.stride;
+  const requested = options.backend ?? 'auto';
+  const backend: BackendName | undefined = requested === 'auto' ? model.backends.find(backendAvailable) : requested;
+  if (!backend || !model.backends.includes(backend)) throw new UsageError(`${options.model}: ${model.header.architecture} runs on ${model.backends.join(', ')}; backend '${requested}' is not one of them`);
+  if (!backendAvailable(backend)) throw new UsageError(`backend ${backend}: onnxruntime-node is not installed (npm install onnxruntime-node), or its binary does not load here`);
+  const warnings: string[] = [];
+  if (backend !== 'native' && device.device === 'cuda') {
+    // The GPU path is the native sweep's; other backends score on the CPU here.
+    if (options.device === 'cuda') throw new UsageError(`device cuda: the ${backend} backend scores on the CPU in this build; use --device cpu or auto`);
+    device = { device: 'cpu', notice: null, cudaBuild: device.cudaBuild };
+  }
   // The GPU is trusted only after it reproduces the CPU reference with this model and geometry.
-  const gpuCheck = device.device === 'cuda' ? verifyKernel(model.native, 'cuda', patchSize, stride) : null;
+  const gpuCheck = device.device === 'cuda' ? verifyKernel(model.native!, 'cuda', patchSize, stride) : null;
   if (gpuCheck && !gpuCheck.ok) {
     if (options.device === 'cuda') throw new FqaError(`device cuda: not scanning on the GPU: ${gpuCheck.reason}`, 1);
     device = { device: 'cpu', notice: `device auto: running on the CPU because the GPU check failed: ${gpuCheck.reason}`, cudaBuild: true };
   }
   const source = await openSource(input);
-  const warnings: string[] = [];
   // A CPU-only build falling back is the expected case, not worth a warning in every report.
   if (device.notice && device.cudaBuild) warnings.push(device.notice);
   let pool: Piscina | undefined;
@@ -207,7 +221,7 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       const cols = r.col1 - r.col0;
       const skip = new Uint8Array(cols * (r.row1 - r.row0));
       for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) skip[(row - r.row0) * cols + (col - r.col0)] = tissue[row * columns + col]! >= minTissue ? 0 : 1;
-      const task: RegionTask = { modelPath: options.model, pixels, width: r.width, height: r.height, patchSize, stride, skip, kernel: device.device === 'cuda' ? 'cuda' : (options.kernel ?? 'auto') };
+      const task: RegionTask = { modelPath: options.model, pixels, width: r.width, height: r.height, patchSize, stride, skip, kernel: device.device === 'cuda' ? 'cuda' : (options.kernel ?? 'auto'), backend };
       const result = (await pool!.run(task, { transferList: [pixels.buffer as ArrayBuffer] })) as { scores: Float32Array; kernel: string };
       kernel = result.kernel;
       for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) scores[row * columns + col] = result.scores[(row - r.row0) * cols + (col - r.col0)]!;

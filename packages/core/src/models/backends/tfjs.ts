@@ -1,0 +1,133 @@
+/**
+ * The layer graph in TensorFlow.js (NHWC), on the fastest tfjs package installed (loadTf):
+ * tfjs-node-gpu, tfjs-node, else pure JS. Weights are converted once from the model file's
+ * PyTorch layouts.
+ */
+import type * as TF from '@tensorflow/tfjs';
+import { loadTf, type Tf } from '../../train/tfjs-models.js';
+import type { Graph } from '../graph.js';
+
+/** PyTorch conv [out][in/groups][ky][kx] -> tfjs [ky][kx][in/groups][out] (depth-wise: [ky][kx][C][1], the same bytes). */
+function convToTf(w: Float32Array, shape: number[]): Float32Array {
+  const [out, inC, kh, kw] = shape as [number, number, number, number];
+  const t = new Float32Array(w.length);
+  for (let o = 0; o < out; o++)
+    for (let i = 0; i < inC; i++)
+      for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) t[((y * kw + x) * inC + i) * out + o] = w[((o * inC + i) * kh + y) * kw + x]!;
+  return t;
+}
+
+export interface TfjsGraph {
+  tf: Tf;
+  /** tfjs package and backend, e.g. '@tensorflow/tfjs (cpu)'. */
+  detail: string;
+  /** Normalized input [n][3][size][size] (NCHW, as ONNX) -> n scores. */
+  run(input: Float32Array, count: number, size: number): Promise<Float32Array>;
+  dispose(): void;
+}
+
+export async function tfjsGraph(graph: Graph, tensors: Map<string, Float32Array>): Promise<TfjsGraph> {
+  const { tf, package: pkg, backend } = await loadTf();
+  const shapes = new Map(graph.tensors.map((t) => [t.name, t.shape]));
+  const weights = new Map<string, TF.Tensor>();
+  const data = (name: string) => {
+    const t = tensors.get(name);
+    if (!t) throw new Error(`missing tensor '${name}'`);
+    return t;
+  };
+  for (const n of graph.nodes) {
+    if (n.op === 'conv') {
+      const shape = shapes.get(n.weight)!;
+      const depthwise = n.groups > 1;
+      if (depthwise && !(n.groups === n.inChannels && n.groups === n.outChannels)) throw new Error(`${n.weight}: tfjs runs plain and depth-wise convs only (groups ${n.groups})`);
+      weights.set(n.weight, tf.tensor4d(convToTf(data(n.weight), shape), depthwise ? [n.kernel, n.kernel, n.inChannels, 1] : [n.kernel, n.kernel, n.inChannels, n.outChannels]));
+      if (n.bias) weights.set(n.bias, tf.tensor1d(data(n.bias)));
+    } else if (n.op === 'batchnorm') {
+      for (const s of ['weight', 'bias', 'running_mean', 'running_var']) weights.set(`${n.prefix}.${s}`, tf.tensor1d(data(`${n.prefix}.${s}`)));
+    } else if (n.op === 'gdn') {
+      // gamma[j][c] multiplies x_j^2 in channel c's norm: norm = x^2 (row vector) . gamma + beta.
+      weights.set(`${n.prefix}.gamma`, tf.tensor2d(data(`${n.prefix}.gamma`), [n.channels, n.channels]));
+      weights.set(`${n.prefix}.beta`, tf.tensor1d(data(`${n.prefix}.beta`)));
+    } else if (n.op === 'linear') {
+      weights.set(n.weight, tf.tensor2d(data(n.weight), [n.outFeatures, n.inFeatures]));
+      weights.set(n.bias, tf.tensor1d(data(n.bias)));
+    }
+  }
+  const w = (name: string) => weights.get(name)!;
+  const forward = (x0: TF.Tensor4D): TF.Tensor => {
+    const values = new Map<string, TF.Tensor4D>([[graph.input, x0]]);
+    for (const n of graph.nodes) {
+      const x = values.get(n.inputs[0]!)!;
+      let y: TF.Tensor4D;
+      switch (n.op) {
+        case 'conv': {
+          // Explicit zero padding, then 'valid': the same arithmetic on every tfjs backend.
+          const xp = n.pad > 0 ? tf.pad(x, [[0, 0], [n.pad, n.pad], [n.pad, n.pad], [0, 0]]) : x;
+          y = n.groups > 1
+            ? tf.depthwiseConv2d(xp, w(n.weight) as TF.Tensor4D, n.stride, 'valid', 'NHWC', n.dilation)
+            : tf.conv2d(xp, w(n.weight) as TF.Tensor4D, n.stride, 'valid', 'NHWC', n.dilation);
+          if (n.bias) y = tf.add(y, w(n.bias));
+          break;
+        }
+        case 'batchnorm':
+          y = tf.batchNorm(x, w(`${n.prefix}.running_mean`) as TF.Tensor1D, w(`${n.prefix}.running_var`) as TF.Tensor1D, w(`${n.prefix}.bias`) as TF.Tensor1D, w(`${n.prefix}.weight`) as TF.Tensor1D, 1e-5);
+          break;
+        case 'relu':
+          y = tf.relu(x);
+          break;
+        case 'relu6':
+          y = tf.relu6(x);
+          break;
+        case 'maxpool': {
+          // Padded cells never win: pad with the lowest float, then 'valid' (floor) pooling.
+          const xp = n.pad > 0 ? tf.pad(x, [[0, 0], [n.pad, n.pad], [n.pad, n.pad], [0, 0]], -3.4e38) : x;
+          y = tf.maxPool(xp, n.kernel, n.stride, 'valid');
+          break;
+        }
+        case 'avgpool':
+          y = tf.avgPool(x, n.kernel, n.stride, 'valid');
+          break;
+        case 'globalavg':
+          y = tf.mean(x, [1, 2], true);
+          break;
+        case 'globalmax':
+          y = tf.max(x, [1, 2], true);
+          break;
+        case 'globalmin':
+          y = tf.min(x, [1, 2], true);
+          break;
+        case 'add':
+          y = tf.add(x, values.get(n.inputs[1]!)!);
+          break;
+        case 'concat':
+          y = tf.concat(n.inputs.map((v) => values.get(v)!), 3);
+          break;
+        case 'shift':
+          y = tf.slice(x, [0, 1, 1, 0], [-1, -1, -1, -1]);
+          break;
+        case 'gdn': {
+          const [b, h, wd, c] = x.shape;
+          const norm = tf.add(tf.matMul(tf.square(x).reshape([-1, c]), w(`${n.prefix}.gamma`) as TF.Tensor2D), w(`${n.prefix}.beta`));
+          y = tf.div(x, tf.sqrt(norm).reshape([b, h, wd, c]));
+          break;
+        }
+        case 'linear':
+          y = tf.add(tf.matMul(x.reshape([x.shape[0], n.inFeatures]), w(n.weight) as TF.Tensor2D, false, true), w(n.bias)).reshape([x.shape[0], 1, 1, n.outFeatures]);
+          break;
+      }
+      values.set(n.output, y);
+    }
+    return values.get(graph.output)!.reshape([-1]);
+  };
+  return {
+    tf,
+    detail: `${pkg} (${backend})`,
+    async run(input, count, size) {
+      const out = tf.tidy(() => forward(tf.transpose(tf.tensor4d(input, [count, 3, size, size]), [0, 2, 3, 1])));
+      const scores = (await out.data()) as Float32Array;
+      out.dispose();
+      return Float32Array.from(scores);
+    },
+    dispose: () => weights.forEach((t) => t.dispose()),
+  };
+}
