@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync, mkdirSync } from 'node
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  DEFAULT_MODEL_PATH, deviceNames, expectOneOf, parseNumberOption, resolveDevice,
+  BACKEND_NAMES, DEFAULT_MODEL_PATH, deviceNames, expectOneOf, parseNumberOption, resolveDevice,
   FqaError, SUMMARY_COLUMNS, UsageError, errorRow, nativeVersion, parseIntegerOption, reportStem, scanSlide, summaryJson, summaryRow, writeAtomic,
   writeSlideReports,
 } from '@fqa/core';
@@ -24,6 +24,7 @@ Options:
   --threshold T      score above which a patch is out of focus (default: the model's)
   --workers N        worker threads (default: the number of cores)
   --device D         auto (default: CUDA when this build has it and a GPU answers, else the CPU) | cuda | cpu
+  --backend B        auto (default: native for FocusLiteNN/EONSS, else ONNX Runtime when installed, else tfjs) | native | onnx | tfjs
   --json             print each slide's summary as JSON lines
   --force            rescan slides that already have a report
 
@@ -60,7 +61,7 @@ export const scanCommand: Command = {
       options: {
         model: { type: 'string' }, out: { type: 'string', default: 'fqa-report' }, patch: { type: 'string' }, stride: { type: 'string' },
         mpp: { type: 'string' }, threshold: { type: 'string' }, workers: { type: 'string' }, json: { type: 'boolean', default: false },
-        force: { type: 'boolean', default: false }, device: { type: 'string' },
+        force: { type: 'boolean', default: false }, device: { type: 'string' }, backend: { type: 'string' },
       },
     });
     if (positionals.length === 0) throw new UsageError("no slides given (see fqa-scan scan --help)");
@@ -74,6 +75,7 @@ export const scanCommand: Command = {
       mpp: parseNumberOption(values.mpp, 'mpp'),
       threshold: parseNumberOption(values.threshold, 'threshold'),
       device,
+      backend: values.backend === undefined ? undefined : expectOneOf(values.backend, 'backend', ['auto', ...BACKEND_NAMES] as const),
     };
     // Checked once, after the other options: --device cuda without a GPU is a usage error before any
     // slide is read. A CPU-only build is quietly the CPU; a CUDA build without a GPU, or an explicit

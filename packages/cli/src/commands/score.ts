@@ -1,6 +1,6 @@
 /** fqa-scan score <image...> --model FILE [--patch P] [--stride S] [--json] */
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_PATH, FqaError, UsageError, deviceNames, expectOneOf, loadModel, parseIntegerOption, resolveScoreOptions, scoreImage, type ImageScores } from '@fqa/core';
+import { BACKEND_NAMES, DEFAULT_MODEL_PATH, FqaError, UsageError, deviceNames, expectOneOf, loadModel, parseIntegerOption, resolveScoreOptions, scoreImage, type ImageScores } from '@fqa/core';
 import type { Command } from '../index.js';
 
 const usage = `Usage: fqa-scan score <image...> [--model FILE] [options]
@@ -15,6 +15,7 @@ Options:
   --threads N      native threads, 0 = all cores (default 0)
   --kernel NAME    auto | reference | baseline | avx2 | avx512 (default auto)
   --device D       cpu (default) | cuda | auto (CUDA when built and a GPU answers)
+  --backend B      auto (default: native for FocusLiteNN/EONSS, else ONNX Runtime when installed, else tfjs) | native | onnx | tfjs
   --json           print [{file, mean, rows, cols, patchSize, stride, scores}]`;
 
 export const scoreCommand: Command = {
@@ -31,6 +32,7 @@ export const scoreCommand: Command = {
         threads: { type: 'string' },
         kernel: { type: 'string' },
         device: { type: 'string' },
+        backend: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
     });
@@ -43,6 +45,7 @@ export const scoreCommand: Command = {
       threads: parseIntegerOption(values.threads, 'threads', 0, 1024),
       kernel: values.kernel as never,
       device: values.device === undefined ? undefined : expectOneOf(values.device, 'device', deviceNames),
+      backend: values.backend === undefined ? undefined : expectOneOf(values.backend, 'backend', ['auto', ...BACKEND_NAMES] as const),
     });
     if (options.deviceNotice) process.stderr.write(`fqa-scan: note: ${options.deviceNotice}\n`);
     const results: ImageScores[] = [];

@@ -1,9 +1,10 @@
 /** fqa-scan train: train FocusLiteNN or EONSS on a public dataset, a CSV dataset or synthetic defocus. */
 import { parseArgs } from 'node:util';
-import { UsageError, expectOneOf, parseIntegerOption, parseNumberOption, runTraining, type TrainDatasetSpec } from '@fqa/core';
+import { UsageError, architectures, expectOneOf, parseIntegerOption, parseNumberOption, runTraining, type TrainDatasetSpec } from '@fqa/core';
 import type { Command } from '../index.js';
 import { ProgressLine } from '../progress-bar.js';
 
+const trainable = architectures().filter((d) => d.trainers.length > 0).map((d) => d.name).join(' | ');
 const usage = `Usage: fqa-scan train --dataset KIND [data options] --out DIR [options]
 
 Trains a model the way the paper does: a seeded split by slide, normalization with the training
@@ -25,7 +26,7 @@ Data:
   --mpp X              µm/px of the training tissue, written into the model (scans resample to it)
 
 Model and training:
-  --arch A             focuslitenn (default) | eonss
+  --arch A             ${trainable} (default focuslitenn; the other architectures score converted weights)
   --kernels K          FocusLiteNN kernels: 1, 2, 10, ... (default 1)
   --patch P            235 (default) or 64
   --trainer T          native (default for FocusLiteNN) | tfjs (EONSS; uses tfjs-node when installed)
@@ -93,7 +94,7 @@ export const trainCommand: Command = {
     const result = await runTraining({
       dataset,
       outDir: values.out,
-      architecture: values.arch === undefined ? undefined : expectOneOf(values.arch, 'arch', ['focuslitenn', 'eonss'] as const),
+      architecture: values.arch,
       kernels: parseIntegerOption(values.kernels, 'kernels', 1, 256),
       patchSize: patch as 235 | 64 | undefined,
       trainer: values.trainer === undefined ? undefined : expectOneOf(values.trainer, 'trainer', ['native', 'tfjs'] as const),

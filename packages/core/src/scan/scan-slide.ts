@@ -156,8 +156,8 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
   if (!backend || !model.backends.includes(backend)) throw new UsageError(`${options.model}: ${model.header.architecture} runs on ${model.backends.join(', ')}; backend '${requested}' is not one of them`);
   if (!backendAvailable(backend)) throw new UsageError(`backend ${backend}: onnxruntime-node is not installed (npm install onnxruntime-node), or its binary does not load here`);
   const warnings: string[] = [];
-  if (backend !== 'native' && device.device === 'cuda') {
-    // The GPU path is the native sweep's; other backends score on the CPU here.
+  if (backend !== 'native') {
+    // The GPU path is the native sweep's; the other backends score on the CPU in the pool.
     if (options.device === 'cuda') throw new UsageError(`device cuda: the ${backend} backend scores on the CPU in this build; use --device cpu or auto`);
     device = { device: 'cpu', notice: null, cudaBuild: device.cudaBuild };
   }

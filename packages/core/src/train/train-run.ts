@@ -11,6 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAtomic } from '../atomic-write.js';
 import { UsageError } from '../errors.js';
+import { architectures, getArchitecture } from '../models/index.js';
 import { FOCUSLITENN_VARIANTS, parseModelFile, toLoadedModel, type LoadedModel } from '../model-file.js';
 import { expectInteger, expectOneOf } from '../validate.js';
 import { randomCropSource, type BatchSource } from './batches.js';
@@ -47,7 +48,8 @@ export type TrainProgress =
 export interface TrainRunOptions extends Pick<TrainOptions, 'loss' | 'epochs' | 'batchSize' | 'learningRate' | 'stepSize' | 'gamma' | 'seed' | 'init' | 'threads'> {
   dataset: TrainDatasetSpec;
   outDir: string;
-  architecture?: 'focuslitenn' | 'eonss';
+  /** A registered architecture with a trainer (focuslitenn, eonss). */
+  architecture?: string;
   kernels?: number;
   patchSize?: 235 | 64;
   trainer?: 'native' | 'tfjs';
@@ -150,12 +152,17 @@ function subset(data: PatchSet, ids: number[]): PatchSet {
 }
 
 export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
-  const architecture = expectOneOf(o.architecture ?? 'focuslitenn', 'architecture', ['focuslitenn', 'eonss'] as const);
-  const trainer = expectOneOf(o.trainer ?? (architecture === 'eonss' ? 'tfjs' : 'native'), 'trainer', ['native', 'tfjs'] as const);
-  if (architecture === 'eonss' && trainer === 'native') throw new UsageError('the native trainer trains FocusLiteNN; train EONSS with --trainer tfjs');
+  const definition = getArchitecture(o.architecture ?? 'focuslitenn', 'arch');
+  if (definition.trainers.length === 0) {
+    throw new UsageError(`fqa has no trainer for ${definition.name} yet (it scores converted weights: fqa-scan convert-reference); the trainers train ${architectures().filter((d) => d.trainers.length > 0).map((d) => d.name).join(', ')}`);
+  }
+  // Only FocusLiteNN and EONSS register trainers (the checks above and below keep it so).
+  const architecture = definition.name as 'focuslitenn' | 'eonss';
+  const trainer = expectOneOf(o.trainer ?? definition.trainers[0]!, 'trainer', ['native', 'tfjs'] as const);
+  if (!definition.trainers.includes(trainer)) throw new UsageError(`the ${trainer} trainer does not train ${definition.name}: use --trainer ${definition.trainers.join(' or ')} (the native trainer trains FocusLiteNN)`);
   const patchSize = o.patchSize ?? 235;
   if (patchSize !== 235 && patchSize !== 64) throw new UsageError(`Expected 235 or 64 for patch but received ${String(patchSize)}`);
-  if (architecture === 'eonss' && patchSize !== 235) throw new UsageError('EONSS is defined for 235 px patches only');
+  if (architecture === 'eonss' && patchSize !== 235) throw new UsageError('the EONSS trainer builds the 235 px definition (FocusLiteNN\'s); train EONSS with --patch 235');
   const kernels = expectInteger(o.kernels ?? 1, 'kernels', 1, 256);
   const trials = expectInteger(o.trials ?? 1, 'trials', 1, 100);
   const seed = expectInteger(o.seed ?? 1, 'seed', 0, 2 ** 31);
