@@ -49,6 +49,7 @@ export {
 } from './models/index.js';
 export { createScorer, scoreGrid, patchesToNchw, backendAvailable, type PatchScorer, type ScorerOptions, type GridScores } from './models/backends/scorer.js';
 export { exportOnnx } from './models/backends/onnx-export.js';
+export { randomWeights, randomModelFile } from './models/weights.js';
 export { loadOnnxRuntime } from './models/backends/onnxruntime.js';
 export { tfjsGraph } from './models/backends/tfjs.js';
 export { decodeImage, type RgbImage } from './image.js';
