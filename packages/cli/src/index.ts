@@ -9,6 +9,7 @@ import { convertReferenceCommand } from './commands/convert-reference.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { infoCommand } from './commands/info.js';
+import { modelsCommand } from './commands/models.js';
 import { scanCommand } from './commands/scan.js';
 import { scoreCommand } from './commands/score.js';
 import { trainCommand } from './commands/train.js';
@@ -27,6 +28,7 @@ const commands: Record<string, Command> = {
   score: scoreCommand,
   'convert-reference': convertReferenceCommand,
   info: infoCommand,
+  models: modelsCommand,
   train: trainCommand,
   'train-default': trainDefaultCommand,
 };

@@ -10,7 +10,7 @@ const spec: [string, string, number, number, number, number | null, number | nul
   ['focuslitenn', '1-kernel-64', 148, 0, 1, 0.99, null],
   ['focuslitenn', '2-kernel-64', 299, 0, 2, 1.98, null],
   ['focuslitenn', '10-kernel-64', 1491, 0, 2, 9.89, null],
-  ['eonss', '64', 107_017, 0, 6, 1.78, null],
+  ['eonss', '64px', 107_017, 0, 6, 1.78, null],
   ['eonss', 'focuspath', 107_017, 0, 6, null, null],
   ['eonss', 'bioimage', 123_401, 0, 6, null, null],
   ['densenet13', 'densenet13', 193_557, 1080, 12, 52.37, 707.0],
@@ -65,7 +65,7 @@ describe('architecture registry', () => {
     expect(fitsSize(graphOf('darts-fqa', 'focuspath'), 64)).toBe(true);
     expect(fitsSize(graphOf('darts-fqa', 'bioimage'), 235)).toBe(false);
     // EONSS: each definition ends on a 1x1 map at its own patch size.
-    for (const [variant, size] of [['64', 64], ['focuspath', 235], ['bioimage', 235]] as const) {
+    for (const [variant, size] of [['64px', 64], ['focuspath', 235], ['bioimage', 235]] as const) {
       const g = graphOf('eonss', variant);
       expect(inferShapes(g, size).get(g.output)).toEqual([1, 1, 1]);
     }

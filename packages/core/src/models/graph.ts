@@ -206,6 +206,8 @@ export function inferShapes(graph: Graph, size: number): Map<string, ValueShape>
     if (out[1] < 1 || out[2] < 1) throw new GraphShapeError(`${n.output}: input ${size} px leaves an empty ${out[1]}x${out[2]} map`);
     shapes.set(n.output, out);
   }
+  const [, h, w] = shapes.get(graph.output)!;
+  if (h !== 1 || w !== 1) throw new GraphShapeError(`input ${size} px ends on a ${h}x${w} map, not one score`);
   return shapes;
 }
 

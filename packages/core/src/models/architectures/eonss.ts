@@ -1,7 +1,7 @@
 /**
  * EONSS (Wang et al.): four 5x5/3x3/1x1 convs with GDN and max pooling, then two 1x1 "fc" convs.
  * Three published definitions (spec section 6): `bioimage` (FocusLiteNN's, 235 px, conv4 3x3, 2x2
- * pools: 123,401 parameters), `focuspath` (235 px, conv4 1x1, pools 4/2/3) and `64` (64 px, conv4
+ * pools: 123,401 parameters), `focuspath` (235 px, conv4 1x1, pools 4/2/3) and `64px` (64 px, conv4
  * 1x1, 2x2 pools), both 107,017. Configurations with 2x2 pools only also run natively.
  */
 import type { EonssLayerSpec, EonssSpec } from '@fqa/native';
@@ -60,7 +60,7 @@ const variants: Record<string, EonssConfig> = {
   bioimage: definition(235, 3, [2, 2, 2, 2]),
   focuspath: definition(235, 1, [4, 2, 3]),
   // max_pool2d(1) after conv4 is the identity.
-  64: definition(64, 1, [2, 2, 2]),
+  '64px': definition(64, 1, [2, 2, 2]),
 };
 
 const poolOf = (L: EonssLayerHeader) => (L.maxPool ? (L.pool ?? 2) : 1);
@@ -125,5 +125,5 @@ export const eonssArchitecture = registerArchitecture<EonssConfig>({
       ...(L.gdn !== null ? { gdnGamma: tensor(`${L.gdn}.gamma`), gdnBeta: tensor(`${L.gdn}.beta`) } : {}),
     })),
   }),
-  paper: [{ label: 'EONSS', variant: '64', layers: 4, params: 0.11e6, flops: 1.79e6, latencyMs: 1.06, hours: [13.53, 3.3, 1.15, 0.68] }],
+  paper: [{ label: 'EONSS', variant: '64px', layers: 4, params: 0.11e6, flops: 1.79e6, latencyMs: 1.06, hours: [13.53, 3.3, 1.15, 0.68] }],
 });
