@@ -62,7 +62,7 @@ describe('model file', () => {
     ['truncated weights', () => good.subarray(0, good.length - 10), /truncated/],
     ['truncated header', () => good.subarray(0, 40), /truncated: header/],
     ['corrupted weight byte', () => { const b = Buffer.from(good); b[b.length - 3]! ^= 0xff; return b; }, /SHA-256/],
-    ['unknown architecture', () => withHeader(good, (h) => { h.architecture = 'resnet50'; }), /unknown architecture 'resnet50'/],
+    ['unknown architecture', () => withHeader(good, (h) => { h.architecture = 'resnet18'; }), /unknown architecture 'resnet18'/],
     ['wrong tensor shape', () => withHeader(good, (h) => { (h.focuslitenn as { kernels: number }).kernels = 3; }), /shape \[2, 3, 7, 7\] but focuslitenn needs \[3, 3, 7, 7\]/],
     ['missing tensor', () => withHeader(good, (h) => { h.tensors = (h.tensors as { name: string }[]).filter((t) => t.name !== 'fc.bias'); }), /missing tensor 'fc.bias'/],
     ['bad patch size', () => withHeader(good, (h) => { h.patchSize = 0; }), /patchSize must be an integer/],
