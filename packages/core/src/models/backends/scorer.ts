@@ -25,8 +25,8 @@ export interface ScorerOptions {
   backend?: BackendName | 'auto';
   /** Threads for the backend (the scan pool passes 1: it is the parallelism). 0 = the runtime's default. */
   threads?: number;
-  /** Native kernel (FocusLiteNN/EONSS). */
-  kernel?: KernelName;
+  /** Native kernel (FocusLiteNN/EONSS), or 'cuda' for the GPU sweep. */
+  kernel?: KernelName | 'cuda';
 }
 
 /** u8 HWC patches -> (x/255 - mean)/std as float32 NCHW. */
@@ -57,7 +57,7 @@ export async function createScorer(model: LoadedModel, o: ScorerOptions = {}): P
     const native = model.native!;
     return {
       backend,
-      detail: 'fqa native',
+      detail: o.kernel === 'cuda' ? 'fqa native (cuda)' : 'fqa native',
       async score(pixels, count, size) {
         // The patches stacked into one image (size wide, count x size tall), one patch per row.
         const r = sweepSync(native, pixels, { width: size, height: size * count, rowStride: size * 3, patchWidth: size, patchHeight: size, stride: size, threads: o.threads ?? 1, kernel: o.kernel ?? 'auto', shareConvolution: false });
