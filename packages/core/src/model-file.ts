@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { createNativeModel, type NativeModel, type NativeModelSpec } from '@fqa/native';
+import { createNativeModel, modelLimits, type NativeModel, type NativeModelSpec } from '@fqa/native';
 import { writeAtomic } from './atomic-write.js';
 import { ModelFileError } from './errors.js';
 import { architectureNames, findArchitecture, type ArchitectureDefinition, type BackendName, type Graph } from './models/index.js';
@@ -92,7 +92,8 @@ function validateHeader(raw: unknown, source: string): ModelHeader {
   if (!findArchitecture(h.architecture)) {
     fail(source, `unknown architecture '${String(h.architecture)}' (expected one of ${architectureNames().join(', ')})`);
   }
-  if (!isIntegerIn(h.patchSize, 8, 4096)) fail(source, `patchSize must be an integer 8..4096, got ${String(h.patchSize)}`);
+  const patchLimits = modelLimits().patchSize;
+  if (!isIntegerIn(h.patchSize, ...patchLimits)) fail(source, `patchSize must be an integer ${patchLimits.join('..')}, got ${String(h.patchSize)}`);
   if (!isIntegerIn(h.stride, 1, 4096)) fail(source, `stride must be an integer 1..4096, got ${String(h.stride)}`);
   if (typeof h.normalization !== 'object' || h.normalization === null) fail(source, 'missing normalization');
   expectTriple(h.normalization.mean, source, 'normalization.mean', false);

@@ -149,6 +149,7 @@ interface Binding {
   sweep(model: NativeModel, pixels: Uint8Array, options: SweepOptions): Promise<SweepResult>;
   sweepSync(model: NativeModel, pixels: Uint8Array, options: SweepOptions): SweepResult;
   cpuInfo(): CpuInfo;
+  modelLimits(): ModelLimits;
   gpuInfo(): GpuInfo;
   measureFmaPeak(kernel: KernelName, threads: number, seconds: number): number;
   flopsPerPatch(model: NativeModel, patchWidth: number, patchHeight: number): number;
@@ -242,6 +243,24 @@ export function sweepSync(model: NativeModel, pixels: Uint8Array, options: Sweep
 
 export function cpuInfo(): CpuInfo {
   return native().cpuInfo();
+}
+
+/** Inclusive [min, max] ranges of a model spec, as the addon checks them (written once, in model.h). */
+export interface ModelLimits {
+  patchSize: [number, number];
+  focusLiteNNKernels: [number, number];
+  focusLiteNNConvKernel: [number, number];
+  focusLiteNNConvStride: [number, number];
+  eonssLayers: number;
+  eonssChannels: [number, number];
+  eonssKernel: [number, number];
+  eonssStride: [number, number];
+}
+
+let limits: ModelLimits | undefined;
+export function modelLimits(): ModelLimits {
+  limits ??= native().modelLimits();
+  return limits;
 }
 
 export function gpuInfo(): GpuInfo {

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 #include <array>
 
@@ -117,14 +118,14 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     if (a == "focuslitenn") m.arch = fqa::Architecture::FocusLiteNN;
     else if (a == "eonss") m.arch = fqa::Architecture::EONSS;
     else throw Napi::TypeError::New(env, "Expected 'focuslitenn' or 'eonss' for architecture but received '" + a + "'");
-    m.patchSize = int(integer(env, field(spec, "patchSize"), "patchSize", 8, 4096));
+    m.patchSize = int(integer(env, field(spec, "patchSize"), "patchSize", fqa::kModelLimits.patchMin, fqa::kModelLimits.patchMax));
     m.mean = triple(env, field(spec, "mean"), "mean");
     m.std = triple(env, field(spec, "std"), "std");
     if (m.arch == fqa::Architecture::FocusLiteNN) {
-      m.kernels = int(integer(env, field(spec, "kernels"), "kernels", 1, 256));
-      m.convKernel = int(integer(env, field(spec, "convKernel"), "convKernel", 1, 31));
-      m.convStride = int(integer(env, field(spec, "convStride"), "convStride", 1, 31));
-      m.convPad = int(integer(env, field(spec, "convPad"), "convPad", 0, 30));
+      m.kernels = int(integer(env, field(spec, "kernels"), "kernels", 1, fqa::kModelLimits.focusKernelsMax));
+      m.convKernel = int(integer(env, field(spec, "convKernel"), "convKernel", 1, fqa::kModelLimits.focusConvKernelMax));
+      m.convStride = int(integer(env, field(spec, "convStride"), "convStride", 1, fqa::kModelLimits.focusConvStrideMax));
+      m.convPad = int(integer(env, field(spec, "convPad"), "convPad", 0, fqa::kModelLimits.focusConvKernelMax - 1));
       m.convWeight = floats(env, field(spec, "convWeight"), "convWeight");
       m.convBias = floats(env, field(spec, "convBias"), "convBias");
       if (m.kernels > 1) {
@@ -140,11 +141,11 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         if (!arr.Get(i).IsObject()) throw Napi::TypeError::New(env, "Expected an object for " + n);
         Napi::Object o = arr.Get(i).As<Napi::Object>();
         fqa::EonssLayer L;
-        L.inChannels = int(integer(env, field(o, "inChannels"), n + ".inChannels", 1, 256));
-        L.outChannels = int(integer(env, field(o, "outChannels"), n + ".outChannels", 1, 256));
-        L.kernel = int(integer(env, field(o, "kernel"), n + ".kernel", 1, 15));
-        L.stride = int(integer(env, field(o, "stride"), n + ".stride", 1, 15));
-        L.pad = int(integer(env, field(o, "pad"), n + ".pad", 0, 14));
+        L.inChannels = int(integer(env, field(o, "inChannels"), n + ".inChannels", 1, fqa::kModelLimits.eonssChannelsMax));
+        L.outChannels = int(integer(env, field(o, "outChannels"), n + ".outChannels", 1, fqa::kModelLimits.eonssChannelsMax));
+        L.kernel = int(integer(env, field(o, "kernel"), n + ".kernel", 1, fqa::kModelLimits.eonssKernelMax));
+        L.stride = int(integer(env, field(o, "stride"), n + ".stride", 1, fqa::kModelLimits.eonssStrideMax));
+        L.pad = int(integer(env, field(o, "pad"), n + ".pad", 0, fqa::kModelLimits.eonssKernelMax - 1));
         L.gdn = field(o, "gdn").ToBoolean();
         L.maxPool = field(o, "maxPool").ToBoolean();
         L.weight = floats(env, field(o, "weight"), n + ".weight");
@@ -315,6 +316,27 @@ Napi::Value GpuInfo(const Napi::CallbackInfo& info) {
   o.Set("deviceCount", p.deviceCount);
   o.Set("deviceName", p.deviceName);
   o.Set("error", p.error);
+  return o;
+}
+
+// The model-spec limits (model.h), so TypeScript validates model files against the same numbers.
+Napi::Value ModelLimits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const fqa::ModelLimits& l = fqa::kModelLimits;
+  Napi::Object o = Napi::Object::New(env);
+  for (const auto& [name, lo, hi] : {std::tuple<const char*, int, int>{"patchSize", l.patchMin, l.patchMax},
+                                     {"focusLiteNNKernels", 1, l.focusKernelsMax},
+                                     {"focusLiteNNConvKernel", 1, l.focusConvKernelMax},
+                                     {"focusLiteNNConvStride", 1, l.focusConvStrideMax},
+                                     {"eonssChannels", 1, l.eonssChannelsMax},
+                                     {"eonssKernel", 1, l.eonssKernelMax},
+                                     {"eonssStride", 1, l.eonssStrideMax}}) {
+    Napi::Array range = Napi::Array::New(env, 2);
+    range.Set(uint32_t(0), lo);
+    range.Set(uint32_t(1), hi);
+    o.Set(name, range);
+  }
+  o.Set("eonssLayers", l.eonssLayers);
   return o;
 }
 
@@ -667,6 +689,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sweepSync", Napi::Function::New(env, SweepSync, "sweepSync"));
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
   exports.Set("gpuInfo", Napi::Function::New(env, GpuInfo, "gpuInfo"));
+  exports.Set("modelLimits", Napi::Function::New(env, ModelLimits, "modelLimits"));
   exports.Set("measureFmaPeak", Napi::Function::New(env, MeasureFmaPeak, "measureFmaPeak"));
   exports.Set("flopsPerPatch", Napi::Function::New(env, FlopsPerPatch, "flopsPerPatch"));
   exports.Set("version", Napi::String::New(env, FQA_VERSION));

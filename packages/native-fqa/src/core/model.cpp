@@ -16,15 +16,16 @@ void requireSize(const std::vector<float>& v, size_t expected, const std::string
 }
 
 void finalizeEonss(Model& m) {
-  if (m.eonss.size() != 6)
+  if (m.eonss.size() != size_t(kModelLimits.eonssLayers))
     throw std::invalid_argument("EONSS needs 6 layers (conv1-4, st2_fc1, st2_fc2) but received " +
                                 std::to_string(m.eonss.size()));
   int64_t size = m.patchSize;
   for (size_t li = 0; li < m.eonss.size(); ++li) {
     EonssLayer& L = m.eonss[li];
     const std::string name = "eonss layer " + std::to_string(li + 1);
-    if (L.inChannels <= 0 || L.outChannels <= 0 || L.inChannels > 256 || L.outChannels > 256 ||
-        L.kernel <= 0 || L.kernel > 15 || L.stride <= 0 || L.pad < 0 || L.pad >= L.kernel)
+    if (L.inChannels <= 0 || L.outChannels <= 0 || L.inChannels > kModelLimits.eonssChannelsMax ||
+        L.outChannels > kModelLimits.eonssChannelsMax || L.kernel <= 0 || L.kernel > kModelLimits.eonssKernelMax ||
+        L.stride <= 0 || L.stride > kModelLimits.eonssStrideMax || L.pad < 0 || L.pad >= L.kernel)
       throw std::invalid_argument("Invalid geometry for " + name);
     if (li == 0 && L.inChannels != 3) throw std::invalid_argument("EONSS conv1 must take 3 channels");
     if (li > 0 && L.inChannels != m.eonss[li - 1].outChannels)
@@ -56,8 +57,9 @@ void finalizeEonss(Model& m) {
 }  // namespace
 
 void finalizeModel(Model& m) {
-  if (m.patchSize < 8 || m.patchSize > 4096)
-    throw std::invalid_argument("Expected integer between 8 and 4096 for patchSize but received " +
+  if (m.patchSize < kModelLimits.patchMin || m.patchSize > kModelLimits.patchMax)
+    throw std::invalid_argument("Expected integer between " + std::to_string(kModelLimits.patchMin) + " and " +
+                                std::to_string(kModelLimits.patchMax) + " for patchSize but received " +
                                 std::to_string(m.patchSize));
   for (int c = 0; c < 3; ++c) {
     if (!std::isfinite(m.mean[c]) || !std::isfinite(m.std[c]) || !(m.std[c] > 0.f))
@@ -67,14 +69,14 @@ void finalizeModel(Model& m) {
   }
   if (m.arch == Architecture::EONSS) return finalizeEonss(m);
 
-  if (m.kernels < 1 || m.kernels > 256)
-    throw std::invalid_argument("Expected integer between 1 and 256 for kernels but received " +
+  if (m.kernels < 1 || m.kernels > kModelLimits.focusKernelsMax)
+    throw std::invalid_argument("Expected integer between 1 and " + std::to_string(kModelLimits.focusKernelsMax) + " for kernels but received " +
                                 std::to_string(m.kernels));
-  if (m.convKernel < 1 || m.convKernel > 31)
-    throw std::invalid_argument("Expected integer between 1 and 31 for conv kernel but received " +
+  if (m.convKernel < 1 || m.convKernel > kModelLimits.focusConvKernelMax)
+    throw std::invalid_argument("Expected integer between 1 and " + std::to_string(kModelLimits.focusConvKernelMax) + " for conv kernel but received " +
                                 std::to_string(m.convKernel));
-  if (m.convStride < 1 || m.convStride > 31)
-    throw std::invalid_argument("Expected integer between 1 and 31 for conv stride but received " +
+  if (m.convStride < 1 || m.convStride > kModelLimits.focusConvStrideMax)
+    throw std::invalid_argument("Expected integer between 1 and " + std::to_string(kModelLimits.focusConvStrideMax) + " for conv stride but received " +
                                 std::to_string(m.convStride));
   if (m.convPad < 0 || m.convPad >= m.convKernel)
     throw std::invalid_argument("Expected integer between 0 and kernel-1 for conv pad but received " +

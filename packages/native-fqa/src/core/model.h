@@ -11,6 +11,15 @@ namespace fqa {
 
 enum class Architecture { FocusLiteNN, EONSS };
 
+// The limits of a model spec, written once: finalizeModel and the binding check them, and the
+// binding exports them (modelLimits()) so TypeScript validates model files against the same numbers.
+struct ModelLimits {
+  int patchMin = 8, patchMax = 4096;
+  int focusKernelsMax = 256, focusConvKernelMax = 31, focusConvStrideMax = 31;
+  int eonssLayers = 6, eonssChannelsMax = 256, eonssKernelMax = 15, eonssStrideMax = 15;
+};
+inline constexpr ModelLimits kModelLimits{};
+
 // One EONSS convolution stage: conv (weights repacked for the fast path), then GDN, then an
 // optional 2x2 max pool. The fully connected head is stored as 1x1 convolutions.
 struct EonssLayer {

@@ -4,7 +4,7 @@
  * pools: 123,401 parameters), `focuspath` (235 px, conv4 1x1, pools 4/2/3) and `64px` (64 px, conv4
  * 1x1, 2x2 pools), both 107,017. Configurations with 2x2 pools only also run natively.
  */
-import type { EonssLayerSpec, EonssSpec } from '@fqa/native';
+import { modelLimits, type EonssLayerSpec, type EonssSpec } from '@fqa/native';
 import { GraphBuilder, type Graph } from '../graph.js';
 import { registerArchitecture } from '../registry.js';
 
@@ -31,7 +31,8 @@ export interface EonssConfig {
   layers: EonssLayer[];
 }
 
-export const EONSS_LIMITS = { layers: 6, channels: [1, 256], kernel: [1, 15], stride: [1, 15], pool: [1, 15] } as const;
+/** Max-pool kernels a header may give (the native kernel pools 2x2 only; other backends take any). */
+const POOL_RANGE: [number, number] = [1, 15];
 
 /** EONSS as published by FocusLiteNN: conv1-3 5x5 s2 p2, conv4 3x3 s1 p0, each with GDN and 2x2 max pool. */
 export const EONSS_LAYERS: EonssLayerHeader[] = [
@@ -83,18 +84,20 @@ export const eonssArchitecture = registerArchitecture<EonssConfig>({
   variants,
   configFromHeader(header, fail) {
     const layers = header.eonss?.layers;
-    const N = EONSS_LIMITS.layers;
+    // The native kernel's limits (model.h), the one place they are written.
+    const limits = modelLimits();
+    const N = limits.eonssLayers;
     if (!Array.isArray(layers) || layers.length !== N) return fail(`eonss model needs ${N} layers in "eonss.layers"`);
     let inChannels = 3;
     const out = layers.map((L): EonssLayer => {
       const ok = typeof L === 'object' && L !== null && typeof L.name === 'string' && (L.gdn === null || typeof L.gdn === 'string') && typeof L.maxPool === 'boolean' &&
-        isIntegerIn(L.stride, ...EONSS_LIMITS.stride) && isIntegerIn(L.pad, 0, EONSS_LIMITS.kernel[1] - 1) && (L.pool === undefined || isIntegerIn(L.pool, ...EONSS_LIMITS.pool));
+        isIntegerIn(L.stride, ...limits.eonssStride) && isIntegerIn(L.pad, 0, limits.eonssKernel[1] - 1) && (L.pool === undefined || isIntegerIn(L.pool, ...POOL_RANGE));
       if (!ok) fail(`bad eonss layer entry ${JSON.stringify(L)}`);
       const shape = header.tensors.find((t) => t?.name === `${L.name}.weight`)?.shape;
       if (!Array.isArray(shape) || shape.length !== 4 || shape[2] !== shape[3]) return fail(`${L.name}.weight must be [out, in, k, k]`);
       const [o, i, k] = shape as number[];
       if (i !== inChannels) fail(`${L.name}.weight takes ${String(i)} input channels, the layer before gives ${inChannels}`);
-      if (!isIntegerIn(o, ...EONSS_LIMITS.channels) || !isIntegerIn(k, ...EONSS_LIMITS.kernel)) fail(`${L.name}.weight has shape [${shape.join(', ')}] outside the limits (channels ${EONSS_LIMITS.channels.join('..')}, kernel ${EONSS_LIMITS.kernel.join('..')})`);
+      if (!isIntegerIn(o, ...limits.eonssChannels) || !isIntegerIn(k, ...limits.eonssKernel)) fail(`${L.name}.weight has shape [${shape.join(', ')}] outside the limits (channels ${limits.eonssChannels.join('..')}, kernel ${limits.eonssKernel.join('..')})`);
       inChannels = o!;
       return { ...L, inChannels: i!, outChannels: o!, kernel: k! };
     });

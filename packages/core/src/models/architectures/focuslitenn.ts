@@ -3,7 +3,7 @@
  * mixing the k minima (none when k = 1). Runs natively (the C++ sweep shares the conv map between
  * overlapping patches), and through ONNX Runtime and tfjs like every architecture.
  */
-import type { FocusLiteNNSpec } from '@fqa/native';
+import { modelLimits, type FocusLiteNNSpec } from '@fqa/native';
 import { GraphBuilder, type Graph } from '../graph.js';
 import { registerArchitecture, type PaperRow } from '../registry.js';
 
@@ -13,9 +13,6 @@ export interface FocusLiteNNGeometry {
   convStride: number;
   convPad: number;
 }
-
-/** Limits of the header's geometry (the native addon checks the same ones). */
-export const FOCUSLITENN_LIMITS = { kernels: [1, 256], convKernel: [1, 31], convStride: [1, 31] } as const;
 
 /** The FocusLiteNN conv geometries of the paper. */
 export const FOCUSLITENN_VARIANTS = {
@@ -55,10 +52,11 @@ export const focuslitenn = registerArchitecture<FocusLiteNNGeometry>({
   configFromHeader(header, fail) {
     const g = header.focuslitenn;
     if (!g) return fail('focuslitenn model without a "focuslitenn" geometry section');
-    const L = FOCUSLITENN_LIMITS;
-    if (!isIntegerIn(g.kernels, L.kernels[0], L.kernels[1])) fail(`focuslitenn.kernels must be an integer ${L.kernels[0]}..${L.kernels[1]}, got ${String(g.kernels)}`);
-    if (!isIntegerIn(g.convKernel, L.convKernel[0], L.convKernel[1])) fail(`focuslitenn.convKernel must be an integer ${L.convKernel[0]}..${L.convKernel[1]}`);
-    if (!isIntegerIn(g.convStride, L.convStride[0], L.convStride[1])) fail(`focuslitenn.convStride must be an integer ${L.convStride[0]}..${L.convStride[1]}`);
+    // The native kernel's limits (model.h), the one place they are written.
+    const { focusLiteNNKernels: K, focusLiteNNConvKernel: C, focusLiteNNConvStride: S } = modelLimits();
+    if (!isIntegerIn(g.kernels, ...K)) fail(`focuslitenn.kernels must be an integer ${K.join('..')}, got ${String(g.kernels)}`);
+    if (!isIntegerIn(g.convKernel, ...C)) fail(`focuslitenn.convKernel must be an integer ${C.join('..')}`);
+    if (!isIntegerIn(g.convStride, ...S)) fail(`focuslitenn.convStride must be an integer ${S.join('..')}`);
     if (!isIntegerIn(g.convPad, 0, g.convKernel - 1)) fail(`focuslitenn.convPad must be an integer 0..kernel-1`);
     return { kernels: g.kernels, convKernel: g.convKernel, convStride: g.convStride, convPad: g.convPad };
   },
