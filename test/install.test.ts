@@ -32,7 +32,7 @@ describe.skipIf(!ready)('prebuilt packages install and scan without a compiler',
     for (const tool of ['cc', 'gcc', 'g++', 'c++', 'make', 'cmake', 'nvcc']) {
       expect(spawnSync('sh', ['-c', `command -v ${tool}`], { env }).status, tool).not.toBe(0);
     }
-    writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'fqa-install-test', private: true, type: 'module', allowScripts: { sharp: true } }, null, 2));
+    writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'fqa-install-test', private: true, type: 'module', allowScripts: { sharp: true, 'onnxruntime-node': false } }, null, 2));
     execFileSync(process.execPath, [npmCli, 'install', '--prefer-offline', '--no-audit', '--no-fund', ...tarballs.map((t) => path.join(packages, t))], { cwd: project, env, stdio: 'pipe' });
     expect(existsSync(path.join(project, 'node_modules', '@fqa', 'native', 'build'))).toBe(false);
   }, 240_000);

@@ -58,6 +58,23 @@ describe.skipIf(!hasShared)('published deep models (golden-deep.json)', async ()
     }
   });
 
+  test.skipIf(!onnx)('a single weight perturbed by 1e-3 breaks the comparison (the test can fail)', async () => {
+    const name = 'darts-fqa-focuspath';
+    const model = await load(name);
+    const tensors = new Map(model.tensors);
+    const weight = Float32Array.from(tensors.get('classifier.weight')!);
+    weight[0]! += 1e-3;
+    tensors.set('classifier.weight', weight);
+    const scorer = await createScorer({ ...model, tensors }, { backend: 'onnx', threads: 1 });
+    try {
+      const c = g.models[name]!.crops[0]!;
+      const [s] = await scorer.scoreNormalized!(crop(images.get(c.image!)!, c, tcga), 1, 64);
+      expect(close(s!, c.tcga_norm.value_f64)).toBe(false);
+    } finally {
+      await scorer.dispose();
+    }
+  });
+
   for (const backend of ['onnx', 'tfjs'] as BackendName[]) {
     for (const name of Object.keys(golden?.models ?? {})) {
       test.skipIf(backend === 'onnx' && !onnx)(`${name} on ${backend}: every crop and the random input, raw and TCGA-normalized, within 1e-4`, async () => {
