@@ -12,7 +12,7 @@ namespace fqa {
 enum class Architecture { FocusLiteNN, EONSS };
 
 // The limits of a model spec, written once: finalizeModel and the binding check them, and the
-// binding exports them (modelLimits()) so TypeScript validates model files against the same numbers.
+// binding exports them (modelLimits()), so TypeScript validates model files against the same numbers.
 struct ModelLimits {
   int patchMin = 8, patchMax = 4096;
   int focusKernelsMax = 256, focusConvKernelMax = 31, focusConvStrideMax = 31;
