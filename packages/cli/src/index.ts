@@ -4,6 +4,7 @@
  * (0 ok, 1 QC failure, 2 usage error, 3 unreadable input).
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { FqaError, UsageError, nativeVersion } from '@fqa/core';
 import { convertReferenceCommand } from './commands/convert-reference.js';
 import { demoCommand } from './commands/demo.js';
@@ -54,7 +55,8 @@ export async function main(argv: string[]): Promise<number> {
     command = commands[name];
     let commandArgs = rest;
     // `fqa-scan slide.svs ...`: anything that is not a command but looks like an input is a scan.
-    if (!command && (existsSync(name) || /[*?]/.test(name) || /\.[a-z0-9]{2,6}$/i.test(name))) {
+    // (An option first, `fqa-scan --out r slide.svs`, is a scan too.)
+    if (!command && (existsSync(name) || /[*?]/.test(name) || /\.[a-z0-9]{2,6}$/i.test(name) || name.startsWith('-') || name.includes(path.sep))) {
       command = scanCommand;
       commandArgs = argv;
     }

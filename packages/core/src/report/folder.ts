@@ -67,10 +67,10 @@ export function allocateStem(input: string, taken: Map<string, string>): string 
 
 /**
  * summary.tsv: a `#` header (fqa version, the latest run's model, options and date) and one row per
- * slide report in the folder, this run's and earlier runs', in report-name order.
+ * slide report in the folder, this run's and earlier runs', in slide path order.
  */
 export async function writeSummaryTsv(dir: string, header: string[]): Promise<number> {
-  const rows = [...readReportFolder(dir).values()].map((r) => r.summaryRow);
+  const rows = [...readReportFolder(dir).values()].sort((a, b) => (a.input < b.input ? -1 : a.input > b.input ? 1 : 0)).map((r) => r.summaryRow);
   await writeAtomic(path.join(dir, 'summary.tsv'), header.concat(SUMMARY_COLUMNS.join('\t'), rows).join('\n') + '\n');
   return rows.length;
 }
