@@ -47,7 +47,9 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .legend .ticks { display: flex; justify-content: space-between; }
 .legend .mark { position: absolute; top: 0; height: 18px; border-left: 2px solid #000; }
 .region-box { outline: 2px dashed #00e5ff; }
-.layout { display: grid; grid-template-columns: minmax(0, 1fr) 340px; gap: 16px; }
+#viewer.hide-regions .region-box { display: none !important; }
+.layout { display: grid; grid-template-columns: minmax(0, 1fr) 390px; gap: 16px; }
+aside table { font-size: 12px; }
 @media (max-width: 900px) { .layout { grid-template-columns: 1fr; } }
 `;
 

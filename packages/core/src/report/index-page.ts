@@ -87,6 +87,7 @@ export async function writeIndexPage(dir: string, run: { date: string; model: st
   const countText = [...counts].sort().map(([v, n]) => `${n} ${v}`).join(', ') || 'no slides';
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>fqa focus report</title>
 <style>${STYLE}</style></head>
 <body>

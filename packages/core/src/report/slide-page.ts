@@ -23,10 +23,10 @@ const heatToggle = $('heatmap-toggle');
 const opacity = $('heatmap-opacity');
 const boxesToggle = $('regions-toggle');
 let heat = null;
-const boxes = [];
 function applyLayer() {
   if (heat) heat.setOpacity(heatToggle.checked ? Number(opacity.value) / 100 : 0);
-  for (const b of boxes) b.style.display = boxesToggle.checked ? 'block' : 'none';
+  // OpenSeadragon sets each overlay's inline display; a class on the viewer hides them all.
+  $('viewer')?.classList.toggle('hide-regions', !boxesToggle.checked);
   $('opacity-value').textContent = opacity.value + ' %';
 }
 heatToggle.addEventListener('change', applyLayer);
@@ -51,7 +51,6 @@ if (d.view && window.OpenSeadragon) {
       const el = document.createElement('div');
       el.className = 'region-box';
       el.title = 'region ' + (i + 1);
-      boxes.push(el);
       viewer.addOverlay({ element: el, location: rect(r) });
     });
     applyLayer();
@@ -86,6 +85,7 @@ ${regions.map((g, i) => `<tr><td>${i + 1}</td><td class="num">${g.x}, ${g.y}</td
 </tbody></table>`;
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>${escapeHtml(path.basename(r.file))} · fqa focus report</title>
 <style>${STYLE}</style></head>
 <body data-heatmap="${view ? 'loading' : 'none'}">
