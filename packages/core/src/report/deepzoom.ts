@@ -5,11 +5,14 @@
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import { InputError } from '../errors.js';
 import { openSource } from '../slide-source.js';
 
 /** Default longest side of the zoomable view, in pixels (a few hundred JPEG tiles per slide). */
 export const DEFAULT_VIEW_SIZE = 8192;
 const TILE_SIZE = 254;
+/** Largest level read whole for the view (as for the tissue mask): 2^28 pixels, 768 MiB of RGB. */
+const MAX_VIEW_SOURCE_PIXELS = 2 ** 28;
 const TILE_OVERLAP = 1;
 
 /** What the slide page needs to show the pyramid (the .dzi descriptor's content, inlined). */
@@ -35,6 +38,10 @@ export async function writeDeepZoom(input: string, dir: string, stem: string, vi
     const levels = source.levels.map((l, index) => ({ ...l, index }));
     const fitting = levels.filter((l) => Math.max(l.width, l.height) <= 2 * viewSize);
     const level = fitting[0] ?? levels[levels.length - 1]!;
+    // A slide without a small enough level (one huge plain TIFF) would be read whole: not for a view.
+    if (level.width * level.height > MAX_VIEW_SOURCE_PIXELS) {
+      throw new InputError(`${input}: no pyramid level small enough for the zoomable view (smallest is ${level.width}x${level.height})`);
+    }
     const pixels = await source.readRegion(level.index, 0, 0, level.width, level.height);
     const tiles = path.join(dir, `${stem}_files`);
     await rm(tiles, { recursive: true, force: true });

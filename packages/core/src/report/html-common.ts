@@ -3,6 +3,7 @@
  * plus the images it shows), safe embedding of text and JSON, and the viewer's script copied into
  * the report folder (nothing is fetched from the network).
  */
+import { existsSync, statSync } from 'node:fs';
 import { cp, mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -58,6 +59,9 @@ export async function writeViewerAssets(dir: string): Promise<void> {
   const require = createRequire(import.meta.url);
   const build = path.dirname(require.resolve('openseadragon'));
   const target = path.join(dir, ASSETS_DIR);
+  // Once per folder (and again after an fqa upgrade brings another OpenSeadragon).
+  const script = path.join(target, 'openseadragon.min.js');
+  if (existsSync(script) && statSync(script).size === statSync(path.join(build, 'openseadragon.min.js')).size) return;
   await mkdir(target, { recursive: true });
   await cp(path.join(build, 'openseadragon.min.js'), path.join(target, 'openseadragon.min.js'));
   await cp(path.join(build, 'images'), path.join(target, 'images'), { recursive: true });

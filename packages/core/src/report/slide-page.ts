@@ -69,8 +69,12 @@ export interface SlidePageFiles {
   json: string;
 }
 
-/** Writes <stem>.html for a scan; `view` is null when no pyramid was written (then the overview PNG is shown). */
-export async function writeSlidePage(dir: string, stem: string, r: ScanResult, view: DeepZoomView | null, files: SlidePageFiles): Promise<void> {
+/**
+ * Writes <stem>.html for a scan. `viewOrReason` is the pyramid, or why there is none (then the
+ * page shows the overview figure and the reason).
+ */
+export async function writeSlidePage(dir: string, stem: string, r: ScanResult, viewOrReason: DeepZoomView | string, files: SlidePageFiles): Promise<void> {
+  const view = typeof viewOrReason === 'string' ? null : viewOrReason;
   const scale = colourScale(r);
   const regions = flaggedRegions(r);
   const s = r.summary;
@@ -92,7 +96,7 @@ ${regions.map((g, i) => `<tr><td>${i + 1}</td><td class="num">${g.x}, ${g.y}</td
 <header><h1>${escapeHtml(r.file)} <span class="verdict verdict-${escapeHtml(s.verdict)}">${escapeHtml(s.verdict)}</span></h1>
 <p><a href="index.html">← all slides</a> · model ${escapeHtml(r.model.name)} · ${escapeHtml(r.width + ' × ' + r.height)} px${r.slideMpp === null ? '' : ` at ${r.slideMpp.toFixed(3)} µm/px`}</p></header>
 <main class="layout">
-<section>${view ? '<div id="viewer" role="img" aria-label="zoomable slide view"></div>' : `<p>No zoomable view was written for this slide.</p><img src="${escapeHtml(files.overview)}" alt="overview" style="max-width: 100%">`}</section>
+<section>${view ? '<div id="viewer" role="img" aria-label="zoomable slide view"></div>' : `<p>No zoomable view for this slide: ${escapeHtml(String(viewOrReason))}.</p><img src="${escapeHtml(files.overview)}" alt="overview" style="max-width: 100%">`}</section>
 <aside>
 <div class="controls"><label><input type="checkbox" id="heatmap-toggle" checked> focus heatmap</label>
 <label>opacity <input type="range" id="heatmap-opacity" min="0" max="100" value="60"> <span id="opacity-value">60 %</span></label>

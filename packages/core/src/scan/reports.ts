@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { version as fqaVersion } from '@fqa/native';
 import { writeAtomic } from '../atomic-write.js';
 import { scanGeoJson } from './geojson.js';
-import { DEFAULT_VIEW_SIZE, writeDeepZoom } from '../report/deepzoom.js';
+import { DEFAULT_VIEW_SIZE, writeDeepZoom, type DeepZoomView } from '../report/deepzoom.js';
 import { writeViewerAssets } from '../report/html-common.js';
 import { writeSlidePage } from '../report/slide-page.js';
 import { heatmapPng, overviewPng } from './images.js';
@@ -134,8 +134,17 @@ export async function writeSlideReports(dir: string, stem: string, r: ScanResult
   const { width, height, thumbnail } = r.tissueMask;
   await writeAtomic(file('.thumb.jpg'), await sharp(thumbnail, { raw: { width, height, channels: 3 } }).resize(160, 160, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer());
   const viewSize = options.viewSize ?? DEFAULT_VIEW_SIZE;
-  const view = viewSize > 0 && existsSync(r.file) ? await writeDeepZoom(r.file, dir, stem, viewSize) : null;
+  // The zoomable view is a convenience: a slide it cannot be made for still gets its report.
+  let view: DeepZoomView | null = null;
+  let noView = viewSize > 0 ? 'the slide was not given as a file' : 'no zoomable view was asked for (view size 0)';
+  if (viewSize > 0 && existsSync(r.file)) {
+    try {
+      view = await writeDeepZoom(r.file, dir, stem, viewSize);
+    } catch (err) {
+      noView = (err as Error).message;
+    }
+  }
   await writeViewerAssets(dir);
-  await writeSlidePage(dir, stem, r, view, { overview: `${stem}.overview.png`, scores: `${stem}.scores.tsv`, geojson: `${stem}.geojson`, json: `${stem}.json` });
+  await writeSlidePage(dir, stem, r, view ?? noView, { overview: `${stem}.overview.png`, scores: `${stem}.scores.tsv`, geojson: `${stem}.geojson`, json: `${stem}.json` });
   await writeAtomic(file('.json'), summaryJson(r, { summaryRow: summaryRow(r, stem) }, options.provenance));
 }
