@@ -3,6 +3,7 @@
  * written atomically (temp file + rename), so an interrupted run never leaves a half-written one.
  */
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { version as fqaVersion } from '@fqa/native';
@@ -127,6 +128,7 @@ export interface SlideReportOptions {
  */
 export async function writeSlideReports(dir: string, stem: string, r: ScanResult, options: SlideReportOptions = {}): Promise<void> {
   const file = (suffix: string) => path.join(dir, `${stem}${suffix}`);
+  await mkdir(dir, { recursive: true });
   await writeAtomic(file('.scores.tsv'), scoresTsv(r));
   await writeAtomic(file('.heatmap.png'), await heatmapPng(r));
   await writeAtomic(file('.overview.png'), await overviewPng(r));
