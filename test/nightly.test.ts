@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { DEFAULT_MODEL_PATH, gpuInfo, openSource, scanSlide } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, gpuInfo, loadModel, openSource, scanSlide } from '@fqa/core';
 import { hasShared, repoRoot, shared } from './helpers/shared.js';
 
 const bin = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
@@ -20,7 +20,8 @@ const f1 = path.join(work, 'fixtures', 'f1.fqa');
 /** Runs fqa-scan without blocking the test process (long synchronous runs starve vitest's RPC). */
 function fqa(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args, '--workers', '1', '--view-size', '512'], { cwd: work });
+    // --mpp: the fixtures are cut from a 0.499 µm/px slide, and PNGs carry no resolution.
+    const child = spawn(process.execPath, [bin, ...args, '--workers', '1', '--view-size', '512', '--mpp', '0.499'], { cwd: work });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -51,8 +52,8 @@ describe.skipIf(!hasShared)('nightly runs', () => {
   beforeAll(async () => {
     mkdirSync(path.dirname(sharpTissue), { recursive: true });
     const source = await openSource(shared('data', 'slides', 'CMU-1-Small-Region.svs'));
-    const [w, h] = [1024, 768];
-    const region = Buffer.from(await source.readRegion(0, 600, 1200, w, h));
+    const [w, h] = [1536, 767]; // 46 tissue patches, none out of focus with the shipped model
+    const region = Buffer.from(await source.readRegion(0, 300, 2200, w, h));
     source.close();
     await sharp(region, { raw: { width: w, height: h, channels: 3 } }).png().toFile(sharpTissue);
     await sharp(region, { raw: { width: w, height: h, channels: 3 } }).blur(3).png().toFile(blurredTissue);
@@ -128,7 +129,7 @@ describe.skipIf(!hasShared)('nightly runs', () => {
     // The 5 % rule from the command line: 100 % allowed out of focus passes the defocused slide.
     const limit = await fqa(path.join(root, 'blurry.png'), '--out', out, '--max-out-of-focus', '100');
     expect(limit.code, limit.stderr).toBe(0);
-    expect(json().provenance.options).toMatchObject({ threshold: 2.5, maxOutOfFocus: 1 });
+    expect(json().provenance.options).toMatchObject({ threshold: (await loadModel(DEFAULT_MODEL_PATH)).header.score.threshold, maxOutOfFocus: 1 });
     // --min-tissue 100: only patches that are all tissue are scored.
     await fqa(path.join(root, 'blurry.png'), '--out', out, '--min-tissue', '100');
     const strict = json();
@@ -165,13 +166,14 @@ describe.skipIf(!hasShared)('nightly runs', () => {
     const root = tree('provenance', { 'one.png': sharpTissue, 'two.png': blurredTissue });
     const out = path.join(work, 'provenance-report');
     const r = await fqa(root, '--out', out);
+    const model = await loadModel(DEFAULT_MODEL_PATH);
     const json = JSON.parse(readFileSync(path.join(out, 'one.json'), 'utf8'));
     const version = JSON.parse(readFileSync(path.join(repoRoot, 'packages', 'cli', 'package.json'), 'utf8')).version;
     expect(json.provenance).toMatchObject({
       fqa: version,
       input: path.join(root, 'one.png'),
-      model: { name: 'fqa-default-focuslitenn2-synthetic-v1', file: DEFAULT_MODEL_PATH, sha256: createHash('sha256').update(readFileSync(DEFAULT_MODEL_PATH)).digest('hex') },
-      options: { patchSize: 235, stride: 128, mpp: null, threshold: 2.5, minTissue: 0.5, maxOutOfFocus: 0.05 },
+      model: { name: model.header.name, file: DEFAULT_MODEL_PATH, sha256: createHash('sha256').update(readFileSync(DEFAULT_MODEL_PATH)).digest('hex') },
+      options: { patchSize: model.header.patchSize, stride: model.header.stride, mpp: 0.499, threshold: model.header.score.threshold, minTissue: 0.5, maxOutOfFocus: 0.05 },
       device: expect.stringMatching(/^(cpu|cuda)$/),
     });
     expect(Date.now() - Date.parse(json.provenance.date)).toBeLessThan(10 * 60_000);
@@ -184,8 +186,8 @@ describe.skipIf(!hasShared)('nightly runs', () => {
   });
 
   test('scanSlide() uses the shipped model when none is given', async () => {
-    const r = await scanSlide(sharpTissue, { workers: 1 });
-    expect(r.model).toMatchObject({ name: 'fqa-default-focuslitenn2-synthetic-v1', file: DEFAULT_MODEL_PATH });
+    const r = await scanSlide(sharpTissue, { workers: 1, mpp: 0.499 });
+    expect(r.model).toMatchObject({ name: (await loadModel(DEFAULT_MODEL_PATH)).header.name, file: DEFAULT_MODEL_PATH });
     expect(r.summary.verdict).toBe('pass');
   });
 });
