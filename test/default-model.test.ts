@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { createNativeModel, trainForward, type FocusLiteNNSpec } from '@fqa/native';
 import {
-  DEFAULT_MODEL_PATH, DEFAULT_RECIPE, buildDefaultModel, loadModel, parseModelFile, plcc, runAccuracySuite, scannerDefocus, toNativeSpec, type PatchSet, type SuiteResult,
+  DEFAULT_MODEL_PATH, DEFAULT_RECIPE, buildDefaultModel, inFocusThreshold, loadModel, parseModelFile, plcc, runAccuracySuite, scannerDefocus, toNativeSpec, type PatchSet, type SuiteResult,
 } from '@fqa/core';
 import { hasShared, shared, tcgaImages } from './helpers/shared.js';
 
@@ -13,10 +13,21 @@ test('the shipped default model loads and declares its scale, threshold and reso
   const model = await loadModel(DEFAULT_MODEL_PATH);
   expect(model.header.architecture).toBe('focuslitenn');
   expect(model.header.name).toBe(DEFAULT_RECIPE.name);
-  expect(model.header.score.threshold).toBe(DEFAULT_RECIPE.threshold);
+  const threshold = model.header.score.threshold!;
+  expect(threshold % 0.5).toBe(0); // set by inFocusThreshold, in half levels
+  expect(threshold).toBeGreaterThan(1);
+  expect(threshold).toBeLessThan(8);
   expect(model.header.micronsPerPixel).toBe(DEFAULT_RECIPE.micronsPerPixel);
   expect(model.header.score.scale).toMatch(/defocus level/);
   expect(model.header.provenance.source).toMatch(/trained by fqa/);
+});
+
+test('inFocusThreshold: the smallest half level with at most the given share of in-focus scores above it', () => {
+  const levels = Float32Array.from({ length: 40 }, (_, i) => (i < 20 ? 0 : 5));
+  const scores = Float32Array.from({ length: 40 }, (_, i) => (i < 20 ? i / 10 : 100)); // in focus: 0.0 .. 1.9
+  expect(inFocusThreshold(scores, levels, 0.05)).toBe(2); // 95th percentile 1.8 -> 2.0; one of 20 (1.9) above 1.8
+  expect(inFocusThreshold(scores, levels, 0.25)).toBe(1.5); // 75th percentile 1.4 -> 1.5
+  expect(() => inFocusThreshold(scores, Float32Array.from(levels, () => 3), 0.05)).toThrow(/no in-focus/);
 });
 
 test('no validation data is a training source of the default recipe', () => {
@@ -26,10 +37,11 @@ test('no validation data is a training source of the default recipe', () => {
 describe.skipIf(!hasShared)('default model on real defocus (the accuracy suite)', () => {
   let result: SuiteResult;
   const series = (name: string) => result.series.find((s) => s.series === name)!;
-  const threshold = DEFAULT_RECIPE.threshold;
+  let threshold: number;
 
   test('runs', async () => {
     [result] = await runAccuracySuite(shared('data'), [{ name: 'default', file: DEFAULT_MODEL_PATH }]);
+    threshold = result.threshold!;
     expect(result.series.map((s) => s.series).sort()).toEqual(['isl-phase-contrast', 'urjc-adipose-s1', 'urjc-adipose-s2']);
   }, 300_000);
 
@@ -98,6 +110,7 @@ describe.skipIf(!hasShared)('the default recipe', () => {
     const r = agreement(toNativeSpec(shipped) as FocusLiteNNSpec, toNativeSpec(again) as FocusLiteNNSpec, await heldOut());
     expect(r.plcc).toBeGreaterThan(0.99);
     expect(r.meanAbs, 'mean |shipped - rebuilt| in defocus levels').toBeLessThan(0.3);
+    expect(Math.abs(rebuilt.threshold - shipped.header.score.threshold!)).toBeLessThanOrEqual(0.5);
     const shippedPlcc = Number(/training PLCC ([\d.]+)/.exec(shipped.header.provenance.notes ?? '')?.[1]);
     expect(Math.abs(rebuilt.trainPlcc - shippedPlcc)).toBeLessThan(0.01);
   }, 1_200_000);

@@ -14,7 +14,7 @@ test('fqa-scan demo finds the defocused regions of its synthetic slide', () => {
   const iou = Number(/IoU ([0-9.]+)/.exec(r.stdout)?.[1]);
   // Measured 0.51 at 4096 px; calling every patch out of focus would give about 0.27 (the defocused share).
   expect(iou).toBeGreaterThan(0.35);
-  for (const f of ['demo-slide.tiff', 'demo-slide.scores.tsv', 'demo-slide.heatmap.png', 'demo-slide.overlay.png', 'demo-slide.geojson', 'demo-slide.json']) {
+  for (const f of ['demo-slide.tiff', 'demo-slide.scores.tsv', 'demo-slide.heatmap.png', 'demo-slide.overview.png', 'demo-slide.html', 'index.html', 'demo-slide.geojson', 'demo-slide.json']) {
     expect(existsSync(path.join(out, f)), f).toBe(true);
   }
   const json = JSON.parse(readFileSync(path.join(out, 'demo-slide.json'), 'utf8'));

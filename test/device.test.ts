@@ -57,7 +57,9 @@ describe.skipIf(!hasShared)('scans record the device', () => {
     const auto = await scanSlide(slide, { model: DEFAULT_MODEL_PATH, device: 'auto', mpp: 0.5, workers: 1 });
     expect(auto.device).toBe(hasGpu ? 'cuda' : 'cpu');
     expect(auto.summary.patchesScored).toBeGreaterThan(0);
-    if (gpu.compiled && !hasGpu) expect(auto.warnings.join('\n')).toMatch(/device auto: running on the CPU/);
+    // Why it fell back is a fact about the machine: in deviceNotice (said once per run), never in the slide's warnings.
+    if (gpu.compiled && !hasGpu) expect(auto.deviceNotice).toMatch(/device auto: running on the CPU/);
+    expect(auto.warnings.join('\n')).not.toMatch(/device auto/);
     const cpu = await scanSlide(slide, { model: DEFAULT_MODEL_PATH, device: 'cpu', mpp: 0.5, workers: 1 });
     expect(cpu.device).toBe('cpu');
     if (!hasGpu) await expect(scanSlide(slide, { model: DEFAULT_MODEL_PATH, device: 'cuda' })).rejects.toThrow(/no usable CUDA GPU/);

@@ -52,11 +52,13 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
       expect(typeof f.properties.measurements.focus_score).toBe('number');
       expect(['In focus', 'Out of focus']).toContain(f.properties.classification.name);
     }
-    // Heatmap (transparent background) and overlay at the thumbnail's size and aspect.
+    // Heatmap (transparent background) at the thumbnail's aspect; the overview figure holds the
+    // thumbnail and the heatmap side by side below a title band, with a legend band under them.
     const heat = await sharp(path.join(out, 'CMU-1-Small-Region.heatmap.png')).metadata();
-    const overlay = await sharp(path.join(out, 'CMU-1-Small-Region.overlay.png')).metadata();
+    const overview = await sharp(path.join(out, 'CMU-1-Small-Region.overview.png')).metadata();
     expect([heat.channels, heat.hasAlpha]).toEqual([4, true]);
-    expect([overlay.width, overlay.height]).toEqual([heat.width, heat.height]);
+    expect(overview.width).toBeGreaterThan(2 * heat.width!);
+    expect(overview.height).toBeGreaterThan(heat.height! + 100);
     expect(Math.abs(heat.width! / heat.height! - 2220 / 2967)).toBeLessThan(0.01);
     const { data: corner } = await sharp(path.join(out, 'CMU-1-Small-Region.heatmap.png')).extract({ left: 0, top: 0, width: 1, height: 1 }).raw().toBuffer({ resolveWithObject: true });
     expect(corner[3]).toBe(0); // glass in the corner: transparent
@@ -66,7 +68,7 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
     expect(json.summary.patchesScored).toBe(rows.length);
     expect(json.summary.verdict).toBe('pass');
     const summary = readFileSync(path.join(out, 'summary.tsv'), 'utf8').replace(/\n$/, '').split('\n');
-    expect(summary.filter((l) => l.startsWith('#')).map((l) => l.split(':')[0])).toEqual(['# fqa 0.1.0', '# model', '# options', '# date']);
+    expect(summary.filter((l) => l.startsWith('#')).map((l) => l.split(':')[0])).toEqual(['# fqa 0.1.0', '# model', '# options', '# date', '# rows']);
     const cols = summary.find((l) => l.startsWith('slide\t'))!.split('\t');
     const row = summary[summary.length - 1]!.split('\t');
     expect(row).toHaveLength(cols.length);
@@ -74,9 +76,9 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
     // Resumable: the second run skips the slide, --force scans it again.
     const again = fqa(svs, '--model', model, '--out', out, '--threshold=-3');
     expect(again.code).toBe(0);
-    expect(again.stderr).toMatch(/report exists, skipped/);
+    expect(again.stderr).toMatch(/pass, report up to date/);
     expect(readFileSync(path.join(out, 'summary.tsv'), 'utf8')).toMatch(/\tpass\t/);
-    expect(fqa(svs, '--model', model, '--out', out, '--force').stderr).not.toMatch(/skipped/);
+    expect(fqa(svs, '--model', model, '--out', out, '--threshold=-3', '--force').stderr).not.toMatch(/up to date/);
   });
 
   test('bad inputs: each gets a one-line error in stderr and summary.tsv; good slides are reported; exit 3', () => {
@@ -105,7 +107,7 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
   test('small_HE_levels.tiff (4-level deflate pyramid, synthetic colour blocks): reports parse, no tissue', async () => {
     const out = path.join(work, 'small');
     const r = fqa(shared('data', 'slides', 'small_HE_levels.tiff'), '--out', out);
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, r.stderr).toBe(1); // no-tissue is not a pass: a nightly run must look at it
     const json = JSON.parse(readFileSync(path.join(out, 'small_HE_levels.json'), 'utf8'));
     expect([json.vendor, json.width, json.height]).toEqual(['generic-tiff', 300, 250]);
     // Saturated red, green and blue blocks are marker-pen colours, not stained tissue.

@@ -4,7 +4,8 @@
  * (0 ok, 1 QC failure, 2 usage error, 3 unreadable input).
  */
 import { existsSync } from 'node:fs';
-import { FqaError, UsageError } from '@fqa/core';
+import path from 'node:path';
+import { FqaError, UsageError, nativeVersion } from '@fqa/core';
 import { convertReferenceCommand } from './commands/convert-reference.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
@@ -14,6 +15,7 @@ import { scanCommand } from './commands/scan.js';
 import { scoreCommand } from './commands/score.js';
 import { trainCommand } from './commands/train.js';
 import { trainDefaultCommand } from './commands/train-default.js';
+import { closestOption, optionsInUsage } from './suggest.js';
 
 export interface Command {
   summary: string;
@@ -34,7 +36,7 @@ const commands: Record<string, Command> = {
 };
 
 function help(): string {
-  const lines = ['Usage: fqa-scan <command> [options]   (fqa-scan <slide...> = fqa-scan scan <slide...>)', '', 'Commands:'];
+  const lines = ['Usage: fqa-scan <command> [options]   (fqa-scan <slide...> = fqa-scan scan <slide...>)', '       fqa-scan --version', '', 'Commands:'];
   for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(18)} ${c.summary}`);
   lines.push('', 'Run fqa-scan <command> --help for its options.');
   return lines.join('\n');
@@ -42,15 +44,21 @@ function help(): string {
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  let command: Command | undefined;
   try {
+    if (name === '--version' || name === '-V') {
+      process.stdout.write(`fqa-scan ${nativeVersion}\n`);
+      return 0;
+    }
     if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
       process.stdout.write(help() + '\n');
       return name === undefined ? 2 : 0;
     }
-    let command = commands[name];
+    command = commands[name];
     let commandArgs = rest;
     // `fqa-scan slide.svs ...`: anything that is not a command but looks like an input is a scan.
-    if (!command && (existsSync(name) || /[*?]/.test(name) || /\.[a-z0-9]{2,6}$/i.test(name))) {
+    // (An option first, `fqa-scan --out r slide.svs`, is a scan too.)
+    if (!command && (existsSync(name) || /[*?]/.test(name) || /\.[a-z0-9]{2,6}$/i.test(name) || name.startsWith('-') || name.includes(path.sep))) {
       command = scanCommand;
       commandArgs = argv;
     }
@@ -73,10 +81,19 @@ export async function main(argv: string[]): Promise<number> {
       return 70;
     }
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`fqa-scan: ${(err as Error).message}\n`);
+      process.stderr.write(`fqa-scan: ${parseErrorMessage(err as Error, command)}\n`);
       return 2;
     }
     process.stderr.write(`fqa-scan: internal error: ${(err as Error).stack ?? String(err)}\n`);
     return 70;
   }
+}
+
+/** One line for a parseArgs error; an unknown option gets the closest one the command knows. */
+function parseErrorMessage(err: Error, command: Command | undefined): string {
+  const unknown = /^Unknown option '(-[^']+)'/.exec(err.message)?.[1];
+  if (unknown === undefined) return err.message.split('\n')[0]!;
+  const name = Object.entries(commands).find(([, c]) => c === command)?.[0] ?? 'scan';
+  const suggestion = command ? closestOption(unknown, optionsInUsage(command.usage)) : null;
+  return `unknown option '${unknown}'${suggestion ? `; did you mean ${suggestion}?` : ''} (see fqa-scan ${name} --help)`;
 }

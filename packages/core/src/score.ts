@@ -1,4 +1,5 @@
 /** Scoring whole plain images with a dense patch grid (no tissue filtering). */
+import sharp from 'sharp';
 import { kernelNames, sweep, type KernelName, type SweepResult } from '@fqa/native';
 import { resolveDevice, type Device } from './device.js';
 import { checkBackground, DARK_BACKGROUND_WARNING, SCORE_MIN_TISSUE } from './domain.js';
@@ -26,6 +27,11 @@ export interface ScoreOptions {
   shareConvolution?: boolean;
   /** 'auto' (default: the model's fastest available backend), 'native', 'onnx' or 'tfjs'. */
   backend?: BackendName | 'auto';
+  /**
+   * µm/px of the images: they are resampled to the model's working resolution before scoring
+   * (as a slide scan does). Without it images are scored as they are.
+   */
+  mpp?: number;
 }
 
 export interface ImageScores {
@@ -68,6 +74,8 @@ export interface ResolvedScoreOptions {
   scorer: PatchScorer | null;
   /** Why device 'auto' fell back to the CPU, or null. */
   deviceNotice: string | null;
+  /** Images' µm/px, or null: scored as they are. */
+  mpp: number | null;
 }
 
 export async function resolveScoreOptions(options: ScoreOptions | ResolvedScoreOptions): Promise<ResolvedScoreOptions> {
@@ -84,6 +92,8 @@ async function resolveFresh(options: ScoreOptions): Promise<ResolvedScoreOptions
   const backend = expectOneOf(options.backend ?? 'auto', 'backend', ['auto', ...BACKEND_NAMES] as const);
   const native = model.native !== null && (backend === 'auto' || backend === 'native');
   const threads = expectInteger(options.threads ?? 0, 'threads', 0, 1024);
+  if (options.mpp !== undefined && !(typeof options.mpp === 'number' && options.mpp > 0 && options.mpp < 100)) throw new UsageError(`Expected number between 0 and 100 for mpp but received ${String(options.mpp)}`);
+  if (options.mpp !== undefined && model.header.micronsPerPixel === null) throw new UsageError(`mpp: the model ${model.header.name} has no working resolution (µm/px) to resample to`);
   return {
     resolved: true,
     model,
@@ -94,6 +104,7 @@ async function resolveFresh(options: ScoreOptions): Promise<ResolvedScoreOptions
     shareConvolution: options.shareConvolution ?? true,
     scorer: native ? null : await createScorer(model, { backend, threads }),
     deviceNotice: device.notice,
+    mpp: options.mpp ?? null,
   };
 }
 
@@ -185,5 +196,15 @@ function patchTissue(image: RgbImage, columns: number, rows: number, patchWidth:
 export async function scoreImage(input: string | Uint8Array, options: ScoreOptions | ResolvedScoreOptions): Promise<ImageScores> {
   const o = await resolveScoreOptions(options);
   const label = typeof input === 'string' ? input : 'image buffer';
-  return scoreRgb(await decodeImage(input, label), label, o);
+  const image = await decodeImage(input, label);
+  return scoreRgb(o.mpp === null ? image : await resample(image, o.mpp / o.model.header.micronsPerPixel!), label, o);
+}
+
+/** The image scaled by `factor` (Lanczos, as a slide scan resamples), e.g. 0.25 µm/px to 0.5: 0.5. */
+async function resample(image: RgbImage, factor: number): Promise<RgbImage> {
+  if (Math.abs(factor - 1) < 1e-3) return image;
+  const width = Math.max(1, Math.round(image.width * factor));
+  const height = Math.max(1, Math.round(image.height * factor));
+  const out = await sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: 3 } }).resize(width, height, { kernel: 'lanczos3', fit: 'fill' }).raw().toBuffer();
+  return { pixels: new Uint8Array(out.buffer, out.byteOffset, out.length), width, height, rowStride: width * 3 };
 }

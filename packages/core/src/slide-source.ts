@@ -3,9 +3,9 @@
  * plain images (PNG, JPEG, TIFF) through sharp. Both give RGB u8 regions addressed in level-0
  * pixels, so the scan never needs to know which it has.
  */
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import sharp from 'sharp';
-import { openSlide, type NativeSlide } from '@fqa/native';
+import { openSlide, openslideVersion, type NativeSlide } from '@fqa/native';
 import { InputError } from './errors.js';
 import { decodeImage, type RgbImage } from './image.js';
 
@@ -57,6 +57,7 @@ export async function openSource(path: string | Uint8Array): Promise<SlideSource
   try {
     return await fromImage(path);
   } catch (err) {
+    if (await isDicom(path)) throw new InputError(`${path}: a DICOM file, which this OpenSlide cannot read (DICOM needs OpenSlide >= 4.0; this machine has ${installedOpenSlide()})`, { cause: err });
     throw new InputError(`${path}: neither a slide format OpenSlide can read nor an image (${(err as Error).message.replace(`${path}: `, '')})`, { cause: err });
   }
 }
@@ -129,4 +130,24 @@ async function fromImage(input: string | Uint8Array): Promise<SlideSource> {
       image = { pixels: new Uint8Array(0), width: 0, height: 0, rowStride: 0 };
     },
   };
+}
+
+/** DICOM Part 10 files carry "DICM" after a 128-byte preamble. */
+async function isDicom(path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const magic = Buffer.alloc(4);
+    await handle.read(magic, 0, 4, 128);
+    return magic.toString('latin1') === 'DICM';
+  } finally {
+    await handle.close();
+  }
+}
+
+function installedOpenSlide(): string {
+  try {
+    return openslideVersion();
+  } catch {
+    return 'none';
+  }
 }

@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_PATH, makeDemoSlide, matchDemo, parseIntegerOption, scanSlide, writeSlideReports } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, makeDemoSlide, matchDemo, parseIntegerOption, scanSlide, writeIndexPage, writeSlideReports } from '@fqa/core';
 import type { Command } from '../index.js';
 
 export const demoCommand: Command = {
@@ -22,6 +22,7 @@ DIR), and prints the intersection-over-union of the patches found out of focus w
     const demo = await makeDemoSlide(file, { size });
     const r = await scanSlide(file, { model });
     await writeSlideReports(values.out, 'demo-slide', r);
+    await writeIndexPage(values.out, { date: new Date().toISOString(), model: r.model.name });
     const m = matchDemo(demo, r);
     process.stdout.write(
       `scanned ${r.summary.patchesScored} tissue patches in ${r.timings.totalSeconds.toFixed(1)} s (level ${r.level}, ${r.mpp ?? '?'} µm/px, kernel ${r.kernel})\n` +

@@ -1,54 +1,57 @@
-/** fqa-scan [scan] <slide|folder|glob...> --model FILE [options]: whole-slide focus QC with reports. */
-import { existsSync, readdirSync, readFileSync, statSync, mkdirSync } from 'node:fs';
+/** fqa-scan [scan] <slide|folder|glob...> [--model FILE] [options]: whole-slide focus QC with reports. */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  BACKEND_NAMES, DEFAULT_MODEL_PATH, deviceNames, expectOneOf, parseNumberOption, resolveDevice,
-  FqaError, SUMMARY_COLUMNS, UsageError, errorRow, nativeVersion, parseIntegerOption, reportStem, scanSlide, summaryJson, summaryRow, writeAtomic,
-  writeSlideReports,
+  BACKEND_NAMES, DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, DEFAULT_VIEW_SIZE, FqaError, InputError, UsageError,
+  allocateStem, deviceNames, expectOneOf, kernelNames, loadModel, nativeVersion, parseIntegerOption, parseNumberOption,
+  readReportFolder, reportKey, resolveDevice, resolveScanOptions, scanSlide, slideFingerprint, summaryJson, validateScanOptions,
+  writeAtomic, writeErrorReport, writeIndexPage, writeSlideReports, writeSummaryTsv, type ScanOptions,
 } from '@fqa/core';
 import type { Command } from '../index.js';
+import { expandInputs, type SkippedFile } from '../inputs.js';
 
 const usage = `Usage: fqa-scan [scan] <slide|folder|glob...> [--model FILE] [options]
 
-Sweeps each slide's tissue with the model and writes, per slide, <name>.scores.tsv, <name>.heatmap.png,
-<name>.overlay.png, <name>.geojson (QuPath) and <name>.json (written last: its presence marks the slide
-done), plus summary.tsv for the run. Slides whose report exists are skipped unless --force.
+Sweeps each slide's tissue with the model and writes into the output folder, per slide,
+<name>.scores.tsv, <name>.overview.png, <name>.heatmap.png, <name>.geojson (QuPath), <name>.html with
+its zoomable view, and <name>.json (written last: its presence marks the slide done); then
+summary.tsv and index.html over every slide reported in the folder (earlier runs' included).
+A slide whose report was made from the same slide content, model and options is not scanned again.
 
 Options:
-  --model FILE       fqa model file (default: fqa's shipped model, see packages/core/models/README.md)
-  --out DIR          output folder (default: fqa-report)
-  --patch P          patch size in working pixels (default: the model's)
-  --stride S         stride in working pixels (default: the model's)
-  --mpp X            µm/px of level 0 for slides without metadata (or to override it)
-  --threshold T      score above which a patch is out of focus (default: the model's)
-  --workers N        worker threads (default: the number of cores)
-  --device D         auto (default: CUDA when this build has it and a GPU answers, else the CPU) | cuda | cpu
-  --backend B        auto (default: native for FocusLiteNN/EONSS, else ONNX Runtime when installed, else tfjs) | native | onnx | tfjs
-  --json             print each slide's summary as JSON lines
-  --force            rescan slides that already have a report
+  --model FILE             fqa model file (default: fqa's shipped model, see packages/core/models/README.md)
+  --out DIR                output folder (default: fqa-report)
+  --recursive              also scan the slides in subfolders of the folders given
+  --patch P                patch size in working pixels (default: the model's)
+  --stride S               stride in working pixels (default: the model's)
+  --mpp X                  µm/px of level 0 for slides without metadata (or to override it)
+  --threshold T            score above which a patch is out of focus (default: the model's)
+  --max-out-of-focus PCT   a slide fails when more than PCT % of its tissue is out of focus (default ${100 * DEFAULT_MAX_OUT_OF_FOCUS})
+  --min-tissue PCT         score a patch when at least PCT % of it is tissue (default ${100 * DEFAULT_MIN_TISSUE})
+  --workers N              worker threads (default: the number of cores)
+  --device D               auto (default: CUDA when this build has it and a GPU answers, else the CPU) | cuda | cpu
+  --backend B              auto (default: native for FocusLiteNN/EONSS, else ONNX Runtime when installed, else tfjs) | native | onnx | tfjs
+  --kernel K               CPU kernel: ${kernelNames.join(' | ')} (default auto)
+  --view-size PX           longest side of each slide page's zoomable view (default ${DEFAULT_VIEW_SIZE}; 0: none)
+  --reuse                  keep existing reports even when the model, options or slide changed
+  --force                  rescan every slide, even when its report is up to date
+  --json                   print each scanned slide's summary as a JSON line
 
-Exit codes: 0 all slides pass, 1 some slide fails QC, 2 usage error, 3 some input could not be read.`;
+Exit codes: 0 every slide passed; 1 some slide did not pass (fail, no-tissue or unknown); 2 usage
+error; 3 some input could not be read, or nothing to scan was found.`;
 
-const SLIDE_EXTENSIONS = /\.(svs|tif|tiff|ndpi|vms|vmu|scn|mrxs|svslide|bif|png|jpe?g)$/i;
+/** A percentage option as the fraction scanSlide takes. */
+function parsePercent(text: string | undefined, name: string): number | undefined {
+  const v = parseNumberOption(text, name);
+  if (v !== undefined && !(v >= 0 && v <= 100)) throw new UsageError(`Expected number between 0 and 100 for ${name} but received '${text}'`);
+  return v === undefined ? undefined : v / 100;
+}
 
-/** Files, folders (their slide files) and simple globs (* and ? in the last path part). */
-export function expandInputs(args: string[]): string[] {
-  const out: string[] = [];
-  for (const arg of args) {
-    if (/[*?]/.test(path.basename(arg))) {
-      const dir = path.dirname(arg);
-      const re = new RegExp('^' + path.basename(arg).replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
-      const matches = existsSync(dir) ? readdirSync(dir).filter((f) => re.test(f)).sort() : [];
-      if (matches.length === 0) out.push(arg); // reported as missing
-      for (const f of matches) out.push(path.join(dir, f));
-    } else if (existsSync(arg) && statSync(arg).isDirectory() && !arg.endsWith('.svs')) {
-      for (const f of readdirSync(arg).sort()) if (SLIDE_EXTENSIONS.test(f)) out.push(path.join(arg, f));
-    } else {
-      out.push(arg);
-    }
-  }
-  return out;
+function skippedLine(skipped: SkippedFile[], listFile?: string): string {
+  const shown = skipped.slice(0, 3).map((s) => `${s.file} (${s.reason})`).join('; ');
+  return `skipped ${skipped.length} file${skipped.length === 1 ? '' : 's'} that ${skipped.length === 1 ? 'is' : 'are'} not scanned: ${shown}${skipped.length > 3 ? '; ...' : ''}${listFile ? ` (all in ${listFile})` : ''}`;
 }
 
 export const scanCommand: Command = {
@@ -61,52 +64,80 @@ export const scanCommand: Command = {
       options: {
         model: { type: 'string' }, out: { type: 'string', default: 'fqa-report' }, patch: { type: 'string' }, stride: { type: 'string' },
         mpp: { type: 'string' }, threshold: { type: 'string' }, workers: { type: 'string' }, json: { type: 'boolean', default: false },
-        force: { type: 'boolean', default: false }, device: { type: 'string' }, backend: { type: 'string' },
+        force: { type: 'boolean', default: false }, device: { type: 'string' }, recursive: { type: 'boolean', default: false },
+        reuse: { type: 'boolean', default: false }, 'max-out-of-focus': { type: 'string' }, 'min-tissue': { type: 'string' },
+        kernel: { type: 'string' }, 'view-size': { type: 'string' }, backend: { type: 'string' },
       },
     });
-    if (positionals.length === 0) throw new UsageError("no slides given (see fqa-scan scan --help)");
+    if (positionals.length === 0) throw new UsageError('no slides given (see fqa-scan scan --help)');
+    if (values.force && values.reuse) throw new UsageError('--force and --reuse contradict each other: give one');
     const device = expectOneOf(values.device ?? 'auto', 'device', deviceNames);
     const modelFile = values.model ?? DEFAULT_MODEL_PATH;
-    const options = {
+    const options: ScanOptions = {
       model: modelFile,
       patchSize: parseIntegerOption(values.patch, 'patch', 8, 4096),
       stride: parseIntegerOption(values.stride, 'stride', 1, 4096),
       workers: parseIntegerOption(values.workers, 'workers', 1, 256),
       mpp: parseNumberOption(values.mpp, 'mpp'),
       threshold: parseNumberOption(values.threshold, 'threshold'),
+      maxOutOfFocus: parsePercent(values['max-out-of-focus'], 'max-out-of-focus'),
+      minTissue: parsePercent(values['min-tissue'], 'min-tissue'),
+      kernel: values.kernel === undefined ? undefined : expectOneOf(values.kernel, 'kernel', kernelNames),
       device,
       backend: values.backend === undefined ? undefined : expectOneOf(values.backend, 'backend', ['auto', ...BACKEND_NAMES] as const),
     };
+    validateScanOptions(options);
+    const viewSize = parseIntegerOption(values['view-size'], 'view-size', 0, 65536) ?? DEFAULT_VIEW_SIZE;
+    // The model is read once up front: a bad model file is one error before any slide, and the
+    // report key needs its bytes.
+    const model = await loadModel(modelFile);
+    const modelSha256 = createHash('sha256').update(readFileSync(modelFile)).digest('hex');
+    const resolvedOptions = resolveScanOptions(model.header, options);
     // Checked once, after the other options: --device cuda without a GPU is a usage error before any
     // slide is read. A CPU-only build is quietly the CPU; a CUDA build without a GPU, or an explicit
-    // --device auto, says so.
+    // --device auto, says so, once per run.
     const resolved = resolveDevice(device);
-    if (resolved.notice && (resolved.cudaBuild || values.device === 'auto')) process.stderr.write(`fqa-scan: note: ${resolved.notice}\n`);
-    const slides = expandInputs(positionals);
+    const notices = new Set<string>();
+    const notice = (text: string | null) => {
+      if (text && !notices.has(text)) process.stderr.write(`fqa-scan: note: ${text}\n`);
+      if (text) notices.add(text);
+    };
+    if (resolved.cudaBuild || values.device === 'auto') notice(resolved.notice);
+
+    const { slides, skipped } = expandInputs(positionals, { recursive: values.recursive, exclude: values.out });
+    const skippedFile = path.join(values.out, 'skipped.tsv');
+    if (slides.length === 0) {
+      const why = skipped.length === 0 ? 'no files found' : skippedLine(skipped);
+      throw new InputError(`nothing to scan in ${positionals.join(', ')}: ${why}`);
+    }
     mkdirSync(values.out, { recursive: true });
-    const rows: string[] = [];
-    let exit = 0;
+    await writeAtomic(skippedFile, ['file\treason', ...skipped.map((s) => `${s.file}\t${s.reason}`)].join('\n') + '\n');
+    if (skipped.length > 0) process.stderr.write(`fqa-scan: ${skippedLine(skipped, skippedFile)}\n`);
+
+    const folder = readReportFolder(values.out);
+    const taken = new Map([...folder.values()].map((r) => [r.stem, r.input]));
+    let worstVerdict = 0;
+    let unreadable = false;
     const tty = process.stderr.isTTY;
     for (const [i, slide] of slides.entries()) {
-      const stem = reportStem(slide);
-      const jsonFile = path.join(values.out, `${stem}.json`);
-      if (!values.force && existsSync(jsonFile)) {
-        try {
-          const previous = JSON.parse(readFileSync(jsonFile, 'utf8')) as { summaryRow?: string; summary?: { verdict?: string } };
-          if (previous.summaryRow) {
-            rows.push(previous.summaryRow);
-            if (previous.summary?.verdict === 'fail') exit = Math.max(exit, 1);
-            process.stderr.write(`[${i + 1}/${slides.length}] ${slide}: report exists, skipped (--force to rescan)\n`);
-            continue;
-          }
-        } catch {
-          // unreadable previous report: scan again
-        }
+      const stem = allocateStem(slide, taken);
+      const step = `[${i + 1}/${slides.length}] ${slide}`;
+      const previous = folder.get(stem);
+      let fingerprint: string | null = null;
+      try {
+        fingerprint = await slideFingerprint(slide);
+      } catch {
+        // unreadable: scanSlide below says why, in its own words
+      }
+      const key = fingerprint === null ? null : reportKey(fingerprint, modelSha256, resolvedOptions);
+      if (previous && previous.verdict !== 'error' && fingerprint !== null && !values.force && (previous.key === key || values.reuse)) {
+        process.stderr.write(`${step}: ${previous.verdict}, report ${previous.key === key ? 'up to date' : 'kept (--reuse; made with another model, options or slide content)'}: ${stem}.json\n`);
+        if (previous.verdict !== 'pass') worstVerdict = 1;
+        continue;
       }
       try {
         const result = await scanSlide(slide, {
-          ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
-          model: options.model,
+          ...options,
           onProgress: tty
             ? (p) => {
                 const width = 30;
@@ -115,32 +146,34 @@ export const scanCommand: Command = {
               }
             : undefined,
         });
-        const row = summaryRow(result);
-        await writeSlideReports(values.out, stem, result, { summaryRow: row });
-        rows.push(row);
-        if (result.summary.verdict === 'fail') exit = Math.max(exit, 1);
+        if (tty) process.stderr.write('\r\x1b[K');
+        notice(result.deviceNotice);
+        await writeSlideReports(values.out, stem, result, { viewSize, provenance: { input: path.resolve(slide), fingerprint: fingerprint!, key: key! } });
+        if (result.summary.verdict !== 'pass') worstVerdict = 1;
         const s = result.summary;
         const blur = s.outOfFocusFraction === null ? 'n/a' : `${(100 * s.outOfFocusFraction).toFixed(1)}%`;
-        if (tty) process.stderr.write('\r\x1b[K');
-        process.stderr.write(`[${i + 1}/${slides.length}] ${slide}: ${s.verdict}, ${s.patchesScored} patches, out of focus ${blur} of tissue, ${result.timings.totalSeconds.toFixed(1)} s\n`);
+        process.stderr.write(`${step}: ${s.verdict}, ${s.patchesScored} patches, out of focus ${blur} of tissue, ${result.timings.totalSeconds.toFixed(1)} s -> ${stem}.html\n`);
         if (values.json) process.stdout.write(summaryJson(result).replace(/\n\s*/g, ' ').trim() + '\n');
       } catch (err) {
         if (!(err instanceof FqaError)) throw err;
         if (err.exitCode === 2) throw err; // a usage error applies to every slide
         if (tty) process.stderr.write('\r\x1b[K');
         process.stderr.write(`fqa-scan: ${err.message}\n`);
-        rows.push(errorRow(slide, err.message));
-        exit = 3;
+        await writeErrorReport(values.out, stem, slide, err.message);
+        unreadable = true;
       }
     }
+    const date = new Date().toISOString();
     const header = [
       `# fqa ${nativeVersion}`,
-      `# model: ${path.resolve(options.model)}`,
-      `# options: ${JSON.stringify(Object.fromEntries(Object.entries(options).filter(([k, v]) => v !== undefined && k !== 'model')))}`,
-      `# date: ${new Date().toISOString()}`,
-      SUMMARY_COLUMNS.join('\t'),
+      `# model: ${model.header.name} (sha256 ${modelSha256.slice(0, 12)}) ${path.resolve(modelFile)}`,
+      `# options: ${JSON.stringify(resolvedOptions)}`,
+      `# date: ${date}`,
+      '# rows: every slide reported in this folder, earlier runs included; each row\'s model and options are in <report>.json',
     ];
-    await writeAtomic(path.join(values.out, 'summary.tsv'), header.concat(rows).join('\n') + '\n');
-    return exit;
+    await writeSummaryTsv(values.out, header);
+    await writeIndexPage(values.out, { date, model: model.header.name });
+    process.stderr.write(`report: ${path.join(values.out, 'index.html')}\n`);
+    return unreadable ? 3 : worstVerdict;
   },
 };

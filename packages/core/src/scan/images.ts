@@ -1,33 +1,78 @@
 /**
- * Heatmap and overlay PNGs of a scan: scores interpolated between patch centres (bilinear over
- * the scored neighbours, as in the paper's Figure 9), coloured green (sharp) → yellow → red
- * (blurry), transparent where there is no tissue.
+ * Heatmap PNG and the readable overview figure of a scan. Scores are interpolated between patch
+ * centres (bilinear over the scored neighbours, as in the paper's Figure 9) and coloured on a
+ * fixed scale in the model's score units, so one colour means one score on every slide: green below
+ * the threshold, orange to dark red above it.
  */
 import sharp from 'sharp';
 import type { ScanResult } from './scan-slide.js';
 
-/** Score range mapped onto the colour scale: around the threshold when there is one. */
-export function colourRange(r: ScanResult): [number, number] {
+/** Half-width of the fixed colour scale around the threshold, in score units. */
+export const COLOUR_SPAN = 5;
+
+export interface ColourScale {
+  /** Scores at the two ends of the colour bar (clamped beyond). */
+  lo: number;
+  hi: number;
+  threshold: number | null;
+  /** True when there is no threshold and the range was stretched to this slide's scores. */
+  stretched: boolean;
+}
+
+/**
+ * The colour scale: threshold ± COLOUR_SPAN, the same on every slide scanned with that threshold.
+ * Without a threshold (converted reference weights) there is no meaningful fixed range, so it is
+ * stretched over this slide's 2nd–98th percentile and says so.
+ */
+export function colourScale(r: ScanResult): ColourScale {
+  const t = r.summary.threshold;
+  if (t !== null) return { lo: t - COLOUR_SPAN, hi: t + COLOUR_SPAN, threshold: t, stretched: false };
   const valid = Array.from(r.scores).filter((s) => !Number.isNaN(s)).sort((a, b) => a - b);
-  if (valid.length === 0) return [0, 1];
+  if (valid.length === 0) return { lo: 0, hi: 1, threshold: null, stretched: true };
   const lo = valid[Math.floor(0.02 * (valid.length - 1))]!;
   const hi = valid[Math.ceil(0.98 * (valid.length - 1))]!;
-  const t = r.summary.threshold;
-  if (t === null) return hi > lo ? [lo, hi] : [lo - 1, lo + 1];
-  const half = Math.max(Math.abs(t - lo), Math.abs(hi - t), 1e-6);
-  return [t - half, t + half];
+  return hi > lo ? { lo, hi, threshold: null, stretched: true } : { lo: lo - 1, hi: lo + 1, threshold: null, stretched: true };
 }
 
-/** Green → yellow → red for v in [0, 1]. */
-function colour(v: number): [number, number, number] {
+/**
+ * Colour stops over [0, 1] of the scale (0.5 = the threshold): greens below, a visible step to
+ * orange at the threshold, dark red at the top. The HTML legend draws the same stops.
+ */
+export const COLOUR_STOPS: ReadonlyArray<readonly [number, readonly [number, number, number]]> = [
+  [0, [0, 104, 55]],
+  [0.25, [26, 152, 80]],
+  [0.5, [166, 217, 106]],
+  [0.5, [253, 174, 97]],
+  [0.75, [215, 48, 39]],
+  [1, [120, 0, 30]],
+];
+
+/** The colour of a position v in [0, 1] on the scale; the threshold itself is the first orange. */
+export function scaleColour(v: number): [number, number, number] {
   const x = Math.min(1, Math.max(0, v));
-  return x < 0.5 ? [Math.round(510 * x), 190, 40] : [230, Math.round(190 * (2 - 2 * x)), 40];
+  for (let i = 1; i < COLOUR_STOPS.length; i++) {
+    const [p1, c1] = COLOUR_STOPS[i]!;
+    const [p0, c0] = COLOUR_STOPS[i - 1]!;
+    if (x < p1 || i === COLOUR_STOPS.length - 1) {
+      const f = p1 > p0 ? Math.min(1, (x - p0) / (p1 - p0)) : 0;
+      return [0, 1, 2].map((k) => Math.round(c0[k]! + (c1[k]! - c0[k]!) * f)) as [number, number, number];
+    }
+  }
+  return [...COLOUR_STOPS[COLOUR_STOPS.length - 1]![1]] as [number, number, number];
 }
 
-/** RGBA heatmap at the tissue mask's size. */
+/** Position of a score on the scale: the threshold at 0.5, lo at 0, hi at 1. */
+export function scalePosition(score: number, scale: ColourScale): number {
+  if (scale.threshold === null) return (score - scale.lo) / (scale.hi - scale.lo);
+  // At the threshold exactly a patch is not out of focus (the rule is score > threshold).
+  const v = (score - scale.lo) / (scale.hi - scale.lo);
+  return score > scale.threshold ? Math.max(0.5, v) : Math.min(0.4999, v);
+}
+
+/** RGBA heatmap at the tissue mask's size; transparent where nothing was scored. */
 export function heatmapRgba(r: ScanResult): Uint8Array {
   const { width, height, mask } = r.tissueMask;
-  const [lo, hi] = colourRange(r);
+  const scale = colourScale(r);
   const out = new Uint8Array(width * height * 4);
   const level0PerMask = r.tissueMask.level0PerMaskPixel;
   const k = r.level0PerWorkingPixel;
@@ -52,7 +97,7 @@ export function heatmapRgba(r: ScanResult): Uint8Array {
         weight += wc;
       }
       if (weight === 0) continue;
-      const [red, green, blue] = colour((sum / weight - lo) / (hi - lo));
+      const [red, green, blue] = scaleColour(scalePosition(sum / weight, scale));
       const i = 4 * (y * width + x);
       out[i] = red;
       out[i + 1] = green;
@@ -68,11 +113,87 @@ export async function heatmapPng(r: ScanResult): Promise<Buffer> {
   return sharp(heatmapRgba(r), { raw: { width, height, channels: 4 } }).png().toBuffer();
 }
 
-/** The heatmap at 55 % opacity over the slide thumbnail. */
-export async function overlayPng(r: ScanResult): Promise<Buffer> {
+const escapeXml = (s: string) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Number(v.toFixed(2)).toString());
+
+/** The name of a score scale without its explanation ("estimated defocus level: ..." -> "estimated defocus level"). */
+export const shortScale = (scale: string) => scale.split(':')[0]!.slice(0, 40);
+
+/** A round scale-bar length (1, 2 or 5 × 10^k µm) near `target` µm, and its label. */
+export function scaleBarLength(targetMicrons: number): { microns: number; label: string } {
+  const power = 10 ** Math.floor(Math.log10(targetMicrons));
+  const microns = [5, 2, 1].map((m) => m * power).find((m) => m <= targetMicrons) ?? power;
+  return { microns, label: microns >= 1000 ? `${microns / 1000} mm` : `${microns} µm` };
+}
+
+/** Heatmap composited over the thumbnail turned grey: on a grey underlay the colours stay true. */
+async function heatmapOverGrey(r: ScanResult): Promise<Buffer> {
   const { width, height, thumbnail } = r.tissueMask;
   const heat = heatmapRgba(r);
-  for (let i = 3; i < heat.length; i += 4) if (heat[i]) heat[i] = 140;
+  for (let i = 3; i < heat.length; i += 4) if (heat[i]) heat[i] = 200;
   const layer = await sharp(heat, { raw: { width, height, channels: 4 } }).png().toBuffer();
-  return sharp(thumbnail, { raw: { width, height, channels: 3 } }).composite([{ input: layer }]).png().toBuffer();
+  const grey = await sharp(thumbnail, { raw: { width, height, channels: 3 } }).greyscale().linear(0.6, 100).toColourspace('srgb').png().toBuffer();
+  return sharp(grey).composite([{ input: layer }]).png().toBuffer();
+}
+
+/**
+ * The overview figure: a title band (slide name, verdict, share out of focus, model), the slide
+ * thumbnail beside the heatmap over a grey copy of it, a colour legend in score units with the
+ * threshold marked, and a scale bar.
+ */
+export async function overviewPng(r: ScanResult, title = r.file): Promise<Buffer> {
+  const { width: w, height: h, thumbnail } = r.tissueMask;
+  const pad = 16;
+  const band = 64;
+  const legendBand = 84;
+  const figureWidth = Math.max(2 * w + 3 * pad, 720);
+  const figureHeight = band + h + legendBand + pad;
+  const s = r.summary;
+  const scale = colourScale(r);
+  const verdictColour = s.verdict === 'pass' ? '#1a7f37' : s.verdict === 'fail' ? '#c62828' : '#8a6d00';
+  const share = s.outOfFocusFraction === null ? 'no threshold: no verdict' : `${(100 * s.outOfFocusFraction).toFixed(1)} % of tissue out of focus (limit ${fmt(100 * r.options.maxOutOfFocus)} %)`;
+  const name = title.length > 70 ? '…' + title.slice(-69) : title;
+
+  // Legend: a bar of the colour stops, with the score at each end and the threshold.
+  const legendX = figureWidth - pad - 300;
+  const legendY = band + h + 26;
+  const gradient = COLOUR_STOPS.map(([p, c]) => `<stop offset="${p}" stop-color="rgb(${c.join(',')})"/>`).join('');
+  const thresholdMark = scale.threshold === null ? '' :
+    `<line x1="${legendX + 150}" y1="${legendY - 4}" x2="${legendX + 150}" y2="${legendY + 18}" stroke="#000" stroke-width="2"/>` +
+    `<text x="${legendX + 150}" y="${legendY + 32}" text-anchor="middle">threshold ${fmt(scale.threshold)}</text>`;
+  const legend =
+    `<text x="${legendX}" y="${legendY - 10}">${escapeXml(shortScale(r.model.scoreScale))}${scale.stretched ? ' (this slide\'s range)' : ''}: sharp → blurry</text>` +
+    `<rect x="${legendX}" y="${legendY}" width="300" height="14" fill="url(#scale)" stroke="#444"/>` +
+    `<text x="${legendX}" y="${legendY + 32}">≤ ${fmt(scale.lo)}</text>` +
+    `<text x="${legendX + 300}" y="${legendY + 32}" text-anchor="end">≥ ${fmt(scale.hi)}</text>` + thresholdMark;
+
+  // Scale bar under the thumbnail, about a fifth of its width.
+  let scaleBar = `<text x="${pad}" y="${legendY + 12}">scale unknown (no µm/px for this slide)</text>`;
+  if (r.slideMpp !== null) {
+    const micronsPerPixel = r.slideMpp * r.tissueMask.level0PerMaskPixel;
+    const bar = scaleBarLength((w / 5) * micronsPerPixel);
+    const px = bar.microns / micronsPerPixel;
+    scaleBar = `<rect x="${pad}" y="${legendY}" width="${px.toFixed(1)}" height="6" fill="#000"/>` +
+      `<text x="${pad}" y="${legendY + 24}">${bar.label}</text>`;
+  }
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${figureWidth}" height="${figureHeight}">
+<defs><linearGradient id="scale">${gradient}</linearGradient></defs>
+<style>text { font-family: 'DejaVu Sans', sans-serif; font-size: 13px; fill: #222; }</style>
+<rect x="0" y="0" width="${figureWidth}" height="${band}" fill="#f0f0f0"/>
+<text x="${pad}" y="24" style="font-size: 17px; font-weight: bold">${escapeXml(name)}</text>
+<text x="${pad}" y="48"><tspan style="font-weight: bold; fill: ${verdictColour}">${escapeXml(s.verdict.toUpperCase())}</tspan> · ${escapeXml(share)} · ${s.patchesScored} patches · model ${escapeXml(r.model.name)}</text>
+<text x="${pad}" y="${band + h + 14}" style="font-size: 11px">slide</text>
+<text x="${2 * pad + w}" y="${band + h + 14}" style="font-size: 11px">focus heatmap</text>
+${scaleBar}
+${legend}
+</svg>`;
+  const thumb = await sharp(thumbnail, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+  return sharp({ create: { width: figureWidth, height: figureHeight, channels: 3, background: '#ffffff' } })
+    .composite([
+      { input: Buffer.from(svg), left: 0, top: 0 },
+      { input: thumb, left: pad, top: band },
+      { input: await heatmapOverGrey(r), left: 2 * pad + w, top: band },
+    ])
+    .png()
+    .toBuffer();
 }

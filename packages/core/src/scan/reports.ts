@@ -1,11 +1,18 @@
 /**
- * Scan reports: per-slide patch TSV and JSON summary, and the run's summary.tsv. Every file is
+ * Scan reports: per-slide patch TSV, JSON summary, images, GeoJSON and HTML page. Every file is
  * written atomically (temp file + rename), so an interrupted run never leaves a half-written one.
  */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import sharp from 'sharp';
+import { version as fqaVersion } from '@fqa/native';
 import { writeAtomic } from '../atomic-write.js';
 import { scanGeoJson } from './geojson.js';
-import { heatmapPng, overlayPng } from './images.js';
+import { DEFAULT_VIEW_SIZE, writeDeepZoom, type DeepZoomView } from '../report/deepzoom.js';
+import { writeViewerAssets } from '../report/html-common.js';
+import { writeSlidePage } from '../report/slide-page.js';
+import { heatmapPng, overviewPng } from './images.js';
 import type { ScanResult } from './scan-slide.js';
 
 /** Output file stem of a slide: its name without the extension. */
@@ -28,11 +35,31 @@ export function scoresTsv(r: ScanResult): string {
   return lines.join('\n') + '\n';
 }
 
-export function summaryJson(r: ScanResult, extra: Record<string, unknown> = {}): string {
+/** Where a report came from, recorded in each slide's JSON. */
+export interface ReportProvenance {
+  /** Absolute path of the slide. */
+  input: string;
+  /** Content fingerprint of the slide (slideFingerprint) and the report key (reportKey). */
+  fingerprint: string;
+  key: string;
+}
+
+export function summaryJson(r: ScanResult, extra: Record<string, unknown> = {}, provenance?: ReportProvenance): string {
   const k = r.level0PerWorkingPixel;
   return JSON.stringify(
     {
       file: r.file,
+      provenance: provenance && {
+        fqa: fqaVersion,
+        date: new Date().toISOString(),
+        ...provenance,
+        model: r.model,
+        options: r.options,
+        device: r.device,
+        deviceNotice: r.deviceNotice,
+        kernel: r.kernel,
+        node: process.version,
+      },
       vendor: r.vendor,
       width: r.width,
       height: r.height,
@@ -54,35 +81,72 @@ export function summaryJson(r: ScanResult, extra: Record<string, unknown> = {}):
 
 export const SUMMARY_COLUMNS = [
   'slide', 'vendor', 'width', 'height', 'mpp', 'tissue_pct', 'patches_scored', 'out_of_focus_pct_of_tissue',
-  'mean_score', 'p10_score', 'p90_score', 'verdict', 'seconds', 'warnings',
+  'mean_score', 'p10_score', 'p90_score', 'verdict', 'seconds', 'warnings', 'report',
 ] as const;
 
 const num = (v: number | null, digits: number) => (v === null || Number.isNaN(v) ? '' : v.toFixed(digits));
 const clean = (s: string) => s.replace(/[\t\n]/g, ' ');
 
-export function summaryRow(r: ScanResult): string {
+/** The slide's summary.tsv row; `report` is its report name (<report>.json etc. in the folder). */
+export function summaryRow(r: ScanResult, report = ''): string {
   const s = r.summary;
   return [
     clean(r.file), r.vendor, String(r.width), String(r.height), num(r.slideMpp, 4), num(100 * s.tissueFraction, 2), String(s.patchesScored),
     num(s.outOfFocusFraction === null ? null : 100 * s.outOfFocusFraction, 2), num(s.mean, 4), num(s.p10, 4), num(s.p90, 4), s.verdict,
-    r.timings.totalSeconds.toFixed(2), clean(r.warnings.join('; ')),
+    r.timings.totalSeconds.toFixed(2), clean(r.warnings.join('; ')), report,
   ].join('\t');
 }
 
 /** A row for a slide that could not be read: verdict "error", the message in warnings. */
-export function errorRow(file: string, message: string): string {
-  return [clean(file), '', '', '', '', '', '', '', '', '', '', 'error', '', clean(message)].join('\t');
+export function errorRow(file: string, message: string, report = ''): string {
+  return [clean(file), '', '', '', '', '', '', '', '', '', '', 'error', '', clean(message), report].join('\t');
 }
 
 /**
- * Every per-slide report file in `dir`: <stem>.scores.tsv, .heatmap.png, .overlay.png, .geojson,
- * and <stem>.json last, so its presence marks a slide whose reports are complete.
+ * The report of a slide that could not be read: <stem>.json with verdict "error" and the message,
+ * so the folder's summary and HTML report keep listing it until a later run reads it.
  */
-export async function writeSlideReports(dir: string, stem: string, r: ScanResult, extra: Record<string, unknown> = {}): Promise<void> {
+export async function writeErrorReport(dir: string, stem: string, file: string, message: string): Promise<void> {
+  const json = { file, provenance: { fqa: fqaVersion, date: new Date().toISOString(), input: path.resolve(file), key: null }, summary: { verdict: 'error' }, error: message, summaryRow: errorRow(file, message, stem) };
+  await writeAtomic(path.join(dir, `${stem}.json`), JSON.stringify(json, null, 1) + '\n');
+}
+
+export interface SlideReportOptions {
+  /** The input's absolute path, content fingerprint and report key, recorded in the JSON. */
+  provenance?: ReportProvenance;
+  /**
+   * Longest side in pixels of the zoomable view on the slide's HTML page (default
+   * DEFAULT_VIEW_SIZE); 0 writes no pyramid and the page shows the overview figure instead.
+   */
+  viewSize?: number;
+}
+
+/**
+ * Every per-slide report file in `dir`: <stem>.scores.tsv, .heatmap.png, .overview.png, .geojson,
+ * .thumb.jpg, the HTML page <stem>.html with its pyramid (<stem>.dzi, <stem>_files/), and
+ * <stem>.json last, so its presence marks a slide whose reports are complete.
+ */
+export async function writeSlideReports(dir: string, stem: string, r: ScanResult, options: SlideReportOptions = {}): Promise<void> {
   const file = (suffix: string) => path.join(dir, `${stem}${suffix}`);
+  await mkdir(dir, { recursive: true });
   await writeAtomic(file('.scores.tsv'), scoresTsv(r));
   await writeAtomic(file('.heatmap.png'), await heatmapPng(r));
-  await writeAtomic(file('.overlay.png'), await overlayPng(r));
+  await writeAtomic(file('.overview.png'), await overviewPng(r));
   await writeAtomic(file('.geojson'), JSON.stringify(scanGeoJson(r)) + '\n');
-  await writeAtomic(file('.json'), summaryJson(r, extra));
+  const { width, height, thumbnail } = r.tissueMask;
+  await writeAtomic(file('.thumb.jpg'), await sharp(thumbnail, { raw: { width, height, channels: 3 } }).resize(160, 160, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer());
+  const viewSize = options.viewSize ?? DEFAULT_VIEW_SIZE;
+  // The zoomable view is a convenience: a slide it cannot be made for still gets its report.
+  let view: DeepZoomView | null = null;
+  let noView = viewSize > 0 ? 'the slide was not given as a file' : 'no zoomable view was asked for (view size 0)';
+  if (viewSize > 0 && existsSync(r.file)) {
+    try {
+      view = await writeDeepZoom(r.file, dir, stem, viewSize);
+    } catch (err) {
+      noView = (err as Error).message;
+    }
+  }
+  await writeViewerAssets(dir);
+  await writeSlidePage(dir, stem, r, view ?? noView, { overview: `${stem}.overview.png`, scores: `${stem}.scores.tsv`, geojson: `${stem}.geojson`, json: `${stem}.json` });
+  await writeAtomic(file('.json'), summaryJson(r, { summaryRow: summaryRow(r, stem) }, options.provenance));
 }

@@ -6,6 +6,8 @@
  * Piscina pool (one native thread per worker) → score grid in working pixels, geometry reported
  * in level-0 pixels.
  */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
@@ -13,7 +15,7 @@ import sharp from 'sharp';
 import { kernelNames, type KernelName } from '@fqa/native';
 import { resolveDevice, verifyKernel, type Device } from '../device.js';
 import { FqaError, InputError, UsageError } from '../errors.js';
-import { loadModel } from '../model-file.js';
+import { DEFAULT_MODEL_PATH, loadModel, type ModelHeader } from '../model-file.js';
 import { openSource, type SlideSource } from '../slide-source.js';
 import { checkBackground, verdictBlocker } from '../domain.js';
 import { detectTissue, patchTissueFractions, type TissueMask } from '../tissue.js';
@@ -24,8 +26,8 @@ import { backendAvailable } from '../models/backends/scorer.js';
 import type { RegionTask } from './worker.js';
 
 export interface ScanOptions {
-  /** Model file path (each worker loads it). */
-  model: string;
+  /** Model file path (each worker loads it); default fqa's shipped model (DEFAULT_MODEL_PATH). */
+  model?: string;
   /** Patch size and stride in working pixels; default the model's. */
   patchSize?: number;
   stride?: number;
@@ -62,6 +64,26 @@ export interface ScanSummary {
   verdictReason: string | null;
 }
 
+/** The model a scan used, for provenance: its name, file and the SHA-256 of the file's bytes. */
+export interface ScanModelInfo {
+  name: string;
+  /** What the score means (the model file's score scale), e.g. "estimated defocus level". */
+  scoreScale: string;
+  file: string;
+  sha256: string;
+}
+
+/** The options that decide a scan's scores and verdict, resolved (defaults filled in). */
+export interface ResolvedScanOptions {
+  patchSize: number;
+  stride: number;
+  /** µm/px given for level 0 (overriding the slide's metadata), or null. */
+  mpp: number | null;
+  threshold: number | null;
+  minTissue: number;
+  maxOutOfFocus: number;
+}
+
 export interface ScanResult {
   file: string;
   vendor: string;
@@ -88,13 +110,39 @@ export interface ScanResult {
   kernel: string;
   /** Where the patches were scored. */
   device: 'cuda' | 'cpu';
+  /**
+   * Why the scan did not run on the GPU, when device 'auto' fell back (a fact about the machine,
+   * not the slide: kept out of warnings so a batch can say it once).
+   */
+  deviceNotice: string | null;
+  model: ScanModelInfo;
+  options: ResolvedScanOptions;
   /** Which reader served the pixels, and the JPEG tiles it decoded (each once) or served from cache. */
   reader: { reader: 'direct' | 'openslide' | 'image'; tilesDecoded: number; tileCacheHits: number; tilesRedecoded: number };
   warnings: string[];
 }
 
-function validateOptions(o: ScanOptions) {
-  if (typeof o !== 'object' || o === null || typeof o.model !== 'string') throw new UsageError('Expected a model file path for model');
+/** A patch is scored when at least this fraction of it is tissue. */
+export const DEFAULT_MIN_TISSUE = 0.5;
+/** A slide fails QC when more than this fraction of its tissue scores above the threshold. */
+export const DEFAULT_MAX_OUT_OF_FOCUS = 0.05;
+
+/** The options that decide scores and verdict, with the model's and fqa's defaults filled in. */
+export function resolveScanOptions(header: ModelHeader, o: ScanOptions): ResolvedScanOptions {
+  return {
+    patchSize: o.patchSize ?? header.patchSize,
+    stride: o.stride ?? header.stride,
+    mpp: o.mpp ?? null,
+    threshold: o.threshold ?? header.score.threshold,
+    minTissue: o.minTissue ?? DEFAULT_MIN_TISSUE,
+    maxOutOfFocus: o.maxOutOfFocus ?? DEFAULT_MAX_OUT_OF_FOCUS,
+  };
+}
+
+/** Checks scanSlide's options (a UsageError naming the option); the CLI calls it before any slide. */
+export function validateScanOptions(o: ScanOptions) {
+  if (typeof o !== 'object' || o === null) throw new UsageError('Expected an options object');
+  if (o.model !== undefined && typeof o.model !== 'string') throw new UsageError('Expected a model file path for model');
   if (o.patchSize !== undefined) expectInteger(o.patchSize, 'patchSize', 8, 4096);
   if (o.stride !== undefined) expectInteger(o.stride, 'stride', 1, 4096);
   if (o.workers !== undefined) expectInteger(o.workers, 'workers', 1, 256);
@@ -137,25 +185,26 @@ function percentile(sorted: Float32Array, p: number): number {
 }
 
 /** scanImage(): the same scan for a single image given as a path or as encoded bytes. */
-export async function scanImage(input: string | Uint8Array, options: ScanOptions): Promise<ScanResult> {
+export async function scanImage(input: string | Uint8Array, options: ScanOptions = {}): Promise<ScanResult> {
   if (typeof input !== 'string' && !(input instanceof Uint8Array)) throw new UsageError('Expected a path or a Uint8Array for the image');
   return scanSlide(input, options);
 }
 
-export async function scanSlide(input: string | Uint8Array, options: ScanOptions): Promise<ScanResult> {
-  validateOptions(options);
+export async function scanSlide(input: string | Uint8Array, options: ScanOptions = {}): Promise<ScanResult> {
+  validateScanOptions(options);
+  const modelFile = options.model ?? DEFAULT_MODEL_PATH;
   // Before anything is opened: device 'cuda' without a GPU is a usage error.
   let device = resolveDevice(options.device ?? 'auto');
   const path = typeof input === 'string' ? input : 'image buffer';
   const t0 = performance.now();
-  const model = await loadModel(options.model);
-  const patchSize = options.patchSize ?? model.header.patchSize;
-  const stride = options.stride ?? model.header.stride;
+  const model = await loadModel(modelFile);
+  const modelSha256 = createHash('sha256').update(await readFile(modelFile)).digest('hex');
+  const resolved = resolveScanOptions(model.header, options);
+  const { patchSize, stride, minTissue, threshold, maxOutOfFocus } = resolved;
   const requested = options.backend ?? 'auto';
   const backend: BackendName | undefined = requested === 'auto' ? model.backends.find(backendAvailable) : requested;
-  if (!backend || !model.backends.includes(backend)) throw new UsageError(`${options.model}: ${model.header.architecture} runs on ${model.backends.join(', ')}; backend '${requested}' is not one of them`);
+  if (!backend || !model.backends.includes(backend)) throw new UsageError(`${modelFile}: ${model.header.architecture} runs on ${model.backends.join(', ')}; backend '${requested}' is not one of them`);
   if (!backendAvailable(backend)) throw new UsageError(`backend ${backend}: onnxruntime-node is not installed (npm install onnxruntime-node), or its binary does not load here`);
-  const warnings: string[] = [];
   if (backend !== 'native') {
     // The GPU path is the native sweep's; the other backends score on the CPU in the pool.
     if (options.device === 'cuda') throw new UsageError(`device cuda: the ${backend} backend scores on the CPU in this build; use --device cpu or auto`);
@@ -168,8 +217,7 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     device = { device: 'cpu', notice: `device auto: running on the CPU because the GPU check failed: ${gpuCheck.reason}`, cudaBuild: true };
   }
   const source = await openSource(input);
-  // A CPU-only build falling back is the expected case, not worth a warning in every report.
-  if (device.notice && device.cudaBuild) warnings.push(device.notice);
+  const warnings: string[] = [];
   let pool: Piscina | undefined;
   try {
     const tOpen = performance.now();
@@ -189,7 +237,6 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     const columns = Math.floor((workW - patchSize) / stride) + 1;
     const rows = Math.floor((workH - patchSize) / stride) + 1;
     const tissue = patchTissueFractions(tissueMask, tissueMask.level0PerMaskPixel / choice.level0PerWorking, { columns, rows, patchSize, stride });
-    const minTissue = options.minTissue ?? 0.5;
     const scores = new Float32Array(columns * rows).fill(Number.NaN);
     const workers = options.workers ?? Math.max(1, os.availableParallelism());
     // Regions of whole patches, ~2048 px square, row by row: the rows and columns they share with
@@ -221,7 +268,7 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       const cols = r.col1 - r.col0;
       const skip = new Uint8Array(cols * (r.row1 - r.row0));
       for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) skip[(row - r.row0) * cols + (col - r.col0)] = tissue[row * columns + col]! >= minTissue ? 0 : 1;
-      const task: RegionTask = { modelPath: options.model, pixels, width: r.width, height: r.height, patchSize, stride, skip, kernel: device.device === 'cuda' ? 'cuda' : (options.kernel ?? 'auto'), backend };
+      const task: RegionTask = { modelPath: modelFile, pixels, width: r.width, height: r.height, patchSize, stride, skip, kernel: device.device === 'cuda' ? 'cuda' : (options.kernel ?? 'auto'), backend };
       const result = (await pool!.run(task, { transferList: [pixels.buffer as ArrayBuffer] })) as { scores: Float32Array; kernel: string };
       kernel = result.kernel;
       for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) scores[row * columns + col] = result.scores[(row - r.row0) * cols + (col - r.col0)]!;
@@ -239,7 +286,6 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     const tScore = performance.now();
 
     // Summary over scored patches; "out of focus" is weighted by each patch's tissue.
-    const threshold = options.threshold ?? model.header.score.threshold;
     const scored: number[] = [];
     let tissueWeight = 0;
     let blurWeight = 0;
@@ -251,7 +297,6 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     });
     const sorted = Float32Array.from(scored).sort();
     const outOfFocusFraction = threshold === null || tissueWeight === 0 ? null : blurWeight / tissueWeight;
-    const maxOutOfFocus = options.maxOutOfFocus ?? 0.05;
     const background = checkBackground(tissueMask.thumbnail, tissueMask.width, tissueMask.height);
     // A dark background is named first: there the brightfield tissue detector finds "no tissue".
     const blocker = scored.length === 0 && !background.darkBackground
@@ -290,6 +335,10 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       timings: { openSeconds: (tOpen - t0) / 1000, tissueSeconds: (tTissue - tOpen) / 1000, scoreSeconds: (tScore - tTissue) / 1000, totalSeconds: (end - t0) / 1000 },
       kernel,
       device: device.device,
+      // A CPU-only build falling back is the expected case, not worth a notice.
+      deviceNotice: device.cudaBuild ? device.notice : null,
+      model: { name: model.header.name, scoreScale: model.header.score.scale, file: modelFile, sha256: modelSha256 },
+      options: resolved,
       reader: source.readerStats(),
       warnings,
     };

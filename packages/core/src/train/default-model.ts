@@ -31,8 +31,8 @@ export const DEFAULT_RECIPE = {
   kernels: 10,
   variant: 235 as const,
   loss: 'plcc' as const,
-  epochs: 40,
-  stepSize: 28,
+  epochs: 60,
+  stepSize: 42,
   gamma: 0.1,
   learningRate: 1e-2,
   batchSize: 50,
@@ -51,14 +51,20 @@ export const DEFAULT_RECIPE = {
   minTissue: 0.3,
   /** Working resolution (CMU-1-Small-Region is 0.499 um/px). */
   micronsPerPixel: 0.5,
-  /** Defocus level above which a patch is out of focus: a blur disk of 2.5 px (1.25 um) radius. */
-  threshold: 2.5,
+  /**
+   * The threshold is set where at most this share of the in-focus (level 0) training patches score
+   * above it, rounded up to half a level: the same 5 % as the slide rule, so an in-focus slide like the
+   * training tissue passes.
+   */
+  inFocusFalsePositives: 0.05,
   scanner: DEFAULT_SCANNER,
   sources: ['slides/CMU-1-Small-Region.svs', ...TISSUE_TILES.map((t) => `tiles/${t}.png`)],
 };
 
 export interface DefaultModelBuild {
   bytes: Buffer;
+  /** The threshold written into the model (see DEFAULT_RECIPE.inFocusFalsePositives). */
+  threshold: number;
   trainPlcc: number;
   trainSrcc: number;
   seconds: number;
@@ -97,12 +103,14 @@ export async function trainDefaultModel(data: PatchSet, log: (line: string) => v
   const { a, b } = fitLevels(trained.spec, data);
   const spec = foldCalibration(trained.spec, a, b);
   const calibrated = trainForward(createNativeModel(spec), data.patches, data.count, data.size).scores;
+  const threshold = inFocusThreshold(calibrated, data.labels, R.inFocusFalsePositives);
+  log(`threshold ${threshold}: ${(100 * R.inFocusFalsePositives).toFixed(0)} % of in-focus training patches above it at most`);
   const bytes = trainedModelFile(spec, {
     name: R.name,
     stride: 128,
     score: {
       scale: `estimated defocus level: level L = defocus blur disk of radius L px at ${R.micronsPerPixel} um/px (0 = in focus); higher = blurrier`,
-      threshold: R.threshold,
+      threshold,
     },
     micronsPerPixel: R.micronsPerPixel,
     provenance: {
@@ -113,5 +121,13 @@ export async function trainDefaultModel(data: PatchSet, log: (line: string) => v
       notes: `training PLCC ${plcc(calibrated, data.labels).toFixed(4)}, SRCC ${srcc(calibrated, data.labels).toFixed(4)}, calibration a=${a.toFixed(5)} b=${b.toFixed(5)}`,
     },
   });
-  return { bytes, trainPlcc: plcc(calibrated, data.labels), trainSrcc: srcc(calibrated, data.labels), seconds: (performance.now() - start) / 1000 };
+  return { bytes, threshold, trainPlcc: plcc(calibrated, data.labels), trainSrcc: srcc(calibrated, data.labels), seconds: (performance.now() - start) / 1000 };
+}
+
+/** The smallest multiple of 0.5 with at most `share` of the level-0 scores above it. */
+export function inFocusThreshold(scores: Float32Array, levels: Float32Array, share: number): number {
+  const inFocus = Float32Array.from(scores.filter((_, i) => levels[i] === 0)).sort();
+  if (inFocus.length === 0) throw new RangeError('no in-focus patches to set the threshold on');
+  const quantile = inFocus[Math.min(inFocus.length - 1, Math.ceil((1 - share) * inFocus.length) - 1)]!;
+  return Math.ceil(quantile * 2) / 2;
 }

@@ -1,0 +1,104 @@
+// Readable PNGs: one colour means one score on every slide (a fixed scale in the model's units,
+// the threshold at the step from green to orange), the overview figure's title band, panels and
+// scale bar; flagged regions. Built on a real scan whose scores are then set to known values.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, test } from 'vitest';
+import {
+  COLOUR_SPAN, colourScale, flaggedRegions, heatmapRgba, overviewPng, scaleBarLength, scaleColour, scalePosition, scanSlide, type ScanResult,
+} from '../dist/index.js';
+
+const sharedRoot = process.env.FQA_SHARED ?? path.resolve(import.meta.dirname, '..', '..', '..', '..', 'shared');
+const tile = path.join(sharedRoot, 'data', 'tcga-focus', 'TCGA@Focus_patch_i_9651_j_81514.png');
+
+/** The scan with every scored patch's score replaced by `score(col, row)`. */
+function withScores(r: ScanResult, score: (col: number, row: number) => number): ScanResult {
+  const scores = r.scores.map((s, i) => (Number.isNaN(s) ? s : score(i % r.columns, Math.floor(i / r.columns))));
+  return { ...r, scores };
+}
+
+/** Distinct colours of the opaque heatmap pixels whose mask x is in [x0, x1). */
+function colours(rgba: Uint8Array, width: number, x0: number, x1: number): Set<string> {
+  const seen = new Set<string>();
+  for (let i = 0; i < rgba.length; i += 4) {
+    const x = (i / 4) % width;
+    if (rgba[i + 3] === 255 && x >= x0 && x < x1) seen.add(`${rgba[i]},${rgba[i + 1]},${rgba[i + 2]}`);
+  }
+  return seen;
+}
+
+describe.skipIf(!existsSync(tile))('heatmap colours and the overview figure', () => {
+  let scan: ScanResult;
+  beforeAll(async () => {
+    scan = await scanSlide(tile, { mpp: 0.5, stride: 64, minTissue: 0, workers: 1 });
+  });
+
+  test('a fixed scale: threshold ± COLOUR_SPAN on every slide, green below the threshold, orange to red above', () => {
+    const t = scan.summary.threshold!;
+    expect(colourScale(scan)).toEqual({ lo: t - COLOUR_SPAN, hi: t + COLOUR_SPAN, threshold: t, stretched: false });
+    const scale = colourScale(scan);
+    const [below, above] = [scaleColour(scalePosition(t - 0.01, scale)), scaleColour(scalePosition(t + 0.01, scale))];
+    expect(below[1]).toBeGreaterThan(below[0]); // green
+    expect(above[0]).toBeGreaterThan(above[1]); // orange
+    const at = scaleColour(scalePosition(t, scale));
+    expect(at[1]).toBeGreaterThan(at[0]); // "above the threshold" is strict: the threshold itself is green
+    expect(scaleColour(scalePosition(t + 100, scale))).toEqual(scaleColour(1));
+  });
+
+  test('the same score has the same colour whatever else is on the slide', () => {
+    const { width } = scan.tissueMask;
+    // Slide A: every patch scores 0. Slide B: the left half 0, the right half 9 (far blurrier).
+    const a = withScores(scan, () => 0);
+    const b = withScores(scan, (col) => (col < scan.columns / 2 ? 0 : 9));
+    const expected = scaleColour(scalePosition(0, colourScale(a))).join(',');
+    expect([...colours(heatmapRgba(a), width, 0, width)]).toEqual([expected]);
+    // B's left quarter is well inside its score-0 patches: the same colour as all of A.
+    expect([...colours(heatmapRgba(b), width, 0, Math.floor(width / 4))]).toEqual([expected]);
+    expect([...colours(heatmapRgba(b), width, Math.ceil((3 * width) / 4), width)]).toEqual([scaleColour(scalePosition(9, colourScale(b))).join(',')]);
+  });
+
+  test('scale bar lengths are round numbers', () => {
+    expect(scaleBarLength(444)).toEqual({ microns: 200, label: '200 µm' });
+    expect(scaleBarLength(1234)).toEqual({ microns: 1000, label: '1 mm' });
+    expect(scaleBarLength(70)).toEqual({ microns: 50, label: '50 µm' });
+  });
+
+  test('overview: title band with text, the thumbnail beside the heatmap, a legend band', async () => {
+    const blurry = withScores(scan, () => 9);
+    const png = await overviewPng(blurry);
+    const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const { width: w, height: h, thumbnail } = scan.tissueMask;
+    const at = (x: number, y: number) => Array.from(data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3));
+    expect(info.width).toBeGreaterThanOrEqual(2 * w + 48);
+    expect(at(2, 2)).toEqual([240, 240, 240]); // title band
+    let dark = 0;
+    for (let y = 0; y < 64; y++) for (let x = 0; x < info.width; x++) if (at(x, y)[0]! < 120) dark++;
+    expect(dark).toBeGreaterThan(200); // the title's letters
+    // The left panel is the thumbnail, pixel for pixel.
+    for (const [x, y] of [[0, 0], [w - 1, h - 1], [w >> 1, h >> 1]] as const) expect(at(16 + x, 64 + y)).toEqual(Array.from(thumbnail.subarray((y * w + x) * 3, (y * w + x) * 3 + 3)));
+    // The right panel at a scored pixel is the heatmap's dark red over grey: red dominates.
+    const heat = heatmapRgba(blurry);
+    const pixel = heat.findIndex((v, i) => i % 4 === 3 && v === 255) >> 2;
+    expect(pixel).toBeGreaterThanOrEqual(0);
+    const [r, g, b] = at(32 + w + (pixel % w), 64 + Math.floor(pixel / w));
+    expect(r!).toBeGreaterThan(g! + 40);
+    expect(r!).toBeGreaterThan(b! + 20);
+  });
+
+  test('flagged regions: connected patches above the threshold, with exact union area', () => {
+    const t = scan.summary.threshold!;
+    // Two blocks of 2x2 patches above the threshold, apart from each other.
+    const hot = (col: number, row: number) => (col < 2 && row < 2) || (col >= 5 && col < 7 && row >= 5 && row < 7);
+    const regions = flaggedRegions(withScores(scan, (c, r) => (hot(c, r) ? t + 1 : t - 1)));
+    expect(regions).toHaveLength(2);
+    const k = scan.level0PerWorkingPixel;
+    const side = (scan.stride + scan.patchSize) * k; // two patches, one stride apart
+    for (const g of regions) {
+      expect(g.patches).toBe(4);
+      expect([g.width, g.height]).toEqual([Math.round(side), Math.round(side)]);
+      expect(g.areaMm2).toBeCloseTo((side * scan.mpp! / 1000) ** 2, 9);
+    }
+    expect(regions.map((g) => [g.x, g.y])).toEqual([[0, 0], [Math.round(5 * scan.stride * k), Math.round(5 * scan.stride * k)]]);
+  });
+});
