@@ -32,7 +32,7 @@ describe.skipIf(!hasShared)('scans with DenseNet-13', () => {
     const out = path.join(work, 'report');
     const r = fqa(svs, '--model', model, '--out', out, '--threshold=-4', '--workers', '2');
     expect(r.code, r.stderr).toBeLessThanOrEqual(1); // pass or fail QC, not an error
-    for (const ext of ['scores.tsv', 'heatmap.png', 'overlay.png', 'geojson', 'json']) expect(existsSync(path.join(out, `CMU-1-Small-Region.${ext}`)), ext).toBe(true);
+    for (const ext of ['scores.tsv', 'heatmap.png', 'overview.png', 'geojson', 'json']) expect(existsSync(path.join(out, `CMU-1-Small-Region.${ext}`)), ext).toBe(true);
     const report = JSON.parse(readFileSync(path.join(out, 'CMU-1-Small-Region.json'), 'utf8'));
     expect(report.kernel).toBe('onnx');
     expect(report.patch.size).toBe(64);
