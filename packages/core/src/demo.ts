@@ -132,6 +132,23 @@ export interface DemoMatch {
   truePositives: number;
   falsePositives: number;
   missed: number;
+  /**
+   * The same IoU over the unambiguous patches only (entirely inside or entirely outside the defocused
+   * regions). Mixed patches on a region's edge have their centre on one side but sharp tissue in
+   * them: a model that calls a patch out of focus only when none of it is sharp (FocusLiteNN's min
+   * over the patch) scores them in focus, which bounds the overall recall.
+   */
+  unambiguousIou: number;
+  /** Scored patches that are partly inside a defocused region (their truth goes by their centre). */
+  mixedPatches: number;
+}
+
+/** Share of a patch (level-0 square at x, y of side `size`) inside the defocused regions, sampled every 8 px. */
+function defocusedShare(demo: DemoSlide, x: number, y: number, size: number): number {
+  let inside = 0;
+  let all = 0;
+  for (let dy = 4; dy < size; dy += 8) for (let dx = 4; dx < size; dx += 8) { all++; if (demo.defocused(x + dx, y + dy)) inside++; }
+  return inside / all;
 }
 
 /**
@@ -143,6 +160,9 @@ export function matchDemo(demo: DemoSlide, r: ScanResult): DemoMatch {
   let tp = 0;
   let fp = 0;
   let fn = 0;
+  let clearTp = 0;
+  let clearWrong = 0;
+  let mixed = 0;
   const k = r.level0PerWorkingPixel;
   for (let row = 0; row < r.rows; row++)
     for (let c = 0; c < r.columns; c++) {
@@ -153,6 +173,13 @@ export function matchDemo(demo: DemoSlide, r: ScanResult): DemoMatch {
       if (truth && found) tp++;
       else if (found) fp++;
       else if (truth) fn++;
+      const share = defocusedShare(demo, c * r.stride * k, row * r.stride * k, r.patchSize * k);
+      if (share > 0 && share < 1) mixed++;
+      else if (share === 1 && found) clearTp++;
+      else if (share === 1 || found) clearWrong++;
     }
-  return { iou: tp / Math.max(1, tp + fp + fn), precision: tp / Math.max(1, tp + fp), recall: tp / Math.max(1, tp + fn), truePositives: tp, falsePositives: fp, missed: fn };
+  return {
+    iou: tp / Math.max(1, tp + fp + fn), precision: tp / Math.max(1, tp + fp), recall: tp / Math.max(1, tp + fn), truePositives: tp, falsePositives: fp, missed: fn,
+    unambiguousIou: clearTp / Math.max(1, clearTp + clearWrong), mixedPatches: mixed,
+  };
 }

@@ -28,6 +28,7 @@ DIR), and prints the intersection-over-union of the patches found out of focus w
       `scanned ${r.summary.patchesScored} tissue patches in ${r.timings.totalSeconds.toFixed(1)} s (level ${r.level}, ${r.mpp ?? '?'} µm/px, kernel ${r.kernel})\n` +
         `out of focus: ${r.summary.outOfFocusFraction === null ? 'n/a' : (100 * r.summary.outOfFocusFraction).toFixed(1) + '% of tissue'}; verdict ${r.summary.verdict}\n` +
         `match with the known defocused regions: IoU ${m.iou.toFixed(3)} (precision ${m.precision.toFixed(3)}, recall ${m.recall.toFixed(3)}; ${m.truePositives} true, ${m.falsePositives} false positives, ${m.missed} missed)\n` +
+        `  on the patches entirely in or out of the regions: IoU ${m.unambiguousIou.toFixed(3)} (${m.mixedPatches} patches straddle a region's edge: with sharp tissue in them they score in focus)\n` +
         `reports: ${path.resolve(values.out)}\n`,
     );
     return 0;
