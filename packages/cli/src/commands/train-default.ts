@@ -8,7 +8,7 @@ export const trainDefaultCommand: Command = {
   summary: 'retrain the shipped default model with its recorded recipe',
   usage: `Usage: fqa-scan train-default [--out FILE] [--data DIR]
 
-Runs the default model's recipe (synthetic defocus of real tissue, FocusLiteNN-2, PLCC loss, native
+Runs the default model's recipe (scanner-like synthetic defocus of real tissue, FocusLiteNN-10, PLCC loss, native
 trainer, seeded) and writes the model file (default: the shipped ${path.basename(DEFAULT_MODEL_PATH)}).
 --data is the shared data folder (default: ../shared/data beside the repository).`,
   async run(args) {
@@ -18,7 +18,7 @@ trainer, seeded) and writes the model file (default: the shipped ${path.basename
     const build = await buildDefaultModel(data, (line) => process.stderr.write(line + '\n'));
     parseModelFile(build.bytes, out);
     await writeModelFile(out, build.bytes);
-    process.stdout.write(`wrote ${out}: training PLCC ${build.trainPlcc.toFixed(4)}, SRCC ${build.trainSrcc.toFixed(4)}, ${build.seconds.toFixed(0)} s\n`);
+    process.stdout.write(`wrote ${out}: threshold ${build.threshold}, training PLCC ${build.trainPlcc.toFixed(4)}, SRCC ${build.trainSrcc.toFixed(4)}, ${build.seconds.toFixed(0)} s\n`);
     return 0;
   },
 };
