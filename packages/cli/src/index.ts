@@ -11,11 +11,13 @@ import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { infoCommand } from './commands/info.js';
 import { modelsCommand } from './commands/models.js';
+import { queueCommand } from './commands/queue.js';
 import { scanCommand } from './commands/scan.js';
 import { scoreCommand } from './commands/score.js';
 import { trainCommand } from './commands/train.js';
 import { trainDefaultCommand } from './commands/train-default.js';
 import { closestOption, optionsInUsage } from './suggest.js';
+import { workerCommand } from './commands/worker.js';
 
 export interface Command {
   summary: string;
@@ -33,6 +35,8 @@ const commands: Record<string, Command> = {
   models: modelsCommand,
   train: trainCommand,
   'train-default': trainDefaultCommand,
+  queue: queueCommand,
+  worker: workerCommand,
 };
 
 function help(): string {

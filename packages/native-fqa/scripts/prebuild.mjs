@@ -82,4 +82,4 @@ writeFileSync(path.join(nativeStage, 'package.json'), JSON.stringify({
   optionalDependencies: Object.fromEntries(variants.map((v) => [`${platformName}${v.suffix}`, version])),
 }, null, 2) + '\n');
 pack(nativeStage);
-for (const dir of ['core', 'cli']) pack(path.join(repoRoot, 'packages', dir));
+for (const dir of ['core', 'queue', 'cli']) pack(path.join(repoRoot, 'packages', dir));

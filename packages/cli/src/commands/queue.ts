@@ -1,0 +1,158 @@
+/**
+ * fqa-scan queue add|status|report: a scan spread over many machines. `add` enqueues one job per
+ * slide in Redis (BullMQ), `fqa-scan worker` on any machine runs them, `status` shows where the
+ * queue stands and `report` writes summary.tsv over the finished jobs.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_MODEL_PATH, FqaError, SUMMARY_COLUMNS, UsageError, loadModel, nativeVersion, parseIntegerOption, parseNumberOption, writeAtomic } from '@fqa/core';
+import {
+  DEFAULT_REDIS_URL, QUEUE_DEFAULTS, REDIS_URL_ENV, clientConnection, displayUrl, enqueueScans, finishedSlides, makeScanJob, openScanQueue,
+  queueFolders, queueStatus, resolveQueueName, sha256File, type ScanQueue,
+} from '@fqa/queue';
+import type { Command } from '../index.js';
+import { expandInputs } from './scan.js';
+
+export const connectionHelp = `  --redis URL        Redis (default: $${REDIS_URL_ENV}, else ${DEFAULT_REDIS_URL})
+  --queue NAME       queue name (default ${QUEUE_DEFAULTS.queue})
+  --prefix P         Redis key prefix (default ${QUEUE_DEFAULTS.prefix}); labs sharing one Redis each take their own`;
+
+const usage = `Usage: fqa-scan queue add <slide|folder|glob...> --out DIR [--model FILE] [scan options]
+       fqa-scan queue status [--json]
+       fqa-scan queue report --out DIR
+
+A scan spread over machines (docs/queue.md): 'add' enqueues one job per slide, 'fqa-scan worker' on
+each machine scans them with the normal scan, 'status' shows waiting/active/done/failed, 'report'
+writes summary.tsv over the finished jobs whose reports went to DIR. Slides, model and DIR must be
+at the same path on every machine (shared storage). Adding a slide already queued or done with the
+same model and options adds nothing.
+
+Options (add):
+  --out DIR          output folder for the reports (required)
+  --model FILE       fqa model file (default: the workers' shipped model, checked to be this one)
+  --patch P, --stride S, --mpp X, --threshold T    as for fqa-scan scan
+  --attempts N       scan attempts per slide before it lands in failed (default ${QUEUE_DEFAULTS.attempts})
+  --force            enqueue again slides whose job completed or failed
+Options (all):
+${connectionHelp}
+  --json             status as JSON
+
+Exit codes: add 0, or 3 when some input is missing; report 0 all pass, 1 some slide fails QC,
+3 some slide failed every attempt; 2 usage error; 3 Redis unreachable.`;
+
+function redisUrl(value: string | undefined): string {
+  return value ?? process.env[REDIS_URL_ENV] ?? DEFAULT_REDIS_URL;
+}
+
+async function withQueue<T>(values: { redis?: string; queue?: string; prefix?: string }, use: (queue: ScanQueue, label: string) => Promise<T>): Promise<T> {
+  const url = redisUrl(values.redis);
+  const name = resolveQueueName(values);
+  const connection = await clientConnection(url);
+  const queue = openScanQueue(connection, name);
+  try {
+    return await use(queue, `${name.prefix}/${name.queue} at ${displayUrl(url)}`);
+  } finally {
+    await queue.close();
+    connection.disconnect();
+  }
+}
+
+const connectionOptions = { redis: { type: 'string' }, queue: { type: 'string' }, prefix: { type: 'string' } } as const;
+
+async function add(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      ...connectionOptions, out: { type: 'string' }, model: { type: 'string' }, patch: { type: 'string' }, stride: { type: 'string' },
+      mpp: { type: 'string' }, threshold: { type: 'string' }, attempts: { type: 'string' }, force: { type: 'boolean', default: false },
+    },
+  });
+  if (positionals.length === 0) throw new UsageError('no slides given (see fqa-scan queue --help)');
+  if (values.out === undefined) throw new UsageError('--out DIR is required: the folder (on shared storage) the workers write the reports to');
+  const options = {
+    patchSize: parseIntegerOption(values.patch, 'patch', 8, 4096),
+    stride: parseIntegerOption(values.stride, 'stride', 1, 4096),
+    mpp: parseNumberOption(values.mpp, 'mpp', { positive: true }),
+    threshold: parseNumberOption(values.threshold, 'threshold'),
+  };
+  const attempts = parseIntegerOption(values.attempts, 'attempts', 1, 100);
+  // The model is validated here, once, so a bad model file is one error and not a failed job per slide.
+  const modelFile = values.model ?? DEFAULT_MODEL_PATH;
+  await loadModel(modelFile);
+  const model = { path: values.model ?? null, sha256: await sha256File(modelFile) };
+  const jobs: Awaited<ReturnType<typeof makeScanJob>>[] = [];
+  let missing = 0;
+  for (const slide of expandInputs(positionals)) {
+    try {
+      jobs.push(await makeScanJob(slide, values.out, model, options));
+    } catch (err) {
+      if (!(err instanceof FqaError)) throw err;
+      process.stderr.write(`fqa-scan: ${err.message}\n`);
+      missing++;
+    }
+  }
+  mkdirSync(values.out, { recursive: true });
+  const result = await withQueue(values, async (queue, label) => {
+    const r = await enqueueScans(queue, jobs, { attempts, force: values.force });
+    for (const e of r.existing) process.stderr.write(`${e.data.slide}: already in the queue (${e.state}), not added${e.state === 'completed' || e.state === 'failed' ? ' (--force to enqueue it again)' : ''}\n`);
+    process.stderr.write(`queue ${label}: added ${r.added.length} slide${r.added.length === 1 ? '' : 's'}, ${r.existing.length} already there\n`);
+    return r;
+  });
+  if (values.force && result.added.length === 0 && jobs.length > 0) process.stderr.write('note: nothing re-added: the jobs are still waiting or running\n');
+  return missing > 0 ? 3 : 0;
+}
+
+async function status(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...connectionOptions, json: { type: 'boolean', default: false } } });
+  return withQueue(values, async (queue, label) => {
+    const s = await queueStatus(queue);
+    if (values.json) {
+      process.stdout.write(JSON.stringify(s) + '\n');
+      return 0;
+    }
+    const c = s.counts;
+    const total = c.waiting + c.prioritized + c.delayed + c.active + c.completed + c.failed;
+    const lines = [
+      `queue ${label}`,
+      `  waiting ${c.waiting + c.prioritized}  retrying ${c.delayed}  active ${c.active}  done ${c.completed}  failed ${c.failed}  (${total} slides, ${total ? ((100 * (c.completed + c.failed)) / total).toFixed(0) : 0}% finished)`,
+    ];
+    for (const a of s.active) lines.push(`  active  ${a.slide}  ${(100 * a.progress).toFixed(0)}%  on ${a.worker ?? '?'}  attempt ${a.attempt}`);
+    for (const f of s.failed) lines.push(`  failed  ${f.slide}  after ${f.attempts} attempt${f.attempts === 1 ? '' : 's'}: ${f.reason}`);
+    process.stdout.write(lines.join('\n') + '\n');
+    return 0;
+  });
+}
+
+async function report(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...connectionOptions, out: { type: 'string' } } });
+  if (values.out === undefined) throw new UsageError('--out DIR is required: the report folder the jobs were enqueued with');
+  const out = path.resolve(values.out);
+  return withQueue(values, async (queue, label) => {
+    const finished = await finishedSlides(queue, out);
+    if (finished.rows.length === 0 && finished.unfinished === 0) {
+      const folders = await queueFolders(queue);
+      throw new UsageError(`no job in queue ${label} writes to ${out}${folders.length ? ` (its folders: ${folders.slice(0, 5).join(', ')}${folders.length > 5 ? ', ...' : ''})` : ' (the queue is empty)'}`);
+    }
+    const header = [`# fqa ${nativeVersion}`, `# queue: ${label}`, `# date: ${new Date().toISOString()}`, SUMMARY_COLUMNS.join('\t')];
+    mkdirSync(out, { recursive: true });
+    const file = path.join(out, 'summary.tsv');
+    await writeAtomic(file, header.concat(finished.rows).join('\n') + '\n');
+    const pending = finished.unfinished ? `; ${finished.unfinished} not finished yet (run report again when they are)` : '';
+    process.stderr.write(`${file}: ${finished.rows.length} slide${finished.rows.length === 1 ? '' : 's'}, ${finished.failed} failed${pending}\n`);
+    return finished.failed > 0 ? 3 : finished.verdicts.includes('fail') ? 1 : 0;
+  });
+}
+
+export const queueCommand: Command = {
+  summary: 'spread a scan over machines: queue add|status|report (Redis, BullMQ)',
+  usage,
+  async run(args) {
+    const [sub, ...rest] = args;
+    if (sub === 'add') return add(rest);
+    if (sub === 'status') return status(rest);
+    if (sub === 'report') return report(rest);
+    throw new UsageError(`Expected one of add, status, report for queue but received ${sub === undefined ? 'nothing' : `'${sub}'`}`);
+  },
+};

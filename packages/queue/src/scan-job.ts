@@ -1,0 +1,90 @@
+/**
+ * A scan job: one slide, the folder its reports go to, the model and the scan options. Jobs carry
+ * paths, not pixels: every worker must see the slide, the model and the output folder at the same
+ * path (shared storage, see docs/queue.md).
+ *
+ * The job id is a hash of the slide (path, size, modification time), the model's bytes, the options
+ * and the output folder, so enqueueing is idempotent: the same slide with the same model and options
+ * is one job however often it is added, and a changed slide, model or option is a new one.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { DEFAULT_MODEL_PATH, InputError, reportStem } from '@fqa/core';
+
+/** The scan options that change a slide's scores or verdict (device and threads do not). */
+export interface ScanJobOptions {
+  patchSize?: number;
+  stride?: number;
+  mpp?: number;
+  threshold?: number;
+}
+
+export interface ScanJobData {
+  /** Format of this record; a worker refuses jobs from a newer fqa. */
+  format: 1;
+  /** Absolute path of the slide. */
+  slide: string;
+  /** Absolute output folder, and the stem of this slide's report files in it. */
+  out: string;
+  stem: string;
+  /** Absolute model path, or null for the shipped model of the worker's fqa. */
+  model: string | null;
+  /** Checked by the worker before it scans: every machine must score with the same model. */
+  modelSha256: string;
+  options: ScanJobOptions;
+}
+
+export interface ScanJobResult {
+  /** The slide's summary.tsv row (core's summaryRow). */
+  summaryRow: string;
+  verdict: string;
+  /** The per-slide JSON report (written last; its presence marks the slide done). */
+  report: string;
+  /** host:pid of the worker that wrote the report. */
+  worker: string;
+  /** True when the report was already there from an earlier attempt of this job (a worker that died after writing it). */
+  reused: boolean;
+}
+
+export const SCAN_JOB_FORMAT = 1;
+
+export async function sha256File(file: string): Promise<string> {
+  return createHash('sha256').update(await readFile(file)).digest('hex');
+}
+
+/** Options in a fixed key order without undefined values, so equal options hash equally. */
+function canonicalOptions(o: ScanJobOptions): ScanJobOptions {
+  const out: ScanJobOptions = {};
+  for (const key of ['patchSize', 'stride', 'mpp', 'threshold'] as const) if (o[key] !== undefined) out[key] = o[key];
+  return out;
+}
+
+/** A job for one slide; the slide must exist here (it is stat'ed for the id). */
+export async function makeScanJob(slide: string, out: string, model: { path: string | null; sha256: string }, options: ScanJobOptions): Promise<{ id: string; data: ScanJobData }> {
+  const absolute = path.resolve(slide);
+  let info;
+  try {
+    info = await stat(absolute);
+  } catch (err) {
+    throw new InputError(`${slide}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
+  }
+  if (!info.isFile()) throw new InputError(`${slide}: not a file`);
+  const data: ScanJobData = {
+    format: SCAN_JOB_FORMAT,
+    slide: absolute,
+    out: path.resolve(out),
+    stem: reportStem(absolute),
+    model: model.path === null ? null : path.resolve(model.path),
+    modelSha256: model.sha256,
+    options: canonicalOptions(options),
+  };
+  const identity = JSON.stringify([data.slide, info.size, Math.round(info.mtimeMs), data.out, data.modelSha256, data.options]);
+  // BullMQ job ids must not be integers and may not contain ':' (its key separator).
+  return { id: `scan-${createHash('sha256').update(identity).digest('hex').slice(0, 40)}`, data };
+}
+
+/** The model a job names, as this machine sees it. */
+export function jobModelPath(data: ScanJobData): string {
+  return data.model ?? DEFAULT_MODEL_PATH;
+}

@@ -1,0 +1,156 @@
+/**
+ * The consumer side: a BullMQ worker that runs the normal scan (core's scanSlide and report
+ * writers, the same code as `fqa-scan scan`), so a slide's verdict does not depend on where it ran.
+ *
+ * Delivery is at least once: a job whose worker died is run again elsewhere. Running it twice is
+ * harmless: every report file is written atomically (temp file + rename) with the same content, and
+ * the per-slide JSON, written last, records the job id, so a retry of a job whose reports are
+ * complete returns them without scanning again.
+ */
+import { readFile, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { FqaError, scanSlide, summaryRow, writeSlideReports, type Device } from '@fqa/core';
+import { workerConnection } from './connection.js';
+import { QUEUE_DEFAULTS } from './defaults.js';
+import { resolveQueueName, type QueueName } from './queue.js';
+import { SCAN_JOB_FORMAT, jobModelPath, sha256File, type ScanJobData, type ScanJobResult } from './scan-job.js';
+
+export interface ScanWorkerOptions extends QueueName {
+  redis: string;
+  /** Slides scanned at once by this worker (default 1). */
+  concurrency?: number;
+  /** Scoring threads per slide (default: the cores divided by concurrency). */
+  workers?: number;
+  device?: Device;
+  /** Lock on a running job, renewed every half of it; a dead worker's job is retried after it expires. */
+  lockSeconds?: number;
+  /** How often this worker looks for jobs whose lock expired. */
+  stalledSeconds?: number;
+  /** One line per event (job started, finished, failed; Redis lost and back). */
+  log?: (line: string) => void;
+}
+
+export interface ScanWorker {
+  /** Waits for the running scans, takes no new job, disconnects. */
+  close(): Promise<void>;
+  /** Stops the running scans between regions and puts their jobs back to waiting for another worker. */
+  release(): void;
+  /** Resolves once the worker has connected and is taking jobs. */
+  ready: Promise<void>;
+  readonly name: string;
+}
+
+interface PreviousReport {
+  jobId?: string;
+  summaryRow?: string;
+  summary?: { verdict?: string };
+}
+
+async function readPreviousReport(file: string): Promise<PreviousReport | null> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as PreviousReport;
+  } catch {
+    return null; // none yet (or not ours to trust): scan
+  }
+}
+
+export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
+  const { queue, prefix } = resolveQueueName(options);
+  const concurrency = options.concurrency ?? 1;
+  const threads = options.workers ?? Math.max(1, Math.floor(os.availableParallelism() / concurrency));
+  const name = `${os.hostname()}:${process.pid}`;
+  const log = options.log ?? (() => {});
+  const lockMs = 1000 * (options.lockSeconds ?? QUEUE_DEFAULTS.lockSeconds);
+  const stalledMs = 1000 * (options.stalledSeconds ?? QUEUE_DEFAULTS.stalledSeconds);
+
+  async function processScan(job: Job<ScanJobData, ScanJobResult>, token?: string, signal?: AbortSignal): Promise<ScanJobResult> {
+    const data = job.data;
+    if (data.format !== SCAN_JOB_FORMAT) throw new UnrecoverableError(`${String(data.slide)}: job format ${String(data.format)} is not the format ${SCAN_JOB_FORMAT} this worker's fqa reads: run the same fqa version everywhere`);
+    const modelPath = jobModelPath(data);
+    const sha = await sha256File(modelPath).catch((err: Error) => {
+      throw new Error(`${data.slide}: cannot read the model ${modelPath} on ${name}: ${err.message}`);
+    });
+    if (sha !== data.modelSha256) {
+      throw new UnrecoverableError(`${data.slide}: the model ${modelPath} on ${name} is not the one enqueued (sha256 ${sha.slice(0, 12)}, enqueued ${data.modelSha256.slice(0, 12)}): every worker needs the same model file and fqa version`);
+    }
+    const reportFile = path.join(data.out, `${data.stem}.json`);
+    const previous = await readPreviousReport(reportFile);
+    if (previous !== null && previous.jobId === job.id && previous.summaryRow !== undefined) {
+      log(`${data.slide}: report of this job already complete (an earlier attempt wrote it), not scanned again`);
+      return { summaryRow: previous.summaryRow, verdict: previous.summary?.verdict ?? 'unknown', report: reportFile, worker: name, reused: true };
+    }
+    log(`${data.slide}: started job ${job.id} (attempt ${job.attemptsStarted})`);
+    let lastProgress = 0;
+    try {
+      const result = await scanSlide(data.slide, {
+        ...data.options,
+        model: modelPath,
+        workers: threads,
+        device: options.device,
+        signal,
+        onProgress: (p) => {
+          // Progress is for `queue status`; a second's resolution is plenty and spares Redis.
+          const now = Date.now();
+          if (now - lastProgress < 1000 && p.regionsDone < p.regions) return;
+          lastProgress = now;
+          job.updateProgress(p.regionsDone / Math.max(1, p.regions)).catch(() => {});
+        },
+      });
+      const row = summaryRow(result);
+      await mkdir(data.out, { recursive: true });
+      await writeSlideReports(data.out, data.stem, result, { summaryRow: row, jobId: job.id, worker: name });
+      log(`${data.slide}: ${result.summary.verdict}, ${result.summary.patchesScored} patches, ${result.timings.totalSeconds.toFixed(1)} s`);
+      return { summaryRow: row, verdict: result.summary.verdict, report: reportFile, worker: name, reused: false };
+    } catch (err) {
+      if (signal?.aborted) {
+        // Released on shutdown: back to waiting without spending one of the job's attempts.
+        await job.moveToWait(token);
+        log(`${data.slide}: released (worker shutting down)`);
+        throw new WaitingError();
+      }
+      // A usage error (bad options in the job) fails the same way on every worker: no retry.
+      if (err instanceof FqaError && err.exitCode === 2) throw new UnrecoverableError(`${data.slide}: ${err.message}`);
+      if (err instanceof FqaError) throw new Error(err.message);
+      throw err;
+    }
+  }
+
+  // BullMQ leaves a connection it was given open on close(); this one is closed below.
+  const connection = workerConnection(options.redis);
+  const worker = new Worker<ScanJobData, ScanJobResult>(queue, processScan, {
+    connection,
+    prefix,
+    concurrency,
+    name,
+    lockDuration: lockMs,
+    stalledInterval: stalledMs,
+    maxStalledCount: QUEUE_DEFAULTS.maxStalledCount,
+    autorun: true,
+  });
+  // One line per change of state, not one per reconnection attempt while Redis is down.
+  let redisDown = false;
+  worker.on('error', (err: Error) => {
+    if (!redisDown) log(`Redis: ${err.message} (reconnecting)`);
+    redisDown = true;
+  });
+  worker.on('ready', () => {
+    if (redisDown) log('Redis: connected again');
+    redisDown = false;
+  });
+  worker.on('failed', (job, err) => {
+    if (!job || err instanceof WaitingError || err.message === 'bullmq:movedToWait') return;
+    const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+    log(`${job.data.slide}: attempt ${job.attemptsMade} failed${final ? ' (final: the job is in failed)' : ', will be retried'}: ${err.message}`);
+  });
+  return {
+    name,
+    ready: worker.waitUntilReady().then(() => {}),
+    close: async () => {
+      await worker.close();
+      connection.disconnect();
+    },
+    release: () => worker.cancelAllJobs('worker shutting down'),
+  };
+}
