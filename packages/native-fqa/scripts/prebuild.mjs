@@ -6,7 +6,7 @@
  *   fqa-native-<platform>-<arch>-<version>.tgz        CPU build (FQA_CUDA=OFF)
  *   fqa-native-<platform>-<arch>-cuda-<version>.tgz   CUDA build (static cudart; when nvcc is found,
  *                                                      required with --require-cuda)
- *   fqa-native-<version>.tgz, fqa-core-<version>.tgz, fqa-cli-<version>.tgz
+ *   fqa-native-<version>.tgz, fqa-core-<version>.tgz, fqa-queue-<version>.tgz, fqa-cli-<version>.tgz
  * Both native variants are built with warnings as errors in host code.
  *
  *   npm run pack:prebuilt            (from the repository root; after npm run build)

@@ -135,7 +135,7 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
     if (!redisDown) log(`Redis: ${err.message} (reconnecting)`);
     redisDown = true;
   });
-  worker.on('ready', () => {
+  connection.on('ready', () => {
     if (redisDown) log('Redis: connected again');
     redisDown = false;
   });
