@@ -1,0 +1,156 @@
+// The queue's parts on a real Redis ($FQA_REDIS_URL, which .ci/run starts, or a redis-server of the
+// test's own): option checks, idempotent enqueueing, and a worker in this process that fails a
+// corrupt slide after its attempts, refuses a job made for another model, and gives a job back on
+// shutdown without spending an attempt.
+import { randomUUID } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DEFAULT_MODEL_PATH, FqaError, UsageError } from '@fqa/core';
+import {
+  REDIS_URL_ENV, clientConnection, enqueueScans, finishedSlides, makeScanJob, openScanQueue, parseRedisUrl, resolveQueueName, sha256File,
+  startScanWorker, type ScanQueue,
+} from '@fqa/queue';
+import { hasShared, shared } from '../../../test/helpers/shared.js';
+import { RedisServer, hasRedisServer, requireAll } from './redis-server.js';
+
+const externalRedis = process.env[REDIS_URL_ENV];
+
+test('Redis URLs, queue names and prefixes are checked before anything connects', () => {
+  for (const bad of ['localhost:6379', 'http://127.0.0.1:6379', 'redis://', 'redis://host:6379/abc', 'not a url']) {
+    expect(() => parseRedisUrl(bad), bad).toThrow(UsageError);
+  }
+  expect(parseRedisUrl('redis://user:pw@10.0.0.5:6380/2').port).toBe('6380');
+  expect(() => resolveQueueName({ queue: 'a:b' })).toThrow(/Expected 1 to 100 letters.*for queue but received 'a:b'/);
+  expect(() => resolveQueueName({ prefix: '' })).toThrow(/for prefix/);
+  expect(resolveQueueName({})).toEqual({ queue: 'fqa-scan', prefix: 'fqa' });
+});
+
+test('an unreachable Redis is one error naming the URL, not a hang', async () => {
+  const started = Date.now();
+  const err = await clientConnection('redis://127.0.0.1:1', 2000).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(FqaError);
+  expect((err as FqaError).exitCode).toBe(3);
+  expect((err as Error).message).toMatch(/^cannot reach Redis at redis:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/);
+  expect(Date.now() - started).toBeLessThan(5000);
+});
+
+describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll))('on a real Redis', () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'fqa-queue-api-'));
+  const out = path.join(work, 'out');
+  const name = { queue: `test-${randomUUID().slice(0, 8)}`, prefix: 'fqa-test' };
+  let server: RedisServer | undefined;
+  let url = '';
+  let connection: Redis;
+  let queue: ScanQueue;
+  const defaultModel = { path: null, sha256: '' };
+
+  beforeAll(async () => {
+    if (externalRedis) url = externalRedis;
+    else url = (server = await RedisServer.start()).url;
+    connection = await clientConnection(url);
+    queue = openScanQueue(connection, name);
+    defaultModel.sha256 = await sha256File(DEFAULT_MODEL_PATH);
+    mkdirSync(path.join(work, 'a'));
+    mkdirSync(path.join(work, 'b'));
+    for (const dir of ['a', 'b']) copyFileSync(shared('data', 'slides', 'small_HE_levels.tiff'), path.join(work, dir, 'small.tiff'));
+  });
+  afterAll(async () => {
+    await queue?.obliterate({ force: true });
+    await queue?.close();
+    connection?.disconnect();
+    await server?.stop();
+  });
+
+  test('a slide is one job per model, options and content, however often it is added', async () => {
+    const slide = path.join(work, 'a', 'small.tiff');
+    const job = await makeScanJob(slide, out, defaultModel, { stride: 100 });
+    expect(job.id).toMatch(/^scan-[0-9a-f]{40}$/);
+    expect(job.data).toMatchObject({ slide, out, stem: 'small', model: null, options: { stride: 100 } });
+    // Same inputs, relative path, options in another order: the same id.
+    const again = await makeScanJob(path.relative(process.cwd(), slide), out, defaultModel, { threshold: undefined, stride: 100 });
+    expect(again.id).toBe(job.id);
+    const others = [
+      await makeScanJob(slide, out, defaultModel, { stride: 101 }),
+      await makeScanJob(slide, path.join(work, 'out2'), defaultModel, { stride: 100 }),
+      await makeScanJob(slide, out, { path: null, sha256: '0'.repeat(64) }, { stride: 100 }),
+    ];
+    utimesSync(slide, new Date(), new Date(Date.now() + 5000)); // the slide was rewritten
+    others.push(await makeScanJob(slide, out, defaultModel, { stride: 100 }));
+    expect(new Set([job.id, ...others.map((o) => o.id)]).size).toBe(5);
+
+    const first = await enqueueScans(queue, [job, again]);
+    expect(first.added).toHaveLength(1);
+    const second = await enqueueScans(queue, [job]);
+    expect(second.added).toHaveLength(0);
+    expect(second.existing).toEqual([{ data: job.data, state: 'waiting' }]);
+    // --force re-adds only finished jobs: a waiting one stays as it is.
+    expect((await enqueueScans(queue, [job], { force: true })).added).toHaveLength(0);
+    expect(await queue.getJobCountByTypes('waiting')).toBe(1);
+    await queue.drain();
+  });
+
+  test('inputs a lab gets wrong: a missing slide, a folder, two slides writing one report', async () => {
+    await expect(makeScanJob(path.join(work, 'nope.svs'), out, defaultModel, {})).rejects.toThrow(/nope\.svs: no such file/);
+    await expect(makeScanJob(work, out, defaultModel, {})).rejects.toThrow(/: not a file/);
+    const a = await makeScanJob(path.join(work, 'a', 'small.tiff'), out, defaultModel, {});
+    const b = await makeScanJob(path.join(work, 'b', 'small.tiff'), out, defaultModel, {});
+    await expect(enqueueScans(queue, [a, b])).rejects.toThrow(/a\/small\.tiff and .*b\/small\.tiff would both write small\.json in/);
+  });
+
+  test('a corrupt slide fails after its attempts with the error, a wrong model at once; the rest goes on', async () => {
+    const corrupt = path.join(work, 'corrupt.svs');
+    writeFileSync(corrupt, Buffer.alloc(4096, 7));
+    const good = await makeScanJob(path.join(work, 'a', 'small.tiff'), out, defaultModel, {});
+    const bad = await makeScanJob(corrupt, out, defaultModel, {});
+    const wrongModel = await makeScanJob(path.join(work, 'b', 'small.tiff'), path.join(work, 'out-b'), { path: null, sha256: 'f'.repeat(64) }, {});
+    await enqueueScans(queue, [good, bad, wrongModel], { attempts: 2 });
+    const lines: string[] = [];
+    const worker = startScanWorker({ redis: url, ...name, workers: 1, log: (l) => lines.push(l) });
+    try {
+      await worker.ready;
+      const deadline = Date.now() + 60_000;
+      while ((await queue.getJobCountByTypes('completed', 'failed')) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await worker.close();
+    }
+    const badJob = (await queue.getJob(bad.id))!;
+    expect(await badJob.getState()).toBe('failed');
+    expect(badJob.attemptsMade).toBe(2);
+    expect(badJob.failedReason).toContain(corrupt);
+    const wrong = (await queue.getJob(wrongModel.id))!;
+    expect(await wrong.getState()).toBe('failed');
+    expect(wrong.attemptsMade).toBe(1);
+    expect(wrong.failedReason).toMatch(/is not the one enqueued \(sha256 [0-9a-f]{12}, enqueued ffffffffffff\)/);
+    expect(await (await queue.getJob(good.id))!.getState()).toBe('completed');
+    expect(existsSync(path.join(out, 'small.json'))).toBe(true);
+    expect(lines.join('\n')).toMatch(/corrupt\.svs: attempt 2 failed \(final: the job is in failed\)/);
+
+    const finished = await finishedSlides(queue, out);
+    expect(finished.rows).toHaveLength(2);
+    expect(finished.verdicts.sort()).toEqual(['error', 'no-tissue']);
+    expect(finished.failed).toBe(1);
+    expect(finished.rows.find((r) => r.startsWith(corrupt))!.split('\t')[11]).toBe('error');
+  });
+
+  test('release on shutdown puts a running job back without spending an attempt', async () => {
+    const slide = path.join(work, 'cmu.svs');
+    copyFileSync(shared('data', 'slides', 'CMU-1-Small-Region.svs'), slide);
+    const job = await makeScanJob(slide, path.join(work, 'out-release'), defaultModel, {});
+    await enqueueScans(queue, [job]);
+    const lines: string[] = [];
+    const worker = startScanWorker({ redis: url, ...name, workers: 1, log: (l) => lines.push(l) });
+    await worker.ready;
+    const deadline = Date.now() + 30_000;
+    while (!lines.some((l) => l.includes('cmu.svs: started')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    worker.release();
+    await worker.close();
+    const back = (await queue.getJob(job.id))!;
+    expect(await back.getState()).toBe('waiting');
+    expect(back.attemptsMade).toBe(0);
+    expect(lines.join('\n')).toMatch(/cmu\.svs: released/);
+    expect(existsSync(path.join(work, 'out-release', 'cmu.json'))).toBe(false);
+  });
+});
