@@ -68,6 +68,11 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
   async function processScan(job: Job<ScanJobData, ScanJobResult>, token?: string, signal?: AbortSignal): Promise<ScanJobResult> {
     const data = job.data;
     if (data.format !== SCAN_JOB_FORMAT) throw new UnrecoverableError(`${String(data.slide)}: job format ${String(data.format)} is not the format ${SCAN_JOB_FORMAT} this worker's fqa reads: run the same fqa version everywhere`);
+    // Whoever can write to the Redis can put jobs in it: a job names absolute paths and a plain file stem, or it is refused.
+    const paths = [data.slide, data.out, data.model ?? '/'];
+    if (!paths.every((p) => typeof p === 'string' && path.isAbsolute(p)) || typeof data.stem !== 'string' || !/^[^/\\]+$/.test(data.stem) || data.stem.startsWith('.')) {
+      throw new UnrecoverableError(`job ${job.id}: not an fqa scan job (expected absolute slide, out and model paths and a file stem)`);
+    }
     const modelPath = jobModelPath(data);
     const sha = await sha256File(modelPath).catch((err: Error) => {
       throw new Error(`${data.slide}: cannot read the model ${modelPath} on ${name}: ${err.message}`);

@@ -2,6 +2,7 @@
 // test's own): option checks, idempotent enqueueing, and a worker in this process that fails a
 // corrupt slide after its attempts, refuses a job made for another model, and gives a job back on
 // shutdown without spending an attempt.
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import {
   REDIS_URL_ENV, clientConnection, enqueueScans, finishedSlides, makeScanJob, openScanQueue, parseRedisUrl, resolveQueueName, sha256File,
   startScanWorker, type ScanQueue,
 } from '@fqa/queue';
-import { hasShared, shared } from '../../../test/helpers/shared.js';
+import { hasShared, repoRoot, shared } from '../../../test/helpers/shared.js';
 import { RedisServer, hasRedisServer, requireAll } from './redis-server.js';
 
 const externalRedis = process.env[REDIS_URL_ENV];
@@ -35,6 +36,24 @@ test('an unreachable Redis is one error naming the URL, not a hang', async () =>
   expect((err as FqaError).exitCode).toBe(3);
   expect((err as Error).message).toMatch(/^cannot reach Redis at redis:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/);
   expect(Date.now() - started).toBeLessThan(5000);
+});
+
+test('the CLI: a usage error or an unreachable Redis is one line and its exit code', () => {
+  const fqa = (...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js'), ...args], { encoding: 'utf8', cwd: repoRoot });
+  const cases: [string[], number, RegExp][] = [
+    [['queue'], 2, /^fqa-scan: Expected one of add, status, report for queue but received nothing\n$/],
+    [['queue', 'add', 'x.svs'], 2, /^fqa-scan: --out DIR is required/],
+    [['queue', 'report'], 2, /^fqa-scan: --out DIR is required/],
+    [['queue', 'status', '--redis', 'localhost:6379'], 2, /^fqa-scan: Expected a redis:\/\/ or rediss:\/\/ URL for redis but received 'localhost:6379'\n$/],
+    [['queue', 'status', '--queue', 'a:b'], 2, /for queue but received 'a:b'/],
+    [['worker', '--concurrency', '0'], 2, /^fqa-scan: Expected integer between 1 and 64 for concurrency but received 0/],
+    [['queue', 'status', '--redis', 'redis://127.0.0.1:1'], 3, /^fqa-scan: cannot reach Redis at redis:\/\/127\.0\.0\.1:1: .*ECONNREFUSED[^\n]*\n$/],
+  ];
+  for (const [args, code, message] of cases) {
+    const r = fqa(...args);
+    expect(r.status, args.join(' ')).toBe(code);
+    expect(r.stderr, args.join(' ')).toMatch(message);
+  }
 });
 
 describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll))('on a real Redis', () => {
@@ -107,12 +126,14 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     const bad = await makeScanJob(corrupt, out, defaultModel, {});
     const wrongModel = await makeScanJob(path.join(work, 'b', 'small.tiff'), path.join(work, 'out-b'), { path: null, sha256: 'f'.repeat(64) }, {});
     await enqueueScans(queue, [good, bad, wrongModel], { attempts: 2 });
+    // Anyone who can write to the Redis can add jobs: one that names a relative path is refused.
+    await queue.add('scan', { ...good.data, out: path.join(work, 'out-foreign'), slide: 'relative/small.tiff' }, { jobId: 'foreign-job', attempts: 2 });
     const lines: string[] = [];
     const worker = startScanWorker({ redis: url, ...name, workers: 1, log: (l) => lines.push(l) });
     try {
       await worker.ready;
       const deadline = Date.now() + 60_000;
-      while ((await queue.getJobCountByTypes('completed', 'failed')) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      while ((await queue.getJobCountByTypes('completed', 'failed')) < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     } finally {
       await worker.close();
     }
@@ -124,6 +145,9 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     expect(await wrong.getState()).toBe('failed');
     expect(wrong.attemptsMade).toBe(1);
     expect(wrong.failedReason).toMatch(/is not the one enqueued \(sha256 [0-9a-f]{12}, enqueued ffffffffffff\)/);
+    const foreign = (await queue.getJob('foreign-job'))!;
+    expect([await foreign.getState(), foreign.attemptsMade]).toEqual(['failed', 1]);
+    expect(foreign.failedReason).toBe('job foreign-job: not an fqa scan job (expected absolute slide, out and model paths and a file stem)');
     expect(await (await queue.getJob(good.id))!.getState()).toBe('completed');
     expect(existsSync(path.join(out, 'small.json'))).toBe(true);
     expect(lines.join('\n')).toMatch(/corrupt\.svs: attempt 2 failed \(final: the job is in failed\)/);
