@@ -63,15 +63,17 @@ for (const concurrency of [1, 8]) {
   await queue.addBulk(Array.from({ length: jobs }, (_, i) => ({ name: 'empty', data: { i }, opts: { jobId: `empty-${i}`, removeOnComplete: false } })));
   let done = 0;
   const start = performance.now();
+  const workerRedis = workerConnection(url);
   const finished = new Promise<void>((resolve) => {
     const worker = new Worker(name, async () => ({}), {
-      connection: workerConnection(url), prefix, concurrency, lockDuration: 1000 * QUEUE_DEFAULTS.lockSeconds, stalledInterval: 1000 * QUEUE_DEFAULTS.stalledSeconds,
+      connection: workerRedis, prefix, concurrency, lockDuration: 1000 * QUEUE_DEFAULTS.lockSeconds, stalledInterval: 1000 * QUEUE_DEFAULTS.stalledSeconds,
     });
     worker.on('completed', () => {
       if (++done === jobs) void worker.close().then(() => resolve());
     });
   });
   await finished;
+  workerRedis.disconnect();
   const seconds = (performance.now() - start) / 1000;
   console.log(`empty jobs, 1 worker process, concurrency ${concurrency}: ${jobs} jobs in ${seconds.toFixed(2)} s = ${(jobs / seconds).toFixed(0)} jobs/s (${((1000 * seconds) / jobs).toFixed(2)} ms/job)`);
   await queue.obliterate({ force: true });
