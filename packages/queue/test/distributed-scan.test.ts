@@ -141,7 +141,8 @@ describe.skipIf(!hasShared || (!hasRedisServer && !requireAll))('a scan spread o
     expect(queued.size).toBe(12);
     expect([...queued.keys()].sort()).toEqual([...oneMachine.keys()].sort());
     for (const [slide, row] of oneMachine) expect(queued.get(slide), slide).toEqual(row);
-    expect([...queued.values()].map((r) => r[11]).filter((v) => v === 'fail').length).toBe(4);
+    // The large slides were really scanned (patches scored), not only the tiny ones.
+    for (const [slide, row] of queued) if (LARGE.test(slide)) expect(Number(row[6]), slide).toBeGreaterThan(50);
     for (const stem of stems) {
       expect(readFileSync(path.join(distributed, `${stem}.scores.tsv`), 'utf8'), stem).toBe(readFileSync(path.join(single, `${stem}.scores.tsv`), 'utf8'));
     }
