@@ -44,6 +44,7 @@ export interface ScanWorker {
 
 interface PreviousReport {
   jobId?: string;
+  worker?: string;
   summaryRow?: string;
   summary?: { verdict?: string };
 }
@@ -84,7 +85,7 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
     const previous = await readPreviousReport(reportFile);
     if (previous !== null && previous.jobId === job.id && previous.summaryRow !== undefined) {
       log(`${data.slide}: report of this job already complete (an earlier attempt wrote it), not scanned again`);
-      return { summaryRow: previous.summaryRow, verdict: previous.summary?.verdict ?? 'unknown', report: reportFile, worker: name, reused: true };
+      return { summaryRow: previous.summaryRow, verdict: previous.summary?.verdict ?? 'unknown', report: reportFile, worker: previous.worker ?? name, reused: true };
     }
     log(`${data.slide}: started job ${job.id} (attempt ${job.attemptsStarted})`);
     let lastProgress = 0;

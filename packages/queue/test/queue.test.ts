@@ -159,6 +159,23 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     expect(finished.rows.find((r) => r.startsWith(corrupt))!.split('\t')[11]).toBe('error');
   });
 
+  test('close() on SIGTERM finishes the running slide before the worker stops', async () => {
+    const slide = path.join(work, 'cmu-graceful.svs');
+    copyFileSync(shared('data', 'slides', 'CMU-1-Small-Region.svs'), slide);
+    const job = await makeScanJob(slide, path.join(work, 'out-graceful'), defaultModel, {});
+    await enqueueScans(queue, [job]);
+    const lines: string[] = [];
+    const worker = startScanWorker({ redis: url, ...name, workers: 1, log: (l) => lines.push(l) });
+    await worker.ready;
+    const deadline = Date.now() + 30_000;
+    while (!lines.some((l) => l.includes('cmu-graceful.svs: started')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await worker.close();
+    const done = (await queue.getJob(job.id))!;
+    expect(await done.getState()).toBe('completed');
+    expect(done.attemptsMade).toBe(1);
+    expect(existsSync(path.join(work, 'out-graceful', 'cmu-graceful.json'))).toBe(true);
+  });
+
   test('release on shutdown puts a running job back without spending an attempt', async () => {
     const slide = path.join(work, 'cmu.svs');
     copyFileSync(shared('data', 'slides', 'CMU-1-Small-Region.svs'), slide);
