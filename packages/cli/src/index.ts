@@ -16,8 +16,8 @@ import { scanCommand } from './commands/scan.js';
 import { scoreCommand } from './commands/score.js';
 import { trainCommand } from './commands/train.js';
 import { trainDefaultCommand } from './commands/train-default.js';
-import { closestOption, optionsInUsage } from './suggest.js';
 import { workerCommand } from './commands/worker.js';
+import { closestOption, optionsInUsage } from './suggest.js';
 
 export interface Command {
   summary: string;

@@ -3,6 +3,7 @@
  * Completed and failed jobs are kept in Redis (removeOnComplete/removeOnFail off): they are the
  * record `queue report` builds summary.tsv from, and a kept job id is what makes adding idempotent.
  */
+import path from 'node:path';
 import { Queue, type Job, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { UsageError, errorRow } from '@fqa/core';
@@ -102,6 +103,10 @@ export async function queueStatus(queue: ScanQueue): Promise<QueueStatus> {
 }
 
 export interface FinishedSlides {
+  /** The jobs whose latest attempt for their report failed for good. */
+  failedJobs: { slide: string; stem: string; reason: string }[];
+  /** Model files of the finished jobs (null: the workers' shipped model). */
+  models: string[];
   /** One summary row per slide report in the folder: the latest finished job for each stem. */
   rows: string[];
   verdicts: string[];
@@ -127,7 +132,7 @@ async function allJobs(queue: ScanQueue, states: JobState[]): Promise<Job<ScanJo
  * (the later overwrote the earlier), so it gets one row: the job that finished last.
  */
 export async function finishedSlides(queue: ScanQueue, out: string): Promise<FinishedSlides> {
-  const latest = new Map<string, { finishedOn: number; row: string; verdict: string }>();
+  const latest = new Map<string, { finishedOn: number; row: string; verdict: string; job: Job<ScanJobData, ScanJobResult> }>();
   let failed = 0;
   for (const job of await allJobs(queue, ['completed', 'failed'])) {
     if (job.data.out !== out) continue;
@@ -136,13 +141,15 @@ export async function finishedSlides(queue: ScanQueue, out: string): Promise<Fin
     if (previous && previous.finishedOn > finishedOn) continue;
     const completed = job.returnvalue?.summaryRow !== undefined;
     latest.set(job.data.stem, completed
-      ? { finishedOn, row: job.returnvalue.summaryRow, verdict: job.returnvalue.verdict }
-      : { finishedOn, row: errorRow(job.data.slide, job.failedReason ?? 'failed'), verdict: 'error' });
+      ? { finishedOn, row: job.returnvalue.summaryRow, verdict: job.returnvalue.verdict, job }
+      : { finishedOn, row: errorRow(job.data.slide, job.failedReason ?? 'failed', job.data.stem), verdict: 'error', job });
   }
   const unfinished = (await allJobs(queue, ['waiting', 'active', 'delayed', 'prioritized'])).filter((j) => j.data.out === out).length;
   const entries = [...latest.values()].sort((a, b) => (a.row < b.row ? -1 : 1));
   for (const e of entries) if (e.verdict === 'error') failed++;
-  return { rows: entries.map((e) => e.row), verdicts: entries.map((e) => e.verdict), failed, unfinished };
+  const failedJobs = entries.filter((e) => e.verdict === 'error').map((e) => ({ slide: e.job.data.slide, stem: e.job.data.stem, reason: e.job.failedReason ?? 'failed' }));
+  const models = [...new Set(entries.map((e) => (e.job.data.model === null ? 'shipped model' : path.basename(e.job.data.model))))].sort();
+  return { rows: entries.map((e) => e.row), verdicts: entries.map((e) => e.verdict), failed, unfinished, failedJobs, models };
 }
 
 /** The output folders jobs in this queue write to (for a message when --out names none of them). */

@@ -4,14 +4,14 @@
  *
  * Delivery is at least once: a job whose worker died is run again elsewhere. Running it twice is
  * harmless: every report file is written atomically (temp file + rename) with the same content, and
- * the per-slide JSON, written last, records the job id, so a retry of a job whose reports are
- * complete returns them without scanning again.
+ * the per-slide JSON, written last, records its report key (slide content, model, options), so a
+ * retry of a job whose reports are complete returns them without scanning again.
  */
 import { readFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
-import { FqaError, scanSlide, summaryRow, writeSlideReports, type Device } from '@fqa/core';
+import { FqaError, loadModel, reportKey, resolveScanOptions, scanSlide, slideFingerprint, summaryRow, writeSlideReports, type Device } from '@fqa/core';
 import { workerConnection } from './connection.js';
 import { QUEUE_DEFAULTS } from './defaults.js';
 import { resolveQueueName, type QueueName } from './queue.js';
@@ -43,8 +43,7 @@ export interface ScanWorker {
 }
 
 interface PreviousReport {
-  jobId?: string;
-  worker?: string;
+  provenance?: { key?: string };
   summaryRow?: string;
   summary?: { verdict?: string };
 }
@@ -81,11 +80,18 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
     if (sha !== data.modelSha256) {
       throw new UnrecoverableError(`${data.slide}: the model ${modelPath} on ${name} is not the one enqueued (sha256 ${sha.slice(0, 12)}, enqueued ${data.modelSha256.slice(0, 12)}): every worker needs the same model file and fqa version`);
     }
+    // The report key of core's folder reports (slide content, model, resolved options): a report
+    // with this key is complete and current, from an earlier attempt or an earlier scan.
+    const model = await loadModel(modelPath);
+    const fingerprint = await slideFingerprint(data.slide).catch((err: Error) => {
+      throw new Error(`${data.slide}: ${err.message}`);
+    });
+    const key = reportKey(fingerprint, sha, resolveScanOptions(model.header, { ...data.options, model: modelPath }));
     const reportFile = path.join(data.out, `${data.stem}.json`);
     const previous = await readPreviousReport(reportFile);
-    if (previous !== null && previous.jobId === job.id && previous.summaryRow !== undefined) {
-      log(`${data.slide}: report of this job already complete (an earlier attempt wrote it), not scanned again`);
-      return { summaryRow: previous.summaryRow, verdict: previous.summary?.verdict ?? 'unknown', report: reportFile, worker: previous.worker ?? name, reused: true };
+    if (previous !== null && previous.provenance?.key === key && typeof previous.summaryRow === 'string') {
+      log(`${data.slide}: report already complete and current (an earlier attempt or scan wrote it), not scanned again`);
+      return { summaryRow: previous.summaryRow, verdict: previous.summary?.verdict ?? 'unknown', report: reportFile, worker: name, reused: true };
     }
     log(`${data.slide}: started job ${job.id} (attempt ${job.attemptsStarted})`);
     let lastProgress = 0;
@@ -104,9 +110,9 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
           job.updateProgress(p.regionsDone / Math.max(1, p.regions)).catch(() => {});
         },
       });
-      const row = summaryRow(result);
+      const row = summaryRow(result, data.stem);
       await mkdir(data.out, { recursive: true });
-      await writeSlideReports(data.out, data.stem, result, { summaryRow: row, jobId: job.id, worker: name });
+      await writeSlideReports(data.out, data.stem, result, { provenance: { input: data.slide, fingerprint, key } });
       log(`${data.slide}: ${result.summary.verdict}, ${result.summary.patchesScored} patches, ${result.timings.totalSeconds.toFixed(1)} s`);
       return { summaryRow: row, verdict: result.summary.verdict, report: reportFile, worker: name, reused: false };
     } catch (err) {

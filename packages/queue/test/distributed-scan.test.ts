@@ -95,6 +95,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !requireAll))('a scan spread o
     const client = new Redis(redis.url, { maxRetriesPerRequest: null, retryStrategy: () => 100 });
     client.on('error', () => {}); // expected while Redis restarts
     const queue = openScanQueue(client);
+    queue.on('error', () => {}); // likewise
     try {
       // Kill a worker outright in the middle of a large slide: its job must move to another worker.
       const startedLarge = (w: WorkerProcess) => (w.log.match(/^\[worker \S+\] (\S+): started job (\S+)/gm) ?? []).find((l) => LARGE.test(l));
@@ -133,9 +134,10 @@ describe.skipIf(!hasShared || (!hasRedisServer && !requireAll))('a scan spread o
     expect(report.stderr).toMatch(/12 slides, 0 failed/);
 
     // Exactly one report per slide, nothing half-written visible, and the same results as one machine.
-    const visible = readdirSync(distributed).filter((f) => !f.startsWith('.')).sort();
-    const expected = stems.flatMap((s) => ['.geojson', '.heatmap.png', '.json', '.overlay.png', '.scores.tsv'].map((x) => s + x)).concat('summary.tsv').sort();
-    expect(visible).toEqual(expected);
+    // (The same file names as the single-machine scan's folder, which also lists what it skipped.)
+    const visible = (dir: string) => readdirSync(dir).filter((f) => !f.startsWith('.') && f !== 'skipped.tsv').sort();
+    expect(visible(distributed)).toEqual(visible(single));
+    for (const stem of stems) expect(visible(distributed), stem).toContain(`${stem}.json`);
     const oneMachine = summaryBySlide(path.join(single, 'summary.tsv'));
     const queued = summaryBySlide(path.join(distributed, 'summary.tsv'));
     expect(queued.size).toBe(12);

@@ -6,13 +6,13 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_PATH, FqaError, SUMMARY_COLUMNS, UsageError, loadModel, nativeVersion, parseIntegerOption, parseNumberOption, writeAtomic } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, FqaError, UsageError, loadModel, nativeVersion, parseIntegerOption, parseNumberOption, writeErrorReport, writeIndexPage, writeSummaryTsv } from '@fqa/core';
 import {
   DEFAULT_REDIS_URL, QUEUE_DEFAULTS, REDIS_URL_ENV, clientConnection, displayUrl, enqueueScans, finishedSlides, makeScanJob, openScanQueue,
   queueFolders, queueStatus, resolveQueueName, sha256File, type ScanQueue,
 } from '@fqa/queue';
 import type { Command } from '../index.js';
-import { expandInputs } from './scan.js';
+import { expandInputs } from '../inputs.js';
 
 export const connectionHelp = `  --redis URL        Redis (default: $${REDIS_URL_ENV}, else ${DEFAULT_REDIS_URL})
   --queue NAME       queue name (default ${QUEUE_DEFAULTS.queue})
@@ -24,7 +24,7 @@ const usage = `Usage: fqa-scan queue add <slide|folder|glob...> --out DIR [--mod
 
 A scan spread over machines (docs/queue.md): 'add' enqueues one job per slide, 'fqa-scan worker' on
 each machine scans them with the normal scan, 'status' shows waiting/active/done/failed, 'report'
-writes summary.tsv over the finished jobs whose reports went to DIR. Slides, model and DIR must be
+writes summary.tsv and index.html over the reports in DIR. Slides, model and DIR must be
 at the same path on every machine (shared storage). Adding a slide already queued or done with the
 same model and options adds nothing.
 
@@ -84,7 +84,9 @@ async function add(args: string[]): Promise<number> {
   const model = { path: values.model ?? null, sha256: await sha256File(modelFile) };
   const jobs: Awaited<ReturnType<typeof makeScanJob>>[] = [];
   let missing = 0;
-  for (const slide of expandInputs(positionals)) {
+  const { slides, skipped } = expandInputs(positionals, { exclude: values.out });
+  for (const s of skipped) process.stderr.write(`fqa-scan: ${s.file}: not enqueued (${s.reason})\n`);
+  for (const slide of slides) {
     try {
       jobs.push(await makeScanJob(slide, values.out, model, options));
     } catch (err) {
@@ -135,12 +137,16 @@ async function report(args: string[]): Promise<number> {
       const folders = await queueFolders(queue);
       throw new UsageError(`no job in queue ${label} writes to ${out}${folders.length ? ` (its folders: ${folders.slice(0, 5).join(', ')}${folders.length > 5 ? ', ...' : ''})` : ' (the queue is empty)'}`);
     }
-    const header = [`# fqa ${nativeVersion}`, `# queue: ${label}`, `# date: ${new Date().toISOString()}`, SUMMARY_COLUMNS.join('\t')];
-    mkdirSync(out, { recursive: true });
+    // A slide that failed every attempt gets core's error report, so the folder's summary.tsv and
+    // index.html list it like a slide `fqa-scan scan` could not read.
+    for (const f of finished.failedJobs) await writeErrorReport(out, f.stem, f.slide, f.reason);
+    const date = new Date().toISOString();
+    const header = [`# fqa ${nativeVersion}`, `# queue: ${label}`, `# date: ${date}`, "# rows: every slide reported in this folder; each row's model and options are in <report>.json"];
+    const rows = await writeSummaryTsv(out, header);
+    await writeIndexPage(out, { date, model: finished.models.join(', ') });
     const file = path.join(out, 'summary.tsv');
-    await writeAtomic(file, header.concat(finished.rows).join('\n') + '\n');
     const pending = finished.unfinished ? `; ${finished.unfinished} not finished yet (run report again when they are)` : '';
-    process.stderr.write(`${file}: ${finished.rows.length} slide${finished.rows.length === 1 ? '' : 's'}, ${finished.failed} failed${pending}\n`);
+    process.stderr.write(`${file}: ${rows} slide${rows === 1 ? '' : 's'}, ${finished.failed} failed${pending}; report: ${path.join(out, 'index.html')}\n`);
     return finished.failed > 0 ? 3 : finished.verdicts.includes('fail') ? 1 : 0;
   });
 }
