@@ -4,7 +4,7 @@
 // shutdown without spending an attempt.
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -157,6 +157,13 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     expect(finished.verdicts.sort()).toEqual(['error', 'no-tissue']);
     expect(finished.failed).toBe(1);
     expect(finished.rows.find((r) => r.startsWith(corrupt))!.split('\t')[11]).toBe('error');
+    // queue report: core's error report for the failed slide, then summary.tsv and index.html from the folder.
+    const report = spawnSync(process.execPath, [path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js'), 'queue', 'report', '--out', out, '--redis', url, '--queue', name.queue, '--prefix', name.prefix], { encoding: 'utf8' });
+    expect(report.status, report.stderr).toBe(3);
+    expect(report.stderr).toMatch(/summary\.tsv: 2 slides, 1 failed; report: .*index\.html/);
+    const summary = readFileSync(path.join(out, 'summary.tsv'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).slice(1);
+    expect(summary.map((l) => l.split('\t')[11]).sort()).toEqual(['error', 'no-tissue']);
+    expect(existsSync(path.join(out, 'index.html'))).toBe(true);
   });
 
   test('close() on SIGTERM finishes the running slide before the worker stops', async () => {
