@@ -2,12 +2,17 @@
  * The fqa model file: data only, versioned, validated on load, never executed.
  *
  *   bytes 0..7    "FQAMODEL"
- *   bytes 8..11   format version (u32 little-endian), currently 1
+ *   bytes 8..11   format version (u32 little-endian), currently 2
  *   bytes 12..15  header length H in bytes (u32 LE)
- *   bytes 16..    header: UTF-8 JSON (ModelHeader), space-padded so the weights start 8-aligned
+ *   bytes 16..47  SHA-256 of the H header bytes
+ *   bytes 48..    header: UTF-8 JSON (ModelHeader), space-padded so the weights start 8-aligned
  *   then          float32 little-endian weights; each tensor's byte offset and shape are in the
  *                 header, with the total length and its SHA-256 so truncation or corruption is
  *                 caught before a single weight is used.
+ *
+ * Version 1 had no header checksum: one flipped bit in the threshold, patch size or µm/px loaded
+ * silently and changed verdicts, so it is no longer read. Every header field is also checked for
+ * type, finiteness and a plausible range.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -21,10 +26,17 @@ import type { EonssLayerHeader } from './models/architectures/eonss.js';
 
 export { FOCUSLITENN_VARIANTS } from './models/architectures/focuslitenn.js';
 export { EONSS_LAYERS, type EonssLayerHeader } from './models/architectures/eonss.js';
+import { MPP_RANGE, plausibleMpp } from './limits.js';
 
 export const MODEL_MAGIC = 'FQAMODEL';
-export const MODEL_FORMAT_VERSION = 1;
-const PREAMBLE_BYTES = 16;
+export const MODEL_FORMAT_VERSION = 2;
+const PREAMBLE_BYTES = 48;
+const HEADER_SHA_AT = 16;
+/** Weights and normalization beyond these are not a trained model but damage or an attack: they overflow float32 scores. */
+const MAX_ABS_WEIGHT = 1e6;
+const STD_RANGE = { min: 1e-3, max: 10 };
+const MEAN_RANGE = { min: -1, max: 2 };
+const MAX_ABS_THRESHOLD = 1e6;
 
 /** A registered architecture's name (models/index.ts lists them). */
 export type Architecture = string;
@@ -72,11 +84,15 @@ function isIntegerIn(v: unknown, min: number, max: number): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
 }
 
-function expectTriple(v: unknown, source: string, name: string, positive: boolean): [number, number, number] {
-  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0))) {
-    fail(source, `${name} must be 3 finite numbers${positive ? ' > 0' : ''}`);
+function expectTriple(v: unknown, source: string, name: string, range: { min: number; max: number }): [number, number, number] {
+  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && x >= range.min && x <= range.max)) {
+    fail(source, `${name} must be 3 numbers between ${range.min} and ${range.max}, got ${JSON.stringify(v)}`);
   }
   return v as [number, number, number];
+}
+
+function isText(v: unknown, maxLength = 10_000): v is string {
+  return typeof v === 'string' && v.length <= maxLength;
 }
 
 /** Tensor names and shapes the header's architecture and configuration need (from its layer graph). */
@@ -95,12 +111,20 @@ function validateHeader(raw: unknown, source: string): ModelHeader {
   const patchLimits = modelLimits().patchSize;
   if (!isIntegerIn(h.patchSize, ...patchLimits)) fail(source, `patchSize must be an integer ${patchLimits.join('..')}, got ${String(h.patchSize)}`);
   if (!isIntegerIn(h.stride, 1, 4096)) fail(source, `stride must be an integer 1..4096, got ${String(h.stride)}`);
+  if (!isText(h.name, 200)) fail(source, 'name must be a string of at most 200 characters');
   if (typeof h.normalization !== 'object' || h.normalization === null) fail(source, 'missing normalization');
-  expectTriple(h.normalization.mean, source, 'normalization.mean', false);
-  expectTriple(h.normalization.std, source, 'normalization.std', true);
-  if (typeof h.score !== 'object' || h.score === null || typeof h.score.scale !== 'string') fail(source, 'missing score.scale');
-  if (h.score.threshold !== null && !(typeof h.score.threshold === 'number' && Number.isFinite(h.score.threshold))) {
-    fail(source, 'score.threshold must be a number or null');
+  expectTriple(h.normalization.mean, source, 'normalization.mean', MEAN_RANGE);
+  expectTriple(h.normalization.std, source, 'normalization.std', STD_RANGE);
+  if (typeof h.score !== 'object' || h.score === null || !isText(h.score.scale)) fail(source, 'missing score.scale');
+  if (h.score.threshold !== null && !(typeof h.score.threshold === 'number' && Math.abs(h.score.threshold) <= MAX_ABS_THRESHOLD)) {
+    fail(source, `score.threshold must be null or a number between -${MAX_ABS_THRESHOLD} and ${MAX_ABS_THRESHOLD}, got ${String(h.score.threshold)}`);
+  }
+  if (h.micronsPerPixel !== null && !(typeof h.micronsPerPixel === 'number' && plausibleMpp(h.micronsPerPixel))) {
+    fail(source, `micronsPerPixel must be null or a number between ${MPP_RANGE.min} and ${MPP_RANGE.max}, got ${String(h.micronsPerPixel)}`);
+  }
+  const p = h.provenance;
+  if (typeof p !== 'object' || p === null || !isText(p.source) || !(p.license === null || isText(p.license)) || !isText(p.createdBy) || !isText(p.createdAt) || !(p.notes === undefined || isText(p.notes))) {
+    fail(source, 'provenance must hold source, license (or null), createdBy and createdAt as strings');
   }
   if (!Array.isArray(h.tensors)) fail(source, 'missing tensors list');
   if (!isIntegerIn(h.weightsByteLength, 0, 2 ** 40)) fail(source, 'bad weightsByteLength');
@@ -111,15 +135,19 @@ function validateHeader(raw: unknown, source: string): ModelHeader {
 /** Parses and validates a model file's bytes. `source` names it in errors. */
 export function parseModelFile(bytes: Uint8Array, source = 'model file'): ModelFile {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length < PREAMBLE_BYTES || buf.toString('latin1', 0, 8) !== MODEL_MAGIC) {
+  if (buf.length < 12 || buf.toString('latin1', 0, 8) !== MODEL_MAGIC) {
     fail(source, `not an fqa model file (no ${MODEL_MAGIC} signature)`);
   }
   const version = buf.readUInt32LE(8);
   if (version !== MODEL_FORMAT_VERSION) {
-    fail(source, `model format version ${version} is not supported (this fqa reads version ${MODEL_FORMAT_VERSION})`);
+    const hint = version === 1 ? '; version 1 had no header checksum: convert or train the model again' : '';
+    fail(source, `model format version ${version} is not supported (this fqa reads version ${MODEL_FORMAT_VERSION}${hint})`);
   }
+  if (buf.length < PREAMBLE_BYTES) fail(source, `truncated: header needs a ${PREAMBLE_BYTES}-byte preamble, file has ${buf.length} bytes`);
   const headerBytes = buf.readUInt32LE(12);
   if (PREAMBLE_BYTES + headerBytes > buf.length) fail(source, `truncated: header needs ${headerBytes} bytes, file has ${buf.length - PREAMBLE_BYTES}`);
+  const headerSha = createHash('sha256').update(buf.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + headerBytes)).digest();
+  if (!headerSha.equals(buf.subarray(HEADER_SHA_AT, HEADER_SHA_AT + 32))) fail(source, 'header does not match its SHA-256 (corrupted file)');
   let raw: unknown;
   try {
     raw = JSON.parse(buf.toString('utf8', PREAMBLE_BYTES, PREAMBLE_BYTES + headerBytes));
@@ -157,6 +185,7 @@ export function parseModelFile(bytes: Uint8Array, source = 'model file'): ModelF
     const values = new Float32Array(bytes.buffer);
     for (let i = 0; i < count; i++) {
       if (!Number.isFinite(values[i]!)) fail(source, `tensor '${t.name}' holds a non-finite value (${values[i]}) at index ${i}`);
+      if (Math.abs(values[i]!) > MAX_ABS_WEIGHT) fail(source, `tensor '${t.name}' holds ${values[i]} at index ${i}, beyond the ±${MAX_ABS_WEIGHT} any trained weight has`);
     }
     tensors.set(t.name, values);
   }
@@ -190,11 +219,13 @@ export function encodeModelFile(header: Omit<ModelHeader, 'tensors' | 'weightsBy
   const full: ModelHeader = { ...header, tensors: entries, weightsByteLength: offset, weightsSha256: createHash('sha256').update(weights).digest('hex') };
   let json = JSON.stringify(full, null, 1);
   json += ' '.repeat((8 - ((PREAMBLE_BYTES + Buffer.byteLength(json)) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
   const preamble = Buffer.alloc(PREAMBLE_BYTES);
   preamble.write(MODEL_MAGIC, 0, 'latin1');
   preamble.writeUInt32LE(MODEL_FORMAT_VERSION, 8);
-  preamble.writeUInt32LE(Buffer.byteLength(json), 12);
-  return Buffer.concat([preamble, Buffer.from(json, 'utf8'), weights]);
+  preamble.writeUInt32LE(headerBytes.length, 12);
+  createHash('sha256').update(headerBytes).digest().copy(preamble, HEADER_SHA_AT);
+  return Buffer.concat([preamble, headerBytes, weights]);
 }
 
 /** Writes a model file atomically. */

@@ -6,7 +6,7 @@ import { checkBackground, DARK_BACKGROUND_WARNING, SCORE_MIN_TISSUE } from './do
 import { decodeImage, type RgbImage } from './image.js';
 import { detectTissue } from './tissue.js';
 import { loadModel, type LoadedModel } from './model-file.js';
-import { UsageError } from './errors.js';
+import { InputError, UsageError } from './errors.js';
 import { expectInteger, expectOneOf } from './validate.js';
 import { BACKEND_NAMES, type BackendName } from './models/registry.js';
 import { createScorer, scoreGrid, type PatchScorer } from './models/backends/scorer.js';
@@ -108,14 +108,36 @@ async function resolveFresh(options: ScoreOptions): Promise<ResolvedScoreOptions
   };
 }
 
+/** Side of the smallest window a FocusLiteNN scores (its convolution must fit); EONSS is checked below. */
+function smallestFocusLiteWindow(model: LoadedModel): number {
+  const g = model.header.focuslitenn;
+  return model.header.architecture === 'focuslitenn' && g ? Math.max(1, g.convKernel - 2 * g.convPad) : 1;
+}
+
+/**
+ * A patch that was scored must have a finite score: NaN means "not scored" (background) and an
+ * infinite score would pass any threshold test silently. `skip` marks the patches not scored.
+ */
+export function expectFiniteScores(scores: Float32Array, skip: Uint8Array | null, columns: number, what: string): void {
+  for (let i = 0; i < scores.length; i++) {
+    if (Number.isFinite(scores[i]!) || (skip !== null && skip[i] !== 0)) continue;
+    throw new InputError(`${what}: the model gives a non-finite score (${scores[i]}) for patch ${i % columns}, ${Math.floor(i / columns)} (column, row): its weights are damaged or not a trained model`);
+  }
+}
+
 /** Scores one decoded RGB image. */
 export async function scoreRgb(image: RgbImage, label: string, o: ResolvedScoreOptions): Promise<ImageScores> {
   const patchWidth = Math.min(o.patchSize, image.width);
   const patchHeight = Math.min(o.patchSize, image.height);
+  const smallest = smallestFocusLiteWindow(o.model);
+  if (patchWidth < smallest || patchHeight < smallest) {
+    throw new InputError(`${label}: ${image.width}x${image.height} pixels is smaller than the model's smallest window (${smallest} px)`);
+  }
   if (o.model.header.architecture === 'eonss' && (patchWidth !== o.model.header.patchSize || patchHeight !== o.model.header.patchSize)) {
     throw new UsageError(`${label}: EONSS scores fixed ${o.model.header.patchSize} px patches; got a ${patchWidth}x${patchHeight} window (image ${image.width}x${image.height}, patch ${o.patchSize})`);
   }
   const result = await gridScores(image, label, o, patchWidth, patchHeight);
+  expectFiniteScores(result.scores, null, result.columns, `${label} scored with ${o.model.file}`);
   // Background patches are not scored: a blank patch has no focus. On a dark background (fluorescence)
   // the brightfield tissue detector does not apply, so every patch is kept, with a warning.
   const background = checkBackground(image.pixels, image.width, image.height, image.rowStride);

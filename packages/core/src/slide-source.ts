@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { openSlide, openslideVersion, type NativeSlide } from '@fqa/native';
 import { InputError } from './errors.js';
 import { decodeImage, type RgbImage } from './image.js';
+import { plausibleMpp } from './limits.js';
 
 export interface SourceLevel {
   width: number;
@@ -66,13 +67,13 @@ function fromOpenSlide(path: string, slide: NativeSlide): SlideSource {
   const info = slide.info();
   const mppX = Number(info.properties['openslide.mpp-x']);
   const mppY = Number(info.properties['openslide.mpp-y']);
-  let mpp = Number.isFinite(mppX) && mppX > 0 ? (Number.isFinite(mppY) && mppY > 0 ? (mppX + mppY) / 2 : mppX) : null;
+  let mpp = plausibleMpp(mppX) ? (plausibleMpp(mppY) ? (mppX + mppY) / 2 : mppX) : null;
   // OpenSlide 3.4 leaves openslide.mpp-* unset for generic TIFF; its TIFF resolution tags say it.
   const resolution = Number(info.properties['tiff.XResolution']);
   const unit = info.properties['tiff.ResolutionUnit'];
   if (mpp === null && Number.isFinite(resolution) && resolution > 0 && (unit === 'centimeter' || unit === 'inch')) {
     const perPixel = (unit === 'centimeter' ? 10000 : 25400) / resolution;
-    if (perPixel > 0.05 && perPixel < 50) mpp = perPixel; // screen defaults (72 dpi = 353 µm) are not a scan resolution
+    if (plausibleMpp(perPixel)) mpp = perPixel; // screen defaults (72 dpi = 353 µm) are not a scan resolution
   }
   return {
     path,
@@ -83,7 +84,7 @@ function fromOpenSlide(path: string, slide: NativeSlide): SlideSource {
     properties: info.properties,
     readRegion: (level, x, y, w, h) =>
       slide.readRegion(level, x, y, w, h).catch((err: Error) => {
-        throw new InputError(`${path}: ${err.message}`, { cause: err });
+        throw new InputError(err.message.startsWith(path) ? err.message : `${path}: ${err.message}`, { cause: err });
       }),
     readerStats: () => ({ reader: info.directLevels.includes(0) ? 'direct' : 'openslide', ...slide.readerStats() }),
     close: () => slide.close(),
@@ -96,9 +97,11 @@ async function fromImage(input: string | Uint8Array): Promise<SlideSource> {
   let resolution: number | undefined;
   try {
     const meta = await sharp(input).metadata();
-    // TIFF resolution in pixels per cm or inch gives µm/px when it is not a screen default.
-    if (meta.density && meta.density > 100 && meta.resolutionUnit) {
-      resolution = meta.resolutionUnit === 'cm' ? 10000 / meta.density : 25400 / meta.density;
+    // sharp gives the resolution in pixels per inch whatever unit the file uses; it is a scan's
+    // µm/px only when plausible (72 or 300 dpi are screen and print defaults).
+    if (meta.density) {
+      const perPixel = 25400 / meta.density;
+      if (plausibleMpp(perPixel)) resolution = perPixel;
     }
   } catch {
     // decodeImage below reports the problem.

@@ -30,10 +30,11 @@ export function parseIntegerOption(text: string | undefined, name: string, min: 
   return expectInteger(value, name, min, max);
 }
 
-/** Parses a CLI string as a finite number (positive when asked). */
-export function parseNumberOption(text: string | undefined, name: string, options: { positive?: boolean } = {}): number | undefined {
+/** Parses a CLI string as a finite number (positive, or inside a range, when asked). */
+export function parseNumberOption(text: string | undefined, name: string, options: { positive?: boolean; range?: { min: number; max: number } } = {}): number | undefined {
   if (text === undefined) return undefined;
   const v = Number(text);
+  if (options.range && !(v >= options.range.min && v <= options.range.max)) throw new UsageError(`Expected number between ${options.range.min} and ${options.range.max} for ${name} but received '${text}'`);
   if (!Number.isFinite(v) || (options.positive && v <= 0)) throw new UsageError(`Expected a ${options.positive ? 'positive ' : ''}number for ${name} but received '${text}'`);
   return v;
 }

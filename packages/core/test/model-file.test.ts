@@ -32,17 +32,31 @@ function tensors(k: number) {
   return t;
 }
 
-/** Rewrites a file's header JSON (and the length field) without touching the weights. */
+/** Version 2 layout: 16-byte preamble, SHA-256 of the header, header JSON, weights. */
+const HEADER_AT = 48;
+
+/** Rewrites a file's header JSON (and the length and header checksum) without touching the weights. */
 function withHeader(bytes: Buffer, edit: (h: Record<string, unknown>) => void, fixSha = true): Buffer {
   const len = bytes.readUInt32LE(12);
-  const h = JSON.parse(bytes.toString('utf8', 16, 16 + len)) as Record<string, unknown>;
-  const weights = bytes.subarray(16 + len);
+  const h = JSON.parse(bytes.toString('utf8', HEADER_AT, HEADER_AT + len)) as Record<string, unknown>;
+  const weights = bytes.subarray(HEADER_AT + len);
   edit(h);
   if (fixSha && h.weightsSha256 === undefined) h.weightsSha256 = createHash('sha256').update(weights).digest('hex');
   const json = Buffer.from(JSON.stringify(h));
-  const pre = Buffer.from(bytes.subarray(0, 16));
+  const pre = Buffer.from(bytes.subarray(0, HEADER_AT));
   pre.writeUInt32LE(json.length, 12);
+  createHash('sha256').update(json).digest().copy(pre, 16);
   return Buffer.concat([pre, json, weights]);
+}
+
+/** Replaces the header text itself (same length), keeping the checksum valid. */
+function withHeaderText(bytes: Buffer, edit: (text: string) => string): Buffer {
+  const len = bytes.readUInt32LE(12);
+  const b = Buffer.from(bytes);
+  const text = Buffer.from(edit(b.toString('utf8', HEADER_AT, HEADER_AT + len)));
+  text.copy(b, HEADER_AT);
+  createHash('sha256').update(text).digest().copy(b, 16);
+  return b;
 }
 
 describe('model file', () => {
@@ -67,10 +81,37 @@ describe('model file', () => {
     ['missing tensor', () => withHeader(good, (h) => { h.tensors = (h.tensors as { name: string }[]).filter((t) => t.name !== 'fc.bias'); }), /missing tensor 'fc.bias'/],
     ['bad patch size', () => withHeader(good, (h) => { h.patchSize = 0; }), /patchSize must be an integer/],
     ['bad std', () => withHeader(good, (h) => { h.normalization = { mean: [0, 0, 0], std: [1, 0, 1] }; }), /normalization.std/],
-    ['header not JSON', () => { const b = Buffer.from(good); b.write('{{{{', 16); return b; }, /not valid JSON/],
+    ['header not JSON', () => withHeaderText(good, (text) => '{{{{' + text.slice(4)), /not valid JSON/],
+    ['version 1 (no header checksum)', () => { const b = Buffer.from(good); b.writeUInt32LE(1, 8); return b; }, /version 1 is not supported .*no header checksum/],
+    ['micronsPerPixel 0', () => withHeader(good, (h) => { h.micronsPerPixel = 0; }), /micronsPerPixel must be null or a number between 0.05 and 50, got 0/],
+    ['micronsPerPixel 300 dpi', () => withHeader(good, (h) => { h.micronsPerPixel = 84.7; }), /micronsPerPixel must be null or a number between/],
+    ['threshold 3e38', () => withHeader(good, (h) => { h.score = { scale: 'x', threshold: 3e38 }; }), /score.threshold must be null or a number between/],
+    ['threshold as text', () => withHeader(good, (h) => { h.score = { scale: 'x', threshold: '2.5' }; }), /score.threshold/],
+    ['std 1e-38', () => withHeader(good, (h) => { h.normalization = { mean: [0, 0, 0], std: [1e-38, 1, 1] }; }), /normalization.std must be 3 numbers between 0.001 and 10/],
+    ['mean 1e30', () => withHeader(good, (h) => { h.normalization = { mean: [1e30, 0, 0], std: [1, 1, 1] }; }), /normalization.mean/],
+    ['name not a string', () => withHeader(good, (h) => { h.name = 42; }), /name must be a string/],
+    ['provenance missing', () => withHeader(good, (h) => { delete h.provenance; }), /provenance must hold/],
   ])('rejects %s', (_name, make, message) => {
     expect(() => parseModelFile(make(), 'm.fqa')).toThrow(ModelFileError);
     expect(() => parseModelFile(make(), 'm.fqa')).toThrow(message);
+  });
+
+  test('one flipped bit anywhere in the preamble, header checksum or header is caught', () => {
+    const end = HEADER_AT + good.readUInt32LE(12);
+    // Every byte of the header region, one bit each (the bit rotates so every bit position is hit).
+    for (let i = 8; i < end; i++) {
+      const b = Buffer.from(good);
+      b[i]! ^= 1 << (i % 8);
+      expect(() => parseModelFile(b, 'm.fqa'), `byte ${i}`).toThrow(ModelFileError);
+    }
+  });
+
+  test('rejects finite weights no trained model has (they overflow scores to ±Inf)', () => {
+    for (const bad of [3e38, -3e38, 1e7]) {
+      const t = tensors(1);
+      t[0]!.data[5] = bad;
+      expect(() => parseModelFile(encodeModelFile(header(1), t))).toThrow(/beyond the ±1000000 any trained weight has/);
+    }
   });
 
   test('rejects NaN and Inf weights', () => {

@@ -157,6 +157,7 @@ interface Binding {
   trainForward(model: NativeModel, patches: Uint8Array, count: number, size: number, threads: number): TrainForward;
   trainBackward(model: NativeModel, patches: Uint8Array, count: number, size: number, mins: Float32Array, argmin: Int32Array, upstream: Float32Array): TrainGradients;
   openslideVersion(): string;
+  tileCache(budgetBytes?: number): { budgetBytes: number; cachedBytes: number };
   version: string;
 }
 
@@ -283,6 +284,14 @@ export function nativeVersion(): string {
 /** Opens a slide with libopenslide (loaded at run time; a clear error says how to install it). */
 export function openSlide(path: string): Promise<NativeSlide> {
   return native().openSlide(path);
+}
+
+/**
+ * The direct JPEG-tile reader's decoded-tile cache, one budget for every slide open in the process
+ * (default 768 MiB): sets the budget when given (bytes, >= 1 MiB), returns it and what is held now.
+ */
+export function tileCache(budgetBytes?: number): { budgetBytes: number; cachedBytes: number } {
+  return budgetBytes === undefined ? native().tileCache() : native().tileCache(budgetBytes);
 }
 
 /** The libopenslide version, or throws with install instructions when it is missing. */

@@ -1,10 +1,11 @@
 /** fqa-scan [scan] <slide|folder|glob...> [--model FILE] [options]: whole-slide focus QC with reports. */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  BACKEND_NAMES, DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, DEFAULT_VIEW_SIZE, FqaError, InputError, UsageError,
+  BACKEND_NAMES, MPP_RANGE, DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, DEFAULT_VIEW_SIZE, FqaError, InputError, UsageError,
   allocateStem, deviceNames, expectOneOf, kernelNames, loadModel, nativeVersion, parseIntegerOption, parseNumberOption,
   readReportFolder, reportKey, resolveDevice, resolveScanOptions, scanSlide, slideFingerprint, summaryJson, validateScanOptions,
   writeAtomic, writeErrorReport, writeIndexPage, writeSlideReports, writeSummaryTsv, type ScanOptions,
@@ -49,6 +50,20 @@ function parsePercent(text: string | undefined, name: string): number | undefine
   return v === undefined ? undefined : v / 100;
 }
 
+/** Creates the output folder and proves a file can be written in it, before any slide is scanned. */
+function ensureWritableFolder(dir: string): void {
+  const probe = path.join(dir, `.fqa-write-test.${process.pid}`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(probe, '');
+    rmSync(probe);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'is a file, not a folder' : `is not writable (${code ?? (err as Error).message})`;
+    throw new UsageError(`--out ${dir}: ${why}`);
+  }
+}
+
 function skippedLine(skipped: SkippedFile[], listFile?: string): string {
   const shown = skipped.slice(0, 3).map((s) => `${s.file} (${s.reason})`).join('; ');
   return `skipped ${skipped.length} file${skipped.length === 1 ? '' : 's'} that ${skipped.length === 1 ? 'is' : 'are'} not scanned: ${shown}${skipped.length > 3 ? '; ...' : ''}${listFile ? ` (all in ${listFile})` : ''}`;
@@ -78,7 +93,7 @@ export const scanCommand: Command = {
       patchSize: parseIntegerOption(values.patch, 'patch', 8, 4096),
       stride: parseIntegerOption(values.stride, 'stride', 1, 4096),
       workers: parseIntegerOption(values.workers, 'workers', 1, 256),
-      mpp: parseNumberOption(values.mpp, 'mpp'),
+      mpp: parseNumberOption(values.mpp, 'mpp', { range: MPP_RANGE }),
       threshold: parseNumberOption(values.threshold, 'threshold'),
       maxOutOfFocus: parsePercent(values['max-out-of-focus'], 'max-out-of-focus'),
       minTissue: parsePercent(values['min-tissue'], 'min-tissue'),
@@ -103,6 +118,8 @@ export const scanCommand: Command = {
       if (text) notices.add(text);
     };
     if (resolved.cudaBuild || values.device === 'auto') notice(resolved.notice);
+    const cores = Math.max(1, availableParallelism());
+    if (options.workers !== undefined && options.workers > cores) notice(`--workers ${options.workers} capped at the ${cores} cores`);
 
     const { slides, skipped } = expandInputs(positionals, { recursive: values.recursive, exclude: values.out });
     const skippedFile = path.join(values.out, 'skipped.tsv');
@@ -110,7 +127,7 @@ export const scanCommand: Command = {
       const why = skipped.length === 0 ? 'no files found' : skippedLine(skipped);
       throw new InputError(`nothing to scan in ${positionals.join(', ')}: ${why}`);
     }
-    mkdirSync(values.out, { recursive: true });
+    ensureWritableFolder(values.out);
     await writeAtomic(skippedFile, ['file\treason', ...skipped.map((s) => `${s.file}\t${s.reason}`)].join('\n') + '\n');
     if (skipped.length > 0) process.stderr.write(`fqa-scan: ${skippedLine(skipped, skippedFile)}\n`);
 
@@ -118,6 +135,7 @@ export const scanCommand: Command = {
     const taken = new Map([...folder.values()].map((r) => [r.stem, r.input]));
     let worstVerdict = 0;
     let unreadable = false;
+    let internalError = false;
     const tty = process.stderr.isTTY;
     for (const [i, slide] of slides.entries()) {
       const stem = allocateStem(slide, taken);
@@ -155,12 +173,15 @@ export const scanCommand: Command = {
         process.stderr.write(`${step}: ${s.verdict}, ${s.patchesScored} patches, out of focus ${blur} of tissue, ${result.timings.totalSeconds.toFixed(1)} s -> ${stem}.html\n`);
         if (values.json) process.stdout.write(summaryJson(result).replace(/\n\s*/g, ' ').trim() + '\n');
       } catch (err) {
-        if (!(err instanceof FqaError)) throw err;
-        if (err.exitCode === 2) throw err; // a usage error applies to every slide
+        if (err instanceof FqaError && err.exitCode === 2) throw err; // a usage error applies to every slide
+        // Anything else is this slide's error report; the batch goes on. An error fqa did not expect
+        // (a bug) says so and makes the run's exit code 70 once every slide is done.
+        const message = err instanceof FqaError ? err.message : `${slide}: internal error: ${(err as Error).message ?? String(err)}`;
         if (tty) process.stderr.write('\r\x1b[K');
-        process.stderr.write(`fqa-scan: ${err.message}\n`);
-        await writeErrorReport(values.out, stem, slide, err.message);
-        unreadable = true;
+        process.stderr.write(`fqa-scan: ${message}\n`);
+        await writeErrorReport(values.out, stem, slide, message);
+        if (err instanceof FqaError) unreadable = true;
+        else internalError = true;
       }
     }
     const date = new Date().toISOString();
@@ -174,6 +195,6 @@ export const scanCommand: Command = {
     await writeSummaryTsv(values.out, header);
     await writeIndexPage(values.out, { date, model: model.header.name });
     process.stderr.write(`report: ${path.join(values.out, 'index.html')}\n`);
-    return unreadable ? 3 : worstVerdict;
+    return internalError ? 70 : unreadable ? 3 : worstVerdict;
   },
 };

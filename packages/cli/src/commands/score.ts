@@ -71,10 +71,12 @@ export const scoreCommand: Command = {
         for (const w of r.warnings) process.stderr.write(`fqa-scan: warning: ${file}: ${w}\n`);
         if (!values.json) process.stdout.write(`${file}\t${r.noTissue ? '' : r.mean.toFixed(6)}\t${verdict(r)}\t${r.patchesScored} of ${r.cols}x${r.rows} (${r.patchSize} px, stride ${r.stride})\n`);
       } catch (err) {
-        if (!(err instanceof FqaError)) throw err;
-        // One bad image does not stop the others; it is reported and sets the exit code.
-        process.stderr.write(`fqa-scan: ${err.message}\n`);
-        worstExit = Math.max(worstExit, err.exitCode);
+        // One bad image does not stop the others; it is reported and sets the exit code (70 for
+        // an error fqa did not expect, once every image is done).
+        if (err instanceof FqaError && err.exitCode === 2) throw err;
+        const message = err instanceof FqaError ? err.message : `${file}: internal error: ${(err as Error).message ?? String(err)}`;
+        process.stderr.write(`fqa-scan: ${message}\n`);
+        worstExit = Math.max(worstExit, err instanceof FqaError ? err.exitCode : 70);
       }
     }
     if (values.json) {

@@ -88,13 +88,21 @@ function contains(ring: Point[], [x, y]: Point): boolean {
   return inside;
 }
 
+/** The FeatureCollection as one object (small scans, tests); reports stream geoJsonFeatures. */
 export function scanGeoJson(r: ScanResult): object {
+  return { type: 'FeatureCollection', features: [...geoJsonFeatures(r)] };
+}
+
+/**
+ * The features one at a time: a dense grid (patch 8, stride 1) has millions of detections, more
+ * than one JSON string or one array of objects can hold.
+ */
+export function* geoJsonFeatures(r: ScanResult): Generator<object> {
   const k = r.level0PerWorkingPixel;
   const cell = Math.min(r.stride, r.patchSize);
   const offset = (r.patchSize - cell) / 2;
   const toLevel0 = ([i, j]: Point): Point => [Math.round((offset + i * r.stride) * k), Math.round((offset + j * r.stride) * k)];
   const close = (ring: Point[]) => [...ring, ring[0]!];
-  const features: object[] = [];
   const threshold = r.summary.threshold;
   if (threshold !== null) {
     const blurry = (c: number, row: number) => {
@@ -102,11 +110,11 @@ export function scanGeoJson(r: ScanResult): object {
       return !Number.isNaN(s) && s > threshold;
     };
     for (const polygon of traceCells(blurry, r.columns, r.rows)) {
-      features.push({
+      yield {
         type: 'Feature',
         geometry: { type: 'Polygon', coordinates: polygon.map((ring) => close(ring.map(toLevel0))) },
         properties: { objectType: 'annotation', name: 'Out of focus', classification: OUT_OF_FOCUS, isLocked: false },
-      });
+      };
     }
   }
   const size = Math.round(r.patchSize * k);
@@ -116,7 +124,7 @@ export function scanGeoJson(r: ScanResult): object {
       if (Number.isNaN(s)) continue;
       const x = Math.round(c * r.stride * k);
       const y = Math.round(row * r.stride * k);
-      features.push({
+      yield {
         type: 'Feature',
         geometry: { type: 'Polygon', coordinates: [[[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]]] },
         properties: {
@@ -124,7 +132,6 @@ export function scanGeoJson(r: ScanResult): object {
           ...(threshold !== null ? { classification: s > threshold ? OUT_OF_FOCUS : IN_FOCUS } : {}),
           measurements: { focus_score: s, tissue_fraction: r.tissue[row * r.columns + c]! },
         },
-      });
+      };
     }
-  return { type: 'FeatureCollection', features };
 }

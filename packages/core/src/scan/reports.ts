@@ -8,7 +8,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { version as fqaVersion } from '@fqa/native';
 import { writeAtomic } from '../atomic-write.js';
-import { scanGeoJson } from './geojson.js';
+import { geoJsonFeatures } from './geojson.js';
 import { DEFAULT_VIEW_SIZE, writeDeepZoom, type DeepZoomView } from '../report/deepzoom.js';
 import { writeViewerAssets } from '../report/html-common.js';
 import { writeSlidePage } from '../report/slide-page.js';
@@ -102,6 +102,17 @@ export function errorRow(file: string, message: string, report = ''): string {
   return [clean(file), '', '', '', '', '', '', '', '', '', '', 'error', '', clean(message), report].join('\t');
 }
 
+/** The GeoJSON FeatureCollection as JSON text, one feature per chunk. */
+function* geoJsonChunks(r: ScanResult): Generator<string> {
+  yield '{"type":"FeatureCollection","features":[';
+  let first = true;
+  for (const feature of geoJsonFeatures(r)) {
+    yield (first ? '' : ',') + JSON.stringify(feature);
+    first = false;
+  }
+  yield ']}\n';
+}
+
 /**
  * The report of a slide that could not be read: <stem>.json with verdict "error" and the message,
  * so the folder's summary and HTML report keep listing it until a later run reads it.
@@ -132,7 +143,7 @@ export async function writeSlideReports(dir: string, stem: string, r: ScanResult
   await writeAtomic(file('.scores.tsv'), scoresTsv(r));
   await writeAtomic(file('.heatmap.png'), await heatmapPng(r));
   await writeAtomic(file('.overview.png'), await overviewPng(r));
-  await writeAtomic(file('.geojson'), JSON.stringify(scanGeoJson(r)) + '\n');
+  await writeAtomic(file('.geojson'), geoJsonChunks(r));
   const { width, height, thumbnail } = r.tissueMask;
   await writeAtomic(file('.thumb.jpg'), await sharp(thumbnail, { raw: { width, height, channels: 3 } }).resize(160, 160, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer());
   const viewSize = options.viewSize ?? DEFAULT_VIEW_SIZE;

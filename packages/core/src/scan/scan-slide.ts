@@ -15,7 +15,9 @@ import sharp from 'sharp';
 import { kernelNames, type KernelName } from '@fqa/native';
 import { resolveDevice, verifyKernel, type Device } from '../device.js';
 import { FqaError, InputError, UsageError } from '../errors.js';
+import { MAX_DECODED_PIXELS, MPP_RANGE, plausibleMpp } from '../limits.js';
 import { DEFAULT_MODEL_PATH, loadModel, type ModelHeader } from '../model-file.js';
+import { expectFiniteScores } from '../score.js';
 import { openSource, type SlideSource } from '../slide-source.js';
 import { checkBackground, verdictBlocker } from '../domain.js';
 import { detectTissue, patchTissueFractions, type TissueMask } from '../tissue.js';
@@ -39,7 +41,7 @@ export interface ScanOptions {
   minTissue?: number;
   /** Largest fraction of tissue allowed out of focus before the slide fails QC (default 0.05). */
   maxOutOfFocus?: number;
-  /** Worker threads (default: the number of cores). */
+  /** Worker threads (default, and at most: the number of cores; more only adds memory). */
   workers?: number;
   kernel?: KernelName;
   /** 'auto' (default: CUDA when built and a GPU answers, else the CPU with a notice in warnings), 'cuda' or 'cpu'. */
@@ -146,7 +148,7 @@ export function validateScanOptions(o: ScanOptions) {
   if (o.patchSize !== undefined) expectInteger(o.patchSize, 'patchSize', 8, 4096);
   if (o.stride !== undefined) expectInteger(o.stride, 'stride', 1, 4096);
   if (o.workers !== undefined) expectInteger(o.workers, 'workers', 1, 256);
-  if (o.mpp !== undefined && !(typeof o.mpp === 'number' && o.mpp > 0 && o.mpp < 100)) throw new UsageError(`Expected number between 0 and 100 for mpp but received ${String(o.mpp)}`);
+  if (o.mpp !== undefined && !(typeof o.mpp === 'number' && plausibleMpp(o.mpp))) throw new UsageError(`Expected number between ${MPP_RANGE.min} and ${MPP_RANGE.max} for mpp but received ${String(o.mpp)}`);
   if (o.threshold !== undefined && !Number.isFinite(o.threshold)) throw new UsageError(`Expected finite number for threshold but received ${String(o.threshold)}`);
   for (const [name, v] of [['minTissue', o.minTissue], ['maxOutOfFocus', o.maxOutOfFocus]] as const) {
     if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= 1)) throw new UsageError(`Expected number between 0 and 1 for ${name} but received ${String(v)}`);
@@ -160,7 +162,7 @@ async function tissueOf(source: SlideSource): Promise<TissueMask & { level0PerMa
   let level = 0;
   for (let i = 0; i < source.levels.length; i++) if (Math.max(source.levels[i]!.width, source.levels[i]!.height) >= 512) level = i;
   const L = source.levels[level]!;
-  if (L.width * L.height > 2 ** 28) throw new InputError(`${source.path}: no pyramid level small enough for a tissue mask (smallest usable level is ${L.width}x${L.height})`);
+  if (L.width * L.height > MAX_DECODED_PIXELS) throw new InputError(`${source.path}: no pyramid level small enough for a tissue mask (smallest usable level is ${L.width}x${L.height})`);
   const rgb = await source.readRegion(level, 0, 0, L.width, L.height);
   const scale = Math.min(1, 1024 / Math.max(L.width, L.height));
   let width = L.width;
@@ -238,7 +240,10 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     const rows = Math.floor((workH - patchSize) / stride) + 1;
     const tissue = patchTissueFractions(tissueMask, tissueMask.level0PerMaskPixel / choice.level0PerWorking, { columns, rows, patchSize, stride });
     const scores = new Float32Array(columns * rows).fill(Number.NaN);
-    const workers = options.workers ?? Math.max(1, os.availableParallelism());
+    const cores = Math.max(1, os.availableParallelism());
+    // Each worker holds a region's pixels and scores; more workers than cores is only memory.
+    const workers = Math.min(options.workers ?? cores, cores);
+    if (options.workers !== undefined && options.workers > cores) warnings.push(`workers ${options.workers} capped at the ${cores} cores`);
     // Regions of whole patches, ~2048 px square, row by row: the rows and columns they share with
     // their neighbours are still in the direct reader's tile cache when the neighbour is read, so
     // each JPEG tile is decoded once; regions without tissue are never read.
@@ -271,18 +276,26 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       const task: RegionTask = { modelPath: modelFile, pixels, width: r.width, height: r.height, patchSize, stride, skip, kernel: device.device === 'cuda' ? 'cuda' : (options.kernel ?? 'auto'), backend };
       const result = (await pool!.run(task, { transferList: [pixels.buffer as ArrayBuffer] })) as { scores: Float32Array; kernel: string };
       kernel = result.kernel;
+      expectFiniteScores(result.scores, skip, cols, `${path} (region at ${r.x}, ${r.y} working px) scored with ${modelFile}`);
       for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) scores[row * columns + col] = result.scores[(row - r.row0) * cols + (col - r.col0)]!;
       done++;
       options.onProgress?.({ regionsDone: done, regions: regions.length });
     };
-    for (const r of regions) {
-      // Cancellation is checked between regions: a running native sweep cannot be interrupted.
-      if (options.signal?.aborted) throw new FqaError(`${path}: scan cancelled`, 130, { cause: options.signal.reason });
-      const p: Promise<void> = scoreOne(r).finally(() => inFlight.delete(p));
-      inFlight.add(p);
-      if (inFlight.size >= workers * 2) await Promise.race(inFlight);
+    try {
+      for (const r of regions) {
+        // Cancellation is checked between regions: a running native sweep cannot be interrupted.
+        if (options.signal?.aborted) throw new FqaError(`${path}: scan cancelled`, 130, { cause: options.signal.reason });
+        const p: Promise<void> = scoreOne(r).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+        if (inFlight.size >= workers * 2) await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+    } catch (err) {
+      // Regions already in a worker finish first: destroying the pool while a worker is inside
+      // the native sweep terminates that worker mid-call, which aborts the whole process.
+      await Promise.allSettled(inFlight);
+      throw err;
     }
-    await Promise.all(inFlight);
     const tScore = performance.now();
 
     // Summary over scored patches; "out of focus" is weighted by each patch's tissue.

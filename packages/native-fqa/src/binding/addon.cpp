@@ -591,6 +591,22 @@ Napi::Value OpenSlide(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// tileCache([budgetBytes]) -> {budgetBytes, cachedBytes}: the process-wide decoded-tile budget.
+Napi::Value TileCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+#ifdef FQA_HAVE_TIFF_JPEG
+  if (info.Length() > 0 && !info[0].IsUndefined())
+    fqa::TiffJpegReader::setProcessCacheBudget(integer(env, info[0], "budgetBytes", int64_t(1) << 20, int64_t(1) << 40));
+  o.Set("budgetBytes", Napi::Number::New(env, double(fqa::TiffJpegReader::processCacheBudget())));
+  o.Set("cachedBytes", Napi::Number::New(env, double(fqa::TiffJpegReader::processCacheBytes())));
+#else
+  o.Set("budgetBytes", Napi::Number::New(env, 0));
+  o.Set("cachedBytes", Napi::Number::New(env, 0));
+#endif
+  return o;
+}
+
 Napi::Value OpenSlideVersion(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), fqa::openslideVersion()); });
 }
@@ -685,6 +701,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trainForward", Napi::Function::New(env, TrainForward, "trainForward"));
   exports.Set("trainBackward", Napi::Function::New(env, TrainBackward, "trainBackward"));
   exports.Set("openslideVersion", Napi::Function::New(env, OpenSlideVersion, "openslideVersion"));
+  exports.Set("tileCache", Napi::Function::New(env, TileCache, "tileCache"));
   exports.Set("sweep", Napi::Function::New(env, Sweep, "sweep"));
   exports.Set("sweepSync", Napi::Function::New(env, SweepSync, "sweepSync"));
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));

@@ -1,6 +1,7 @@
 #include "tiff_jpeg_reader.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <tiffio.h>
 #include <unistd.h>
 
@@ -23,6 +24,11 @@ struct TiffCloser {
 
 void quietTiffWarnings(const char*, const char*, va_list) {}
 
+// Decoded tiles held by every reader in the process, and the most they may hold together: many
+// slides open at once (concurrent scanSlide calls) share one budget instead of each keeping its own.
+std::atomic<int64_t> processCachedBytes{0};
+std::atomic<int64_t> processBudget{int64_t(768) << 20};
+
 // libjpeg reports errors by calling error_exit, which by default ends the process: jump back
 // instead and turn it into an exception outside the setjmp frame.
 struct JpegError {
@@ -37,6 +43,13 @@ void jpegErrorExit(j_common_ptr cinfo) {
   longjmp(err->jump, 1);
 }
 
+// libjpeg reports damaged entropy-coded data ("Corrupt JPEG data: ...", "Premature end of JPEG
+// file") as a warning (level -1) and decodes garbage on: a warning is an error here, as OpenSlide
+// treats it, so a damaged tile is never scored. Levels >= 0 are trace messages.
+void jpegEmitMessage(j_common_ptr cinfo, int level) {
+  if (level < 0) jpegErrorExit(cinfo);
+}
+
 // Decodes one JPEG into out (width x height x 3); returns an empty string or the error. No C++
 // objects with destructors live between setjmp and longjmp.
 std::string decodeJpeg(const uint8_t* data, size_t bytes, bool rgbColorSpace, uint8_t* out, int64_t width, int64_t height) {
@@ -45,6 +58,7 @@ std::string decodeJpeg(const uint8_t* data, size_t bytes, bool rgbColorSpace, ui
   cinfo.err = jpeg_std_error(&err.manager);
   err.manager.error_exit = jpegErrorExit;
   err.manager.output_message = [](j_common_ptr) {};
+  err.manager.emit_message = jpegEmitMessage;
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
     return err.message;
@@ -123,16 +137,23 @@ std::shared_ptr<TiffJpegReader> TiffJpegReader::open(const std::string& path, st
   const int64_t tileRow = ((widest.width + widest.tileWidth - 1) / widest.tileWidth) * widest.tileWidth * widest.tileHeight * 3;
   reader->cacheCapacity_ = std::max<int64_t>(int64_t(256) << 20, 12 * tileRow);
   reader->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (reader->fd_ < 0) {
+  struct stat st {};
+  if (reader->fd_ < 0 || ::fstat(reader->fd_, &st) != 0) {
     if (whyNot) *whyNot = "cannot open the file";
     return nullptr;
   }
+  reader->fileBytes_ = uint64_t(st.st_size);
   return reader;
 }
 
 TiffJpegReader::~TiffJpegReader() {
   if (fd_ >= 0) ::close(fd_);
+  processCachedBytes -= cachedBytes_;
 }
+
+void TiffJpegReader::setProcessCacheBudget(int64_t bytes) { processBudget = bytes; }
+int64_t TiffJpegReader::processCacheBudget() { return processBudget; }
+int64_t TiffJpegReader::processCacheBytes() { return processCachedBytes; }
 
 void TiffJpegReader::readLevelRegion(int level, int64_t x, int64_t y, int64_t width, int64_t height, uint8_t* rgb,
                                      int64_t rowStride) const {
@@ -184,12 +205,18 @@ TiffJpegReader::Tile TiffJpegReader::tile(int level, size_t index) const {
       Tile decoded = decodeTile(level, index);
       promise->set_value(decoded);
       std::lock_guard<std::mutex> lock(cacheLock_);
-      cachedBytes_ += decoded ? int64_t(decoded->size()) : 0;
-      while (cachedBytes_ > cacheCapacity_ && recency_.size() > 1) {
+      const int64_t added = decoded ? int64_t(decoded->size()) : 0;
+      cachedBytes_ += added;
+      processCachedBytes += added;
+      // Over this slide's capacity, or over the process's budget: evict this reader's least recent.
+      while ((cachedBytes_ > std::min<int64_t>(cacheCapacity_, processBudget) || processCachedBytes > processBudget) &&
+             recency_.size() > 1) {
         auto victim = cache_.find(recency_.back());
         if (victim->second.first.wait_for(std::chrono::seconds(0)) != std::future_status::ready) break;
         const Tile old = victim->second.first.get();
-        cachedBytes_ -= old ? int64_t(old->size()) : 0;
+        const int64_t freed = old ? int64_t(old->size()) : 0;
+        cachedBytes_ -= freed;
+        processCachedBytes -= freed;
         recency_.pop_back();
         cache_.erase(victim);
       }
@@ -210,6 +237,13 @@ TiffJpegReader::Tile TiffJpegReader::decodeTile(int level, size_t index) const {
   const JpegTiffLevel& L = levels_[size_t(level)];
   const uint64_t bytes = L.tileBytes[index];
   if (bytes == 0) return nullptr;
+  // The byte count comes from the file: checked against the file's size before it sizes a buffer
+  // (a damaged TileByteCounts entry would otherwise allocate up to 4 GiB, or 2^64 in BigTIFF).
+  const uint64_t offset = L.tileOffsets[index];
+  if (offset > fileBytes_ || bytes > fileBytes_ - offset)
+    throw std::runtime_error(path_ + ": JPEG tile " + std::to_string(index) + " of level " + std::to_string(level) + " claims " +
+                             std::to_string(bytes) + " bytes at offset " + std::to_string(offset) + ", beyond the end of the " +
+                             std::to_string(fileBytes_) + "-byte file (damaged tile table)");
   std::vector<uint8_t> raw(bytes), stream;
   const ssize_t got = ::pread(fd_, raw.data(), bytes, off_t(L.tileOffsets[index]));
   if (got != ssize_t(bytes)) throw std::runtime_error(path_ + ": truncated tile " + std::to_string(index) + " (file ends early)");
@@ -224,7 +258,8 @@ TiffJpegReader::Tile TiffJpegReader::decodeTile(int level, size_t index) const {
   }
   auto pixels = std::make_shared<std::vector<uint8_t>>(size_t(L.tileWidth * L.tileHeight * 3));
   const std::string error = decodeJpeg(jpeg, jpegBytes, L.rgbColorSpace, pixels->data(), L.tileWidth, L.tileHeight);
-  if (!error.empty()) throw std::runtime_error(path_ + ": JPEG tile " + std::to_string(index) + " does not decode (" + error + ")");
+  if (!error.empty())
+    throw std::runtime_error(path_ + ": JPEG tile " + std::to_string(index) + " of level " + std::to_string(level) + " is damaged (" + error + ")");
   ++decoded_;
   return pixels;
 }

@@ -43,6 +43,12 @@ class TiffJpegReader {
   // Tiles decoded again after the cache had evicted them (0 when every tile was decoded once).
   int64_t tilesRedecoded() const { return redecoded_; }
 
+  // One decoded-tile budget for every reader in the process (default 768 MiB); each reader also
+  // keeps at most its own capacity (>= 256 MiB or 12 tile rows of its widest level).
+  static void setProcessCacheBudget(int64_t bytes);
+  static int64_t processCacheBudget();
+  static int64_t processCacheBytes();
+
  private:
   TiffJpegReader() = default;
   using Tile = std::shared_ptr<const std::vector<uint8_t>>;
@@ -52,6 +58,7 @@ class TiffJpegReader {
   Tile decodeTile(int level, size_t index) const;
 
   int fd_ = -1;
+  uint64_t fileBytes_ = 0;
   std::string path_;
   std::vector<JpegTiffLevel> levels_;
   // LRU cache of decoded tiles, large enough to keep the tiles that a scan's ~2048-px regions share

@@ -1,0 +1,21 @@
+/**
+ * Limits on what fqa accepts, written once: every check and every message uses these.
+ */
+
+/**
+ * Most pixels fqa decodes into memory at once (a plain image, a tissue-mask level, a region):
+ * 2^28 px is 768 MiB of RGB. Checked from the header before any decode, because a tiny file can
+ * declare billions of pixels (a uniform 45,000² PNG is 6 MB).
+ */
+export const MAX_DECODED_PIXELS = 2 ** 28;
+
+/**
+ * Resolutions (µm per pixel) a microscope scan can have: from oil-immersion 100x (~0.05) to a
+ * low-power overview (~50). Metadata outside it is a screen or print default (72 or 300 dpi is
+ * 353 or 84.7 µm/px), not a scan resolution; --mpp and a model's resolution must lie inside it.
+ */
+export const MPP_RANGE = { min: 0.05, max: 50 } as const;
+
+export function plausibleMpp(mpp: number): boolean {
+  return Number.isFinite(mpp) && mpp >= MPP_RANGE.min && mpp <= MPP_RANGE.max;
+}
