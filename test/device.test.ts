@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { gpuInfo, sweepSync } from '@fqa/native';
-import { DEFAULT_MODEL_PATH, UsageError, cpuInfo, decodeImage, loadModel, resolveDevice, scanSlide, scoreImage, verifyKernel } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, FqaError, UsageError, cpuInfo, decodeImage, loadModel, resolveDevice, scanSlide, scoreImage, trustDevice, verifyKernel } from '@fqa/core';
 import { hasShared, repoRoot, shared, tcgaImages } from './helpers/shared.js';
 
 const gpu = gpuInfo();
@@ -26,18 +26,24 @@ test('resolveDevice: cpu is the CPU, auto picks CUDA only with a usable GPU, cud
   expect(() => resolveDevice('tpu' as never)).toThrow(/Expected one of auto, cuda, cpu for device/);
 });
 
-test("the native sweep with kernel 'cuda' scores on the GPU or says why it cannot", async () => {
+const sweepPixels = Uint8Array.from({ length: 600 * 600 * 3 }, (_, i) => (i * 2654435761) >>> 24);
+const sweepOptions = { width: 600, height: 600, rowStride: 1800, patchWidth: 235, patchHeight: 235, stride: 115, threads: 1, shareConvolution: true } as const;
+
+test.skipIf(hasGpu)("without a GPU the native sweep with kernel 'cuda' says why it cannot", async () => {
   const model = await loadModel(DEFAULT_MODEL_PATH);
-  const pixels = Uint8Array.from({ length: 600 * 600 * 3 }, (_, i) => (i * 2654435761) >>> 24);
-  const options = { width: 600, height: 600, rowStride: 1800, patchWidth: 235, patchHeight: 235, stride: 115, threads: 1, shareConvolution: true } as const;
-  const cpu = sweepSync(model.native!, pixels, { ...options, kernel: 'reference' });
-  if (!hasGpu) {
-    expect(() => sweepSync(model.native!, pixels, { ...options, kernel: 'cuda' })).toThrow(/kernel cuda: no usable CUDA device \(.+\)/);
-    return;
-  }
-  const cuda = sweepSync(model.native!, pixels, { ...options, kernel: 'cuda' });
+  expect(() => sweepSync(model.native!, sweepPixels, { ...sweepOptions, kernel: 'cuda' })).toThrow(/kernel cuda: no usable CUDA device \(.+\)/);
+});
+
+test.skipIf(!hasGpu)("with a GPU the native sweep with kernel 'cuda' matches the reference, NaN for NaN", async () => {
+  const model = await loadModel(DEFAULT_MODEL_PATH);
+  // Every third patch skipped: the skipped patches must be NaN on both, and only those.
+  const skip = Uint8Array.from({ length: 4 * 4 }, (_, i) => (i % 3 === 0 ? 1 : 0));
+  const cpu = sweepSync(model.native!, sweepPixels, { ...sweepOptions, skip, kernel: 'reference' });
+  const cuda = sweepSync(model.native!, sweepPixels, { ...sweepOptions, skip, kernel: 'cuda' });
   expect(cuda.kernel).toBe('cuda');
-  cpu.scores.forEach((s, i) => expect(Math.abs(cuda.scores[i]! - s)).toBeLessThan(1e-3 + 1e-4 * Math.abs(s)));
+  expect(Array.from(cuda.scores, Number.isNaN)).toEqual(Array.from(cpu.scores, Number.isNaN));
+  expect(Array.from(cpu.scores, Number.isNaN)).toEqual(Array.from(skip, Boolean));
+  cpu.scores.forEach((s, i) => Number.isNaN(s) || expect(Math.abs(cuda.scores[i]! - s)).toBeLessThan(1e-3 + 1e-4 * Math.abs(s)));
 });
 
 test('verifyKernel: the best CPU kernel agrees with the reference; the GPU is trusted only if it does too', async () => {
@@ -48,6 +54,31 @@ test('verifyKernel: the best CPU kernel agrees with the reference; the GPU is tr
   const cuda = verifyKernel(model.native!, 'cuda', 235, 128);
   if (hasGpu) expect(cuda, cuda.reason ?? '').toMatchObject({ ok: true });
   else expect(cuda).toMatchObject({ ok: false, maxError: null, reason: expect.stringMatching(/no usable CUDA device/) });
+});
+
+test('a faulty kernel is caught by verifyKernel; a scan then falls back (auto) or stops (cuda)', async () => {
+  const model = await loadModel(DEFAULT_MODEL_PATH);
+  const best = cpuInfo().best;
+  // The real sweep with one fault injected into the kernel under test: the second patch's score is
+  // off by 0.01 (relative to 1 + |score|: 10x the tolerance), or NaN.
+  const faulty = (fault: (s: number) => number): typeof sweepSync => (m, pixels, options) => {
+    const result = sweepSync(m, pixels, options);
+    const scores = Float32Array.from(result.scores);
+    scores[1] = fault(scores[1]!);
+    return { ...result, scores };
+  };
+  const off = verifyKernel(model.native!, best, 235, 128, faulty((s) => s + 0.01 * (1 + Math.abs(s))));
+  expect(off).toMatchObject({ ok: false, reason: expect.stringMatching(new RegExp(`${best} scores differ from the CPU reference by 1\\.0\\de-2`)) });
+  const nan = verifyKernel(model.native!, best, 235, 128, faulty(() => Number.NaN));
+  expect(nan).toMatchObject({ ok: false, reason: expect.stringMatching(/differ from the CPU reference by NaN/) });
+  expect(verifyKernel(model.native!, best, 235, 128, faulty((s) => s + 1e-5))).toMatchObject({ ok: true });
+  // What a scan does with the result (scanSlide calls trustDevice with the GPU's check).
+  const gpu = { device: 'cuda' as const, notice: null, cudaBuild: true };
+  const check = () => verifyKernel(model.native!, best, 235, 128, faulty((s) => s + 1));
+  expect(trustDevice('auto', gpu, check)).toMatchObject({ device: 'cpu', notice: expect.stringMatching(/^device auto: running on the CPU because the GPU check failed: .* differ from the CPU reference/) });
+  expect(() => trustDevice('cuda', gpu, check)).toThrow(FqaError);
+  expect(() => trustDevice('cuda', gpu, check)).toThrow(/^device cuda: not scanning on the GPU: /);
+  expect(trustDevice('auto', gpu, () => verifyKernel(model.native!, best, 235, 128))).toBe(gpu);
 });
 
 describe.skipIf(!hasShared)('scans record the device', () => {
@@ -63,7 +94,11 @@ describe.skipIf(!hasShared)('scans record the device', () => {
     const cpu = await scanSlide(slide, { model: DEFAULT_MODEL_PATH, device: 'cpu', mpp: 0.5, workers: 1 });
     expect(cpu.device).toBe('cpu');
     if (!hasGpu) await expect(scanSlide(slide, { model: DEFAULT_MODEL_PATH, device: 'cuda' })).rejects.toThrow(/no usable CUDA GPU/);
-    else auto.scores.forEach((s, i) => Number.isNaN(s) || expect(Math.abs(s - cpu.scores[i]!)).toBeLessThan(1e-3 + 1e-4 * Math.abs(s)));
+    else {
+      // The same patches scored (NaN = background on both), and the same scores.
+      expect(Array.from(auto.scores, Number.isNaN)).toEqual(Array.from(cpu.scores, Number.isNaN));
+      auto.scores.forEach((s, i) => Number.isNaN(s) || expect(Math.abs(s - cpu.scores[i]!)).toBeLessThan(1e-3 + 1e-4 * Math.abs(s)));
+    }
   });
 
   test('fqa-scan --device: cuda without a GPU is exit 2 with one line; bad names are usage errors', async () => {

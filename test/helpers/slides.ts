@@ -53,7 +53,11 @@ export function levelZeroTiles(file: string): TileTable {
   return table as TileTable;
 }
 
-/** Overwrites the JPEG data of tile `index` (from byte `from` of the tile) with pseudo-random bytes. */
+/**
+ * Overwrites the JPEG data of tile `index` (from byte `from` of the tile) with pseudo-random bytes.
+ * No 0xFF is written, so inside the entropy-coded data no marker appears: libjpeg then only warns
+ * ("Corrupt JPEG data: bad Huffman code") and decodes garbage, the case a reader must not ignore.
+ */
 export function damageTile(file: string, index: number, from = 0, length = Infinity): void {
   const b = readFileSync(file);
   const t = levelZeroTiles(file);
@@ -62,8 +66,21 @@ export function damageTile(file: string, index: number, from = 0, length = Infin
   let x = 12345;
   for (let i = start; i < end; i++) {
     x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
+    b[i] = Math.min(0xfe, x >>> 24);
   }
+  writeFileSync(file, b);
+}
+
+/**
+ * Puts an end-of-image marker in the middle of tile `index`'s entropy-coded data: libjpeg warns
+ * "Corrupt JPEG data: premature end of data segment" and fills the rest of the tile with grey.
+ */
+export function endTileEarly(file: string, index: number): void {
+  const b = readFileSync(file);
+  const t = levelZeroTiles(file);
+  const at = t.offsets[index]! + Math.floor(t.bytes[index]! / 2);
+  b[at] = 0xff;
+  b[at + 1] = 0xd9;
   writeFileSync(file, b);
 }
 

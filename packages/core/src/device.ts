@@ -4,7 +4,7 @@
  */
 import { gpuInfo, sweepSync, type KernelName, type NativeModel } from '@fqa/native';
 import { seededRandom } from './train/random.js';
-import { UsageError } from './errors.js';
+import { FqaError, UsageError } from './errors.js';
 import { expectOneOf } from './validate.js';
 
 export type Device = 'auto' | 'cuda' | 'cpu';
@@ -46,7 +46,7 @@ export interface KernelCheck {
  * does this once before it trusts the GPU, so a faulty GPU path or driver can never produce a
  * report silently.
  */
-export function verifyKernel(model: NativeModel, kernel: KernelName | 'cuda', patchSize: number, stride: number): KernelCheck {
+export function verifyKernel(model: NativeModel, kernel: KernelName | 'cuda', patchSize: number, stride: number, run: typeof sweepSync = sweepSync): KernelCheck {
   const width = patchSize + stride;
   const height = patchSize;
   const random = seededRandom(17);
@@ -59,8 +59,9 @@ export function verifyKernel(model: NativeModel, kernel: KernelName | 'cuda', pa
       }
   const options = { width, height, rowStride: width * 3, patchWidth: patchSize, patchHeight: patchSize, stride, threads: 1, shareConvolution: true };
   try {
+    // `run` is the native sweep; tests pass one with a fault injected into the kernel under test.
     const reference = sweepSync(model, pixels, { ...options, kernel: 'reference' }).scores;
-    const got = sweepSync(model, pixels, { ...options, kernel }).scores;
+    const got = run(model, pixels, { ...options, kernel }).scores;
     let maxError = 0;
     reference.forEach((r, i) => (maxError = Math.max(maxError, Math.abs(got[i]! - r) / (1 + Math.abs(r)))));
     if (!(maxError <= 1e-3)) return { ok: false, maxError, reason: `${kernel} scores differ from the CPU reference by ${maxError.toExponential(2)} (relative)` };
@@ -68,4 +69,17 @@ export function verifyKernel(model: NativeModel, kernel: KernelName | 'cuda', pa
   } catch (err) {
     return { ok: false, maxError: null, reason: (err as Error).message };
   }
+}
+
+/**
+ * The device a scan runs on: a resolved GPU is trusted only when `check` (verifyKernel with the
+ * scan's model and geometry) passes; otherwise auto falls back to the CPU with a notice and an
+ * explicit 'cuda' stops with an error, so a faulty GPU path never writes a report.
+ */
+export function trustDevice(requested: Device, resolved: ResolvedDevice, check: () => KernelCheck): ResolvedDevice {
+  if (resolved.device !== 'cuda') return resolved;
+  const result = check();
+  if (result.ok) return resolved;
+  if (requested === 'cuda') throw new FqaError(`device cuda: not scanning on the GPU: ${result.reason}`, 1);
+  return { device: 'cpu', notice: `device auto: running on the CPU because the GPU check failed: ${result.reason}`, cudaBuild: true };
 }

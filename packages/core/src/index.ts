@@ -89,4 +89,4 @@ export { trainTfjs, tfLoss, tfGradients, initialTfModel, type TfTrainOptions, ty
 export { runTraining, summarizeTrials, PAPER_NORMALIZATION, type TrainRunOptions, type TrainRunResult, type TrainProgress, type TrialResult, type MetricSummary, type TrainDatasetSpec } from './train/train-run.js';
 export { rocSvg, prSvg, scatterSvg, type CurveSeries } from './train/plots.js';
 export { MIN_PATCHES_FOR_VERDICT, SCORE_MIN_TISSUE, DARK_BACKGROUND_WARNING, checkBackground, verdictBlocker, type BackgroundCheck } from './domain.js';
-export { resolveDevice, verifyKernel, deviceNames, type Device, type ResolvedDevice, type KernelCheck } from './device.js';
+export { resolveDevice, trustDevice, verifyKernel, deviceNames, type Device, type ResolvedDevice, type KernelCheck } from './device.js';

@@ -8,7 +8,7 @@ import type * as TF from '@tensorflow/tfjs';
 import { createNativeModel, trainBackward, trainForward, type EonssSpec, type FocusLiteNNSpec } from '@fqa/native';
 import {
   conv2dTrainable, convertReferenceFile, decodeImage, eonssTfModel, focusLiteTfModel, initialTfModel, loadTf, lossAndGradient, parseModelFile,
-  seededRandom, tfGradients, tfToTorchConv, toNativeSpec, trainTfjs, trainedModelFile, type LossName,
+  seededRandom, tfGradients, tfToTorchConv, toNativeSpec, trainFocusLite, trainTfjs, trainedModelFile, type LossName,
 } from '../dist/index.js';
 import { hasShared, shared, tcgaImages } from '../../../test/helpers/shared.js';
 
@@ -147,3 +147,27 @@ test('a short tfjs run lowers the loss, and its model file scores the same throu
   tf.dispose([x.tensor, tfScores]);
   exported.dispose();
 }, 120_000);
+
+test('whole runs agree: native and tfjs trainers, several epochs across a StepLR step, same losses and weights', async () => {
+  const size = 64;
+  const count = 40;
+  const pixels = patchesFrom(21, count, size);
+  const labels = Float32Array.from({ length: count }, (_, i) => (i * 7) % 5);
+  const options = { kernels: 2, variant: 64 as const, epochs: 4, stepSize: 2, gamma: 0.1, batchSize: 20, learningRate: 1e-2, seed: 3, loss: 'plcc' as const };
+  const native = await trainFocusLite({ patches: pixels, labels, count, size }, options);
+  const tfjs = await trainTfjs({ patches: pixels, labels, count, size }, options);
+  // The schedule both ran: lr 1e-2 for epochs 1-2, 1e-3 after the step.
+  [1e-2, 1e-2, 1e-3, 1e-3].forEach((lr, i) => expect(native.history[i]!.learningRate).toBeCloseTo(lr, 12));
+  expect(tfjs.history.map((h) => h.learningRate)).toEqual(native.history.map((h) => h.learningRate));
+  // Same loss every epoch, and the same final weights, to float rounding accumulated over 8 Adam steps.
+  native.history.forEach((h, i) => expect(Math.abs(h.loss - tfjs.history[i]!.loss), `epoch ${h.epoch}`).toBeLessThan(1e-4));
+  const a = native.spec;
+  const b = tfjs.spec as FocusLiteNNSpec;
+  expect(maxRelativeError(b.convWeight, a.convWeight)).toBeLessThan(1e-3);
+  expect(maxRelativeError(b.convBias, a.convBias, 1e-2)).toBeLessThan(1e-3);
+  expect(maxRelativeError(b.fcWeight!, a.fcWeight!)).toBeLessThan(1e-3);
+  // Not vacuous: the trained weights differ from a run that stopped before the step.
+  const short = await trainFocusLite({ patches: pixels, labels, count, size }, { ...options, epochs: 2 });
+  expect(maxRelativeError(short.spec.convWeight, a.convWeight)).toBeGreaterThan(1e-4);
+});
+

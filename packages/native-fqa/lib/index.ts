@@ -159,6 +159,7 @@ interface Binding {
   openslideVersion(): string;
   tileCache(budgetBytes?: number): { budgetBytes: number; cachedBytes: number };
   version: string;
+  builtWithWerror: boolean;
 }
 
 const binaryName = `fqa-v${version}.node`;
@@ -279,6 +280,11 @@ export function flopsPerPatch(model: NativeModel, patchWidth: number, patchHeigh
 
 export function nativeVersion(): string {
   return native().version;
+}
+
+/** How the loaded binary was built: with warnings as errors (FQA_WERROR=ON, as CI builds it) or not. */
+export function buildInfo(): { werror: boolean } {
+  return { werror: native().builtWithWerror };
 }
 
 /** Opens a slide with libopenslide (loaded at run time; a clear error says how to install it). */

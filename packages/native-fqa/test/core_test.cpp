@@ -15,6 +15,7 @@
 using namespace fqa;
 
 static int passed = 0, failed = 0;
+static int sharedMapRuns = 0;  // sweeps that took the shared-convolution path
 
 static void check(bool ok, const std::string& what) {
   if (ok) ++passed;
@@ -44,6 +45,15 @@ static void compareKernels(const Model& m, const Image& im, int64_t patch, int64
         o.shareConvolution = share;
         o.threads = threads;
         SweepStats st = sweep(m, im.region(), g, o, fast.data());
+        // The shared map applies exactly to FocusLiteNN grids whose patches overlap and whose
+        // stride is a multiple of the conv stride (written out here, not taken from the sweep).
+        const int64_t gridStride = stride;
+        const bool expectShared = share && m.arch == Architecture::FocusLiteNN && gridStride % m.convStride == 0 &&
+                                  (gridStride < g.patchWidth || gridStride < g.patchHeight);
+        check(st.sharedConvolution == expectShared, label + " kernel=" + kernelName(k) + " share=" + std::to_string(share) +
+                                                        ": shared map " + (st.sharedConvolution ? "used" : "not used") + ", expected " +
+                                                        (expectShared ? "used" : "not used"));
+        sharedMapRuns += st.sharedConvolution;
         double worst = 0;
         bool ok = true;
         for (size_t i = 0; i < ref.size(); ++i) {
@@ -118,6 +128,7 @@ int main() {
     expectThrow([&] { Model bad = m; bad.convWeight.pop_back(); finalizeModel(bad); }, "wrong weight count");
     expectThrow([&] { parseKernel("sse9"); }, "unknown kernel name");
   }
+  check(sharedMapRuns > 0, "the shared-map path ran (" + std::to_string(sharedMapRuns) + " sweeps)");
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

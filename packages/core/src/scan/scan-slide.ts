@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import sharp from 'sharp';
 import { kernelNames, type KernelName } from '@fqa/native';
-import { resolveDevice, verifyKernel, type Device } from '../device.js';
+import { resolveDevice, trustDevice, verifyKernel, type Device } from '../device.js';
 import { FqaError, InputError, UsageError } from '../errors.js';
 import { MAX_DECODED_PIXELS, MPP_RANGE, plausibleMpp } from '../limits.js';
 import { DEFAULT_MODEL_PATH, loadModel, type ModelHeader } from '../model-file.js';
@@ -213,11 +213,7 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     device = { device: 'cpu', notice: null, cudaBuild: device.cudaBuild };
   }
   // The GPU is trusted only after it reproduces the CPU reference with this model and geometry.
-  const gpuCheck = device.device === 'cuda' ? verifyKernel(model.native!, 'cuda', patchSize, stride) : null;
-  if (gpuCheck && !gpuCheck.ok) {
-    if (options.device === 'cuda') throw new FqaError(`device cuda: not scanning on the GPU: ${gpuCheck.reason}`, 1);
-    device = { device: 'cpu', notice: `device auto: running on the CPU because the GPU check failed: ${gpuCheck.reason}`, cudaBuild: true };
-  }
+  device = trustDevice(options.device ?? 'auto', device, () => verifyKernel(model.native!, 'cuda', patchSize, stride));
   const source = await openSource(input);
   const warnings: string[] = [];
   let pool: Piscina | undefined;

@@ -710,6 +710,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("measureFmaPeak", Napi::Function::New(env, MeasureFmaPeak, "measureFmaPeak"));
   exports.Set("flopsPerPatch", Napi::Function::New(env, FlopsPerPatch, "flopsPerPatch"));
   exports.Set("version", Napi::String::New(env, FQA_VERSION));
+#ifdef FQA_BUILT_WITH_WERROR
+  exports.Set("builtWithWerror", Napi::Boolean::New(env, true));
+#else
+  exports.Set("builtWithWerror", Napi::Boolean::New(env, false));
+#endif
   return exports;
 }
 

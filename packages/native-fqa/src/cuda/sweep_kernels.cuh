@@ -57,10 +57,18 @@ FQA_HD inline void focusMapSums(const FocusArgs& a, const float* table, int64_t 
     }
 }
 
+// Mutation-test hook, 0 in every real build: test/cuda_host_test.cu is also built with 1
+// (fqa_cuda_host_test_mutant), an off-by-one that lets border outputs read the region map, and
+// core-binary.test.ts requires that build to fail, so the host test provably sees this bug.
+#ifndef FQA_TEST_INTERIOR_OFF_BY
+#define FQA_TEST_INTERIOR_OFF_BY 0
+#endif
+
 // True when patch-local output (i, j) sees only the patch's own pixels, so the region map holds it.
 FQA_HD inline bool focusInterior(const FocusArgs& a, int i, int j) {
   const int y0 = i * a.s - a.p, x0 = j * a.s - a.p;
-  return a.map && y0 >= 0 && x0 >= 0 && y0 + a.K <= a.patchHeight && x0 + a.K <= a.patchWidth;
+  return a.map && y0 >= 0 && x0 >= 0 && y0 + a.K <= a.patchHeight + FQA_TEST_INTERIOR_OFF_BY &&
+         x0 + a.K <= a.patchWidth + FQA_TEST_INTERIOR_OFF_BY;
 }
 
 // Conv sums (no bias) at output (i, j) of the patch whose top-left is (px, py): read from the map

@@ -26,6 +26,8 @@ void quietTiffWarnings(const char*, const char*, va_list) {}
 
 // Decoded tiles held by every reader in the process, and the most they may hold together: many
 // slides open at once (concurrent scanSlide calls) share one budget instead of each keeping its own.
+constexpr uint64_t kMaxTilePixels = uint64_t(1) << 24;
+
 std::atomic<int64_t> processCachedBytes{0};
 std::atomic<int64_t> processBudget{int64_t(768) << 20};
 
@@ -108,6 +110,9 @@ std::shared_ptr<TiffJpegReader> TiffJpegReader::open(const std::string& path, st
     TIFFGetField(tif.get(), TIFFTAG_TILEWIDTH, &tw);
     TIFFGetField(tif.get(), TIFFTAG_TILELENGTH, &th);
     if (compression != COMPRESSION_JPEG || spp != 3 || bps != 8 || planar != PLANARCONFIG_CONTIG || !width || !height || !tw || !th) continue;
+    // A decoded tile is allocated whole: a tile size from a damaged or hostile file must not ask
+    // for gigabytes (scanners write 240..2048 px tiles; OpenSlide serves anything else).
+    if (uint64_t(tw) * th > kMaxTilePixels) continue;
     JpegTiffLevel L;
     L.width = width;
     L.height = height;

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (fuzz/*_fuzz.cpp) with clang, ASan and UBSan in build-fuzz/, and runs
+# each for a bounded time (default 60 s; FQA_FUZZ_SECONDS) from its seed corpus in fuzz/corpus/.
+# New inputs go to build-fuzz/corpus (the repo's corpus stays small and reviewed); a crash, leak,
+# sanitizer report or an input over 2 GiB of memory stops the run with its input saved under
+# build-fuzz/crashes/ and a non-zero exit: turn it into a regression test and a seed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${FQA_FUZZ_SECONDS:-60}"
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G "Unix Makefiles" -DFQA_FUZZ=ON -DFQA_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fqa_fuzz_tiff_jpeg_reader fqa_fuzz_model
+mkdir -p build-fuzz/crashes
+for target in tiff_jpeg_reader model; do
+  mkdir -p "build-fuzz/corpus/$target"
+  echo "fuzz: $target for ${seconds} s"
+  ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "build-fuzz/fqa_fuzz_$target" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=20 \
+    -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$target-" "build-fuzz/corpus/$target" "fuzz/corpus/$target"
+done
