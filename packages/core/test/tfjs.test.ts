@@ -160,12 +160,13 @@ test('whole runs agree: native and tfjs trainers, several epochs across a StepLR
   [1e-2, 1e-2, 1e-3, 1e-3].forEach((lr, i) => expect(native.history[i]!.learningRate).toBeCloseTo(lr, 12));
   expect(tfjs.history.map((h) => h.learningRate)).toEqual(native.history.map((h) => h.learningRate));
   // Same loss every epoch, and the same final weights, to float rounding accumulated over 8 Adam steps.
+  // The biases are left out: PLCC is blind to a constant shift of the scores, so their gradient is
+  // rounding noise, which Adam's normalization turns into steps of ±lr in either trainer.
   native.history.forEach((h, i) => expect(Math.abs(h.loss - tfjs.history[i]!.loss), `epoch ${h.epoch}`).toBeLessThan(1e-4));
   const a = native.spec;
   const b = tfjs.spec as FocusLiteNNSpec;
-  expect(maxRelativeError(b.convWeight, a.convWeight)).toBeLessThan(1e-3);
-  expect(maxRelativeError(b.convBias, a.convBias, 1e-2)).toBeLessThan(1e-3);
-  expect(maxRelativeError(b.fcWeight!, a.fcWeight!)).toBeLessThan(1e-3);
+  expect(maxRelativeError(b.convWeight, a.convWeight)).toBeLessThan(1e-4);
+  expect(maxRelativeError(b.fcWeight!, a.fcWeight!)).toBeLessThan(1e-4);
   // Not vacuous: the trained weights differ from a run that stopped before the step.
   const short = await trainFocusLite({ patches: pixels, labels, count, size }, { ...options, epochs: 2 });
   expect(maxRelativeError(short.spec.convWeight, a.convWeight)).toBeGreaterThan(1e-4);
