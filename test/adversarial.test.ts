@@ -1,7 +1,7 @@
 // Adversarial and careless inputs (issue 14): nothing aborts the process, nothing is scored as if it
 // were fine. Each test names the case it covers; each failed before its fix (exit 134 aborts, exit
 // 70 stack traces, or a silently wrong answer).
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,16 +16,26 @@ const bin = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
 const work = mkdtempSync(path.join(tmpdir(), 'fqa-adversarial-'));
 const at = (name: string) => path.join(work, name);
 
-function fqa(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: repoRoot });
-  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+/**
+ * Runs Node in a child process and collects its output. Asynchronous: a scan can run for a minute,
+ * and a synchronous spawn would block the test worker (vitest's RPC times out).
+ */
+function run(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: repoRoot });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
 }
 
+const fqa = (...args: string[]) => run([bin, ...args]);
+
 /** Runs an ES module snippet in a fresh Node process (so an abort is an exit code, not a dead test runner). */
-function node(code: string) {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', cwd: repoRoot });
-  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
-}
+const node = (code: string) => run(['--input-type=module', '-e', code]);
 
 /** Summary rows (no provenance, no column header). */
 const summaryRows = (dir: string) => readFileSync(path.join(dir, 'summary.tsv'), 'utf8').trim().split('\n').filter((l) => !l.startsWith('#')).slice(1);
@@ -57,17 +67,17 @@ beforeAll(async () => {
 }, 120_000);
 
 describe('1. a scan that fails or is cancelled while workers are inside the native sweep', () => {
-  test('a garbage tile mid-scan (2 workers): an error row and exit 3, not an abort (was exit 134)', () => {
+  test('a garbage tile mid-scan (2 workers): an error row and exit 3, not an abort (was exit 134)', async () => {
     const out = at('garbage-report');
-    const r = fqa(bigDamaged, '--out', out, '--workers', '2', '--stride', '16');
+    const r = await fqa(bigDamaged, '--out', out, '--workers', '2', '--stride', '16');
     expect(r.signal).toBeNull();
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(new RegExp(`noise-6k-damaged\\.tiff: JPEG tile ${GARBAGE_TILE} of level 0 is damaged`));
     expect(summaryRows(out)).toEqual([expect.stringMatching(/\terror\t.*JPEG tile/)]);
   });
 
-  test('an AbortSignal fired mid-scan rejects with "cancelled" and the process lives on (was exit 134)', () => {
-    const r = node(`
+  test('an AbortSignal fired mid-scan rejects with "cancelled" and the process lives on (was exit 134)', async () => {
+    const r = await node(`
       import { DEFAULT_MODEL_PATH, scanSlide } from '@fqa/core';
       const controller = new AbortController();
       try {
@@ -107,10 +117,10 @@ describe('2. pixel limits come from the header, before any decode', () => {
   test('a 45,000² PNG is refused by scan and by score, naming its size; the next image is still scored', async () => {
     const png = hugePng(at('huge.png'));
     const small = await noisePng(at('small.png'), 300, 300);
-    const scan = fqa(png, '--out', at('huge-report'));
+    const scan = await fqa(png, '--out', at('huge-report'));
     expect(scan.code, scan.stderr).toBe(3);
     expect(scan.stderr).toMatch(/huge\.png: 45000x45000 pixels is more than a plain image may have \(268435456\)/);
-    const score = fqa('score', png, small);
+    const score = await fqa('score', png, small);
     expect(score.code, score.stderr).toBe(3);
     expect(score.stderr).toMatch(/huge\.png: 45000x45000 pixels is more than/);
     expect(score.stdout).toMatch(/small\.png\t-?\d/);
@@ -118,34 +128,33 @@ describe('2. pixel limits come from the header, before any decode', () => {
 });
 
 describe('3. every error inside a batch is an error row or a one-line usage error, never exit 70', () => {
-  test('--patch 8 --stride 1: millions of detections stream into the GeoJSON (one string would overflow)', () => {
+  test('--patch 8 --stride 1: millions of detections stream into the GeoJSON (one string would overflow)', async () => {
     const slide = at('noise-1600.tiff');
     const out = at('dense-report');
-    return makeNoiseSlide(slide, 1600).then(() => {
-      const r = fqa(slide, '--out', out, '--patch', '8', '--stride', '1', '--workers', '2');
-      expect([0, 1], r.stderr).toContain(r.code);
-      const geojson = path.join(out, 'noise-1600.geojson');
-      // Larger than the longest string V8 can hold (2^29 - 24 characters).
-      expect(statSync(geojson).size).toBeGreaterThan(2 ** 29);
-      const text = readFileSync(geojson);
-      expect(text.subarray(0, 40).toString()).toBe('{"type":"FeatureCollection","features":[');
-      expect(text.subarray(text.length - 4).toString()).toBe('}]}\n');
-      expect(summaryRows(out)).toEqual([expect.stringMatching(/^\S*noise-1600\.tiff\t/)]);
-    });
+    await makeNoiseSlide(slide, 1600);
+    const r = await fqa(slide, '--out', out, '--patch', '8', '--stride', '1', '--workers', '2');
+    expect([0, 1], r.stderr).toContain(r.code);
+    const geojson = path.join(out, 'noise-1600.geojson');
+    // Larger than the longest string V8 can hold (2^29 - 24 characters).
+    expect(statSync(geojson).size).toBeGreaterThan(2 ** 29);
+    const text = readFileSync(geojson);
+    expect(text.subarray(0, 40).toString()).toBe('{"type":"FeatureCollection","features":[');
+    expect(text.subarray(text.length - 4).toString()).toBe('}]}\n');
+    expect(summaryRows(out)).toEqual([expect.stringMatching(/^\S*noise-1600\.tiff\t/)]);
   }, 300_000);
 
-  test('a model with micronsPerPixel 0 is one line and exit 3 before any slide', () => {
+  test('a model with micronsPerPixel 0 is one line and exit 3 before any slide', async () => {
     const model = modelWith(at('mpp0.fqa'), (h) => { h.micronsPerPixel = 0; });
-    const r = fqa(big, '--model', model, '--out', at('mpp0-report'));
+    const r = await fqa(big, '--model', model, '--out', at('mpp0-report'));
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr.trim().split('\n').filter((l) => !l.includes('note:'))).toEqual([expect.stringMatching(/mpp0\.fqa: micronsPerPixel must be null or a number between 0\.05 and 50, got 0$/)]);
   });
 
-  test('--out that is a file is a usage error before any slide', () => {
+  test('--out that is a file is a usage error before any slide', async () => {
     const file = at('not-a-folder');
     writeFileSync(file, 'x');
     for (const out of [file, path.join(file, 'sub')]) {
-      const r = fqa(big, '--out', out);
+      const r = await fqa(big, '--out', out);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(/--out .*not-a-folder.*: is a file, not a folder/);
     }
@@ -154,7 +163,7 @@ describe('3. every error inside a batch is an error row or a one-line usage erro
   test('score: an image smaller than the model\'s smallest window is an error for that image only', async () => {
     const tiny = await noisePng(at('tiny.png'), 4, 4);
     const small = await noisePng(at('small2.png'), 300, 300);
-    const r = fqa('score', tiny, small);
+    const r = await fqa('score', tiny, small);
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/tiny\.png: 4x4 pixels is smaller than the model's smallest window \(5 px\)/);
     expect(r.stdout).toMatch(/small2\.png\t-?\d/);
@@ -217,8 +226,8 @@ describe('6. resolution only from a plausible range; CMYK refused', () => {
     expect(r.slideMpp).toBeCloseTo(0.5, 6);
   });
 
-  test('--mpp 99 is a usage error', () => {
-    const r = fqa(big, '--mpp', '99', '--out', at('mpp99-report'));
+  test('--mpp 99 is a usage error', async () => {
+    const r = await fqa(big, '--mpp', '99', '--out', at('mpp99-report'));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/Expected number between 0\.05 and 50 for mpp but received '99'/);
   });
@@ -236,7 +245,7 @@ describe('7. memory stays bounded', () => {
     const slide = at('noise-2k-bytecount.tiff');
     await makeNoiseSlide(slide, 2048);
     setTileByteCount(slide, 36, 0xffffff00);
-    const r = node(`
+    const r = await node(`
       import { DEFAULT_MODEL_PATH, scanSlide } from '@fqa/core';
       try { await scanSlide(${JSON.stringify(slide)}, { model: DEFAULT_MODEL_PATH, workers: 1 }); console.log('finished'); }
       catch (err) { console.log('rejected: ' + err.message); }
