@@ -91,6 +91,18 @@ function expectTriple(v: unknown, source: string, name: string, range: { min: nu
   return v as [number, number, number];
 }
 
+/** A header value in an error message: short, and never throws (String() does for {"toString": false}). */
+export function shown(v: unknown): string {
+  if (typeof v === 'string') return v.slice(0, 80);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(v);
+  } catch {
+    text = undefined;
+  }
+  return (text ?? typeof v).slice(0, 80);
+}
+
 function isText(v: unknown, maxLength = 10_000): v is string {
   return typeof v === 'string' && v.length <= maxLength;
 }
@@ -106,21 +118,21 @@ function validateHeader(raw: unknown, source: string): ModelHeader {
   if (typeof raw !== 'object' || raw === null) fail(source, 'header is not a JSON object');
   const h = raw as ModelHeader;
   if (!findArchitecture(h.architecture)) {
-    fail(source, `unknown architecture '${String(h.architecture)}' (expected one of ${architectureNames().join(', ')})`);
+    fail(source, `unknown architecture '${shown(h.architecture)}' (expected one of ${architectureNames().join(', ')})`);
   }
   const patchLimits = modelLimits().patchSize;
-  if (!isIntegerIn(h.patchSize, ...patchLimits)) fail(source, `patchSize must be an integer ${patchLimits.join('..')}, got ${String(h.patchSize)}`);
-  if (!isIntegerIn(h.stride, 1, 4096)) fail(source, `stride must be an integer 1..4096, got ${String(h.stride)}`);
+  if (!isIntegerIn(h.patchSize, ...patchLimits)) fail(source, `patchSize must be an integer ${patchLimits.join('..')}, got ${shown(h.patchSize)}`);
+  if (!isIntegerIn(h.stride, 1, 4096)) fail(source, `stride must be an integer 1..4096, got ${shown(h.stride)}`);
   if (!isText(h.name, 200)) fail(source, 'name must be a string of at most 200 characters');
   if (typeof h.normalization !== 'object' || h.normalization === null) fail(source, 'missing normalization');
   expectTriple(h.normalization.mean, source, 'normalization.mean', MEAN_RANGE);
   expectTriple(h.normalization.std, source, 'normalization.std', STD_RANGE);
   if (typeof h.score !== 'object' || h.score === null || !isText(h.score.scale)) fail(source, 'missing score.scale');
   if (h.score.threshold !== null && !(typeof h.score.threshold === 'number' && Math.abs(h.score.threshold) <= MAX_ABS_THRESHOLD)) {
-    fail(source, `score.threshold must be null or a number between -${MAX_ABS_THRESHOLD} and ${MAX_ABS_THRESHOLD}, got ${String(h.score.threshold)}`);
+    fail(source, `score.threshold must be null or a number between -${MAX_ABS_THRESHOLD} and ${MAX_ABS_THRESHOLD}, got ${shown(h.score.threshold)}`);
   }
   if (h.micronsPerPixel !== null && !(typeof h.micronsPerPixel === 'number' && plausibleMpp(h.micronsPerPixel))) {
-    fail(source, `micronsPerPixel must be null or a number between ${MPP_RANGE.min} and ${MPP_RANGE.max}, got ${String(h.micronsPerPixel)}`);
+    fail(source, `micronsPerPixel must be null or a number between ${MPP_RANGE.min} and ${MPP_RANGE.max}, got ${shown(h.micronsPerPixel)}`);
   }
   const p = h.provenance;
   if (typeof p !== 'object' || p === null || !isText(p.source) || !(p.license === null || isText(p.license)) || !isText(p.createdBy) || !isText(p.createdAt) || !(p.notes === undefined || isText(p.notes))) {

@@ -91,6 +91,10 @@ describe('model file', () => {
     ['mean 1e30', () => withHeader(good, (h) => { h.normalization = { mean: [1e30, 0, 0], std: [1, 1, 1] }; }), /normalization.mean/],
     ['name not a string', () => withHeader(good, (h) => { h.name = 42; }), /name must be a string/],
     ['provenance missing', () => withHeader(good, (h) => { delete h.provenance; }), /provenance must hold/],
+    // Found by parsers.fuzz.test.ts: String() of such a value throws a TypeError, not a ModelFileError.
+    ['architecture {"toString": false}', () => withHeader(good, (h) => { h.architecture = { toString: false }; }), /unknown architecture '\{"toString":false\}'/],
+    ['patchSize {"toString": false}', () => withHeader(good, (h) => { h.patchSize = { toString: false }; }), /patchSize must be an integer .*got \{"toString":false\}/],
+    ['kernels {"toString": false}', () => withHeader(good, (h) => { (h.focuslitenn as Record<string, unknown>).kernels = { valueOf: false, toString: false }; }), /focuslitenn.kernels must be an integer/],
   ])('rejects %s', (_name, make, message) => {
     expect(() => parseModelFile(make(), 'm.fqa')).toThrow(ModelFileError);
     expect(() => parseModelFile(make(), 'm.fqa')).toThrow(message);

@@ -115,6 +115,6 @@ export function variantConfig<C>(definition: ArchitectureDefinition<C>, variant:
 export function variantFromHeader<C>(variants: Record<string, C>, header: ModelHeader, fail: (message: string) => never): C {
   const names = Object.keys(variants);
   const name = header.variant ?? names[0]!;
-  if (typeof name !== 'string' || !(name in variants)) fail(`unknown ${header.architecture} variant '${String(name)}' (expected ${names.join(', ')})`);
+  if (typeof name !== 'string' || !(name in variants)) fail(`unknown ${header.architecture} variant '${typeof name === 'string' ? name : JSON.stringify(name)}' (expected ${names.join(', ')})`);
   return variants[name]!;
 }

@@ -54,7 +54,7 @@ export const focuslitenn = registerArchitecture<FocusLiteNNGeometry>({
     if (!g) return fail('focuslitenn model without a "focuslitenn" geometry section');
     // The native kernel's limits (model.h), the one place they are written.
     const { focusLiteNNKernels: K, focusLiteNNConvKernel: C, focusLiteNNConvStride: S } = modelLimits();
-    if (!isIntegerIn(g.kernels, ...K)) fail(`focuslitenn.kernels must be an integer ${K.join('..')}, got ${String(g.kernels)}`);
+    if (!isIntegerIn(g.kernels, ...K)) fail(`focuslitenn.kernels must be an integer ${K.join('..')}, got ${JSON.stringify(g.kernels)}`);
     if (!isIntegerIn(g.convKernel, ...C)) fail(`focuslitenn.convKernel must be an integer ${C.join('..')}`);
     if (!isIntegerIn(g.convStride, ...S)) fail(`focuslitenn.convStride must be an integer ${S.join('..')}`);
     if (!isIntegerIn(g.convPad, 0, g.convKernel - 1)) fail(`focuslitenn.convPad must be an integer 0..kernel-1`);
