@@ -90,3 +90,9 @@ export { runTraining, summarizeTrials, PAPER_NORMALIZATION, type TrainRunOptions
 export { rocSvg, prSvg, scatterSvg, type CurveSeries } from './train/plots.js';
 export { MIN_PATCHES_FOR_VERDICT, SCORE_MIN_TISSUE, DARK_BACKGROUND_WARNING, checkBackground, verdictBlocker, type BackgroundCheck } from './domain.js';
 export { resolveDevice, trustDevice, verifyKernel, deviceNames, type Device, type ResolvedDevice, type KernelCheck } from './device.js';
+export { svd, singularValues, matrix, transpose, type Matrix, type Svd } from './analysis/svd.js';
+export { fminbound, type BoundedMinimum, type BoundedOptions } from './analysis/fminbound.js';
+export { evbmf, evbFreeEnergy, type EvbmfResult } from './analysis/evbmf.js';
+export { knowledgeGain, knowledgeGainAverages, modeMetrics, inputUnfolding, outputUnfolding, type ConvWeight, type LayerMetrics, type ModeMetrics, type KnowledgeGainAverages } from './analysis/knowledge-gain.js';
+export { modelKnowledgeGain, convWeights, type ModelKnowledgeGain } from './analysis/model-knowledge-gain.js';
+export { figure6Svg } from './analysis/figure6.js';

@@ -1,0 +1,111 @@
+/**
+ * A thin singular value decomposition in float64 by one-sided (Hestenes) Jacobi rotations. The
+ * rotations act on the rows of the shorter side, so their cost is driven by min(rows, cols)^2; one-sided
+ * Jacobi computes small singular values to high relative accuracy, which the EVBMF noise estimate
+ * (every s_h^2 enters it) relies on.
+ */
+
+/** A row-major matrix. */
+export interface Matrix {
+  rows: number;
+  cols: number;
+  data: Float64Array;
+}
+
+/** A = U diag(s) V^T with k = min(rows, cols): U is rows x k, V is cols x k, s descending (V's column is 0 where s is 0). */
+export interface Svd {
+  u: Matrix;
+  s: Float64Array;
+  v: Matrix;
+}
+
+const MAX_SWEEPS = 60;
+
+export function matrix(rows: number, cols: number, data: ArrayLike<number>): Matrix {
+  if (data.length !== rows * cols) throw new RangeError(`matrix ${rows}x${cols} needs ${rows * cols} values, got ${data.length}`);
+  return { rows, cols, data: Float64Array.from(data) };
+}
+
+export function transpose(a: Matrix): Matrix {
+  const out = new Float64Array(a.rows * a.cols);
+  for (let i = 0; i < a.rows; i++) for (let j = 0; j < a.cols; j++) out[j * a.rows + i] = a.data[i * a.cols + j]!;
+  return { rows: a.cols, cols: a.rows, data: out };
+}
+
+/**
+ * Orthogonalizes the rows of a wide matrix (rows <= cols) in place: returns the rotation J (rows x rows,
+ * orthogonal) with J A_original = A_now, whose rows are mutually orthogonal.
+ */
+function orthogonalizeRows(a: Matrix): Float64Array {
+  const { rows: n, cols: m, data } = a;
+  const j = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) j[i * n + i] = 1;
+  for (let sweep = 0; sweep < MAX_SWEEPS; sweep++) {
+    let rotated = false;
+    for (let p = 0; p < n - 1; p++) {
+      for (let q = p + 1; q < n; q++) {
+        let alpha = 0;
+        let beta = 0;
+        let gamma = 0;
+        for (let k = 0, ip = p * m, iq = q * m; k < m; k++) {
+          const x = data[ip + k]!;
+          const y = data[iq + k]!;
+          alpha += x * x;
+          beta += y * y;
+          gamma += x * y;
+        }
+        if (gamma === 0 || Math.abs(gamma) <= Number.EPSILON * Math.sqrt(alpha * beta)) continue;
+        rotated = true;
+        const zeta = (beta - alpha) / (2 * gamma);
+        const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
+        const c = 1 / Math.sqrt(1 + t * t);
+        const s = c * t;
+        rotate(data, p * m, q * m, m, c, s);
+        rotate(j, p * n, q * n, n, c, s);
+      }
+    }
+    if (!rotated) return j;
+  }
+  throw new Error(`SVD did not converge in ${MAX_SWEEPS} Jacobi sweeps`);
+}
+
+function rotate(x: Float64Array, p: number, q: number, length: number, c: number, s: number): void {
+  for (let k = 0; k < length; k++) {
+    const a = x[p + k]!;
+    const b = x[q + k]!;
+    x[p + k] = c * a - s * b;
+    x[q + k] = s * a + c * b;
+  }
+}
+
+export function svd(a: Matrix): Svd {
+  if (a.rows > a.cols) {
+    const t = svd(transpose(a));
+    return { u: t.v, s: t.s, v: t.u };
+  }
+  const n = a.rows;
+  const m = a.cols;
+  const b: Matrix = { rows: n, cols: m, data: Float64Array.from(a.data) };
+  const j = orthogonalizeRows(b);
+  // A = J^T B: the left vectors are J's rows, the right ones B's rows over their norms.
+  const norms = Array.from({ length: n }, (_, i) => {
+    let sum = 0;
+    for (let k = i * m; k < (i + 1) * m; k++) sum += b.data[k]! * b.data[k]!;
+    return Math.sqrt(sum);
+  });
+  const order = norms.map((_, i) => i).sort((x, y) => norms[y]! - norms[x]!);
+  const u = new Float64Array(n * n);
+  const v = new Float64Array(m * n);
+  const s = new Float64Array(n);
+  order.forEach((row, k) => {
+    s[k] = norms[row]!;
+    for (let i = 0; i < n; i++) u[i * n + k] = j[row * n + i]!;
+    if (s[k]! > 0) for (let c = 0; c < m; c++) v[c * n + k] = b.data[row * m + c]! / s[k]!;
+  });
+  return { u: { rows: n, cols: n, data: u }, s, v: { rows: m, cols: n, data: v } };
+}
+
+/** The singular values only, descending. */
+export function singularValues(a: Matrix): Float64Array {
+  return svd(a).s;
+}
