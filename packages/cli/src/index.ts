@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { FqaError, UsageError, nativeVersion } from '@fqa/core';
+import { analyzeCommand } from './commands/analyze.js';
 import { convertReferenceCommand } from './commands/convert-reference.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
@@ -37,6 +38,7 @@ const commands: Record<string, Command> = {
   'train-default': trainDefaultCommand,
   queue: queueCommand,
   worker: workerCommand,
+  analyze: analyzeCommand,
 };
 
 function help(): string {
