@@ -51,7 +51,9 @@ describe('fqa-scan analyze', () => {
     const svg = readFileSync(plot, 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.match(/<polyline /g)).toHaveLength(2);
-    expect(svg).toContain(`${model.header.name} (focuslitenn, 2 conv weights): mean KG ${direct.averages.kg.toFixed(4)}`);
+    // The paper's panel: one point per model, large for a 235 px model.
+    expect(svg).toMatch(/<circle [^>]*r="7"/);
+    expect(svg).toContain(`${model.header.name} (focuslitenn, 235 px, 2 conv weights): mean KG ${direct.averages.kg.toFixed(4)}`);
   });
 
   test.skipIf(!hasShared)('DenseNet-13 converted at test time reproduces kg-mc-densenet13.json; two models share one Figure 6', () => {
@@ -73,10 +75,10 @@ describe('fqa-scan analyze', () => {
       }
     });
     const svg = readFileSync(plot, 'utf8');
-    // One line per model in each of the two panels; 12 + 2 layer markers per panel.
+    // One point per model in the KG-vs-MC panel; one line per model in each per-layer panel.
     expect(svg.match(/<polyline /g)).toHaveLength(4);
-    expect(svg.match(/<circle /g)).toHaveLength(2 * (12 + 2));
-    expect(svg).toContain('densenet13 (densenet13 densenet13, 12 conv weights)');
+    expect(svg.match(/<circle /g)).toHaveLength(2 + 2 * (12 + 2));
+    expect(svg).toContain('densenet13 (densenet13 densenet13, 64 px, 12 conv weights): mean KG 0.0594');
   });
 
   test('a file that is not a model, a truncated model and a missing file fail with one line naming the file', () => {

@@ -15,7 +15,8 @@ See docs/analysis.md.
 
 Options:
   --model FILE   model file, repeatable (default: fqa's shipped model)
-  --plot FILE    write Figure 6 (KG and MC per layer, one line per model) as SVG
+  --plot FILE    write Figure 6 as SVG: mean KG against mean MC, one point per model (the
+                 paper's figure; larger points for 235 px models), and KG and MC per layer
   --json FILE    also write every layer's metrics as JSON`;
 
 function fixed(v: number, digits: number): string {

@@ -8,6 +8,8 @@ export interface ModelKnowledgeGain {
   name: string;
   architecture: string;
   variant: string | null;
+  /** The patch size the model was trained on (the paper's Figure 6 marks 64 and 235 px apart). */
+  patchSize: number;
   layers: LayerMetrics[];
   averages: KnowledgeGainAverages;
 }
@@ -22,5 +24,5 @@ export function convWeights(m: ModelFile): ConvWeight[] {
 
 export function modelKnowledgeGain(m: ModelFile, source: string): ModelKnowledgeGain {
   const layers = knowledgeGain(convWeights(m));
-  return { source, name: m.header.name, architecture: m.header.architecture, variant: m.header.variant ?? null, layers, averages: knowledgeGainAverages(layers) };
+  return { source, name: m.header.name, architecture: m.header.architecture, variant: m.header.variant ?? null, patchSize: m.header.patchSize, layers, averages: knowledgeGainAverages(layers) };
 }
