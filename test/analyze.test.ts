@@ -61,7 +61,7 @@ describe('fqa-scan analyze', () => {
     expect(fqa('convert-reference', shared('reference', 'deep', 'densenet13.json'), '--arch', 'densenet13', '--out', model).code).toBe(0);
     const json = path.join(work, 'densenet13.json');
     const plot = path.join(work, 'fig6.svg');
-    const r = fqa('analyze', '--model', model, '--model', DEFAULT_MODEL_PATH, '--json', json, '--plot', plot);
+    const r = fqa('analyze', '--model', model, DEFAULT_MODEL_PATH, '--json', json, '--plot', plot);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^3\tfeatures\.denseblock1\.denselayer1\.conv2\.weight\t32x128x3x3\t16\/128\t0\.0668\d+\t3\.968\d\t12\/32\t/m);
     const oracle = JSON.parse(readFileSync(shared('reference', 'deep', 'kg-mc-densenet13.json'), 'utf8')) as { layers: { name: string; float64_variant: Record<'input_mode' | 'output_mode', { rank: number; KG: number; MC: number }> }[] };

@@ -1,9 +1,9 @@
-/** fqa-scan analyze [--model FILE ...] [--plot FILE.svg] [--json FILE]: knowledge gain and mapping condition (Figure 6). */
+/** fqa-scan analyze [MODEL ...] [--model FILE ...] [--plot FILE.svg] [--json FILE]: knowledge gain and mapping condition (Figure 6). */
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_PATH, InputError, figure6Svg, modelKnowledgeGain, readModelFile, writeAtomic, type ModeMetrics, type ModelKnowledgeGain } from '@fqa/core';
 import type { Command } from '../index.js';
 
-const usage = `Usage: fqa-scan analyze [--model FILE ...] [--plot FILE.svg] [--json FILE]
+const usage = `Usage: fqa-scan analyze [MODEL.fqa ...] [--model FILE ...] [--plot FILE.svg] [--json FILE]
 
 Knowledge gain (KG) and mapping condition (MC) of every conv weight, as DARTS-FQA's AdaS metrics
 define them (the paper's Figure 6): each weight is unfolded along its input and its output channels,
@@ -14,7 +14,8 @@ Depth-wise weights repeat the next conv's numbers. Works for every architecture,
 See docs/analysis.md.
 
 Options:
-  --model FILE   model file, repeatable (default: fqa's shipped model)
+  --model FILE   model file, repeatable; files may also be given without --model
+                 (default: fqa's shipped model)
   --plot FILE    write Figure 6 as SVG: mean KG against mean MC, one point per model (the
                  paper's figure; larger points for 235 px models), and KG and MC per layer
   --json FILE    also write every layer's metrics as JSON`;
@@ -57,8 +58,9 @@ export const analyzeCommand: Command = {
   summary: 'knowledge gain and mapping condition per conv layer (Figure 6)',
   usage,
   async run(args) {
-    const { values } = parseArgs({ args, options: { model: { type: 'string', multiple: true }, plot: { type: 'string' }, json: { type: 'string' } } });
-    const files = values.model?.length ? values.model : [DEFAULT_MODEL_PATH];
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { model: { type: 'string', multiple: true }, plot: { type: 'string' }, json: { type: 'string' } } });
+    const given = [...(values.model ?? []), ...positionals];
+    const files = given.length > 0 ? given : [DEFAULT_MODEL_PATH];
     const results: ModelKnowledgeGain[] = [];
     for (const file of files) {
       const model = await readModelFile(file);
