@@ -87,6 +87,16 @@ describe('svd', () => {
     expect([...singularValues(matrix(2, 3, [0, 0, 0, 0, 0, 0]))]).toEqual([0, 0]);
   });
 
+  test('singularValues (QR-reduced to a square matrix first) equals the full decomposition', () => {
+    for (const [rows, cols] of [[3, 147], [147, 3], [12, 108], [40, 40], [1, 9]] as const) {
+      const a = randomMatrix(rows, cols, rows + 7 * cols);
+      const full = svd(a).s;
+      const reduced = singularValues(a);
+      expect(reduced.length).toBe(full.length);
+      full.forEach((v, i) => expect(Math.abs(reduced[i]! - v)).toBeLessThan(1e-13 * full[0]!));
+    }
+  });
+
   test('rejects a data length that does not fit the shape', () => {
     expect(() => matrix(2, 3, [1, 2, 3])).toThrow(/2x3 needs 6 values, got 3/);
   });
