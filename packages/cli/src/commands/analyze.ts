@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_PATH, InputError, figure6Svg, modelKnowledgeGain, readModelFile, writeAtomic, type ModeMetrics, type ModelKnowledgeGain } from '@fqa/core';
 import type { Command } from '../index.js';
+import { ProgressLine } from '../progress-bar.js';
 
 const usage = `Usage: fqa-scan analyze [MODEL.fqa ...] [--model FILE ...] [--plot FILE.svg] [--json FILE]
 
@@ -62,9 +63,11 @@ export const analyzeCommand: Command = {
     const given = [...(values.model ?? []), ...positionals];
     const files = given.length > 0 ? given : [DEFAULT_MODEL_PATH];
     const results: ModelKnowledgeGain[] = [];
+    const line = new ProgressLine();
     for (const file of files) {
       const model = await readModelFile(file);
-      const result = modelKnowledgeGain(model, file);
+      const result = modelKnowledgeGain(model, file, (done, total) => line.bar(model.header.name, done, total, 'conv weights'));
+      line.clear();
       if (result.layers.length === 0) throw new InputError(`${file}: ${model.header.architecture} has no conv weights to analyze`);
       results.push(result);
       process.stdout.write(table(result));

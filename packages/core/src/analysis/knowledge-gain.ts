@@ -96,13 +96,20 @@ function isDepthwise(w: ConvWeight): boolean {
 
 const NO_METRICS: ModeMetrics = { rank: 0, kg: 0, mc: 0, unfoldShape: [0, 0], transposed: false, evbmf: null };
 
-/** KG/MC of every conv weight, in the order given (the model's parameter order decides depth-wise copies). */
-export function knowledgeGain(weights: ConvWeight[]): LayerMetrics[] {
+/**
+ * KG/MC of every conv weight, in the order given (the model's parameter order decides depth-wise
+ * copies). `onLayer` is called after each weight (a ResNet-101 takes minutes).
+ */
+export function knowledgeGain(weights: ConvWeight[], onLayer?: (done: number, total: number) => void): LayerMetrics[] {
   for (const w of weights) {
     if (w.shape.length !== 4 || !w.shape.every((d) => Number.isInteger(d) && d > 0)) throw new RangeError(`${w.name}: expected a 4-D conv weight, got shape [${w.shape.join(', ')}]`);
     if (w.data.length !== w.shape.reduce((a, b) => a * b, 1)) throw new RangeError(`${w.name}: shape [${w.shape.join(', ')}] does not match its ${w.data.length} values`);
   }
-  const own = weights.map((w) => (isDepthwise(w) ? null : { input: modeMetrics(inputUnfolding(w)), output: modeMetrics(outputUnfolding(w)) }));
+  const own = weights.map((w, i) => {
+    const metrics = isDepthwise(w) ? null : { input: modeMetrics(inputUnfolding(w)), output: modeMetrics(outputUnfolding(w)) };
+    onLayer?.(i + 1, weights.length);
+    return metrics;
+  });
   return weights.map((w, index) => {
     let source = own[index];
     for (let next = index + 1; !source && next < own.length; next++) source = own[next];

@@ -22,7 +22,7 @@ export function convWeights(m: ModelFile): ConvWeight[] {
     .map((t) => ({ name: t.name, shape: t.shape as ConvWeight['shape'], data: m.tensors.get(t.name)! }));
 }
 
-export function modelKnowledgeGain(m: ModelFile, source: string): ModelKnowledgeGain {
-  const layers = knowledgeGain(convWeights(m));
+export function modelKnowledgeGain(m: ModelFile, source: string, onLayer?: (done: number, total: number) => void): ModelKnowledgeGain {
+  const layers = knowledgeGain(convWeights(m), onLayer);
   return { source, name: m.header.name, architecture: m.header.architecture, variant: m.header.variant ?? null, patchSize: m.header.patchSize, layers, averages: knowledgeGainAverages(layers) };
 }
