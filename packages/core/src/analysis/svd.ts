@@ -38,8 +38,9 @@ export function transpose(a: Matrix): Matrix {
  * through each rotation (alpha - t gamma, beta + t gamma) and recomputed exactly every sweep, so a
  * pair costs one dot product instead of three.
  */
-function orthogonalizeRows(a: Matrix): Float64Array {
+function orthogonalizeRows(a: Matrix, accumulate = true): Float64Array {
   const { rows: n, cols: m, data } = a;
+  // Without `accumulate` (singular values only) J stays the identity and is not rotated.
   const j = new Float64Array(n * n);
   for (let i = 0; i < n; i++) j[i * n + i] = 1;
   const norms2 = new Float64Array(n);
@@ -58,7 +59,7 @@ function orthogonalizeRows(a: Matrix): Float64Array {
         const c = 1 / Math.sqrt(1 + t * t);
         const s = c * t;
         rotate(data, p * m, q * m, m, c, s);
-        rotate(j, p * n, q * n, n, c, s);
+        if (accumulate) rotate(j, p * n, q * n, n, c, s);
         norms2[p] = alpha - t * gamma;
         norms2[q] = beta + t * gamma;
       }
@@ -125,11 +126,7 @@ export function svd(a: Matrix): Svd {
   const b: Matrix = { rows: n, cols: m, data: Float64Array.from(a.data) };
   const j = orthogonalizeRows(b);
   // A = J^T B: the left vectors are J's rows, the right ones B's rows over their norms.
-  const norms = Array.from({ length: n }, (_, i) => {
-    let sum = 0;
-    for (let k = i * m; k < (i + 1) * m; k++) sum += b.data[k]! * b.data[k]!;
-    return Math.sqrt(sum);
-  });
+  const norms = rowNorms(b);
   const order = norms.map((_, i) => i).sort((x, y) => norms[y]! - norms[x]!);
   const u = new Float64Array(n * n);
   const v = new Float64Array(m * n);
@@ -142,8 +139,14 @@ export function svd(a: Matrix): Svd {
   return { u: { rows: n, cols: n, data: u }, s, v: { rows: m, cols: n, data: v } };
 }
 
+function rowNorms(b: Matrix): number[] {
+  return Array.from({ length: b.rows }, (_, i) => Math.sqrt(dot(b.data, i * b.cols, i * b.cols, b.cols)));
+}
+
 /** The singular values only, descending (a wide or tall matrix is first reduced to a square one). */
 export function singularValues(a: Matrix): Float64Array {
   const wide = a.rows > a.cols ? transpose(a) : a;
-  return svd(wide.rows < wide.cols ? squareFactor(wide) : wide).s;
+  const b = wide.rows < wide.cols ? squareFactor(wide) : { ...wide, data: Float64Array.from(wide.data) };
+  orthogonalizeRows(b, false);
+  return Float64Array.from(rowNorms(b).sort((x, y) => y - x));
 }
