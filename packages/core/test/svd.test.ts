@@ -28,11 +28,11 @@ function orthonormal(n: number, k: number, seed: number): Matrix {
     for (let p = 0; p < j; p++) {
       let dot = 0;
       for (let i = 0; i < n; i++) dot += q.data[i * k + j]! * q.data[i * k + p]!;
-      for (let i = 0; i < n; i++) q.data[i * k + j] -= dot * q.data[i * k + p]!;
+      for (let i = 0; i < n; i++) q.data[i * k + j] = q.data[i * k + j]! - dot * q.data[i * k + p]!;
     }
     let norm = 0;
     for (let i = 0; i < n; i++) norm += q.data[i * k + j]! ** 2;
-    for (let i = 0; i < n; i++) q.data[i * k + j] /= Math.sqrt(norm);
+    for (let i = 0; i < n; i++) q.data[i * k + j] = q.data[i * k + j]! / Math.sqrt(norm);
   }
   return q;
 }
