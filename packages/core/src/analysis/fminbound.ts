@@ -4,6 +4,8 @@
  * interpolation, stopping on an absolute x tolerance). EVBMF's noise variance is whatever this
  * search returns, not the true minimum, so KG/MC match the published values only if every step
  * (and hence every objective evaluation) is the same as scipy's.
+ *
+ * scipy: Copyright (c) 2001-2002 Enthought, Inc. 2003-2023, SciPy Developers; BSD-3-Clause licence.
  */
 
 export interface BoundedMinimum {
