@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything fqa needs on a fresh Debian 12 machine that has Node ≥ 20.17, then npm's
+# dependencies (which builds every package). The README's quick start and .ci/run both run this.
+# Idempotent: only missing Debian packages are installed; uses sudo when not root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build: cmake, a C++17 compiler, libtiff/libjpeg-turbo headers for the direct JPEG-tile reader.
+# Run time: libopenslide0 for the formats the direct reader does not serve.
+# Tests: openslide-tools (pixel oracle), chromium + fonts (HTML report tests, overview PNG text),
+# redis-server (queue tests), clang + its runtime (libFuzzer/ASan/UBSan fuzz targets).
+packages=(cmake g++ make python3 libopenslide0 libtiff-dev libjpeg62-turbo-dev
+  openslide-tools chromium fonts-dejavu-core redis-server clang libclang-rt-14-dev)
+
+if ! command -v node >/dev/null 2>&1; then
+  echo "install.sh: Node ≥ 20.17 is needed first (Debian 12's nodejs is 18: take it from nodejs.org)" >&2
+  exit 1
+fi
+if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  echo "install.sh: not a Debian/Ubuntu system; install the equivalents of: ${packages[*]}" >&2
+else
+  missing=()
+  for pkg in "${packages[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    as_root=()
+    [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" apt-get install -y -qq "${missing[@]}"
+  fi
+fi
+
+# onnxruntime-node's own install script (blocked by allowScripts anyway) would fetch CUDA binaries.
+export ONNXRUNTIME_NODE_INSTALL_CUDA=skip
+npm ci --no-audit --no-fund
