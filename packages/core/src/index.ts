@@ -77,7 +77,7 @@ export { trainFocusLite, lossAndGradient, trainingSchedule, type TrainOptions, t
 export { seededRandom } from './train/random.js';
 export { buildDefaultModel, makeDefaultTrainingSet, trainDefaultModel, inFocusThreshold, DEFAULT_RECIPE, type DefaultModelBuild, type DefaultRecipe } from './train/default-model.js';
 export { makeDemoSlide, matchDemo, type DemoSlide, type DemoMatch } from './demo.js';
-export { runAccuracySuite, accuracyTable, scoreSeries, type SuiteModel, type SuiteResult, type SeriesResult } from './validation/accuracy-suite.js';
+export { runAccuracySuite, accuracyTable, scoreSeries, readPlanes, type SuiteModel, type SuiteResult, type SeriesResult } from './validation/accuracy-suite.js';
 export { plcc, srcc, krcc, rmse, ranks, curves, rocAuc, prAucTrapezoid, averagePrecision, bestThresholdAccuracy, type CurvePoint } from './train/metrics.js';
 export { loadDataset, splitDataset, channelStats, type Dataset, type DatasetItem, type DatasetKind, type Split } from './train/datasets.js';
 export { evaluateModel, type EvaluationResult } from './train/evaluate.js';

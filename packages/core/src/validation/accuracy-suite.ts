@@ -56,7 +56,10 @@ export const CMU1 = 'slides/CMU-1-Small-Region.svs';
 
 interface PlaneRow { file: string; series: string; plane: number; tenengrad: number }
 
-function readPlanes(sharedData: string): PlaneRow[] {
+const PLANES_HEADER = 'file,stack,plane,tenengrad';
+
+/** zstacks/planes.csv, checked row by row: a corrupt index is one clear error, not NaN correlations. */
+export function readPlanes(sharedData: string): PlaneRow[] {
   const csv = path.join(sharedData, 'zstacks', 'planes.csv');
   let text: string;
   try {
@@ -64,9 +67,16 @@ function readPlanes(sharedData: string): PlaneRow[] {
   } catch (err) {
     throw new InputError(`${csv}: cannot read the z-stack index (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
   }
-  return text.trim().split('\n').slice(1).map((line) => {
-    const [file, series, plane, tenengrad] = line.split(',');
-    return { file: file!, series: series!, plane: Number(plane), tenengrad: Number(tenengrad) };
+  const lines = text.trim().split('\n');
+  if (lines[0]?.trim() !== PLANES_HEADER) throw new InputError(`${csv}: expected the header "${PLANES_HEADER}", got "${lines[0]?.trim() ?? ''}"`);
+  return lines.slice(1).map((line, i) => {
+    const [file, series, plane, tenengrad, ...rest] = line.trim().split(',');
+    const row = { file: file ?? '', series: series ?? '', plane: Number(plane), tenengrad: Number(tenengrad) };
+    const inside = row.file !== '' && !path.isAbsolute(row.file) && !row.file.split(/[\\/]/).includes('..');
+    if (rest.length > 0 || !inside || row.series === '' || !/^\d+$/.test(plane ?? '') || !/^\d+(\.\d+)?$/.test(tenengrad ?? '')) {
+      throw new InputError(`${csv}: line ${i + 2} is not "${PLANES_HEADER}" (a file inside zstacks/, an integer plane, a non-negative tenengrad): "${line.trim()}"`);
+    }
+    return row;
   });
 }
 
