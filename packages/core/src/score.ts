@@ -4,7 +4,7 @@ import { kernelNames, sweep, type KernelName, type SweepResult } from '@fqa/nati
 import { resolveDevice, type Device } from './device.js';
 import { checkBackground, DARK_BACKGROUND_WARNING, SCORE_MIN_TISSUE } from './domain.js';
 import { decodeImage, type RgbImage } from './image.js';
-import { detectTissue } from './tissue.js';
+import { detectTissue, patchTissueFractions } from './tissue.js';
 import { loadModel, type LoadedModel } from './model-file.js';
 import { InputError, UsageError } from './errors.js';
 import { expectInteger, expectOneOf } from './validate.js';
@@ -141,7 +141,8 @@ export async function scoreRgb(image: RgbImage, label: string, o: ResolvedScoreO
   // Background patches are not scored: a blank patch has no focus. On a dark background (fluorescence)
   // the brightfield tissue detector does not apply, so every patch is kept, with a warning.
   const background = checkBackground(image.pixels, image.width, image.height, image.rowStride);
-  const tissue = patchTissue(image, result.columns, result.rows, patchWidth, patchHeight, o.stride);
+  const tissueMask = detectTissue(image.pixels, image.width, image.height, image.rowStride);
+  const tissue = patchTissueFractions(tissueMask, 1, { columns: result.columns, rows: result.rows, patchSize: patchWidth, patchHeight, stride: o.stride });
   const warnings: string[] = [];
   if (background.darkBackground) warnings.push(DARK_BACKGROUND_WARNING);
   let sum = 0;
@@ -193,25 +194,6 @@ async function gridScores(image: RgbImage, label: string, o: ResolvedScoreOption
     kernel: o.kernel,
     shareConvolution: o.shareConvolution,
   });
-}
-
-/** Tissue fraction of each patch of the grid, from the full-resolution tissue mask (summed-area table). */
-function patchTissue(image: RgbImage, columns: number, rows: number, patchWidth: number, patchHeight: number, stride: number): Float32Array {
-  const mask = detectTissue(image.pixels, image.width, image.height, image.rowStride).mask;
-  const w = image.width;
-  const sat = new Float64Array((w + 1) * (image.height + 1));
-  for (let y = 0; y < image.height; y++) {
-    let row = 0;
-    for (let x = 0; x < w; x++) { row += mask[y * w + x]!; sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1]! + row; }
-  }
-  const out = new Float32Array(columns * rows);
-  for (let r = 0; r < rows; r++)
-    for (let c = 0; c < columns; c++) {
-      const x0 = c * stride, y0 = r * stride, x1 = x0 + patchWidth, y1 = y0 + patchHeight;
-      const on = sat[y1 * (w + 1) + x1]! - sat[y0 * (w + 1) + x1]! - sat[y1 * (w + 1) + x0]! + sat[y0 * (w + 1) + x0]!;
-      out[r * columns + c] = on / (patchWidth * patchHeight);
-    }
-  return out;
 }
 
 /** Decodes an image (path or encoded bytes) and scores it with dense patches. */

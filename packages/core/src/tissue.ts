@@ -83,26 +83,54 @@ export function detectTissue(rgb: Uint8Array, width: number, height: number, row
 }
 
 /**
+ * Share of tissue pixels (classifyPixel) in a w x h window at (x0, y0) of an RGB image `rowWidth` px
+ * wide, sampled every `step` px in both directions: the training-data generators' check that a crop
+ * holds enough tissue.
+ */
+export function sampledTissueShare(rgb: Uint8Array, rowWidth: number, x0: number, y0: number, w: number, h: number, step: number): number {
+  let tissue = 0;
+  let all = 0;
+  for (let y = y0; y < y0 + h; y += step)
+    for (let x = x0; x < x0 + w; x += step) {
+      const p = (y * rowWidth + x) * 3;
+      all++;
+      if (classifyPixel(rgb[p]!, rgb[p + 1]!, rgb[p + 2]!) === PixelClass.Tissue) tissue++;
+    }
+  return all > 0 ? tissue / all : 0;
+}
+
+/**
  * Tissue fraction of each patch of a grid given in level-0 pixels, from a mask that covers the
- * whole slide at `maskDownsample` level-0 pixels per mask pixel.
+ * whole slide at `maskDownsample` level-0 pixels per mask pixel (1 for a full-resolution mask).
+ * Patches are square (`patchSize`) unless `patchHeight` is given. Counts come from a summed-area
+ * table, so the cost does not grow with the patch size.
  */
 export function patchTissueFractions(
   tissue: TissueMask,
   maskDownsample: number,
-  grid: { columns: number; rows: number; patchSize: number; stride: number; originX?: number; originY?: number },
+  grid: { columns: number; rows: number; patchSize: number; patchHeight?: number; stride: number; originX?: number; originY?: number },
 ): Float32Array {
+  const { width, height, mask } = tissue;
+  const sat = new Float64Array((width + 1) * (height + 1));
+  for (let y = 0; y < height; y++) {
+    let row = 0;
+    for (let x = 0; x < width; x++) {
+      row += mask[y * width + x]!;
+      sat[(y + 1) * (width + 1) + x + 1] = sat[y * (width + 1) + x + 1]! + row;
+    }
+  }
   const out = new Float32Array(grid.columns * grid.rows);
   const ox = grid.originX ?? 0;
   const oy = grid.originY ?? 0;
+  const patchHeight = grid.patchHeight ?? grid.patchSize;
   for (let r = 0; r < grid.rows; r++) {
     for (let c = 0; c < grid.columns; c++) {
-      const x0 = Math.floor((ox + c * grid.stride) / maskDownsample);
-      const y0 = Math.floor((oy + r * grid.stride) / maskDownsample);
-      const x1 = Math.min(tissue.width, Math.max(x0 + 1, Math.ceil((ox + c * grid.stride + grid.patchSize) / maskDownsample)));
-      const y1 = Math.min(tissue.height, Math.max(y0 + 1, Math.ceil((oy + r * grid.stride + grid.patchSize) / maskDownsample)));
-      let on = 0;
-      let all = 0;
-      for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) { on += tissue.mask[y * tissue.width + x]!; all++; }
+      const x0 = Math.min(width, Math.floor((ox + c * grid.stride) / maskDownsample));
+      const y0 = Math.min(height, Math.floor((oy + r * grid.stride) / maskDownsample));
+      const x1 = Math.min(width, Math.max(x0 + 1, Math.ceil((ox + c * grid.stride + grid.patchSize) / maskDownsample)));
+      const y1 = Math.min(height, Math.max(y0 + 1, Math.ceil((oy + r * grid.stride + patchHeight) / maskDownsample)));
+      const all = (x1 - x0) * (y1 - y0);
+      const on = sat[y1 * (width + 1) + x1]! - sat[y0 * (width + 1) + x1]! - sat[y1 * (width + 1) + x0]! + sat[y0 * (width + 1) + x0]!;
       out[r * grid.columns + c] = all > 0 ? on / all : 0;
     }
   }

@@ -36,6 +36,31 @@ test('patch tissue fractions map level-0 patches onto the mask', () => {
   expect(Array.from(patchTissueFractions(mask, 100, { columns: 1, rows: 1, patchSize: 200, stride: 200, originX: 100 }))).toEqual([0.5]);
 });
 
+test('patch fractions (summed-area table) equal a direct count, any downsample, origin and shape', () => {
+  let state = 12345;
+  const random = () => ((state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const width = 37;
+  const height = 23;
+  const mask = { width, height, mask: Uint8Array.from({ length: width * height }, () => (random() < 0.4 ? 1 : 0)), fraction: 0, penFraction: 0 };
+  for (const [down, patchSize, patchHeight, stride, originX, originY] of [[1, 8, 8, 5, 0, 0], [1, 9, 4, 3, 2, 1], [3, 20, 14, 7, 5, 4], [2.5, 11, 11, 6, 1, 0], [4, 100, 100, 50, 0, 0]] as const) {
+    const columns = 6;
+    const rows = 4;
+    const got = patchTissueFractions(mask, down, { columns, rows, patchSize, patchHeight, stride, originX, originY });
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < columns; c++) {
+        // The oracle: count the mask pixels under the patch one by one.
+        const x0 = Math.min(width, Math.floor((originX + c * stride) / down));
+        const y0 = Math.min(height, Math.floor((originY + r * stride) / down));
+        const x1 = Math.min(width, Math.max(x0 + 1, Math.ceil((originX + c * stride + patchSize) / down)));
+        const y1 = Math.min(height, Math.max(y0 + 1, Math.ceil((originY + r * stride + patchHeight) / down)));
+        let on = 0;
+        let all = 0;
+        for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) { on += mask.mask[y * width + x]!; all++; }
+        expect(got[r * columns + c], `${down} ${patchSize}x${patchHeight} patch ${c},${r}`).toBeCloseTo(all > 0 ? on / all : 0, 6);
+      }
+  }
+});
+
 describe.skipIf(!hasShared)('real tiles', () => {
   test.each([
     'tissue-level0-4302-10273-4814-10785.png',

@@ -18,7 +18,7 @@
 import sharp from 'sharp';
 import { InputError } from '../errors.js';
 import { openSource, type SlideSource } from '../slide-source.js';
-import { classifyPixel, PixelClass } from '../tissue.js';
+import { sampledTissueShare } from '../tissue.js';
 import { addSensorNoise, convolveChannel, defocusPsf, gaussianBlur, jitterStains, linearToSrgbFast, SRGB_TO_LINEAR } from './optics.js';
 import { gaussian, seededRandom } from './random.js';
 import type { PatchSet } from './synthetic.js';
@@ -106,18 +106,6 @@ async function readZoomed(source: SlideSource, whole: Uint8Array | null, x: numb
   return new Uint8Array(resized.buffer, resized.byteOffset, resized.byteLength);
 }
 
-function tissueFraction(rgb: Uint8Array, side: number, margin: number, size: number): number {
-  let tissue = 0;
-  let all = 0;
-  for (let y = margin; y < margin + size; y += 3)
-    for (let x = margin; x < margin + size; x += 3) {
-      const p = (y * side + x) * 3;
-      all++;
-      if (classifyPixel(rgb[p]!, rgb[p + 1]!, rgb[p + 2]!) === PixelClass.Tissue) tissue++;
-    }
-  return tissue / all;
-}
-
 const toByte = (v: number) => (v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v));
 
 /** Linear light -> sRGB u8 with the camera-side colour steps, in place into `out`. */
@@ -170,7 +158,7 @@ export async function scannerDefocus(o: ScannerDefocusOptions): Promise<PatchSet
       const y = Math.floor(random() * (height - readSide + 1));
       if (!wholes.has(i)) wholes.set(i, width * height <= 2 ** 26 ? await s.readRegion(0, 0, 0, width, height) : null);
       const rgb = await readZoomed(s, wholes.get(i)!, x, y, readSide, side);
-      if (tissueFraction(rgb, side, margin, size) < minTissue) continue;
+      if (sampledTissueShare(rgb, side, margin, margin, size, size, 3) < minTissue) continue;
       // Stain.
       for (let k = 0; k < linear.length; k++) linear[k] = SRGB_TO_LINEAR[rgb[k]!]!;
       const common = uniform(random, scanner.stainScale);

@@ -11,7 +11,7 @@
 import sharp from 'sharp';
 import { InputError } from '../errors.js';
 import { openSource } from '../slide-source.js';
-import { classifyPixel, PixelClass } from '../tissue.js';
+import { sampledTissueShare } from '../tissue.js';
 import { gaussian, seededRandom } from './random.js';
 
 export interface DefocusOptions {
@@ -94,9 +94,7 @@ export async function syntheticDefocus(o: DefocusOptions): Promise<PatchSet> {
       const x = Math.floor(random() * (width - crop + 1));
       const y = Math.floor(random() * (height - crop + 1));
       const rgb = await read(index, x, y);
-      let tissue = 0;
-      for (let i = 0; i < crop * crop; i += 7) if (classifyPixel(rgb[3 * i]!, rgb[3 * i + 1]!, rgb[3 * i + 2]!) === PixelClass.Tissue) tissue++;
-      if (tissue / Math.ceil((crop * crop) / 7) < minTissue) continue;
+      if (sampledTissueShare(rgb, crop, margin, margin, size, size, 3) < minTissue) continue;
       const level = Math.floor(random() * o.levels);
       const sigma = level * o.sigmaPerLevel;
       let image = sharp(rgb, { raw: { width: crop, height: crop, channels: 3 } });
