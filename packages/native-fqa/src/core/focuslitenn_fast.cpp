@@ -15,6 +15,8 @@
 // once per band over the whole region and each patch takes the min over its window; only the
 // patch-border outputs that touch padding are recomputed (rows) or corrected (columns).
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -31,6 +33,83 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr int kMaxChunkBlock = 8;
 constexpr int kMaxKernel = 31;
 constexpr int kMaxKernels = 256;  // FocusLiteNN kernels (finalizeModel enforces it)
+
+// Byte shuffles (AVX-512 VBMI): 16 output columns of every (channel, phase) stream from one load
+// of the 16*s pixels under them. vpermt2b picks any byte of two registers, so the 48*s <= 256
+// bytes in four registers give each stream its 16 bytes in two shuffles and a blend, four streams
+// per 64-byte result; then widen, convert and normalize with one FMA. This replaces ~1 cycle per
+// value of scalar table lookups and strided stores, which bound the 235 px sweep.
+constexpr int kShuffleMaxStride = 5;  // 48 * s bytes must fit four 64-byte registers
+#if FQA_VLEN == 16 && defined(__x86_64__)
+#define FQA_HAVE_BYTE_SHUFFLES 1
+struct ShufflePlan {
+  int s = 0, groups = 0;
+  alignas(64) uint8_t index[4][64];  // per group of 4 streams: source byte of each output byte
+  uint64_t fromHigh[4];               // output bytes taken from registers 2-3
+  float scale[3], offset[3];
+};
+
+void makeShufflePlan(const Model& m, int s, ShufflePlan& plan) {
+  plan.s = s;
+  const int streams = 3 * s;
+  plan.groups = (streams + 3) / 4;
+  for (int gI = 0; gI < plan.groups; ++gI) {
+    plan.fromHigh[gI] = 0;
+    for (int b = 0; b < 64; ++b) {
+      const int stream = std::min(streams - 1, 4 * gI + b / 16), lane = b % 16;
+      const int c = stream / s, phase = stream % s;  // streams ordered like the ring: [c][phase]
+      const int byte = 3 * (s * lane + phase) + c;
+      plan.index[gI][b] = uint8_t(byte & 127);
+      if (byte >= 128) plan.fromHigh[gI] |= uint64_t(1) << b;
+    }
+  }
+  for (int c = 0; c < 3; ++c) {
+    plan.scale[c] = 1.f / (255.f * m.std[c]);
+    plan.offset[c] = -m.mean[c] / m.std[c];
+  }
+}
+
+// Columns [q, q + 16) of every stream; src points at the first byte of pixel x0 + s*q.
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline void shuffle16(const ShufflePlan& plan, const uint8_t* src,
+                                                                               float* dst, int64_t streamStride) {
+  const int bytes = 48 * plan.s;
+  __m512i reg[4];
+  for (int i = 0; i < 4; ++i) {
+    const int valid = std::max(0, std::min(64, bytes - 64 * i));
+    // Masked loads never touch the bytes past the 16*s pixels (they may lie past the buffer).
+    reg[i] = valid == 64 ? _mm512_loadu_si512(src + 64 * i)
+                         : _mm512_maskz_loadu_epi8(valid == 0 ? 0 : (~uint64_t(0) >> (64 - valid)), src + 64 * i);
+  }
+  const int streams = 3 * plan.s;
+  for (int gI = 0; gI < plan.groups; ++gI) {
+    const __m512i idx = _mm512_load_si512(plan.index[gI]);
+    __m512i bytesOut = _mm512_permutex2var_epi8(reg[0], idx, reg[1]);
+    if (plan.fromHigh[gI]) bytesOut = _mm512_mask_blend_epi8(plan.fromHigh[gI], bytesOut, _mm512_permutex2var_epi8(reg[2], idx, reg[3]));
+    for (int k = 0; k < 4 && 4 * gI + k < streams; ++k) {
+      const int stream = 4 * gI + k, c = stream / plan.s;
+      const __m128i lane = k == 0 ? _mm512_castsi512_si128(bytesOut)
+                         : k == 1 ? _mm512_extracti32x4_epi32(bytesOut, 1)
+                         : k == 2 ? _mm512_extracti32x4_epi32(bytesOut, 2)
+                                  : _mm512_extracti32x4_epi32(bytesOut, 3);
+      const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lane));
+      _mm512_storeu_ps(dst + stream * streamStride, _mm512_fmadd_ps(v, _mm512_set1_ps(plan.scale[c]), _mm512_set1_ps(plan.offset[c])));
+    }
+  }
+}
+
+#endif
+
+// Whether this ISA's sweep converts rows with byte shuffles: the CPU has them and FQA_DISABLE_VBMI
+// (set by the tests to check the other path on the same machine) is unset or "0".
+bool byteShufflesEnabled() {
+#ifdef FQA_HAVE_BYTE_SHUFFLES
+  __builtin_cpu_init();
+  const char* off = std::getenv("FQA_DISABLE_VBMI");
+  return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw") && !(off && *off && std::strcmp(off, "0") != 0);
+#else
+  return false;
+#endif
+}
 
 // A ring of converted image rows. Each slot holds one image row as normalized floats, split by
 // phase: slot[c][phase][q] = pixel at x = s*q + phase - pad (zero outside the region). Output
@@ -52,6 +131,10 @@ class RowRing {
     slotFloats_ = int64_t(3) * s_ * width_;
     data_.resize(size_t(slots_ * slotFloats_));
     rowOfSlot_.assign(size_t(slots_), std::numeric_limits<int64_t>::min());
+#ifdef FQA_HAVE_BYTE_SHUFFLES
+    shuffles_ = s_ <= kShuffleMaxStride && byteShufflesEnabled();
+    if (shuffles_) makeShufflePlan(m, s_, shufflePlan_);
+#endif
   }
   int64_t channelStride() const { return int64_t(s_) * width_; }
   int64_t phaseStride() const { return width_; }
@@ -100,24 +183,39 @@ class RowRing {
     // lines are what this conversion is bound by.)
     const uint8_t* src = r.pixels + y * r.rowStride;
     const int64_t step = 3 * int64_t(s);
+    int64_t qa[kMaxKernel], qb[kMaxKernel];
+    int64_t qA = 0, qB = width_;  // columns where every phase lies inside the region
     for (int phase = 0; phase < s; ++phase) {
       const int64_t firstX = -x0_ - phase;
-      const int64_t qa = std::min(width_, firstX <= 0 ? int64_t(0) : (firstX + s - 1) / s);
+      qa[phase] = std::min(width_, firstX <= 0 ? int64_t(0) : (firstX + s - 1) / s);
       const int64_t lastX = r.width - 1 - x0_ - phase;
-      const int64_t qb = std::max(qa, std::min(width_, lastX < 0 ? int64_t(0) : lastX / s + 1));
+      qb[phase] = std::max(qa[phase], std::min(width_, lastX < 0 ? int64_t(0) : lastX / s + 1));
+      qA = std::max(qA, qa[phase]);
+      qB = std::min(qB, qb[phase]);
+    }
+    int64_t qV = qA;  // [qA, qV) done with byte shuffles
+#ifdef FQA_HAVE_BYTE_SHUFFLES
+    if (shuffles_)
+      for (; qV + 16 <= qB; qV += 16) shuffle16(shufflePlan_, src + 3 * (x0_ + s * qV), dst + qV, width_);
+#endif
+    for (int phase = 0; phase < s; ++phase) {
       for (int c = 0; c < 3; ++c) {
         float* out = dst + (int64_t(c) * s + phase) * width_;
         const float* table = m.normalizeTable[c].data();
-        const uint8_t* p = src + 3 * (x0_ + s * qa + phase) + c;
-        int64_t q = qa;
-        for (; q + 4 <= qb; q += 4, p += 4 * step) {
-          const float v0 = table[p[0]], v1 = table[p[step]], v2 = table[p[2 * step]], v3 = table[p[3 * step]];
-          out[q] = v0;
-          out[q + 1] = v1;
-          out[q + 2] = v2;
-          out[q + 3] = v3;
-        }
-        for (; q < qb; ++q, p += step) out[q] = table[*p];
+        auto scalar = [&](int64_t from, int64_t to) {
+          const uint8_t* p = src + 3 * (x0_ + s * from + phase) + c;
+          int64_t q = from;
+          for (; q + 4 <= to; q += 4, p += 4 * step) {
+            const float v0 = table[p[0]], v1 = table[p[step]], v2 = table[p[2 * step]], v3 = table[p[3 * step]];
+            out[q] = v0;
+            out[q + 1] = v1;
+            out[q + 2] = v2;
+            out[q + 3] = v3;
+          }
+          for (; q < to; ++q, p += step) out[q] = table[*p];
+        };
+        scalar(qa[phase], std::max(qa[phase], std::min(qb[phase], qA)));
+        scalar(std::max(qa[phase], qV), qb[phase]);
       }
     }
   }
@@ -128,6 +226,10 @@ class RowRing {
   int64_t x0_ = 0, width_ = 0, slots_ = 0, slotFloats_ = 0;
   std::vector<float> data_;
   std::vector<int64_t> rowOfSlot_;
+#ifdef FQA_HAVE_BYTE_SHUFFLES
+  bool shuffles_ = false;
+  ShufflePlan shufflePlan_;
+#endif
 };
 
 // What one block of KB kernels x CB chunks of one output row needs.
@@ -484,6 +586,8 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
       scores[row * g.columns + col] =
           skipped(row, col) ? std::numeric_limits<float>::quiet_NaN() : finishScore(m, minsOf(row, col));
 }
+
+bool byteShufflesUsed() { return byteShufflesEnabled(); }
 
 // FMA throughput of one core: 2 FLOPs x V lanes x independent accumulators, no memory traffic.
 double fmaPeakGflops(double seconds) {

@@ -3,6 +3,7 @@
 // namespace and FQA_VLEN the lane count, so one kernel source serves every instruction set.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #if defined(__x86_64__) || defined(__i386__)
@@ -44,6 +45,19 @@ inline vf broadcast(const float* p) {
 #endif
 }
 inline vf vmin(vf a, vf b) { return a < b ? a : b; }
+inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+inline vf vsqrt(vf v) {
+#if FQA_VLEN == 16 && defined(__AVX512F__)
+  return (vf)_mm512_sqrt_ps((__m512)v);
+#elif FQA_VLEN == 8 && defined(__AVX__)
+  return (vf)_mm256_sqrt_ps((__m256)v);
+#elif FQA_VLEN == 4 && defined(__SSE2__)
+  return (vf)_mm_sqrt_ps((__m128)v);
+#else
+  for (int i = 0; i < V; ++i) v[i] = std::sqrt(v[i]);
+  return v;
+#endif
+}
 inline vf vand(vf a, vi m) { return (vf)((vi)a & m); }
 inline vf vselect(vi m, vf a, vf b) { return m ? a : b; }
 inline float hmin(vf v) {
