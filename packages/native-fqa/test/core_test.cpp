@@ -1,6 +1,7 @@
 // Standalone test of the C++ core (no Node): every optimized kernel the CPU supports, with and
 // without the shared conv map, against the scalar reference on seeded random models and regions.
-// Tolerance: |fast - ref| <= 2e-4 + 1e-5 * |ref| (float accumulation vs double).
+// Tolerance: |fast - ref| <= 2e-4 + 1e-5 * |ref| (float accumulation vs double). EONSS also runs on
+// 940 px regions (16 patches, every planar layer shape the published geometry gives).
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -81,6 +82,10 @@ static void expectThrow(Fn fn, const std::string& what) {
 
 int main() {
   std::mt19937 rng(1234);
+  // The AVX-512 kernels convert rows with VBMI byte shuffles where the CPU has them; the caller runs
+  // this test again with FQA_DISABLE_VBMI=1 for the scalar conversion (core-binary.test.ts).
+  std::printf("byte shuffles (AVX-512 VBMI): %s\n",
+              kernelSupported(Kernel::AVX512) && avx512::byteShufflesUsed() ? "used" : "not used");
   // The paper's two FocusLiteNN variants, k = 1, 2, 10.
   for (int k : {1, 2, 10}) {
     Model m235 = randomFocusLite(rng, k, 7, 5, 1, 235, false);
@@ -112,6 +117,8 @@ int main() {
     Model e = randomEonss(rng);
     Image im = randomImage(rng, 600, 400);
     compareKernels(e, im, 235, 128, true, "eonss stride128+skip", rng);
+    Image dense = randomImage(rng, 235 * 2 + 7, 235 * 2 + 3);
+    compareKernels(e, dense, 235, 235, false, "eonss dense", rng);
   }
   // Bad calls are exceptions naming the argument, never crashes.
   {

@@ -69,34 +69,60 @@ void makeShufflePlan(const Model& m, int s, ShufflePlan& plan) {
   }
 }
 
-// Columns [q, q + 16) of every stream; src points at the first byte of pixel x0 + s*q.
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline void shuffle16(const ShufflePlan& plan, const uint8_t* src,
-                                                                               float* dst, int64_t streamStride) {
-  const int bytes = 48 * plan.s;
-  __m512i reg[4];
-  for (int i = 0; i < 4; ++i) {
-    const int valid = std::max(0, std::min(64, bytes - 64 * i));
-    // Masked loads never touch the bytes past the 16*s pixels (they may lie past the buffer).
-    reg[i] = valid == 64 ? _mm512_loadu_si512(src + 64 * i)
-                         : _mm512_maskz_loadu_epi8(valid == 0 ? 0 : (~uint64_t(0) >> (64 - valid)), src + 64 * i);
+// Columns [q0, q1) (q1 - q0 a multiple of 16) of every stream; src points at pixel x0 + s*q0. S is
+// the conv stride, a template argument so the stream loops unroll and the constants stay in registers.
+// GCC 12 reports the intrinsics' own undefined pass-through operands as maybe-uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <int S>
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void shuffleColumns(const ShufflePlan& plan, const uint8_t* src,
+                                                                             float* dst, int64_t q0, int64_t q1,
+                                                                             int64_t streamStride) {
+  constexpr int kBytes = 48 * S, kStreams = 3 * S, kGroups = (kStreams + 3) / 4;
+  __m512i idx[kGroups];
+  for (int gI = 0; gI < kGroups; ++gI) idx[gI] = _mm512_load_si512(plan.index[gI]);
+  __m512 scale[3], offset[3];
+  for (int c = 0; c < 3; ++c) {
+    scale[c] = _mm512_set1_ps(plan.scale[c]);
+    offset[c] = _mm512_set1_ps(plan.offset[c]);
   }
-  const int streams = 3 * plan.s;
-  for (int gI = 0; gI < plan.groups; ++gI) {
-    const __m512i idx = _mm512_load_si512(plan.index[gI]);
-    __m512i bytesOut = _mm512_permutex2var_epi8(reg[0], idx, reg[1]);
-    if (plan.fromHigh[gI]) bytesOut = _mm512_mask_blend_epi8(plan.fromHigh[gI], bytesOut, _mm512_permutex2var_epi8(reg[2], idx, reg[3]));
-    for (int k = 0; k < 4 && 4 * gI + k < streams; ++k) {
-      const int stream = 4 * gI + k, c = stream / plan.s;
-      const __m128i lane = k == 0 ? _mm512_castsi512_si128(bytesOut)
-                         : k == 1 ? _mm512_extracti32x4_epi32(bytesOut, 1)
-                         : k == 2 ? _mm512_extracti32x4_epi32(bytesOut, 2)
-                                  : _mm512_extracti32x4_epi32(bytesOut, 3);
-      const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lane));
-      _mm512_storeu_ps(dst + stream * streamStride, _mm512_fmadd_ps(v, _mm512_set1_ps(plan.scale[c]), _mm512_set1_ps(plan.offset[c])));
+  for (int64_t q = q0; q < q1; q += 16, src += kBytes) {
+    __m512i reg[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      constexpr int kFull = kBytes / 64;
+      // A masked load never touches the bytes past the 16*S pixels (they may lie past the buffer).
+      if (i < kFull) reg[i] = _mm512_loadu_si512(src + 64 * i);
+      else if (i == kFull && kBytes % 64) reg[i] = _mm512_maskz_loadu_epi8(~uint64_t(0) >> ((64 - kBytes % 64) & 63), src + 64 * i);
+      else reg[i] = _mm512_setzero_si512();
+    }
+#pragma GCC unroll 4
+    for (int gI = 0; gI < kGroups; ++gI) {
+      __m512i bytes = _mm512_permutex2var_epi8(reg[0], idx[gI], reg[1]);
+      if (kBytes > 128) bytes = _mm512_mask_blend_epi8(plan.fromHigh[gI], bytes, _mm512_permutex2var_epi8(reg[2], idx[gI], reg[3]));
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {
+        const int stream = 4 * gI + k;
+        if (stream >= kStreams) break;
+        const __m128i lane = k == 0 ? _mm512_castsi512_si128(bytes) : _mm512_extracti32x4_epi32(bytes, k & 3);
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lane));
+        const int c = stream / S;
+        _mm512_storeu_ps(dst + stream * streamStride + q, _mm512_fmadd_ps(v, scale[c], offset[c]));
+      }
     }
   }
 }
+#pragma GCC diagnostic pop
 
+void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, float* dst, int64_t q0, int64_t q1, int64_t streamStride) {
+  switch (plan.s) {
+    case 1: return shuffleColumns<1>(plan, src, dst, q0, q1, streamStride);
+    case 2: return shuffleColumns<2>(plan, src, dst, q0, q1, streamStride);
+    case 3: return shuffleColumns<3>(plan, src, dst, q0, q1, streamStride);
+    case 4: return shuffleColumns<4>(plan, src, dst, q0, q1, streamStride);
+    case 5: return shuffleColumns<5>(plan, src, dst, q0, q1, streamStride);
+  }
+}
 #endif
 
 // Whether this ISA's sweep converts rows with byte shuffles: the CPU has them and FQA_DISABLE_VBMI
@@ -195,8 +221,10 @@ class RowRing {
     }
     int64_t qV = qA;  // [qA, qV) done with byte shuffles
 #ifdef FQA_HAVE_BYTE_SHUFFLES
-    if (shuffles_)
-      for (; qV + 16 <= qB; qV += 16) shuffle16(shufflePlan_, src + 3 * (x0_ + s * qV), dst + qV, width_);
+    if (shuffles_ && qB - qA >= 16) {
+      qV = qA + (qB - qA) / 16 * 16;
+      shuffleColumns(shufflePlan_, src + 3 * (x0_ + s * qA), dst, qA, qV, width_);
+    }
 #endif
     for (int phase = 0; phase < s; ++phase) {
       for (int c = 0; c < 3; ++c) {
