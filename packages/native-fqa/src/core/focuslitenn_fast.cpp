@@ -277,19 +277,24 @@ void convBlock(const BlockArgs& a, vf* out) {
   // Every loop over acc is fully unrolled so GCC keeps acc in registers (a rolled loop makes the
   // array addressable and every FMA then goes through the stack).
   vf acc[KB][CB];
+  // Few accumulators (FocusLiteNN-1: one kernel x 3-4 chunks) wait on the FMA latency; a second
+  // set for the odd kx taps doubles the chains in flight.
+  constexpr bool kSplit = KB * CB < 8 && 2 * KB * CB <= kAccumulatorBudget;
+  vf acc2[KB][CB];
 #pragma GCC unroll 10
   for (int kb = 0; kb < KB; ++kb)
 #pragma GCC unroll 8
-    for (int cb = 0; cb < CB; ++cb) acc[kb][cb] = vf{};
+    for (int cb = 0; cb < CB; ++cb) acc[kb][cb] = acc2[kb][cb] = vf{};
   const int K = a.K;
   for (int c = 0; c < 3; ++c) {
     for (int ky = a.ky0; ky < a.ky1; ++ky) {
       const float* rowp = a.rows[ky] + c * a.channelStride;
       const float* w = a.weights + (size_t(c * K + ky) * K) * KB;
-      for (int kx = 0; kx < K; ++kx) {
+      // One tap into the accumulator set A. Keep the smaller of the two operand sets live (KB
+      // weights or CB inputs) and stream the other, so KB*CB accumulators + min(KB, CB) + 1
+      // registers suffice and nothing spills.
+      auto tap = [&](int kx, vf(&A)[KB][CB]) __attribute__((always_inline)) {
         const float* src = rowp + a.tapOffset[kx];
-        // Keep the smaller of the two operand sets live (KB weights or CB inputs) and stream the
-        // other, so KB*CB accumulators + min(KB, CB) + 1 registers suffice and nothing spills.
         if constexpr (KB <= CB) {
           vf wv[KB];
 #pragma GCC unroll 10
@@ -299,7 +304,7 @@ void convBlock(const BlockArgs& a, vf* out) {
             vf v = loadu(src + cb * V);
             if (MASKED) v = vand(v, a.masks[cb * K + kx]);
 #pragma GCC unroll 10
-            for (int kb = 0; kb < KB; ++kb) acc[kb][cb] += wv[kb] * v;
+            for (int kb = 0; kb < KB; ++kb) A[kb][cb] += wv[kb] * v;
           }
         } else {
           vf v[CB];
@@ -312,16 +317,23 @@ void convBlock(const BlockArgs& a, vf* out) {
           for (int kb = 0; kb < KB; ++kb) {
             const vf wv = broadcast(w + kx * KB + kb);
 #pragma GCC unroll 8
-            for (int cb = 0; cb < CB; ++cb) acc[kb][cb] += wv * v[cb];
+            for (int cb = 0; cb < CB; ++cb) A[kb][cb] += wv * v[cb];
           }
         }
-      }
+      };
+      int kx = 0;
+      if constexpr (kSplit)
+        for (; kx + 1 < K; kx += 2) {
+          tap(kx, acc);
+          tap(kx + 1, acc2);
+        }
+      for (; kx < K; ++kx) tap(kx, acc);
     }
   }
 #pragma GCC unroll 10
   for (int kb = 0; kb < KB; ++kb)
 #pragma GCC unroll 8
-    for (int cb = 0; cb < CB; ++cb) out[kb * CB + cb] = acc[kb][cb];
+    for (int cb = 0; cb < CB; ++cb) out[kb * CB + cb] = kSplit ? acc[kb][cb] + acc2[kb][cb] : acc[kb][cb];
 }
 
 using BlockFn = void (*)(const BlockArgs&, vf*);
