@@ -21,14 +21,15 @@ function runAsync(file: string, env: NodeJS.ProcessEnv): Promise<{ status: numbe
   });
 }
 
-// Whether this CPU has AVX-512 VBMI, read from the kernel rather than from the code under test.
-const cpuHasVbmi = existsSync('/proc/cpuinfo') && /\bavx512vbmi\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+// Which instruction sets this CPU has, read from the kernel rather than from the code under test.
+const cpuFlags = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+const cpuHas = (flag: string) => new RegExp(`\\b${flag}\\b`).test(cpuFlags);
 
-// Twice: as the CPU allows (AVX-512 rows converted with VBMI byte shuffles where present), then with
-// FQA_DISABLE_VBMI=1, the scalar conversion AVX-512 CPUs without VBMI take.
+// Twice: as the CPU allows (rows converted with AVX-512 VBMI byte shuffles / AVX2 byte transposes
+// where present), then with FQA_DISABLE_BYTE_SHUFFLES=1, the scalar conversion.
 test.each([
   { byteShuffles: true, env: {} },
-  { byteShuffles: false, env: { FQA_DISABLE_VBMI: '1' } },
+  { byteShuffles: false, env: { FQA_DISABLE_BYTE_SHUFFLES: '1' } },
 ])('C++ core: optimized kernels match the scalar reference (byte shuffles allowed: $byteShuffles)', async ({ byteShuffles, env }) => {
   expect(existsSync(binary), `${binary} is built by npm run build`).toBe(true);
   const run = await runAsync(binary, { ...process.env, ...env });
@@ -38,7 +39,8 @@ test.each([
   expect(Number(summary![2])).toBe(0);
   expect(Number(summary![1])).toBeGreaterThan(100);
   expect(run.status).toBe(0);
-  expect(run.stdout).toContain(`byte shuffles (AVX-512 VBMI): ${byteShuffles && cpuHasVbmi ? 'used' : 'not used'}`);
+  const used = (has: boolean) => (byteShuffles && has ? 'used' : 'not used');
+  expect(run.stdout).toContain(`byte shuffles: avx512 ${used(cpuHas('avx512f') && cpuHas('avx512vbmi'))}, avx2 ${used(cpuHas('avx2') && cpuHas('fma'))}`);
 });
 
 // The CUDA build also builds the kernels' element functions as host code (test/cuda_host_test.cu).

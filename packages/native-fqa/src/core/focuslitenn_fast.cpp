@@ -125,13 +125,92 @@ void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, float* dst, int
 }
 #endif
 
-// Whether this ISA's sweep converts rows with byte shuffles: the CPU has them and FQA_DISABLE_VBMI
-// (set by the tests to check the other path on the same machine) is unset or "0".
+// Byte transposes (AVX2): the 3*s bytes of one stride step (s pixels x RGB) hold one value of every
+// (channel, phase) stream, so 16 steps loaded as 16 rows of 16 bytes and transposed with byte
+// unpacks give each stream its 16 bytes; then widen, convert and normalize as above.
+#if FQA_VLEN == 8 && defined(__AVX2__)
+#define FQA_HAVE_BYTE_TRANSPOSE 1
+struct ShufflePlan {
+  int s = 0;
+  float scale[3], offset[3];
+};
+
+void makeShufflePlan(const Model& m, int s, ShufflePlan& plan) {
+  plan.s = s;
+  for (int c = 0; c < 3; ++c) {
+    plan.scale[c] = 1.f / (255.f * m.std[c]);
+    plan.offset[c] = -m.mean[c] / m.std[c];
+  }
+}
+
+// Columns [q0, q1) (q1 - q0 a multiple of 16); src points at pixel x0 + s*q0. Each row load reads
+// 16 bytes from the start of a step: up to 16 - 3*s bytes past the 16 steps (the caller keeps
+// them inside the region).
+template <int S>
+void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, float* dst, int64_t q0, int64_t q1, int64_t streamStride) {
+  constexpr int kStep = 3 * S;
+  const __m256 scale[3] = {_mm256_set1_ps(plan.scale[0]), _mm256_set1_ps(plan.scale[1]), _mm256_set1_ps(plan.scale[2])};
+  const __m256 offset[3] = {_mm256_set1_ps(plan.offset[0]), _mm256_set1_ps(plan.offset[1]), _mm256_set1_ps(plan.offset[2])};
+  for (int64_t q = q0; q < q1; q += 16, src += 16 * kStep) {
+    __m128i a[16], b[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) a[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i * kStep));
+    // 16 x 16 byte transpose in four rounds of unpacks (rows i, i + 8 pair up each round).
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      b[2 * i] = _mm_unpacklo_epi8(a[i], a[i + 8]);
+      b[2 * i + 1] = _mm_unpackhi_epi8(a[i], a[i + 8]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      a[2 * i] = _mm_unpacklo_epi8(b[i], b[i + 8]);
+      a[2 * i + 1] = _mm_unpackhi_epi8(b[i], b[i + 8]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      b[2 * i] = _mm_unpacklo_epi8(a[i], a[i + 8]);
+      b[2 * i + 1] = _mm_unpackhi_epi8(a[i], a[i + 8]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      a[2 * i] = _mm_unpacklo_epi8(b[i], b[i + 8]);
+      a[2 * i + 1] = _mm_unpackhi_epi8(b[i], b[i + 8]);
+    }
+    // a[j] now holds byte j of every step: pixel phase j / 3, channel j % 3, stream c*S + phase.
+#pragma GCC unroll 15
+    for (int j = 0; j < kStep; ++j) {
+      const int phase = j / 3, c = j % 3;
+      float* out = dst + (c * S + phase) * streamStride + q;
+      const __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(a[j]));
+      const __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(a[j], 8)));
+      _mm256_storeu_ps(out, _mm256_fmadd_ps(lo, scale[c], offset[c]));
+      _mm256_storeu_ps(out + 8, _mm256_fmadd_ps(hi, scale[c], offset[c]));
+    }
+  }
+}
+
+void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, float* dst, int64_t q0, int64_t q1, int64_t streamStride) {
+  switch (plan.s) {
+    case 1: return shuffleColumns<1>(plan, src, dst, q0, q1, streamStride);
+    case 2: return shuffleColumns<2>(plan, src, dst, q0, q1, streamStride);
+    case 3: return shuffleColumns<3>(plan, src, dst, q0, q1, streamStride);
+    case 4: return shuffleColumns<4>(plan, src, dst, q0, q1, streamStride);
+    case 5: return shuffleColumns<5>(plan, src, dst, q0, q1, streamStride);
+  }
+}
+#endif
+
+// Whether this ISA's sweep converts rows with byte shuffles (AVX-512 VBMI) or byte transposes
+// (AVX2): the CPU has them and FQA_DISABLE_BYTE_SHUFFLES (set by the tests to check the scalar
+// conversion on the same machine) is unset or "0".
 bool byteShufflesEnabled() {
-#ifdef FQA_HAVE_BYTE_SHUFFLES
+  const char* off = std::getenv("FQA_DISABLE_BYTE_SHUFFLES");
+  if (off && *off && std::strcmp(off, "0") != 0) return false;
+#if defined(FQA_HAVE_BYTE_SHUFFLES)
   __builtin_cpu_init();
-  const char* off = std::getenv("FQA_DISABLE_VBMI");
-  return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw") && !(off && *off && std::strcmp(off, "0") != 0);
+  return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
+#elif defined(FQA_HAVE_BYTE_TRANSPOSE)
+  return true;  // the AVX2 kernels only run where AVX2 is
 #else
   return false;
 #endif
@@ -157,7 +236,7 @@ class RowRing {
     slotFloats_ = int64_t(3) * s_ * width_;
     data_.resize(size_t(slots_ * slotFloats_));
     rowOfSlot_.assign(size_t(slots_), std::numeric_limits<int64_t>::min());
-#ifdef FQA_HAVE_BYTE_SHUFFLES
+#if defined(FQA_HAVE_BYTE_SHUFFLES) || defined(FQA_HAVE_BYTE_TRANSPOSE)
     shuffles_ = s_ <= kShuffleMaxStride && byteShufflesEnabled();
     if (shuffles_) makeShufflePlan(m, s_, shufflePlan_);
 #endif
@@ -220,7 +299,12 @@ class RowRing {
       qB = std::min(qB, qb[phase]);
     }
     int64_t qV = qA;  // [qA, qV) done with byte shuffles
-#ifdef FQA_HAVE_BYTE_SHUFFLES
+#if defined(FQA_HAVE_BYTE_SHUFFLES) || defined(FQA_HAVE_BYTE_TRANSPOSE)
+#ifdef FQA_HAVE_BYTE_TRANSPOSE
+    // The transpose reads 16 bytes from each step's start, up to 13 bytes (5 pixels) past the last
+    // step: keep those inside the region's row.
+    qB = std::max(qA, std::min(qB, (r.width - 6 - x0_) / s + 1));
+#endif
     if (shuffles_ && qB - qA >= 16) {
       qV = qA + (qB - qA) / 16 * 16;
       shuffleColumns(shufflePlan_, src + 3 * (x0_ + s * qA), dst, qA, qV, width_);
@@ -254,7 +338,7 @@ class RowRing {
   int64_t x0_ = 0, width_ = 0, slots_ = 0, slotFloats_ = 0;
   std::vector<float> data_;
   std::vector<int64_t> rowOfSlot_;
-#ifdef FQA_HAVE_BYTE_SHUFFLES
+#if defined(FQA_HAVE_BYTE_SHUFFLES) || defined(FQA_HAVE_BYTE_TRANSPOSE)
   bool shuffles_ = false;
   ShufflePlan shufflePlan_;
 #endif

@@ -48,7 +48,9 @@ inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 inline vf vsqrt(vf v) {
 #if FQA_VLEN == 16 && defined(__AVX512F__)
-  return (vf)_mm512_sqrt_ps((__m512)v);
+  // The masked form with v as pass-through: _mm512_sqrt_ps's undefined operand trips GCC 12's
+  // -Wmaybe-uninitialized.
+  return (vf)_mm512_mask_sqrt_ps((__m512)v, __mmask16(0xFFFF), (__m512)v);
 #elif FQA_VLEN == 8 && defined(__AVX__)
   return (vf)_mm256_sqrt_ps((__m256)v);
 #elif FQA_VLEN == 4 && defined(__SSE2__)
