@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -39,7 +40,7 @@ constexpr int kMaxKernels = 256;  // FocusLiteNN kernels (finalizeModel enforces
 // bytes in four registers give each stream its 16 bytes in two shuffles and a blend, four streams
 // per 64-byte result; then widen, convert and normalize with one FMA. This replaces ~1 cycle per
 // value of scalar table lookups and strided stores, which bound the 235 px sweep.
-constexpr int kShuffleMaxStride = 5;  // 48 * s bytes must fit four 64-byte registers
+[[maybe_unused]] constexpr int kShuffleMaxStride = 5;  // 48 * s bytes fit four 64-byte registers
 #if FQA_VLEN == 16 && defined(__x86_64__)
 #define FQA_HAVE_BYTE_SHUFFLES 1
 struct ShufflePlan {
@@ -73,7 +74,9 @@ void makeShufflePlan(const Model& m, int s, ShufflePlan& plan) {
 // the conv stride, a template argument so the stream loops unroll and the constants stay in registers.
 // GCC 12 reports the intrinsics' own undefined pass-through operands as maybe-uninitialized.
 #pragma GCC diagnostic push
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 template <int S>
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void shuffleColumns(const ShufflePlan& plan, const uint8_t* src,
                                                                              float* dst, int64_t q0, int64_t q1,
@@ -100,15 +103,19 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void shuffleColumns(const
     for (int gI = 0; gI < kGroups; ++gI) {
       __m512i bytes = _mm512_permutex2var_epi8(reg[0], idx[gI], reg[1]);
       if (kBytes > 128) bytes = _mm512_mask_blend_epi8(plan.fromHigh[gI], bytes, _mm512_permutex2var_epi8(reg[2], idx[gI], reg[3]));
-#pragma GCC unroll 4
-      for (int k = 0; k < 4; ++k) {
+      // Lane k of the result is stream 4*gI + k (the extract's lane index must be a constant).
+      auto emit = [&](auto lane) __attribute__((always_inline)) {
+        constexpr int k = decltype(lane)::value;
         const int stream = 4 * gI + k;
-        if (stream >= kStreams) break;
-        const __m128i lane = k == 0 ? _mm512_castsi512_si128(bytes) : _mm512_extracti32x4_epi32(bytes, k & 3);
-        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lane));
+        if (stream >= kStreams) return;
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(bytes, k)));
         const int c = stream / S;
         _mm512_storeu_ps(dst + stream * streamStride + q, _mm512_fmadd_ps(v, scale[c], offset[c]));
-      }
+      };
+      emit(std::integral_constant<int, 0>{});
+      emit(std::integral_constant<int, 1>{});
+      emit(std::integral_constant<int, 2>{});
+      emit(std::integral_constant<int, 3>{});
     }
   }
 }
