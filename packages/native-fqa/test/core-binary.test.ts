@@ -1,5 +1,5 @@
 // Runs the standalone C++ test (no Node): every optimized kernel against the scalar reference.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,9 +47,9 @@ test.each([
 const cudaHostTest = path.resolve(path.dirname(binary), 'fqa_cuda_host_test');
 const noCudaBuild = missing(gpuInfo().compiled, 'a CUDA build of the addon (nvcc at build time)', 'cuda');
 
-test.skipIf(noCudaBuild)('CUDA kernels\' arithmetic, run on the CPU, matches the scalar reference', () => {
+test.skipIf(noCudaBuild)('CUDA kernels\' arithmetic, run on the CPU, matches the scalar reference', async () => {
   expect(existsSync(cudaHostTest), `${cudaHostTest} is built by npm run build in a CUDA build`).toBe(true);
-  const run = spawnSync(cudaHostTest, { encoding: 'utf8' });
+  const run = await runAsync(cudaHostTest, process.env);
   expect(run.stdout).not.toMatch(/^FAIL/m);
   const summary = /^(\d+) passed, (\d+) failed$/m.exec(run.stdout);
   expect(summary, run.stdout + run.stderr).not.toBeNull();
@@ -57,10 +57,10 @@ test.skipIf(noCudaBuild)('CUDA kernels\' arithmetic, run on the CPU, matches the
   expect(run.status).toBe(0);
 });
 
-test.skipIf(noCudaBuild)('the CUDA host test fails on an off-by-one in the interior test (mutation build)', () => {
+test.skipIf(noCudaBuild)('the CUDA host test fails on an off-by-one in the interior test (mutation build)', async () => {
   const mutant = path.resolve(path.dirname(binary), 'fqa_cuda_host_test_mutant');
   expect(existsSync(mutant), `${mutant} is built by npm run build in a CUDA build`).toBe(true);
-  const run = spawnSync(mutant, { encoding: 'utf8' });
+  const run = await runAsync(mutant, process.env);
   expect(run.status, run.stdout).toBe(1);
   expect(run.stdout).toMatch(/^FAIL .*shared map/m);
 });
