@@ -238,8 +238,9 @@ class RowRing {
     x0_ = x0;
     width_ = width;
     // An output row needs K consecutive image rows and the next one K rows s further down, so K
-    // slots (y mod K) never evict a row still in use.
-    slots_ = m.convKernel;
+    // slots (y mod K) never evict a row still in use; a pair of output rows at stride 1 (one
+    // kernel at 64 px) needs K + 1.
+    slots_ = m.convKernel + 1;
     slotFloats_ = int64_t(3) * s_ * width_;
     data_.resize(size_t(slots_ * slotFloats_));
     rowOfSlot_.assign(size_t(slots_), std::numeric_limits<int64_t>::min());
@@ -353,7 +354,7 @@ class RowRing {
 
 // What one block of KB kernels x CB chunks of one output row needs.
 struct BlockArgs {
-  const float* rows[kMaxKernel];  // ring row of each ky (only [ky0, ky1) are read)
+  const float* rows[kMaxKernel + 1];  // ring row of each ky (only [ky0, ky1) are read; K + 1 for row pairs)
   int64_t channelStride;          // floats between channels within a row
   int64_t tapOffset[kMaxKernel];  // per kx: phase * phaseStride + q of the block's first lane
   int K;
@@ -429,6 +430,59 @@ void convBlock(const BlockArgs& a, vf* out) {
 
 using BlockFn = void (*)(const BlockArgs&, vf*);
 
+// One kernel, two output rows at conv stride 1 with no padding rows (FocusLiteNN-1 at 64 px): image
+// row t serves tap row t of the first output row and tap row t - 1 of the second, so each input
+// vector is loaded once for two FMAs (one load per FMA otherwise bounds the single-kernel block).
+// a.rows holds K + 1 rows; out gets the element-wise min of the two rows, all a patch needs.
+template <int CB, bool MASKED>
+void convPairBlock(const BlockArgs& a, vf* out) {
+  vf top[CB], bottom[CB];
+#pragma GCC unroll 8
+  for (int cb = 0; cb < CB; ++cb) top[cb] = bottom[cb] = vf{};
+  const int K = a.K;
+  for (int c = 0; c < 3; ++c) {
+    const float* w = a.weights + size_t(c) * K * K;
+    for (int t = 0; t <= K; ++t) {
+      const float* rowp = a.rows[t] + c * a.channelStride;
+      const bool first = t < K, second = t > 0;
+      for (int kx = 0; kx < K; ++kx) {
+        const float* src = rowp + a.tapOffset[kx];
+        vf v[CB];
+#pragma GCC unroll 8
+        for (int cb = 0; cb < CB; ++cb) {
+          v[cb] = loadu(src + cb * V);
+          if (MASKED) v[cb] = vand(v[cb], a.masks[cb * K + kx]);
+        }
+        if (first) {
+          const vf wv = broadcast(w + t * K + kx);
+#pragma GCC unroll 8
+          for (int cb = 0; cb < CB; ++cb) top[cb] += wv * v[cb];
+        }
+        if (second) {
+          const vf wv = broadcast(w + (t - 1) * K + kx);
+#pragma GCC unroll 8
+          for (int cb = 0; cb < CB; ++cb) bottom[cb] += wv * v[cb];
+        }
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int cb = 0; cb < CB; ++cb) out[cb] = vmin(top[cb], bottom[cb]);
+}
+
+BlockFn pairBlockFn(int cb, bool masked) {
+  switch (cb) {
+    case 1: return masked ? &convPairBlock<1, true> : &convPairBlock<1, false>;
+    case 2: return masked ? &convPairBlock<2, true> : &convPairBlock<2, false>;
+    case 3: return masked ? &convPairBlock<3, true> : &convPairBlock<3, false>;
+    case 4: return masked ? &convPairBlock<4, true> : &convPairBlock<4, false>;
+    case 5: return masked ? &convPairBlock<5, true> : &convPairBlock<5, false>;
+    case 6: return masked ? &convPairBlock<6, true> : &convPairBlock<6, false>;
+  }
+  return nullptr;
+}
+constexpr int kPairChunkBlock = kAccumulatorBudget / 2 < 6 ? kAccumulatorBudget / 2 : 6;
+
 constexpr int kBlockKernels[] = {1, 2, 4, 5, 10};
 
 template <int KB, int CB>
@@ -471,6 +525,8 @@ struct Plan {
   int kernelBlock = 1;              // KB
   int chunkBlock = 1;               // CB upper bound from the register budget
   int windowBlock = 1;              // CB used for a window row (chunks split evenly)
+  bool pairRows = false;            // output rows in pairs (convPairBlock)
+  int pairBlock = 1;                // CB of a pair block (chunks split evenly)
   std::vector<float> packed;        // per kernel block: [3][K][K][KB]
   std::vector<float> columnTaps;    // [kx][3][K][kernels], for border-column corrections
   std::vector<vi> masks;            // [chunk][kx] lanes whose tap stays inside the patch
@@ -511,6 +567,9 @@ Plan makePlan(const Model& m, int64_t pw, int64_t ph) {
   }
   const int blocks = (p.chunks + p.chunkBlock - 1) / p.chunkBlock;
   p.windowBlock = (p.chunks + blocks - 1) / blocks;
+  p.pairRows = m.kernels == 1 && p.s == 1 && p.pad == 0 && p.K < kMaxKernel;
+  const int pairBlocks = (p.chunks + kPairChunkBlock - 1) / kPairChunkBlock;
+  p.pairBlock = (p.chunks + pairBlocks - 1) / pairBlocks;
   const int K = p.K, KB = p.kernelBlock;
   p.packed.resize(size_t(m.kernels) * 3 * K * K);
   for (int k0 = 0; k0 < m.kernels; k0 += KB)
@@ -584,6 +643,34 @@ void windowRowMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
   }
 }
 
+// windowRowMin for two output rows at once (p.pairRows; a.rows holds the K + 1 image rows).
+void windowPairMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
+  const int K = p.K, s = p.s;
+  const int64_t phaseStride = a.channelStride / s;
+  int64_t tapBase[kMaxKernel];
+  for (int kx = 0; kx < K; ++kx) {
+    const int64_t t = ox + kx;
+    tapBase[kx] = int64_t(t % s) * phaseStride + t / s;
+  }
+  vf acc[8];
+  vf mn = splat(kInf);
+  a.weights = p.packed.data();
+  for (int ch0 = 0; ch0 < p.chunks; ch0 += p.pairBlock) {
+    const int cb = std::min(p.pairBlock, p.chunks - ch0);
+    bool masked = false;
+    for (int c = ch0; c < ch0 + cb; ++c) masked |= p.chunkMasked[size_t(c)] != 0;
+    for (int kx = 0; kx < K; ++kx) a.tapOffset[kx] = tapBase[kx] + int64_t(ch0) * V;
+    a.masks = p.masks.data() + size_t(ch0) * K;
+    pairBlockFn(cb, masked)(a, acc);
+    for (int c = 0; c < cb; ++c) {
+      vf v = acc[c];
+      if (ch0 + c == p.chunks - 1) v = vselect(p.tailValid, v, splat(kInf));
+      mn = vmin(mn, v);
+    }
+  }
+  mins[0] = std::min(mins[0], hmin(mn));
+}
+
 // Min of n consecutive floats.
 float rangeMin(const float* x, int64_t n) {
   vf mv = splat(kInf);
@@ -641,6 +728,14 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
     for (int64_t row = rowBegin; row < rowEnd; ++row) {
       const int64_t oy = row * g.stride;
       for (int64_t i = 0; i < p.outH; ++i) {
+        if (p.pairRows && i + 1 < p.outH) {
+          const int64_t top = oy + i;  // s == 1, no padding rows
+          for (int t = 0; t <= K; ++t) a.rows[t] = ring.row(top + t);
+          for (int64_t col = 0; col < g.columns; ++col)
+            if (!skipped(row, col)) windowPairMin(p, a, col * g.stride, minsOf(row, col));
+          ++i;
+          continue;
+        }
         setRows(oy - pad + i * s, oy);
         for (int64_t col = 0; col < g.columns; ++col)
           if (!skipped(row, col)) windowRowMin(p, a, col * g.stride, minsOf(row, col));
