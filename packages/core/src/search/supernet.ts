@@ -9,7 +9,7 @@
 import type * as TF from '@tensorflow/tfjs';
 import { gaussian } from '../train/random.js';
 import { conv2dTrainable, type Tf } from '../train/tfjs-models.js';
-import { depthwiseConv2dTrainable } from './depthwise.js';
+import { batchNormTrainable, depthwiseConv2dTrainable } from './cpu-ops.js';
 import { edgeCount, PRIMITIVES, type Primitive } from './genotype.js';
 
 export interface SupernetShape {
@@ -34,8 +34,6 @@ export interface Supernet {
   dispose(): void;
 }
 
-const BN_EPS = 1e-5;
-
 export function createSupernet(tf: Tf, shape: SupernetShape, random: () => number): Supernet {
   const weights = new Map<string, TF.Variable>();
   const uniform = (count: number, fanIn: number) => {
@@ -50,11 +48,8 @@ export function createSupernet(tf: Tf, shape: SupernetShape, random: () => numbe
   const w = (name: string) => weights.get(name)!;
 
   // Training-mode BatchNorm over (batch, rows, cols); `affine` adds a learned scale and shift.
-  const batchNorm = (x: TF.Tensor4D, affine?: string): TF.Tensor4D => {
-    const { mean, variance } = tf.moments(x, [0, 1, 2]);
-    const y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, BN_EPS)));
-    return (affine ? tf.add(tf.mul(y, w(`${affine}.weight`)), w(`${affine}.bias`)) : y) as TF.Tensor4D;
-  };
+  const batchNorm = (x: TF.Tensor4D, affine?: string): TF.Tensor4D =>
+    batchNormTrainable(tf, x, affine ? { scale: w(`${affine}.weight`) as TF.Tensor1D, offset: w(`${affine}.bias`) as TF.Tensor1D } : undefined);
   /** 1x1 conv as one matMul (fast forward and backward on every backend). */
   const pointwise = (x: TF.Tensor4D, name: string): TF.Tensor4D => {
     const [n, h, wd, c] = x.shape;

@@ -13,9 +13,10 @@ import type { Graph } from '../models/graph.js';
 import { randomWeights } from '../models/weights.js';
 import type { BatchSource } from '../train/batches.js';
 import { seededRandom } from '../train/random.js';
-import { loadTf, patchesToTensor, tfToTorchConv } from '../train/tfjs-models.js';
+import { conv2dTrainable, loadTf, patchesToTensor, tfToTorchConv } from '../train/tfjs-models.js';
 import { tfLoss } from '../train/tfjs-trainer.js';
 import { expectInteger } from '../validate.js';
+import { batchNormTrainable, depthwiseConv2dTrainable } from './cpu-ops.js';
 
 export interface GenotypeTrainOptions {
   /** Optimizer steps (one batch each). */
@@ -37,7 +38,7 @@ export interface GenotypeTrainResult {
   backend: string;
 }
 
-/** BatchNorm momentum (torch's 0.1): running = (1 - m) running + m batch, with the unbiased batch variance. */
+/** torch's BatchNorm momentum. */
 const BN_MOMENTUM = 0.1;
 
 export async function trainGenotype(genotype: Genotype, data: BatchSource, o: GenotypeTrainOptions): Promise<GenotypeTrainResult> {
@@ -50,12 +51,13 @@ export async function trainGenotype(genotype: Genotype, data: BatchSource, o: Ge
   const depthwise = new Set(graph.nodes.filter((n) => n.op === 'conv' && n.groups > 1).map((n) => (n as { weight: string }).weight));
   const convs = new Set(graph.nodes.filter((n) => n.op === 'conv').map((n) => (n as { weight: string }).weight));
   const linears = new Set(graph.nodes.filter((n) => n.op === 'linear').map((n) => (n as { weight: string }).weight));
-  // Weights in tfjs layouts; BatchNorm scale 1 and shift 0 as torch initializes them, running statistics 0 / 1.
+  // Weights in tfjs layouts; BatchNorm scale 1 and shift 0 as torch initializes them.
   const params = new Map<string, TF.Variable>();
-  const buffers = new Map<string, TF.Tensor1D>();
+  // Running statistics start at torch's 0 / 1 and follow the batches (below).
+  const running = new Map<string, Float32Array>();
   for (const t of graph.tensors) {
     const data0 = init.get(t.name)!;
-    if (t.kind === 'buffer') buffers.set(t.name, tf.tensor1d(new Float32Array(data0.length).fill(t.name.endsWith('running_var') ? 1 : 0)));
+    if (t.kind === 'buffer') running.set(t.name, new Float32Array(data0.length).fill(t.name.endsWith('running_var') ? 1 : 0));
     else if (convs.has(t.name)) {
       const [out, inC, k] = t.shape as [number, number, number];
       params.set(t.name, tf.variable(tf.tensor4d(convToTf(data0, t.shape), depthwise.has(t.name) ? [k, k, out, 1] : [k, k, inC, out])));
@@ -64,8 +66,28 @@ export async function trainGenotype(genotype: Genotype, data: BatchSource, o: Ge
       params.set(t.name, tf.variable(t.name.endsWith('.weight') ? tf.ones([t.shape[0]!]) : tf.zeros([t.shape[0]!])));
     } else params.set(t.name, tf.variable(tf.tensor(data0, t.shape)));
   }
-  const tensor = (name: string): TF.Tensor => params.get(name) ?? buffers.get(name)!;
+  const tensor = (name: string): TF.Tensor => params.get(name)!;
   const vars = [...params.values()];
+  // Training-mode BatchNorm; the running statistics follow torch: (1 - m) running + m batch, unbiased batch variance.
+  const trainingBatchNorm = (x: TF.Tensor4D, prefix: string) =>
+    batchNormTrainable(tf, x, { scale: params.get(`${prefix}.weight`)! as TF.Tensor1D, offset: params.get(`${prefix}.bias`)! as TF.Tensor1D }, (mean, variance, count) => {
+      const runningMean = running.get(`${prefix}.running_mean`)!;
+      const runningVar = running.get(`${prefix}.running_var`)!;
+      for (let c = 0; c < mean.length; c++) {
+        runningMean[c] = (1 - BN_MOMENTUM) * runningMean[c]! + BN_MOMENTUM * mean[c]!;
+        runningVar[c] = (1 - BN_MOMENTUM) * runningVar[c]! + BN_MOMENTUM * variance[c]! * (count / Math.max(1, count - 1));
+      }
+    });
+  // tfjs's CPU conv gradients loop through TensorBuffer.get (minutes per step for this network):
+  // point-wise convs as a matMul, depth-wise ones and the rest with their own gradients.
+  const trainableConv = (x: TF.Tensor4D, f: TF.Tensor4D, n: { kernel: number; stride: number; pad: number; dilation: number; groups: number }): TF.Tensor4D => {
+    if (n.groups > 1) return depthwiseConv2dTrainable(tf, x, f, n.stride, n.pad, n.dilation);
+    if (n.kernel === 1 && n.stride === 1) {
+      const [b, h, wd, c] = x.shape;
+      return tf.matMul(x.reshape([b * h * wd, c]), f.reshape([c, f.shape[3]])).reshape([b, h, wd, f.shape[3]]) as TF.Tensor4D;
+    }
+    return conv2dTrainable(tf, x, f, n.stride, n.pad);
+  };
   const optimizer = tf.train.adam(o.learningRate, 0.9, 0.999, 1e-8);
   const random = seededRandom(o.seed);
   const losses: number[] = [];
@@ -74,28 +96,12 @@ export async function trainGenotype(genotype: Genotype, data: BatchSource, o: Ge
       let any = false;
       for await (const batch of data.epoch(random, o.batchSize)) {
         any = true;
-        const statistics: { prefix: string; mean: TF.Tensor1D; variance: TF.Tensor1D; count: number }[] = [];
         const loss = tf.tidy(() => {
           const x = patchesToTensor(tf, batch.pixels, batch.count, data.size, o.mean, o.std);
           const y = tf.tensor1d(batch.labels);
-          const value = optimizer.minimize(() => {
-            const scores = graphForward(tf, graph, tensor, x, {
-              batchStatistics: (prefix, mean, variance, count) => statistics.push({ prefix, mean: tf.keep(mean), variance: tf.keep(variance), count }),
-            });
-            return tfLoss(tf, 'plcc', scores, y);
-          }, true, vars)!;
+          const value = optimizer.minimize(() => tfLoss(tf, 'plcc', graphForward(tf, graph, tensor, x, { conv: trainableConv, batchNorm: trainingBatchNorm }), y), true, vars)!;
           return value.dataSync()[0]!;
         });
-        for (const s of statistics) {
-          const update = (name: string, batchValue: TF.Tensor) => {
-            const old = buffers.get(name)!;
-            buffers.set(name, tf.tidy(() => tf.add(tf.mul(old, 1 - BN_MOMENTUM), tf.mul(batchValue, BN_MOMENTUM))));
-            old.dispose();
-          };
-          update(`${s.prefix}.running_mean`, s.mean);
-          update(`${s.prefix}.running_var`, tf.tidy(() => tf.mul(s.variance, s.count / Math.max(1, s.count - 1))));
-          tf.dispose([s.mean, s.variance]);
-        }
         losses.push(loss);
         o.onStep?.(losses.length, loss);
         if (!Number.isFinite(loss)) throw new Error(`evaluation-network training diverged at step ${losses.length}: try a smaller learning rate`);
@@ -106,7 +112,7 @@ export async function trainGenotype(genotype: Genotype, data: BatchSource, o: Ge
     // Back to PyTorch layouts for the model file.
     const tensors = new Map<string, Float32Array>();
     for (const t of graph.tensors) {
-      const values = Float32Array.from(tensor(t.name).dataSync() as Float32Array);
+      const values = running.get(t.name) ?? Float32Array.from(params.get(t.name)!.dataSync() as Float32Array);
       if (convs.has(t.name)) {
         const [out, inC, k] = shapes.get(t.name) as [number, number, number];
         tensors.set(t.name, tfToTorchConv(values, out, inC, k));
@@ -115,7 +121,6 @@ export async function trainGenotype(genotype: Genotype, data: BatchSource, o: Ge
     return { graph, tensors, losses, backend: `${pkg} (${backend})` };
   } finally {
     params.forEach((v) => v.dispose());
-    buffers.forEach((b) => b.dispose());
     optimizer.dispose();
   }
 }

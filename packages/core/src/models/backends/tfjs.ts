@@ -5,7 +5,7 @@
  */
 import type * as TF from '@tensorflow/tfjs';
 import { loadTf, type Tf } from '../../train/tfjs-models.js';
-import type { Graph } from '../graph.js';
+import type { Graph, GraphNode } from '../graph.js';
 
 /** PyTorch conv [out][in/groups][ky][kx] -> tfjs [ky][kx][in/groups][out] (depth-wise: [ky][kx][C][1], the same bytes). */
 export function convToTf(w: Float32Array, shape: number[]): Float32Array {
@@ -74,12 +74,12 @@ export function dilatedFilter(tf: Tf, w: TF.Tensor4D, d: number): TF.Tensor4D {
   return spread.reshape([k * d, k * d, inC, outC]).slice([0, 0, 0, 0], [(k - 1) * d + 1, (k - 1) * d + 1, inC, outC]) as TF.Tensor4D;
 }
 
+/** Training hooks: what runs a graph's conv and BatchNorm nodes in place of the inference ops. */
 export interface GraphForwardOptions {
-  /**
-   * Training mode: each BatchNorm normalizes with its batch's statistics (biased variance over
-   * `count` values per channel), which are passed here so the caller can update the running ones.
-   */
-  batchStatistics?: (prefix: string, mean: TF.Tensor1D, variance: TF.Tensor1D, count: number) => void;
+  /** A conv node on its unpadded input, filter in tfjs layout (training: faster gradients). */
+  conv?: (x: TF.Tensor4D, filter: TF.Tensor4D, node: Extract<GraphNode, { op: 'conv' }>) => TF.Tensor4D;
+  /** A BatchNorm node (training: batch statistics instead of the running ones). */
+  batchNorm?: (x: TF.Tensor4D, prefix: string) => TF.Tensor4D;
 }
 
 /** The graph's forward pass on NHWC input, weights in tfjs layouts by tensor name: scores [n]. */
@@ -90,23 +90,23 @@ export function graphForward(tf: Tf, graph: Graph, w: (name: string) => TF.Tenso
     let y: TF.Tensor4D;
     switch (n.op) {
       case 'conv': {
-        // Explicit zero padding, then 'valid': the same arithmetic on every tfjs backend.
-        const xp = n.pad > 0 ? tf.pad(x, [[0, 0], [n.pad, n.pad], [n.pad, n.pad], [0, 0]]) : x;
-        // tfjs takes a stride or a dilation, not both, and has no gradient for dilated depth-wise
-        // convs: a dilated filter is written out as the larger filter with zeros between its taps.
-        const filter = n.dilation > 1 ? dilatedFilter(tf, w(n.weight) as TF.Tensor4D, n.dilation) : (w(n.weight) as TF.Tensor4D);
-        y = n.groups > 1 ? tf.depthwiseConv2d(xp, filter, n.stride, 'valid') : tf.conv2d(xp, filter, n.stride, 'valid');
+        if (o.conv) {
+          y = o.conv(x, w(n.weight) as TF.Tensor4D, n);
+        } else {
+          // Explicit zero padding, then 'valid': the same arithmetic on every tfjs backend.
+          const xp = n.pad > 0 ? tf.pad(x, [[0, 0], [n.pad, n.pad], [n.pad, n.pad], [0, 0]]) : x;
+          // tfjs takes a stride or a dilation, not both, and has no gradient for dilated depth-wise
+          // convs: a dilated filter is written out as the larger filter with zeros between its taps.
+          const filter = n.dilation > 1 ? dilatedFilter(tf, w(n.weight) as TF.Tensor4D, n.dilation) : (w(n.weight) as TF.Tensor4D);
+          y = n.groups > 1 ? tf.depthwiseConv2d(xp, filter, n.stride, 'valid') : tf.conv2d(xp, filter, n.stride, 'valid');
+        }
         if (n.bias) y = tf.add(y, w(n.bias));
         break;
       }
       case 'batchnorm':
-        if (o.batchStatistics) {
-          const { mean, variance } = tf.moments(x, [0, 1, 2]);
-          o.batchStatistics(n.prefix, mean as TF.Tensor1D, variance as TF.Tensor1D, x.shape[0] * x.shape[1] * x.shape[2]);
-          y = tf.batchNorm(x, mean as TF.Tensor1D, variance as TF.Tensor1D, w(`${n.prefix}.bias`) as TF.Tensor1D, w(`${n.prefix}.weight`) as TF.Tensor1D, 1e-5);
-        } else {
-          y = tf.batchNorm(x, w(`${n.prefix}.running_mean`) as TF.Tensor1D, w(`${n.prefix}.running_var`) as TF.Tensor1D, w(`${n.prefix}.bias`) as TF.Tensor1D, w(`${n.prefix}.weight`) as TF.Tensor1D, 1e-5);
-        }
+        y = o.batchNorm
+          ? o.batchNorm(x, n.prefix)
+          : tf.batchNorm(x, w(`${n.prefix}.running_mean`) as TF.Tensor1D, w(`${n.prefix}.running_var`) as TF.Tensor1D, w(`${n.prefix}.bias`) as TF.Tensor1D, w(`${n.prefix}.weight`) as TF.Tensor1D, 1e-5);
         break;
       case 'relu':
         y = tf.relu(x);
@@ -115,9 +115,13 @@ export function graphForward(tf: Tf, graph: Graph, w: (name: string) => TF.Tenso
         y = tf.relu6(x);
         break;
       case 'maxpool': {
-        // Padded cells never win: pad with the lowest float, then 'valid' (floor) pooling.
-        const xp = n.pad > 0 ? tf.pad(x, [[0, 0], [n.pad, n.pad], [n.pad, n.pad], [0, 0]], -3.4e38) : x;
-        y = tf.maxPool(xp, n.kernel, n.stride, 'valid');
+        // Padded cells never win. The CPU backend's padded max pool skips them itself (and its
+        // gradient is cheap); elsewhere pad with the lowest float, then 'valid' (floor) pooling.
+        if (n.pad > 0 && tf.getBackend() === 'cpu') y = tf.maxPool(x, n.kernel, n.stride, n.pad);
+        else {
+          const xp = n.pad > 0 ? tf.pad(x, [[0, 0], [n.pad, n.pad], [n.pad, n.pad], [0, 0]], -3.4e38) : x;
+          y = tf.maxPool(xp, n.kernel, n.stride, 'valid');
+        }
         break;
       }
       case 'avgpool':
