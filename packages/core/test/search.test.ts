@@ -2,8 +2,7 @@
 // weights move, a seed reproduces the search exactly, and a searched genotype goes end to end: its
 // evaluation network trains (the loss falls), is saved as a model file that carries the genotype,
 // and scores patches from that file as the in-memory weights do.
-import { readFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';

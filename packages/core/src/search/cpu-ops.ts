@@ -151,3 +151,82 @@ export function batchNormTrainable(tf: Tf, x: TF.Tensor4D, affine?: { scale: TF.
   });
   return (affine ? op(x, affine.scale, affine.offset) : op(x)) as TF.Tensor4D;
 }
+
+/**
+ * FactorizedReduce's two samplings of an even-sized map in one op: pixels (2i, 2j) in channels
+ * 0..C-1 and pixels (2i+1, 2j+1) in channels C..2C-1 (a plain loop and its scatter on the CPU backend,
+ * where a strided slice has no gradient and a rank-6 slice walks every value by index).
+ */
+export function evenOddPixels(tf: Tf, x: TF.Tensor4D): TF.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  const [oh, ow] = [h / 2, w / 2];
+  if (tf.getBackend() !== 'cpu') {
+    const grid = x.reshape([n, oh, 2, ow, 2, c]);
+    const pick = (o: number) => grid.slice([0, 0, o, 0, o, 0], [n, oh, 1, ow, 1, c]).reshape([n, oh, ow, c]);
+    return tf.concat([pick(0), pick(1)], 3) as TF.Tensor4D;
+  }
+  const each = (visit: (out: number, at: number) => void) => {
+    for (let b = 0; b < n; b++)
+      for (let i = 0; i < oh; i++)
+        for (let j = 0; j < ow; j++)
+          for (let o = 0; o < 2; o++) {
+            const out = ((b * oh + i) * ow + j) * 2 * c + o * c;
+            const at = ((b * h + 2 * i + o) * w + 2 * j + o) * c;
+            for (let ch = 0; ch < c; ch++) visit(out + ch, at + ch);
+          }
+  };
+  const op = tf.customGrad((...args: unknown[]) => {
+    const input = args[0] as TF.Tensor4D;
+    const xv = input.dataSync() as Float32Array;
+    const out = new Float32Array(n * oh * ow * 2 * c);
+    each((o, i) => (out[o] = xv[i]!));
+    return {
+      value: tf.tensor4d(out, [n, oh, ow, 2 * c]),
+      gradFunc: (dy: TF.Tensor4D) => {
+        const dyv = dy.dataSync() as Float32Array;
+        const dx = new Float32Array(n * h * w * c);
+        each((o, i) => (dx[i] = dyv[o]!));
+        return [tf.tensor4d(dx, [n, h, w, c])];
+      },
+    };
+  });
+  return op(x) as TF.Tensor4D;
+}
+
+/**
+ * 3x3 average pool with padding 1 that does not count padded cells (torch's count_include_pad=False).
+ * tfjs's padded avgPool computes exactly that forward, but its gradient divides by 9 everywhere; the
+ * gradient here divides by each window's own cell count. Other backends: the padded sum over the counts.
+ */
+export function avgPool3x3Trainable(tf: Tf, x: TF.Tensor4D, stride: number): TF.Tensor4D {
+  if (tf.getBackend() !== 'cpu') {
+    const pads: [number, number][] = [[0, 0], [1, 1], [1, 1], [0, 0]];
+    const cells = tf.avgPool(tf.pad(tf.onesLike(x.slice([0, 0, 0, 0], [1, -1, -1, 1])), pads), 3, stride, 'valid');
+    return tf.div(tf.avgPool(tf.pad(x, pads), 3, stride, 'valid'), cells) as TF.Tensor4D;
+  }
+  const [n, h, w, c] = x.shape;
+  const k = 3;
+  const g: Geometry = { n, h, w, c, k, stride, pad: 1, dilation: 1, oh: Math.floor((h - 1) / stride) + 1, ow: Math.floor((w - 1) / stride) + 1 };
+  const inside = (o: number, size: number) => Math.min(size - 1, o * stride + 1) - Math.max(0, o * stride - 1) + 1;
+  const op = tf.customGrad((...args: unknown[]) => {
+    const input = args[0] as TF.Tensor4D;
+    return {
+      value: tf.avgPool(input, 3, stride, 1),
+      gradFunc: (dy: TF.Tensor4D) => {
+        const dyv = dy.dataSync() as Float32Array;
+        const share = new Float32Array(dyv.length);
+        for (let b = 0; b < n; b++)
+          for (let i = 0; i < g.oh; i++)
+            for (let j = 0; j < g.ow; j++) {
+              const cells = inside(i, h) * inside(j, w);
+              const base = ((b * g.oh + i) * g.ow + j) * c;
+              for (let ch = 0; ch < c; ch++) share[base + ch] = dyv[base + ch]! / cells;
+            }
+        const dx = new Float32Array(n * h * w * c);
+        eachTap(g, (o, i) => (dx[i]! += share[o]!));
+        return [tf.tensor4d(dx, [n, h, w, c])];
+      },
+    };
+  });
+  return op(x) as TF.Tensor4D;
+}

@@ -9,7 +9,7 @@
 import type * as TF from '@tensorflow/tfjs';
 import { gaussian } from '../train/random.js';
 import { conv2dTrainable, type Tf } from '../train/tfjs-models.js';
-import { batchNormTrainable, depthwiseConv2dTrainable } from './cpu-ops.js';
+import { avgPool3x3Trainable, batchNormTrainable, depthwiseConv2dTrainable, evenOddPixels } from './cpu-ops.js';
 import { edgeCount, PRIMITIVES, type Primitive } from './genotype.js';
 
 export interface SupernetShape {
@@ -57,45 +57,24 @@ export function createSupernet(tf: Tf, shape: SupernetShape, random: () => numbe
     return tf.matMul(x.reshape([n * h * wd, c]), f.reshape([c, f.shape[3]!]) as TF.Tensor2D).reshape([n, h, wd, f.shape[3]!]) as TF.Tensor4D;
   };
   const depthwise = (x: TF.Tensor4D, name: string, stride: number, p: number, dilation = 1) => depthwiseConv2dTrainable(tf, x, w(name) as TF.Tensor4D, stride, p, dilation);
-  // avg_pool_3x3 with count_include_pad=False. tfjs's padded avgPool already skips padded cells, but
-  // its gradient divides by 9 everywhere; so: a 'valid' pool over a zero border (concat: tf.pad is a
-  // slow per-element loop on the CPU backend), times 9 / (cells inside) per output position.
-  const insideCounts = new Map<string, TF.Tensor3D>();
-  const avgPool3 = (x: TF.Tensor4D, stride: number): TF.Tensor4D => {
-    const [n, h, wd, c] = x.shape;
-    const rows = tf.zeros([n, 1, wd, c]);
-    let xp = tf.concat([rows, x, rows], 1) as TF.Tensor4D;
-    const cols = tf.zeros([n, h + 2, 1, c]);
-    xp = tf.concat([cols, xp, cols], 2) as TF.Tensor4D;
-    const y = tf.avgPool(xp, 3, stride, 'valid');
-    const [, oh, ow] = y.shape;
-    const key = `${h}x${wd}x${c}/${stride}`;
-    let scale = insideCounts.get(key);
-    if (!scale) {
-      const values = new Float32Array(oh * ow * c);
-      const span = (o: number, size: number) => Math.min(size - 1, o * stride + 1) - Math.max(0, o * stride - 1) + 1;
-      for (let i = 0; i < oh; i++) for (let j = 0; j < ow; j++) values.fill(9 / (span(i, h) * span(j, wd)), (i * ow + j) * c, (i * ow + j + 1) * c);
-      scale = tf.keep(tf.tensor3d(values, [oh, ow, c]));
-      insideCounts.set(key, scale);
-    }
-    return tf.mul(y, scale);
-  };
-
   // Operations (operations.py OPS with affine = False) and their weights.
   const defineFactorizedReduce = (name: string, inC: number, outC: number) => {
     conv(`${name}.conv_1.weight`, 1, inC, outC / 2);
     conv(`${name}.conv_2.weight`, 1, inC, outC / 2);
   };
   const factorizedReduce = (x: TF.Tensor4D, name: string): TF.Tensor4D => {
-    const r = tf.relu(x);
-    // conv_1 sees pixels (0, 2, 4, ...), conv_2 (on x[:, :, 1:, 1:]) pixels (1, 3, 5, ...) of an even-sized map;
-    // picked by a reshape (tfjs has no gradient for strided slices).
-    const [n, h, wd, c] = r.shape;
-    const grid = r.reshape([n, h / 2, 2, wd / 2, 2, c]);
-    const pick = (o: number) => grid.slice([0, 0, o, 0, o, 0], [n, h / 2, 1, wd / 2, 1, c]).reshape([n, h / 2, wd / 2, c]) as TF.Tensor4D;
-    const a = pointwise(pick(0), `${name}.conv_1.weight`);
-    const b = pointwise(pick(1), `${name}.conv_2.weight`);
-    return batchNorm(tf.concat([a, b], 3));
+    // conv_1 on pixels (0, 2, 4, ...), conv_2 (on x[:, :, 1:, 1:]) on pixels (1, 3, 5, ...), concatenated:
+    // one matMul of both samplings side by side with the block-diagonal [[conv_1, 0], [0, conv_2]].
+    const pairs = evenOddPixels(tf, tf.relu(x));
+    const [n, h, wd, c2] = pairs.shape;
+    const c = c2 / 2;
+    const half = w(`${name}.conv_1.weight`).shape[3]!;
+    const zeros = tf.zeros([c, half]);
+    const block = tf.concat([
+      tf.concat([w(`${name}.conv_1.weight`).reshape([c, half]), zeros], 1),
+      tf.concat([zeros, w(`${name}.conv_2.weight`).reshape([c, half])], 1),
+    ], 0) as TF.Tensor2D;
+    return batchNorm(tf.matMul(pairs.reshape([n * h * wd, c2]), block).reshape([n, h, wd, 2 * half]) as TF.Tensor4D);
   };
   const defineOp = (op: Primitive, name: string, C: number, stride: number) => {
     if (op === 'skip_connect' && stride === 2) defineFactorizedReduce(name, C, C);
@@ -117,7 +96,7 @@ export function createSupernet(tf: Tf, shape: SupernetShape, random: () => numbe
       case 'max_pool_3x3':
         return batchNorm(tf.maxPool(x, 3, stride, 1)); // tfjs's padded max pool skips padded cells, as torch
       case 'avg_pool_3x3':
-        return batchNorm(avgPool3(x, stride));
+        return batchNorm(avgPool3x3Trainable(tf, x, stride)); // count_include_pad=False
       case 'skip_connect':
         return stride === 1 ? x : factorizedReduce(x, name);
       case 'sep_conv_3x3':
@@ -197,7 +176,6 @@ export function createSupernet(tf: Tf, shape: SupernetShape, random: () => numbe
     forward,
     dispose: () => {
       weights.forEach((v) => v.dispose());
-      insideCounts.forEach((t) => t.dispose());
       alphas.dispose();
     },
   };
