@@ -113,10 +113,8 @@ export const searchCommand: Command = {
     process.stdout.write(`genotype ${formatGenotype(result.genotype)}\n`);
     const ev = result.evaluation;
     if (ev) {
-      const head = ev.losses.slice(0, 5);
-      const tail = ev.losses.slice(-5);
-      const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-      process.stdout.write(`evaluation network: loss ${mean(head).toFixed(4)} (first ${head.length} steps) -> ${mean(tail).toFixed(4)} (last ${tail.length}); PLCC ${ev.plcc.toFixed(3)}, SRCC ${ev.srcc.toFixed(3)} on ${ev.scored} patches of the other half, scored from model.fqa\n`);
+      const [first, last] = [ev.losses[0]!, ev.losses.at(-1)!];
+      process.stdout.write(`evaluation network: loss ${first.toFixed(4)} (step 1) -> ${last.toFixed(4)} (step ${ev.losses.length}), per step in eval-history.tsv; PLCC ${ev.plcc.toFixed(3)}, SRCC ${ev.srcc.toFixed(3)} on ${ev.scored} patches of the other half, scored from model.fqa\n`);
     }
     process.stdout.write(`files in ${values.out}: ${result.files.join(', ')}\n`);
     return 0;

@@ -41,7 +41,8 @@ export const DARTS_FQA_SEARCH: DartsSettings = {
 
 /** Settings with defaults filled in, each checked with the one message shape. */
 export function resolveDartsSettings(o: Partial<DartsSettings>): DartsSettings {
-  const s = { ...DARTS_FQA_SEARCH, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) };
+  const s: DartsSettings = { ...DARTS_FQA_SEARCH };
+  for (const key of Object.keys(DARTS_FQA_SEARCH) as (keyof DartsSettings)[]) if (o[key] !== undefined) s[key] = o[key]!;
   expectInteger(s.epochs, 'epochs', 1, 100_000);
   expectInteger(s.batchSize, 'batch', 2, 100_000);
   expectInteger(s.channels, 'channels', 2, 256);
