@@ -15,6 +15,7 @@ import { modelsCommand } from './commands/models.js';
 import { queueCommand } from './commands/queue.js';
 import { scanCommand } from './commands/scan.js';
 import { scoreCommand } from './commands/score.js';
+import { searchCommand } from './commands/search.js';
 import { trainCommand } from './commands/train.js';
 import { trainDefaultCommand } from './commands/train-default.js';
 import { workerCommand } from './commands/worker.js';
@@ -39,6 +40,7 @@ const commands: Record<string, Command> = {
   queue: queueCommand,
   worker: workerCommand,
   analyze: analyzeCommand,
+  search: searchCommand,
 };
 
 function help(): string {

@@ -63,6 +63,8 @@ export interface ModelHeader {
   micronsPerPixel: number | null;
   /** The architecture's named configuration (deep models; e.g. the DARTS-FQA genotype). */
   variant?: string;
+  /** A searched DARTS-FQA genotype (fqa-scan search), instead of a named variant; validated by the architecture. */
+  genotype?: unknown;
   focuslitenn?: FocusLiteNNGeometry;
   eonss?: { layers: EonssLayerHeader[] };
   provenance: { source: string; license: string | null; createdBy: string; createdAt: string; notes?: string };

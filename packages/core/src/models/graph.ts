@@ -12,7 +12,8 @@ export type NodeOp =
   | { op: 'relu' }
   | { op: 'relu6' }
   | { op: 'maxpool'; kernel: number; stride: number; pad: number }
-  | { op: 'avgpool'; kernel: number; stride: number }
+  /** Zero padding that is not counted in the average (PyTorch count_include_pad=False, ONNX's default). */
+  | { op: 'avgpool'; kernel: number; stride: number; pad: number }
   | { op: 'globalavg' }
   | { op: 'globalmax' }
   | { op: 'globalmin' }
@@ -107,8 +108,8 @@ export class GraphBuilder {
     return this.push({ op: 'maxpool', kernel, stride, pad }, [x], this.channels(x));
   }
 
-  avgPool(x: string, kernel: number, stride = kernel): string {
-    return this.push({ op: 'avgpool', kernel, stride }, [x], this.channels(x));
+  avgPool(x: string, kernel: number, stride = kernel, pad = 0): string {
+    return this.push({ op: 'avgpool', kernel, stride, pad }, [x], this.channels(x));
   }
 
   globalAvg(x: string): string {
@@ -177,7 +178,7 @@ export function inferShapes(graph: Graph, size: number): Map<string, ValueShape>
         out = [c, outSize(h, n.kernel, n.stride, n.pad), outSize(w, n.kernel, n.stride, n.pad)];
         break;
       case 'avgpool':
-        out = [c, outSize(h, n.kernel, n.stride, 0), outSize(w, n.kernel, n.stride, 0)];
+        out = [c, outSize(h, n.kernel, n.stride, n.pad), outSize(w, n.kernel, n.stride, n.pad)];
         break;
       case 'globalavg':
       case 'globalmax':

@@ -1,16 +1,51 @@
 /**
  * The DARTS-FQA evaluation network, dartsfqa.Network(C=20, layers=3) (spec section 2). Every cell is
- * a reduction cell (hard-coded upstream), so only a genotype's `reduce` ops are built.
+ * a reduction cell (hard-coded upstream), so only a genotype's `reduce` ops are built. Besides the
+ * three published genotypes, a model file may carry its own (`genotype` in the header, as
+ * `fqa-scan search` writes it), built from any op of the search space.
  */
 import { GraphBuilder, type Graph } from '../graph.js';
 import { registerArchitecture, variantFromHeader } from '../registry.js';
 
-type Op = 'max_pool_3x3' | 'skip_connect' | 'sep_conv_3x3' | 'sep_conv_5x5';
+/** The DARTS search space's operations (genotypes.py PRIMITIVES without 'none', which no genotype holds). */
+export const DARTS_OPS = ['max_pool_3x3', 'avg_pool_3x3', 'skip_connect', 'sep_conv_3x3', 'sep_conv_5x5', 'dil_conv_3x3', 'dil_conv_5x5'] as const;
+export type DartsOp = (typeof DARTS_OPS)[number];
 
-interface Genotype {
+export interface Genotype {
   /** (op, input state) pairs, two per step, in genotype order (state_dict `_ops.j`). */
-  reduce: [Op, number][];
+  reduce: [DartsOp, number][];
+  /** The states concatenated into the cell output (2 = the first step's). */
   concat: number[];
+}
+
+/** Steps (intermediate nodes) a genotype may have: the paper searches 2, DARTS 4. */
+export const MAX_GENOTYPE_STEPS = 8;
+
+/**
+ * A genotype from untrusted JSON ({ reduce: [[op, input], ...], concat: [...] }), or `fail` with
+ * the first thing wrong: step j's two inputs are earlier states (0..j+1), concat names steps.
+ */
+export function parseGenotype(raw: unknown, fail: (message: string) => never): Genotype {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('a genotype must be an object { reduce, concat }');
+  const { reduce, concat } = raw as { reduce?: unknown; concat?: unknown };
+  if (!Array.isArray(reduce) || reduce.length === 0 || reduce.length % 2 !== 0 || reduce.length > 2 * MAX_GENOTYPE_STEPS) {
+    fail(`genotype.reduce must be a list of 2 to ${2 * MAX_GENOTYPE_STEPS} [op, input] pairs, two per step`);
+  }
+  const steps = reduce.length / 2;
+  const pairs = reduce.map((pair: unknown, j): [DartsOp, number] => {
+    if (!Array.isArray(pair) || pair.length !== 2) fail(`genotype.reduce[${j}] must be an [op, input] pair`);
+    const [op, input] = pair as unknown[];
+    if (!(DARTS_OPS as readonly unknown[]).includes(op)) fail(`genotype.reduce[${j}]: unknown op ${JSON.stringify(op)?.slice(0, 40)} (expected ${DARTS_OPS.join(', ')})`);
+    const step = Math.floor(j / 2);
+    if (!Number.isInteger(input) || (input as number) < 0 || (input as number) > step + 1) fail(`genotype.reduce[${j}]: input must be a state 0..${step + 1}, got ${JSON.stringify(input)?.slice(0, 40)}`);
+    return [op as DartsOp, input as number];
+  });
+  if (!Array.isArray(concat) || concat.length === 0 || concat.length > steps) fail(`genotype.concat must list 1 to ${steps} states`);
+  for (const j of concat as unknown[]) {
+    if (!Number.isInteger(j) || (j as number) < 2 || (j as number) > steps + 1) fail(`genotype.concat: ${JSON.stringify(j)?.slice(0, 40)} is not a step's state (2..${steps + 1})`);
+  }
+  if (new Set(concat).size !== concat.length) fail('genotype.concat lists a state twice');
+  return { reduce: pairs, concat: [...(concat as number[])] };
 }
 
 /** DARTS-FQA genotypes.py, the searched reduction cells. */
@@ -40,16 +75,29 @@ function sepConv(g: GraphBuilder, x: string, name: string, kernel: number, strid
   return g.batchNorm(g.conv(y, `${name}.op.6`, C, 1), `${name}.op.7`);
 }
 
-function operation(g: GraphBuilder, op: Op, x: string, name: string, stride: number): string {
+/** DilConv: ReLU, depth-wise k x k with dilation 2, point-wise 1x1, BN. */
+function dilConv(g: GraphBuilder, x: string, name: string, kernel: number, stride: number): string {
+  const C = g.channels(x);
+  const y = g.conv(g.relu(x), `${name}.op.1`, C, kernel, { stride, pad: kernel - 1, dilation: 2, groups: C });
+  return g.batchNorm(g.conv(y, `${name}.op.2`, C, 1), `${name}.op.3`);
+}
+
+function operation(g: GraphBuilder, op: DartsOp, x: string, name: string, stride: number): string {
   switch (op) {
     case 'max_pool_3x3':
       return g.maxPool(x, 3, stride, 1);
+    case 'avg_pool_3x3':
+      return g.avgPool(x, 3, stride, 1);
     case 'skip_connect':
       return stride === 1 ? x : factorizedReduce(g, x, name, g.channels(x));
     case 'sep_conv_3x3':
       return sepConv(g, x, name, 3, stride);
     case 'sep_conv_5x5':
       return sepConv(g, x, name, 5, stride);
+    case 'dil_conv_3x3':
+      return dilConv(g, x, name, 3, stride);
+    case 'dil_conv_5x5':
+      return dilConv(g, x, name, 5, stride);
   }
 }
 
@@ -81,8 +129,8 @@ export const dartsFqaArchitecture = registerArchitecture<Genotype>({
   name: 'darts-fqa',
   title: 'DARTS-FQA',
   variants: genotypes,
-  configFromHeader: (header, fail) => variantFromHeader(genotypes, header, fail),
-  headerFields: (_config, variant) => ({ variant }),
+  configFromHeader: (header, fail) => (header.genotype === undefined ? variantFromHeader(genotypes, header, fail) : parseGenotype(header.genotype, (m) => fail(`header ${m}`))),
+  headerFields: (config, variant) => (variant in genotypes ? { variant } : { genotype: config }),
   graph: dartsFqa,
   patchSizes: () => [64],
   defaultStride: () => 32,

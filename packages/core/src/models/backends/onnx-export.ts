@@ -97,7 +97,8 @@ export function exportOnnx(graph: Graph, tensors: Map<string, Float32Array>, nam
         nodes.push({ op: 'MaxPool', inputs: [x], output: out, attributes: [['kernel_shape', [n.kernel, n.kernel]], ['strides', [n.stride, n.stride]], ['pads', [n.pad, n.pad, n.pad, n.pad]]] });
         break;
       case 'avgpool':
-        nodes.push({ op: 'AveragePool', inputs: [x], output: out, attributes: [['kernel_shape', [n.kernel, n.kernel]], ['strides', [n.stride, n.stride]]] });
+        // count_include_pad defaults to 0: padded cells are not averaged in, as the graph defines.
+        nodes.push({ op: 'AveragePool', inputs: [x], output: out, attributes: [['kernel_shape', [n.kernel, n.kernel]], ['strides', [n.stride, n.stride]], ['pads', [n.pad, n.pad, n.pad, n.pad]]] });
         break;
       case 'globalavg':
         nodes.push({ op: 'GlobalAveragePool', inputs: [x], output: out });

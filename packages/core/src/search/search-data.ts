@@ -1,0 +1,79 @@
+/**
+ * The search's data: the training set split in two halves (upstream --train_portion 0.5), one for
+ * the network weights and one for the architecture weights, each a BatchSource of 64 px patches.
+ * Image datasets are split by slide and cropped at random each epoch, as training does; synthetic
+ * defocus patches are made once and split by a seeded shuffle.
+ */
+import { UsageError } from '../errors.js';
+import { randomCropSource, patchSetSource, type BatchSource } from '../train/batches.js';
+import { channelStats, loadDataset, splitDataset } from '../train/datasets.js';
+import { seededRandom } from '../train/random.js';
+import { scannerDefocus } from '../train/scanner-defocus.js';
+import { syntheticDefocus, type PatchSet } from '../train/synthetic.js';
+import type { TrainDatasetSpec } from '../train/train-run.js';
+
+export interface SearchData {
+  /** Batches for the weight step. */
+  train: BatchSource;
+  /** Batches for the architecture step. */
+  validation: BatchSource;
+  /** Per-channel normalization of the training half (the paper normalizes with each dataset's statistics). */
+  mean: [number, number, number];
+  std: [number, number, number];
+  description: string;
+}
+
+function subset(data: PatchSet, ids: number[]): PatchSet {
+  const bytes = data.size * data.size * 3;
+  const patches = new Uint8Array(ids.length * bytes);
+  const labels = new Float32Array(ids.length);
+  ids.forEach((id, i) => {
+    patches.set(data.patches.subarray(id * bytes, (id + 1) * bytes), i * bytes);
+    labels[i] = data.labels[id]!;
+  });
+  return { patches, labels, count: ids.length, size: data.size };
+}
+
+function patchStats(data: PatchSet): { mean: [number, number, number]; std: [number, number, number] } {
+  const sum = [0, 0, 0];
+  const sq = [0, 0, 0];
+  for (let i = 0; i < data.patches.length; i++) {
+    const v = data.patches[i]! / 255;
+    sum[i % 3]! += v;
+    sq[i % 3]! += v * v;
+  }
+  const n = data.patches.length / 3;
+  const mean = sum.map((s) => s / n) as [number, number, number];
+  return { mean, std: sq.map((s, c) => Math.sqrt(Math.max(1e-12, s / n - mean[c]! ** 2))) as [number, number, number] };
+}
+
+export async function searchData(spec: TrainDatasetSpec, o: { patchSize: number; trainPortion: number; seed: number; cacheBytes?: number }): Promise<SearchData> {
+  if (spec.kind === 'synthetic') {
+    if (spec.sources.length === 0) throw new UsageError('synthetic search data needs at least one --source slide or image');
+    const all = spec.psf === 'scanner'
+      ? await scannerDefocus({ sources: spec.sources, count: Math.ceil(spec.count / 2), levelsPerCrop: 2, patchSize: o.patchSize, maxLevel: (spec.levels ?? 13) - 1, inFocusShare: 0.2, seed: o.seed })
+      : await syntheticDefocus({
+        sources: spec.sources, count: spec.count, patchSize: o.patchSize, levels: spec.levels ?? 10, sigmaPerLevel: spec.sigmaPerLevel ?? 0.5, psf: spec.psf,
+        seed: o.seed, noise: spec.noise ?? 2, jpegQuality: spec.jpegQuality, minTissue: 0.6,
+      });
+    const order = Array.from({ length: all.count }, (_, i) => i);
+    const random = seededRandom(o.seed);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    const nTrain = Math.floor(all.count * o.trainPortion);
+    if (nTrain < 2 || all.count - nTrain < 2) throw new UsageError(`the search needs at least 2 patches in each half, but ${all.count} patches split ${nTrain} / ${all.count - nTrain}`);
+    const train = subset(all, order.slice(0, nTrain));
+    return { train: patchSetSource(train), validation: patchSetSource(subset(all, order.slice(nTrain))), ...patchStats(train), description: `${all.count} synthetic defocus patches of ${o.patchSize} px` };
+  }
+  const items = loadDataset(spec.kind, spec.root, spec.labels, { allowMissing: spec.allowMissing }).items;
+  const parts = splitDataset(items, { train: o.trainPortion, validation: 1 - o.trainPortion, test: 0 }, o.seed);
+  const stats = await channelStats(parts.train, { sample: 200, seed: o.seed });
+  return {
+    train: randomCropSource(parts.train, { size: o.patchSize, cacheBytes: o.cacheBytes }),
+    validation: randomCropSource(parts.validation, { size: o.patchSize, cacheBytes: o.cacheBytes }),
+    ...stats,
+    description: `${spec.kind}: ${parts.train.length} + ${parts.validation.length} images, random ${o.patchSize} px crops`,
+  };
+}
