@@ -27,10 +27,10 @@ describe('architectures on the command line', () => {
     expect(rows.filter((x) => x.architecture === 'darts-fqa').map((x) => x.variant)).toEqual(['focuspath', 'bioimage', 'deepfocus']);
   });
 
-  test('train names the trainable architectures; unknown names list all of them', () => {
-    const deep = fqa('train', '--dataset', 'synthetic', '--source', 'none.png', '--arch', 'densenet13', '--out', path.join(work, 't'));
+  test('train refuses a patch size the architecture does not take; unknown names list all of them', () => {
+    const deep = fqa('train', '--dataset', 'synthetic', '--source', 'none.png', '--arch', 'darts-fqa', '--patch', '235', '--out', path.join(work, 't'));
     expect(deep.code).toBe(2);
-    expect(deep.stderr).toMatch(/no trainer for densenet13 yet .* the trainers train focuslitenn, eonss/);
+    expect(deep.stderr).toMatch(/darts-fqa focuspath takes 64 px patches, not 235 \(--patch\)/);
     const unknown = fqa('train', '--dataset', 'synthetic', '--source', 'none.png', '--arch', 'resnet18', '--out', path.join(work, 't'));
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/Expected one of focuslitenn, eonss, densenet13, mobilenetv2, resnet10, resnet50, resnet101, darts-fqa for arch but received 'resnet18'/);

@@ -10,6 +10,7 @@ import { analyzeCommand } from './commands/analyze.js';
 import { convertReferenceCommand } from './commands/convert-reference.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
+import { experimentCommand } from './commands/experiment.js';
 import { infoCommand } from './commands/info.js';
 import { modelsCommand } from './commands/models.js';
 import { queueCommand } from './commands/queue.js';
@@ -37,6 +38,7 @@ const commands: Record<string, Command> = {
   models: modelsCommand,
   train: trainCommand,
   'train-default': trainDefaultCommand,
+  experiment: experimentCommand,
   queue: queueCommand,
   worker: workerCommand,
   analyze: analyzeCommand,

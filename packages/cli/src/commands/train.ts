@@ -1,6 +1,6 @@
-/** fqa-scan train: train FocusLiteNN or EONSS on a public dataset, a CSV dataset or synthetic defocus. */
+/** fqa-scan train: train any registry architecture on a public dataset, a CSV dataset or synthetic defocus. */
 import { parseArgs } from 'node:util';
-import { UsageError, architectures, expectOneOf, parseIntegerOption, parseNumberOption, runTraining, type TrainDatasetSpec } from '@fqa/core';
+import { DATASET_PRESETS, UsageError, architectures, expectOneOf, getDatasetPreset, parseIntegerOption, parseNumberOption, runTraining, type TrainDatasetSpec } from '@fqa/core';
 import type { Command } from '../index.js';
 import { ProgressLine } from '../progress-bar.js';
 
@@ -10,10 +10,16 @@ const usage = `Usage: fqa-scan train --dataset KIND [data options] --out DIR [op
 Trains a model the way the paper does: a seeded split by slide, normalization with the training
 split's channel statistics, one random crop per image per epoch (235 px, or 64 px for the paper's
 FocusPath64 / BioImage64), Adam with StepLR, then dense-crop evaluation of the test split. Several
---trials repeat it with a fresh split and init and report mean +- std.
+--trials repeat it with a fresh split and init and report mean +- std. --preset sets the paper's
+settings for a dataset; FocusLiteNN trains natively, every other architecture from its registry
+graph through tfjs (same graph as scoring), with a checkpoint every epoch (--resume continues).
 
 Data:
-  --dataset KIND       focuspath | bioimage | deepfocus | tcga | csv | synthetic
+  --preset P           ${[...DATASET_PRESETS.keys()].join(', ')}
+                       the paper's settings for that dataset (patch, published normalization, PLCC
+                       loss, Adam, batch 8, 120 epochs, lr 0.01 / step 60 for FocusLiteNN, 0.001 / 40
+                       for the others); flags override them
+  --dataset KIND       focuspath | bioimage | deepfocus | tcga | csv | synthetic (default: the preset's)
   --root DIR           dataset folder (image paths in the label file are relative to it)
   --labels FILE        label file in the dataset's published layout (csv: 'file,label' header)
   --allow-missing      skip label rows whose image is not in the folder
@@ -26,10 +32,11 @@ Data:
   --mpp X              µm/px of the training tissue, written into the model (scans resample to it)
 
 Model and training:
-  --arch A             ${trainable} (default focuslitenn; the other architectures score converted weights)
+  --arch A             ${trainable} (default focuslitenn)
+  --variant V          the architecture's variant (fqa-scan models): darts-fqa genotype, eonss definition
   --kernels K          FocusLiteNN kernels: 1, 2, 10, ... (default 1)
   --patch P            235 (default) or 64
-  --trainer T          native (default for FocusLiteNN) | tfjs (EONSS; uses tfjs-node when installed)
+  --trainer T          native (default for FocusLiteNN) | tfjs (the others; uses tfjs-node when installed)
   --loss L             plcc (default) | mse | mae
   --epochs N           default 120          --batch N        default 50
   --lr X               default 0.01         --step N         StepLR step (default 60)
@@ -41,9 +48,11 @@ Model and training:
   --eval-stride S      test crop stride (default 128 for 235 px, 32 for 64 px)
   --cache-mb N         decoded images kept in memory (default: half the machine's memory)
   --threads N          native trainer threads (default: all cores)
+  --resume             continue a run in --out: finished trials are kept, the graph trainer goes on
+                       from its last checkpoint (checkpoint-trialN.bin, written every epoch)
 
-Output (--out DIR): model.fqa (model-trialN.fqa), history.tsv, test-scores.tsv, result.json,
-scatter.svg, and roc.svg / pr.svg for binary labels. A FocusLiteNN trained on synthetic defocus is
+Output (--out DIR): model.fqa (model-trialN.fqa), history.tsv, test-scores.tsv, result.json (seeds
+and metrics per trial, mean +- std), trial-N.json, scatter.svg, and roc.svg / pr.svg for binary labels. A FocusLiteNN trained on synthetic defocus is
 calibrated so that its score estimates the defocus level, with a threshold, ready for fqa-scan.`;
 
 function fraction(text: string | undefined): { train: number; validation: number; test: number } | undefined {
@@ -55,7 +64,7 @@ function fraction(text: string | undefined): { train: number; validation: number
 
 
 export const trainCommand: Command = {
-  summary: 'train FocusLiteNN / EONSS on a dataset (native or tfjs trainer), with evaluation and plots',
+  summary: 'train any architecture on a dataset (native or tfjs trainer; paper presets), with evaluation and plots',
   usage,
   async run(args) {
     const { values, positionals } = parseArgs({
@@ -68,10 +77,12 @@ export const trainCommand: Command = {
         lr: { type: 'string' }, step: { type: 'string' }, gamma: { type: 'string' }, seed: { type: 'string' }, trials: { type: 'string' },
         split: { type: 'string' }, normalize: { type: 'string' }, 'eval-stride': { type: 'string' }, 'cache-mb': { type: 'string' },
         threads: { type: 'string' }, out: { type: 'string' }, init: { type: 'string' },
+        preset: { type: 'string' }, variant: { type: 'string' }, resume: { type: 'boolean', default: false },
       },
     });
     if (!values.out) throw new UsageError('--out DIR is required (see fqa-scan train --help)');
-    const kind = expectOneOf(values.dataset, 'dataset', ['focuspath', 'bioimage', 'deepfocus', 'tcga', 'csv', 'synthetic'] as const);
+    const preset = values.preset === undefined ? undefined : getDatasetPreset(values.preset);
+    const kind = expectOneOf(values.dataset ?? preset?.kind, 'dataset', ['focuspath', 'bioimage', 'deepfocus', 'tcga', 'csv', 'synthetic'] as const);
     let dataset: TrainDatasetSpec;
     // `--source a.svs b.svs ...` (a shell glob) gives the extra files as positionals.
     if (positionals.length > 0 && kind !== 'synthetic') throw new UsageError(`unexpected argument '${positionals[0]}' (see fqa-scan train --help)`);
@@ -94,7 +105,10 @@ export const trainCommand: Command = {
     const result = await runTraining({
       dataset,
       outDir: values.out,
+      preset: preset?.name,
       architecture: values.arch,
+      variant: values.variant,
+      resume: values.resume,
       kernels: parseIntegerOption(values.kernels, 'kernels', 1, 256),
       patchSize: patch as 235 | 64 | undefined,
       trainer: values.trainer === undefined ? undefined : expectOneOf(values.trainer, 'trainer', ['native', 'tfjs'] as const),

@@ -4,6 +4,8 @@
  */
 import type { EonssSpec, FocusLiteNNSpec } from '@fqa/native';
 import { EONSS_LAYERS, encodeModelFile, type ModelHeader } from '../model-file.js';
+import { getArchitecture, variantConfig } from '../models/registry.js';
+import type { ArchitectureTrainResult } from './graph-trainer.js';
 
 export interface TrainedModelInfo {
   name: string;
@@ -48,4 +50,24 @@ export function trainedModelFile(spec: FocusLiteNNSpec | EonssSpec, info: Traine
     }
   });
   return encodeModelFile({ architecture: 'eonss', ...base, eonss: { layers: EONSS_LAYERS } }, tensors);
+}
+
+/** A model file from the graph trainer: the architecture's own header fields and every graph tensor. */
+export function architectureModelFile(trained: Pick<ArchitectureTrainResult, 'architecture' | 'variant' | 'config' | 'patchSize' | 'graph' | 'tensors' | 'mean' | 'std'>, info: TrainedModelInfo): Buffer {
+  const definition = getArchitecture(trained.architecture);
+  const config = trained.config ?? variantConfig(definition, trained.variant).config;
+  return encodeModelFile(
+    {
+      architecture: definition.name,
+      name: info.name,
+      patchSize: trained.patchSize,
+      stride: info.stride,
+      normalization: { mean: trained.mean, std: trained.std },
+      score: info.score,
+      micronsPerPixel: info.micronsPerPixel,
+      ...definition.headerFields(config, trained.variant),
+      provenance: info.provenance,
+    },
+    trained.graph.tensors.map((t) => ({ name: t.name, shape: t.shape, data: trained.tensors.get(t.name)! })),
+  );
 }

@@ -5,22 +5,30 @@
  * (fresh split and init each), and write everything a person needs into one folder:
  *   model.fqa (model-trialN.fqa for several trials), history.tsv, test-scores.tsv, result.json
  *   (metrics per trial and mean ± std), scatter.svg, and roc.svg / pr.svg for binary labels.
+ * Each finished trial is also kept as trial-N.json, and the graph trainer (every architecture but
+ * FocusLiteNN and the 235 px EONSS of the dedicated trainers) checkpoints every epoch, so `resume`
+ * continues an interrupted run: finished trials are read back, an unfinished one continues from
+ * its last epoch.
  */
-import { sweepSync, version as nativeVersion } from '@fqa/native';
-import { mkdir } from 'node:fs/promises';
+import { version as nativeVersion } from '@fqa/native';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAtomic } from '../atomic-write.js';
 import { UsageError } from '../errors.js';
-import { architectures, getArchitecture } from '../models/index.js';
+import { createScorer } from '../models/backends/scorer.js';
+import { getArchitecture, variantConfig, type Normalization } from '../models/index.js';
 import { FOCUSLITENN_VARIANTS, parseModelFile, toLoadedModel, type LoadedModel } from '../model-file.js';
 import { expectInteger, expectOneOf } from '../validate.js';
 import { randomCropSource, type BatchSource } from './batches.js';
 import { channelStats, loadDataset, splitDataset, type DatasetKind, type DatasetItem } from './datasets.js';
 import { evaluateModel } from './evaluate.js';
 import { fitLevels, foldCalibration } from './calibrate.js';
-import { trainedModelFile } from './export.js';
+import { architectureModelFile, trainedModelFile } from './export.js';
+import { trainArchitecture } from './graph-trainer.js';
 import { averagePrecision, bestThresholdAccuracy, krcc, plcc, prAucTrapezoid, rmse, rocAuc, srcc } from './metrics.js';
 import { prSvg, rocSvg, scatterSvg } from './plots.js';
+import { getDatasetPreset, paperSchedule } from './presets.js';
 import { seededRandom } from './random.js';
 import { scannerDefocus } from './scanner-defocus.js';
 import { syntheticDefocus, type PatchSet } from './synthetic.js';
@@ -48,14 +56,23 @@ export type TrainProgress =
 export interface TrainRunOptions extends Pick<TrainOptions, 'loss' | 'epochs' | 'batchSize' | 'learningRate' | 'stepSize' | 'gamma' | 'seed' | 'init' | 'threads'> {
   dataset: TrainDatasetSpec;
   outDir: string;
-  /** A registered architecture with a trainer (focuslitenn, eonss). */
+  /** The paper's settings for a dataset (DATASET_PRESETS) as defaults for every option not given. */
+  preset?: string;
+  /** Any registered architecture (`fqa-scan models`). */
   architecture?: string;
+  /** Its variant (DARTS-FQA: the genotype; EONSS: bioimage, focuspath or 64px); FocusLiteNN takes `kernels`. */
+  variant?: string;
   kernels?: number;
   patchSize?: 235 | 64;
   trainer?: 'native' | 'tfjs';
   trials?: number;
   split?: { train: number; validation: number; test: number };
-  normalization?: 'dataset' | 'paper' | 'none';
+  /** Training split statistics, the published TCGA statistics, none, or given values (a preset's). */
+  normalization?: 'dataset' | 'paper' | 'none' | Normalization;
+  /** Continue a run in `outDir`: finished trials are kept, an unfinished one resumes from its checkpoint. */
+  resume?: boolean;
+  /** Stops the graph trainer after its current epoch (the checkpoint is written first). */
+  signal?: AbortSignal;
   /** Evaluation crop stride (default: 128 for 235 px, 32 for 64 px, as the paper). */
   evalStride?: number;
   cacheBytes?: number;
@@ -127,6 +144,22 @@ export function summarizeTrials(metrics: Record<string, number | null>[]): Recor
   return out;
 }
 
+/** What trial-N.json keeps of a finished trial, for --resume. */
+interface FinishedTrial {
+  run: Record<string, unknown>;
+  backend: string;
+  result: TrialResult;
+  history: string[];
+  testRows: string[];
+  series: { name: string; scores: number[]; targets: number[] };
+}
+
+function checkNormalization(n: Normalization): Normalization {
+  const ok = (v: unknown, positive: boolean) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
+  if (!ok(n.mean, false) || !ok(n.std, true)) throw new UsageError(`Expected three means and three positive standard deviations for normalization but received ${JSON.stringify(n)}`);
+  return n;
+}
+
 function patchSetStats(data: PatchSet): { mean: [number, number, number]; std: [number, number, number] } {
   const sum = [0, 0, 0];
   const sq = [0, 0, 0];
@@ -151,22 +184,49 @@ function subset(data: PatchSet, ids: number[]): PatchSet {
   return { patches, labels, count: ids.length, size: data.size };
 }
 
-export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
+/**
+ * A preset's settings for every option left unset: the paper's patch size, normalization and
+ * schedule for the dataset and architecture, and the DARTS-FQA genotype or EONSS definition it used.
+ */
+export function applyPreset(o: TrainRunOptions): TrainRunOptions {
+  if (o.preset === undefined) return o;
+  const p = getDatasetPreset(o.preset);
+  if (o.dataset.kind !== p.kind) throw new UsageError(`preset ${p.name} trains on ${p.kind} data, not ${o.dataset.kind}`);
+  const architecture = getArchitecture(o.architecture ?? 'focuslitenn', 'arch').name;
+  const s = paperSchedule(architecture);
+  const variant = architecture === 'darts-fqa' ? (p.dartsGenotype ?? undefined)
+    : architecture === 'eonss' ? (p.patchSize === 64 ? '64px' : p.kind === 'focuspath' ? 'focuspath' : 'bioimage')
+      : undefined;
+  return {
+    ...o, patchSize: o.patchSize ?? p.patchSize, normalization: o.normalization ?? p.normalization, variant: o.variant ?? variant,
+    loss: o.loss ?? s.loss, epochs: o.epochs ?? s.epochs, batchSize: o.batchSize ?? s.batchSize, learningRate: o.learningRate ?? s.learningRate,
+    stepSize: o.stepSize ?? s.stepSize, gamma: o.gamma ?? s.gamma,
+  };
+}
+
+export async function runTraining(given: TrainRunOptions): Promise<TrainRunResult> {
+  const o = applyPreset(given);
   const definition = getArchitecture(o.architecture ?? 'focuslitenn', 'arch');
-  if (definition.trainers.length === 0) {
-    throw new UsageError(`fqa has no trainer for ${definition.name} yet (it scores converted weights: fqa-scan convert-reference); the trainers train ${architectures().filter((d) => d.trainers.length > 0).map((d) => d.name).join(', ')}`);
-  }
-  // Only FocusLiteNN and EONSS register trainers (the checks above and below keep it so).
-  const architecture = definition.name as 'focuslitenn' | 'eonss';
+  const architecture = definition.name;
   const trainer = expectOneOf(o.trainer ?? definition.trainers[0]!, 'trainer', ['native', 'tfjs'] as const);
   if (!definition.trainers.includes(trainer)) throw new UsageError(`the ${trainer} trainer does not train ${definition.name}: use --trainer ${definition.trainers.join(' or ')} (the native trainer trains FocusLiteNN)`);
-  const patchSize = o.patchSize ?? 235;
+  const patchSize = o.patchSize ?? (architecture === 'darts-fqa' ? 64 : 235);
   if (patchSize !== 235 && patchSize !== 64) throw new UsageError(`Expected 235 or 64 for patch but received ${String(patchSize)}`);
-  if (architecture === 'eonss' && patchSize !== 235) throw new UsageError('the EONSS trainer builds the 235 px definition (FocusLiteNN\'s); train EONSS with --patch 235');
   const kernels = expectInteger(o.kernels ?? 1, 'kernels', 1, 256);
+  // FocusLiteNN (native or tfjs) and EONSS's 235 px FocusLiteNN definition keep their dedicated
+  // trainers; every other architecture and variant trains from its registry graph.
+  const eonssVariant = o.variant ?? (patchSize === 64 ? '64px' : 'bioimage');
+  const onGraph = architecture !== 'focuslitenn' && !(architecture === 'eonss' && eonssVariant === 'bioimage' && patchSize === 235);
+  const variant = onGraph ? variantConfig(definition, architecture === 'eonss' ? eonssVariant : o.variant).variant : undefined;
+  if (onGraph) {
+    const sizes = definition.patchSizes(variantConfig(definition, variant).config);
+    if (!sizes.includes(patchSize)) throw new UsageError(`${architecture} ${variant} takes ${sizes.join(' or ')} px patches, not ${patchSize} (--patch)`);
+  } else if (o.variant !== undefined && architecture === 'focuslitenn') {
+    throw new UsageError('FocusLiteNN takes --kernels and --patch, not --variant');
+  }
   const trials = expectInteger(o.trials ?? 1, 'trials', 1, 100);
   const seed = expectInteger(o.seed ?? 1, 'seed', 0, 2 ** 31);
-  const normalization = expectOneOf(o.normalization ?? 'dataset', 'normalization', ['dataset', 'paper', 'none'] as const);
+  const normalization = typeof o.normalization === 'object' ? checkNormalization(o.normalization) : expectOneOf(o.normalization ?? 'dataset', 'normalization', ['dataset', 'paper', 'none'] as const);
   const split = o.split ?? { train: 0.8, validation: 0, test: 0.2 };
   const evalStride = o.evalStride ?? FOCUSLITENN_VARIANTS[patchSize].stride;
   const progress = o.onProgress ?? (() => {});
@@ -229,36 +289,64 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
       source = randomCropSource(parts.train, { size: patchSize, cacheBytes: o.cacheBytes, onDecode: (done, total) => progress({ phase: 'decode', trial, done, total }) });
     }
     if (normalization === 'paper') ({ mean, std } = PAPER_NORMALIZATION);
+    else if (typeof normalization === 'object') ({ mean, std } = normalization);
 
     const epochs = o.epochs ?? 120;
     let currentEpoch = 1;
+    // The FocusLiteNN repository's schedule for FocusLiteNN; the paper's (DARTS-FQA train_model.py) for the others.
     const common = {
-      kernels, variant: patchSize, loss: o.loss ?? 'plcc', epochs, batchSize: o.batchSize ?? 50, learningRate: o.learningRate ?? 1e-2,
-      stepSize: o.stepSize ?? 60, gamma: o.gamma ?? 0.1, seed: trialSeed, init: o.init, mean, std,
+      kernels, variant: patchSize, loss: o.loss ?? 'plcc', epochs, batchSize: o.batchSize ?? (onGraph ? 8 : 50), learningRate: o.learningRate ?? (onGraph ? 1e-3 : 1e-2),
+      stepSize: o.stepSize ?? (onGraph ? 40 : 60), gamma: o.gamma ?? 0.1, seed: trialSeed, init: o.init, mean, std,
       onBatch: (done: number, total: number) => progress({ phase: 'batch', trial, epoch: currentEpoch, epochs, done, total }),
       onEpoch: (e: { epoch: number; loss: number; learningRate: number; seconds: number }) => {
-        history.push(`${trial}\t${e.epoch}\t${e.loss}\t${e.learningRate}\t${e.seconds.toFixed(3)}`);
         progress({ phase: 'epoch', trial, epoch: e.epoch, epochs, loss: e.loss, seconds: e.seconds });
         currentEpoch = e.epoch + 1;
       },
     };
-    let trained: Omit<TrainResult, 'spec'> & { spec: TrainResult['spec'] | Awaited<ReturnType<typeof trainTfjs>>['spec'] };
-    if (trainer === 'native') {
-      trained = await trainFocusLite(source, { ...common, threads: o.threads });
+    const datasetName = ds.kind === 'synthetic' ? 'synthetic defocus' : ds.kind;
+    const modelName = trials === 1 ? 'model.fqa' : `model-trial${trial}.fqa`;
+    const trialFile = path.join(o.outDir, `trial-${trial}.json`);
+    const run = { architecture, variant: variant ?? null, kernels, patchSize, trainer, dataset: ds, split, normalization, seed: trialSeed, loss: common.loss, epochs, batchSize: common.batchSize, learningRate: common.learningRate, stepSize: common.stepSize, gamma: common.gamma, init: o.init ?? null, evalStride };
+    if (o.resume && existsSync(trialFile)) {
+      const done = JSON.parse(await readFile(trialFile, 'utf8')) as FinishedTrial;
+      if (JSON.stringify(done.run) !== JSON.stringify(run)) throw new UsageError(`${trialFile}: a trial of a different run (other options); use the same options with --resume, or another --out`);
+      progress({ phase: 'prepare', message: `trial ${trial}: finished before (${trialFile})` });
+      history.push(...done.history);
+      testRows.push(...done.testRows);
+      plotSeries.push(done.series);
+      results.push(done.result);
+      files.push(modelName);
+      backend = done.backend;
+      continue;
+    }
+    let spec: TrainResult['spec'] | Awaited<ReturnType<typeof trainTfjs>>['spec'] | undefined;
+    let trained: Omit<TrainResult, 'spec'>;
+    let graphTrained: Awaited<ReturnType<typeof trainArchitecture>> | undefined;
+    if (onGraph) {
+      graphTrained = await trainArchitecture(source, {
+        ...common, architecture, variant, checkpoint: path.join(o.outDir, `checkpoint-trial${trial}.bin`), resume: o.resume, signal: o.signal,
+      });
+      backend = graphTrained.backend;
+      trained = graphTrained;
+    } else if (trainer === 'native') {
+      const t = await trainFocusLite(source, { ...common, threads: o.threads });
+      spec = t.spec;
+      trained = t;
     } else {
-      const t = await trainTfjs(source, { ...common, architecture });
+      const t = await trainTfjs(source, { ...common, architecture: architecture as 'focuslitenn' | 'eonss' });
       backend = t.backend;
+      spec = t.spec;
       trained = t;
     }
+    const trialHistory = trained.history.map((e) => `${trial}\t${e.epoch}\t${e.loss}\t${e.learningRate}\t${e.seconds.toFixed(3)}`);
+    history.push(...trialHistory);
 
-    const datasetName = ds.kind === 'synthetic' ? 'synthetic defocus' : ds.kind;
     // Synthetic levels are a physical scale: calibrate FocusLiteNN's score onto them (least squares on
     // the training patches) so the model's threshold means "this much blur". A positive factor folds
     // into the weights exactly (min(a * x) = a * min(x) for a > 0); a negative one is left alone.
-    let spec = trained.spec;
     let score: { scale: string; threshold: number | null } = { scale: `higher = blurrier; trained on ${datasetName} targets with a ${common.loss} loss (not calibrated)`, threshold: null };
     let calibration = '';
-    if (synthetic && ds.kind === 'synthetic' && spec.architecture === 'focuslitenn') {
+    if (synthetic && ds.kind === 'synthetic' && spec?.architecture === 'focuslitenn') {
       const fit = fitLevels(spec, source as PatchSet);
       if (fit.a > 0) {
         spec = foldCalibration(spec, fit.a, fit.b);
@@ -275,20 +363,20 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
         calibration = ', not calibrated (the fit onto the levels had a negative slope)';
       }
     }
-    const bytes = trainedModelFile(spec, {
-      name: `${architecture}${architecture === 'focuslitenn' ? `-${kernels}kernel` : ''}-${patchSize}-${ds.kind}-trial${trial}`,
+    const info = {
+      name: `${architecture}${architecture === 'focuslitenn' ? `-${kernels}kernel` : variant && variant !== architecture ? `-${variant}` : ''}-${patchSize}-${ds.kind}-trial${trial}`,
       stride: evalStride,
       score,
       micronsPerPixel: o.micronsPerPixel ?? null,
       provenance: {
-        source: `trained by fqa (${trainer} trainer, ${backend}) on ${datasetName}, seed ${trialSeed}`,
+        source: `trained by fqa (${onGraph ? 'tfjs graph' : trainer} trainer, ${backend}) on ${datasetName}, seed ${trialSeed}`,
         license: 'follows the training data licence',
         createdBy: 'fqa-scan train',
         createdAt: new Date().toISOString(),
-        notes: `${epochs} epochs, batch ${common.batchSize}, lr ${common.learningRate}, StepLR ${common.stepSize}/${common.gamma}, normalization ${normalization}${calibration}`,
+        notes: `${epochs} epochs, batch ${common.batchSize}, ${common.loss} loss, Adam lr ${common.learningRate}, StepLR ${common.stepSize}/${common.gamma}, normalization ${typeof normalization === 'object' ? 'given' : normalization}${calibration}`,
       },
-    });
-    const modelName = trials === 1 ? 'model.fqa' : `model-trial${trial}.fqa`;
+    };
+    const bytes = graphTrained ? architectureModelFile(graphTrained, info) : trainedModelFile(spec!, info);
     await writeAtomic(path.join(o.outDir, modelName), bytes);
     files.push(modelName);
     const parsed = parseModelFile(bytes, modelName);
@@ -297,29 +385,37 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     // Test split: dense crops per image (the paper), or each synthetic patch whole.
     const scores: number[] = [];
     const targets: number[] = [];
+    const trialTestRows: string[] = [];
     if (testPatches) {
-      const bytesPer = patchSize * patchSize * 3;
-      for (let i = 0; i < testPatches.count; i++) {
-        const r = sweepSync(loaded.native!, testPatches.patches.subarray(i * bytesPer, (i + 1) * bytesPer), {
-          width: patchSize, height: patchSize, rowStride: patchSize * 3, patchWidth: patchSize, patchHeight: patchSize, stride: patchSize, threads: 1, kernel: 'auto', shareConvolution: false,
-        });
-        scores.push(r.scores[0]!);
-        targets.push(testPatches.labels[i]!);
-        testRows.push(`${trial}\tsynthetic:${i}\t${testPatches.labels[i]}\t${r.scores[0]}`);
+      const scorer = await createScorer(loaded, { threads: 1 });
+      try {
+        const out = await scorer.score(testPatches.patches, testPatches.count, patchSize);
+        for (let i = 0; i < testPatches.count; i++) {
+          scores.push(out[i]!);
+          targets.push(testPatches.labels[i]!);
+          trialTestRows.push(`${trial}\tsynthetic:${i}\t${testPatches.labels[i]}\t${out[i]}`);
+        }
+      } finally {
+        await scorer.dispose();
       }
     } else {
       const evaluation = await evaluateModel(testItems, { model: loaded, patchSize, stride: evalStride, onProgress: (done, total) => progress({ phase: 'evaluate', trial, done, total }) });
       for (const s of evaluation.scores) {
         scores.push(s.score);
         targets.push(s.target);
-        testRows.push(`${trial}\t${s.file}\t${s.target}\t${s.score}`);
+        trialTestRows.push(`${trial}\t${s.file}\t${s.target}\t${s.score}`);
       }
     }
-    plotSeries.push({ name: `trial ${trial}`, scores, targets });
-    results.push({
+    testRows.push(...trialTestRows);
+    const series = { name: `trial ${trial}`, scores, targets };
+    plotSeries.push(series);
+    const result: TrialResult = {
       trial, seed: trialSeed, model: modelName, trainImages: trainCount, testImages: scores.length, seconds: trained.seconds, samples: trained.samples,
       samplesPerSecond: trained.samples / trained.seconds, finalLoss: trained.history.at(-1)!.loss, metrics: testMetrics(scores, targets),
-    });
+    };
+    results.push(result);
+    const finished: FinishedTrial = { run, backend, result, history: trialHistory, testRows: trialTestRows, series };
+    await writeAtomic(trialFile, JSON.stringify(finished) + '\n');
   }
 
   const summary = summarizeTrials(results.map((r) => r.metrics));
@@ -335,7 +431,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     await write('roc.svg', rocSvg(series));
     await write('pr.svg', prSvg(series));
   }
-  const { onProgress: _omit, ...options } = o;
+  const { onProgress: _omit, signal: _signal, ...options } = o;
   await write('result.json', JSON.stringify({ fqaVersion: nativeVersion, trainer: backend, options, trials: results, summary }, null, 1) + '\n');
   return { outDir: o.outDir, trainer: backend, trials: results, summary, files };
 }

@@ -166,3 +166,26 @@ export function graphForward(tf: Tf, graph: Graph, w: (name: string) => TF.Tenso
   }
   return values.get(graph.output)!.reshape([-1]) as TF.Tensor1D;
 }
+
+/** A tensor of the model file (PyTorch layout) in the tfjs layout graphForward reads. */
+export function tensorToTf(graph: Graph, name: string, data: Float32Array, shape: number[]): Float32Array {
+  return graph.nodes.some((n) => n.op === 'conv' && n.weight === name) ? convToTf(data, shape) : data;
+}
+
+/** The inverse of tensorToTf (tfjs layout back to the model file's PyTorch layout). */
+export function tensorFromTf(graph: Graph, name: string, data: Float32Array, shape: number[]): Float32Array {
+  if (!graph.nodes.some((n) => n.op === 'conv' && n.weight === name)) return data;
+  const [out, inC, kh, kw] = shape as [number, number, number, number];
+  const t = new Float32Array(data.length);
+  for (let o = 0; o < out; o++)
+    for (let i = 0; i < inC; i++)
+      for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) t[((o * inC + i) * kh + y) * kw + x] = data[((y * kw + x) * inC + i) * out + o]!;
+  return t;
+}
+
+/** The tfjs shape of a graph tensor (the layouts graphForward reads). */
+export function tfShape(graph: Graph, name: string, shape: number[]): number[] {
+  const n = graph.nodes.find((m) => (m.op === 'conv' && m.weight === name) || (m.op === 'linear' && m.weight === name) || (m.op === 'gdn' && `${m.prefix}.gamma` === name));
+  if (n?.op === 'conv') return n.groups > 1 ? [n.kernel, n.kernel, n.inChannels, 1] : [n.kernel, n.kernel, n.inChannels, n.outChannels];
+  return n ? shape.slice(0, 2) : [shape.reduce((a, b) => a * b, 1)];
+}

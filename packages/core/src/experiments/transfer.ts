@@ -1,0 +1,225 @@
+/**
+ * The paper's transfer experiment (Table 5, Figure 7) as one run: every network is trained on every
+ * training dataset with that dataset's preset (`trials` times, seeds recorded), each trial's model
+ * is evaluated on TCGA@Focus with dense crops as the paper's test code takes them (64 px at stride 32,
+ * TCGA's own normalization; image score = mean of its crops), and the ROC-AUC and
+ * PR-AUC are summarized as mean ± sample standard deviation per cell. Written to `outDir`:
+ *   cells/<dataset>/<network>/   the training run (train/) and cell.json (per-trial AUCs and TCGA scores)
+ *   table5.tsv, table5.md        every cell beside the paper's value
+ *   figure7-<dataset>-roc.svg, figure7-<dataset>-pr.svg   best two and worst two networks by mean ROC-AUC
+ * A finished cell (cell.json of the same settings) is read back, never retrained, so an interrupted
+ * run continues where it stopped and a finished one rewrites the same tables byte for byte.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { writeAtomic } from '../atomic-write.js';
+import { UsageError } from '../errors.js';
+import { loadDataset, type DatasetItem } from '../train/datasets.js';
+import { evaluateModel } from '../train/evaluate.js';
+import { averagePrecision, prAucTrapezoid, rocAuc } from '../train/metrics.js';
+import { prSvg, rocSvg } from '../train/plots.js';
+import { getDatasetPreset, type DatasetPreset } from '../train/presets.js';
+import { PAPER_NORMALIZATION, runTraining, summarizeTrials, type MetricSummary, type TrainDatasetSpec, type TrainRunOptions } from '../train/train-run.js';
+import { readModelFile, toLoadedModel } from '../model-file.js';
+import { fitsSize } from '../models/graph.js';
+import { expectInteger } from '../validate.js';
+import { getTransferNetwork, paperCell, type PaperCell, type TransferNetwork } from './table5.js';
+
+/** The paper's TCGA@Focus test crops. */
+const TCGA_CROP = { patchSize: 64, stride: 32 };
+
+export interface TransferDataset {
+  /** A dataset preset name (focuspath, focuspath64, bioimage, bioimage64, deepfocus, synthetic, synthetic64). */
+  preset: string;
+  /** Where its images are (its kind must be the preset's). */
+  data: TrainDatasetSpec;
+}
+
+export interface TransferOptions {
+  datasets: TransferDataset[];
+  /** Network names (TABLE5_NETWORKS). */
+  networks: string[];
+  /** Default 5, as the paper. */
+  trials?: number;
+  /** TCGA@Focus in its published layout (or a copy of part of it: allowMissing). */
+  tcga: { root: string; labels: string; allowMissing?: boolean };
+  outDir: string;
+  seed?: number;
+  /** Changes to the presets' training settings (fewer epochs for small runs), applied to every cell. */
+  training?: Pick<TrainRunOptions, 'epochs' | 'batchSize' | 'learningRate' | 'stepSize' | 'gamma' | 'split' | 'cacheBytes' | 'threads'>;
+  onProgress?: (message: string) => void;
+}
+
+export interface CellTrial {
+  trial: number;
+  seed: number;
+  model: string;
+  rocAuc: number;
+  prAuc: number;
+  averagePrecision: number;
+  /** TCGA image scores in label-file order (for the curves). */
+  scores: number[];
+}
+
+export interface TransferCell {
+  dataset: string;
+  network: string;
+  /** The settings the cell was trained with; a cell of other settings is retrained. */
+  run: Record<string, unknown>;
+  trials: CellTrial[];
+  roc: MetricSummary;
+  pr: MetricSummary;
+  /** TCGA labels (1 = out of focus), in label-file order. */
+  targets: number[];
+  seconds: number;
+}
+
+export interface TransferResult {
+  cells: TransferCell[];
+  /** Cells trained by this run (the others were read back). */
+  trained: string[];
+  files: string[];
+}
+
+/** "93.35 ± 0.25" from fractions: percent, two decimals; a single trial has no spread ("93.35"). */
+export function formatPercent(s: { mean: number; std: number | null } | null): string {
+  if (!s) return '—';
+  return s.std === null ? (100 * s.mean).toFixed(2) : `${(100 * s.mean).toFixed(2)} ± ${(100 * s.std).toFixed(2)}`;
+}
+
+const formatPaper = (v: [number, number] | undefined) => (v ? `${v[0].toFixed(2)} ± ${v[1].toFixed(2)}` : '—');
+
+/** DARTS-FQA takes 64 px only: no cell on the 235 px datasets, as in the paper. */
+function applies(network: TransferNetwork, preset: DatasetPreset): boolean {
+  return network.architecture !== 'darts-fqa' || preset.patchSize === 64;
+}
+
+export async function runTransferExperiment(o: TransferOptions): Promise<TransferResult> {
+  const trials = expectInteger(o.trials ?? 5, 'trials', 1, 100);
+  const seed = expectInteger(o.seed ?? 1, 'seed', 0, 2 ** 31);
+  if (o.datasets.length === 0) throw new UsageError('the transfer experiment needs at least one training dataset (--datasets)');
+  if (o.networks.length === 0) throw new UsageError('the transfer experiment needs at least one network (--archs)');
+  const datasets = o.datasets.map((d) => {
+    const preset = getDatasetPreset(d.preset);
+    if (d.data.kind !== preset.kind) throw new UsageError(`dataset ${preset.name} needs ${preset.kind} data, not ${d.data.kind}`);
+    return { ...d, preset };
+  });
+  const networks = [...new Set(o.networks)].map(getTransferNetwork);
+  const progress = o.onProgress ?? (() => {});
+  const tcga = loadDataset('tcga', o.tcga.root, o.tcga.labels, { allowMissing: o.tcga.allowMissing }).items;
+  const targets = tcga.map((i) => i.target);
+  if (!targets.includes(0) || !targets.includes(1)) throw new UsageError(`${o.tcga.labels}: the TCGA@Focus images found hold only one class; ROC and PR need in- and out-of-focus images`);
+  await mkdir(o.outDir, { recursive: true });
+
+  const cells: TransferCell[] = [];
+  const trained: string[] = [];
+  for (const d of datasets) {
+    for (const network of networks) {
+      if (!applies(network, d.preset)) continue;
+      const id = `${d.preset.name}/${network.name}`;
+      const dir = path.join(o.outDir, 'cells', d.preset.name, network.name);
+      // What decides a cell's numbers (threads and the image cache do not).
+      const { threads: _threads, cacheBytes: _cache, ...training } = o.training ?? {};
+      const run = { network: network.name, preset: d.preset.name, data: d.data, trials, seed, training, tcga: tcga.map((i) => [path.relative(o.tcga.root, i.file), i.target]) };
+      const cellFile = path.join(dir, 'cell.json');
+      if (existsSync(cellFile)) {
+        const cell = JSON.parse(await readFile(cellFile, 'utf8')) as TransferCell;
+        if (JSON.stringify(cell.run) === JSON.stringify(run)) {
+          progress(`${id}: finished before (${cellFile})`);
+          cells.push(cell);
+          continue;
+        }
+        progress(`${id}: settings changed since ${cellFile}; training again`);
+      }
+      progress(`${id}: training ${trials} trial(s)`);
+      const start = performance.now();
+      const result = await runTraining({
+        ...o.training, dataset: d.data, preset: d.preset.name, architecture: network.architecture, kernels: network.kernels, trials, seed,
+        outDir: path.join(dir, 'train'), resume: true,
+        onProgress: (p) => {
+          if (p.phase === 'epoch') progress(`${id}: trial ${p.trial} epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(4)}`);
+        },
+      });
+      const cellTrials: CellTrial[] = [];
+      for (const t of result.trials) {
+        progress(`${id}: trial ${t.trial} on TCGA@Focus (${tcga.length} images, dense crops)`);
+        const scores = await scoreTcga(path.join(dir, 'train', t.model), tcga);
+        const positives = targets.map((v) => v === 1);
+        cellTrials.push({ trial: t.trial, seed: t.seed, model: path.join('train', t.model), rocAuc: rocAuc(scores, positives), prAuc: prAucTrapezoid(scores, positives), averagePrecision: averagePrecision(scores, positives), scores });
+      }
+      const summary = summarizeTrials(cellTrials.map((t) => ({ roc: t.rocAuc, pr: t.prAuc })));
+      const cell: TransferCell = { dataset: d.preset.name, network: network.name, run, trials: cellTrials, roc: summary.roc!, pr: summary.pr!, targets, seconds: (performance.now() - start) / 1000 };
+      await writeAtomic(cellFile, JSON.stringify(cell, null, 1) + '\n');
+      cells.push(cell);
+      trained.push(id);
+    }
+  }
+  const files = await writeTables(o.outDir, cells, datasets.map((d) => d.preset), networks);
+  return { cells, trained, files };
+}
+
+/**
+ * TCGA@Focus scores as the paper's test code (DARTS-FQA test_model.py, testing_set 'tcga') takes them
+ * for every network: 64 px crops at stride 32, normalized with TCGA@Focus's own statistics (not the
+ * training set's), image score = mean of its crops. A network whose graph cannot take 64 px (EONSS's
+ * 235 px definitions) keeps its own patch and stride.
+ */
+async function scoreTcga(file: string, items: DatasetItem[]): Promise<number[]> {
+  const m = await readModelFile(file);
+  const model = toLoadedModel({ ...m, header: { ...m.header, normalization: PAPER_NORMALIZATION } }, file);
+  const crops = fitsSize(model.graph, TCGA_CROP.patchSize) ? TCGA_CROP : { patchSize: m.header.patchSize, stride: m.header.stride };
+  const evaluation = await evaluateModel(items, { model, ...crops });
+  return evaluation.scores.map((s) => s.score);
+}
+
+async function writeTables(outDir: string, cells: TransferCell[], datasets: DatasetPreset[], networks: TransferNetwork[]): Promise<string[]> {
+  const files: string[] = [];
+  const write = async (name: string, text: string) => {
+    await writeAtomic(path.join(outDir, name), text);
+    files.push(name);
+  };
+  const find = (dataset: string, network: string) => cells.find((c) => c.dataset === dataset && c.network === network);
+  const fixed = (v: number | null | undefined) => (v === null || v === undefined ? '' : (100 * v).toFixed(2));
+  const tsv = ['dataset\tnetwork\ttrials\troc_auc_mean\troc_auc_std\tpr_auc_mean\tpr_auc_std\tpaper_roc_mean\tpaper_roc_std\tpaper_pr_mean\tpaper_pr_std\tseeds'];
+  for (const d of datasets) {
+    for (const n of networks) {
+      const c = find(d.name, n.name);
+      if (!c) continue;
+      const p: PaperCell | null = paperCell(n.name, d.name);
+      tsv.push([d.name, n.name, c.trials.length, fixed(c.roc.mean), fixed(c.roc.std), fixed(c.pr.mean), fixed(c.pr.std), p?.roc[0] ?? '', p?.roc[1] ?? '', p?.pr[0] ?? '', p?.pr[1] ?? '', c.trials.map((t) => t.seed).join(',')].join('\t'));
+    }
+  }
+  await write('table5.tsv', tsv.join('\n') + '\n');
+
+  const md = [
+    '# Transfer to TCGA@Focus (Table 5)',
+    '',
+    'ROC-AUC and PR-AUC in %, mean ± standard deviation over the trials, each cell beside the paper\'s (in parentheses).',
+    '',
+    `| Network | ${datasets.map((d) => `${d.title} ROC | ${d.title} PR`).join(' | ')} |`,
+    `|---|${datasets.map(() => '---|---').join('|')}|`,
+  ];
+  for (const n of networks) {
+    const cols = datasets.flatMap((d) => {
+      const c = find(d.name, n.name);
+      const p = paperCell(n.name, d.name);
+      const paper = (v: [number, number] | undefined) => (p ? ` (${formatPaper(v)})` : '');
+      return c ? [`${formatPercent(c.roc)}${paper(p?.roc)}`, `${formatPercent(c.pr)}${paper(p?.pr)}`] : ['—', '—'];
+    });
+    md.push(`| ${n.label} | ${cols.join(' | ')} |`);
+  }
+  await write('table5.md', md.join('\n') + '\n');
+
+  // Figure 7: per dataset, the two best and the two worst networks by mean ROC-AUC (trial 1's curves).
+  for (const d of datasets) {
+    const ranked = cells.filter((c) => c.dataset === d.name).sort((a, b) => b.roc.mean - a.roc.mean || a.network.localeCompare(b.network));
+    if (ranked.length === 0) continue;
+    const chosen = ranked.length <= 4 ? ranked : [...ranked.slice(0, 2), ...ranked.slice(-2)];
+    const label = (c: TransferCell) => networks.find((n) => n.name === c.network)!.label;
+    const series = chosen.map((c) => ({ name: label(c), scores: c.trials[0]!.scores, positives: c.targets.map((t) => t === 1) }));
+    await write(`figure7-${d.name}-roc.svg`, rocSvg(series, `Trained on ${d.title}, tested on TCGA@Focus: ROC`));
+    await write(`figure7-${d.name}-pr.svg`, prSvg(series, `Trained on ${d.title}, tested on TCGA@Focus: precision-recall`));
+  }
+  return files;
+}
