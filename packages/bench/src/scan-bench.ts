@@ -1,28 +1,86 @@
 /**
- * Whole-slide scan benchmark: time per stage and peak memory (VmHWM of the process, which includes
- * the worker threads) for a 25,000 x 25,000 JPEG-tiled pyramidal TIFF like the one behind
- * ../shared/peers/README.md (CMU-1-Small-Region.svs replicated, 240-px JPEG tiles, quality 80).
- * The slide is made once with sharp (libvips) under --dir and reused.
+ * Whole-slide scan benchmark: fqa's scan beside its floor and its peer, all measured in this run,
+ * on the same slide and the same number of threads:
+ * - the libjpeg-turbo decode floor of the slide (../shared/peers/decode_floor.c, compiled here):
+ *   every level-0 tile decoded, nothing else; no scan can be faster on the same cores;
+ * - the pipeline a Python user runs today (../shared/peers/python_pipeline.py: OpenSlide regions,
+ *   PyTorch FocusLiteNN-1 with the published weights, one process per thread, every patch scored);
+ * - fqa scans with the published FocusLiteNN weights (../shared/reference/focuslitenn), --mpp 0.5:
+ *   FocusLiteNN-1 and -10 at 235 px stride 235 (the 7x7 stride-5 model), FocusLiteNN-1 at 64 and
+ *   128 px (the 7x7 stride-1 model, stride = patch), each on the fused native path and FocusLiteNN-1
+ *   235 px also on the worker-pool path, each in its own process (peak RSS is that process's VmHWM).
+ * Then the ratios to the floor and the paper's Table 4 projection (300 slides of 25k²) beside its
+ * GTX 1650 Ti hours. The slide is a 25,000² JPEG-tiled pyramidal TIFF (CMU-1-Small-Region.svs
+ * replicated, 240-px tiles, quality 80), made once with sharp under --dir and reused.
  *
- *   npm run bench:scan -w @fqa/bench [-- --size 25000 --dir /tmp --workers 2]
+ *   npm run bench:scan -w @fqa/bench [-- --size 25000 --dir /tmp --threads 2]
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { DEFAULT_MODEL_PATH, openSource, scanSlide } from '@fqa/core';
+import { convertReferenceFile, getArchitecture, openSource, scanSlide } from '@fqa/core';
 
-const { values } = parseArgs({ options: { size: { type: 'string', default: '25000' }, dir: { type: 'string', default: os.tmpdir() }, workers: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '25000' },
+    dir: { type: 'string', default: os.tmpdir() },
+    threads: { type: 'string', default: '2' },
+    // Internal: one scan in this (child) process, its result as one JSON line.
+    'scan-one': { type: 'string' },
+  },
+});
 const size = Number(values.size);
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const svs = path.resolve(repoRoot, '..', 'shared', 'data', 'slides', 'CMU-1-Small-Region.svs');
+const threads = Number(values.threads);
+const here = fileURLToPath(import.meta.url);
+const repoRoot = path.resolve(path.dirname(here), '..', '..', '..');
+const shared = path.resolve(repoRoot, '..', 'shared');
+const svs = path.join(shared, 'data', 'slides', 'CMU-1-Small-Region.svs');
+const peers = path.join(shared, 'peers');
+const weights = (k: number) => path.join(shared, 'reference', 'focuslitenn', `focuslitenn-${k}kernel.json`);
 const slide = path.join(values.dir, `fqa-bench-${size}.tiff`);
+const MPP = 0.5;
 
 function peakRssMiB(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+interface ScanConfig {
+  label: string;
+  kernels: 1 | 10;
+  /** The published model's geometry: 235 (7x7 stride 5) or 64 (7x7 stride 1). */
+  variant: 235 | 64;
+  patch: number;
+  fused: boolean;
+}
+interface ScanRun extends ScanConfig {
+  seconds: number;
+  scoreSeconds: number;
+  patchesScored: number;
+  patches: number;
+  tilesDecoded: number;
+  tilesRedecoded: number;
+  peakRssMiB: number;
+  pipeline: string;
+  kernel: string;
+}
+
+if (values['scan-one']) {
+  // Child: one scan, timed from the call to its result (model load, tissue mask, decode, score).
+  const c = JSON.parse(values['scan-one']) as ScanConfig & { model: string };
+  const start = performance.now();
+  const r = await scanSlide(slide, { model: c.model, patchSize: c.patch, stride: c.patch, mpp: MPP, workers: threads, fusedSweep: c.fused, minTissue: 0.5 });
+  const seconds = (performance.now() - start) / 1000;
+  const run: ScanRun = {
+    ...c, seconds, scoreSeconds: r.timings.scoreSeconds, patchesScored: r.summary.patchesScored, patches: r.columns * r.rows,
+    tilesDecoded: r.reader.tilesDecoded, tilesRedecoded: r.reader.tilesRedecoded, peakRssMiB: peakRssMiB(), pipeline: r.pipeline, kernel: r.kernel,
+  };
+  console.log(JSON.stringify(run));
+  process.exit(0);
 }
 
 if (!existsSync(slide)) {
@@ -40,13 +98,100 @@ if (!existsSync(slide)) {
   console.log(`made ${slide} (${size} x ${size}) in ${((performance.now() - start) / 1000).toFixed(1)} s`);
 }
 
-const before = peakRssMiB();
-const start = performance.now();
-const result = await scanSlide(slide, { model: DEFAULT_MODEL_PATH, ...(values.workers ? { workers: Number(values.workers) } : {}) });
-const seconds = (performance.now() - start) / 1000;
+const work = mkdtempSync(path.join(os.tmpdir(), 'fqa-scan-bench-'));
+const notes: string[] = [];
+
+/** The decode floor, compiled from the peer's source; null (with a note) where it cannot be built. */
+function decodeFloor(): { seconds: number; megapixelsPerSecond: number; tiles: number } | null {
+  const binary = path.join(work, 'decode_floor');
+  try {
+    execFileSync('cc', ['-O2', path.join(peers, 'decode_floor.c'), '-o', binary, '-ltiff', '-lturbojpeg', '-lpthread'], { stdio: 'pipe' });
+  } catch (err) {
+    notes.push(`decode floor not measured: cannot compile ${path.join(peers, 'decode_floor.c')} (needs cc, libtiff-dev, libturbojpeg0-dev): ${String((err as { stderr?: Buffer }).stderr ?? err).split('\n')[0]}`);
+    return null;
+  }
+  const out = JSON.parse(execFileSync(binary, [slide, String(threads)], { encoding: 'utf8' })) as { seconds: number; megapixels_per_s: number; tiles: number };
+  return { seconds: out.seconds, megapixelsPerSecond: out.megapixels_per_s, tiles: out.tiles };
+}
+
+/** The Python user's pipeline; null (with a note) where python3-torch or python3-openslide is missing. */
+function pythonPipeline(): { seconds: number; patches: number } | null {
+  const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const r = spawnSync(python, [path.join(peers, 'python_pipeline.py'), slide, weights(1), String(threads)], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    notes.push(`Python pipeline not measured (needs Debian python3-torch python3-openslide): ${(r.stderr || String(r.error)).trim().split('\n').pop()}`);
+    return null;
+  }
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { seconds: number; patches: number };
+  return { seconds: out.seconds, patches: out.patches };
+}
+
+const models = new Map<string, string>();
+async function modelFile(kernels: number, variant: 235 | 64): Promise<string> {
+  const key = `${kernels}-${variant}`;
+  if (!models.has(key)) {
+    const file = path.join(work, `focuslitenn-${key}.fqa`);
+    writeFileSync(file, await convertReferenceFile(weights(kernels), { architecture: 'focuslitenn', patchSize: variant, name: `FocusLiteNN-${kernels} (${variant} px)` }));
+    models.set(key, file);
+  }
+  return models.get(key)!;
+}
+
+async function scan(c: ScanConfig): Promise<ScanRun> {
+  const out = execFileSync(process.execPath, [here, '--size', String(size), '--dir', values.dir!, '--threads', String(threads), '--scan-one', JSON.stringify({ ...c, model: await modelFile(c.kernels, c.variant) })], { encoding: 'utf8' });
+  const run = JSON.parse(out.trim().split('\n').pop()!) as ScanRun;
+  process.stderr.write(`${run.label}${run.fused ? '' : ' (pool)'}: ${run.seconds.toFixed(2)} s\n`);
+  return run;
+}
+
+const startedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+// The floor first: it also brings the slide's bytes into the page cache for everything after it.
+const floor = decodeFloor();
+const configs: ScanConfig[] = [
+  { label: 'FocusLiteNN-1, 235 px stride 235', kernels: 1, variant: 235, patch: 235, fused: true },
+  { label: 'FocusLiteNN-1, 235 px stride 235', kernels: 1, variant: 235, patch: 235, fused: false },
+  { label: 'FocusLiteNN-10, 235 px stride 235', kernels: 10, variant: 235, patch: 235, fused: true },
+  { label: 'FocusLiteNN-1, 64 px stride 64', kernels: 1, variant: 64, patch: 64, fused: true },
+  { label: 'FocusLiteNN-1, 128 px stride 128', kernels: 1, variant: 64, patch: 128, fused: true },
+  { label: 'FocusLiteNN-10, 64 px stride 64', kernels: 10, variant: 64, patch: 64, fused: true },
+  { label: 'FocusLiteNN-10, 128 px stride 128', kernels: 10, variant: 64, patch: 128, fused: true },
+];
+const runs: ScanRun[] = [];
+for (const c of configs) runs.push(await scan(c));
+const python = pythonPipeline();
+rmSync(work, { recursive: true, force: true });
+
 const mp = (size * size) / 1e6;
-console.log(`fqa scan benchmark — ${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? 'CPU'}, ${os.cpus().length} CPUs`);
-console.log(`slide ${size} x ${size} (${mp.toFixed(0)} MP), level ${result.level}, ${result.columns} x ${result.rows} patches of ${result.patchSize} px stride ${result.stride}, ${result.summary.patchesScored} scored (tissue ${(100 * result.summary.tissueFraction).toFixed(1)} %)`);
-console.log(`open ${result.timings.openSeconds.toFixed(2)} s, tissue mask ${result.timings.tissueSeconds.toFixed(2)} s, read + score ${result.timings.scoreSeconds.toFixed(2)} s, total ${seconds.toFixed(2)} s (${(mp / seconds).toFixed(1)} MP/s of slide)`);
-console.log(`reader ${result.reader.reader}: ${result.reader.tilesDecoded} JPEG tiles decoded, ${result.reader.tilesRedecoded} of them more than once, ${result.reader.tileCacheHits} cache hits`);
-console.log(`peak RSS ${peakRssMiB().toFixed(0)} MiB (before the scan ${before.toFixed(0)} MiB); 300 such slides: ${((300 * seconds) / 3600).toFixed(2)} h`);
+const lines: string[] = [];
+lines.push(`fqa scan benchmark — ${startedAt}, ${os.cpus()[0]?.model ?? 'CPU'}, ${os.cpus().length} CPUs, ${threads} threads for everything below`);
+lines.push(`slide ${slide}: ${size} x ${size} (${mp.toFixed(0)} MP), 240-px JPEG tiles, --mpp ${MPP}, published FocusLiteNN weights, patches with >= 50 % tissue scored`);
+lines.push('');
+lines.push('| what | seconds | x decode floor | patches scored | tiles decoded (again) | peak RSS MiB | path |');
+lines.push('| --- | --- | --- | --- | --- | --- | --- |');
+const ratio = (s: number) => (floor ? `${(s / floor.seconds).toFixed(2)}x` : '–');
+if (floor) lines.push(`| libjpeg-turbo decode floor (every level-0 tile) | ${floor.seconds.toFixed(2)} | 1.00x | – | ${floor.tiles} | – | decode_floor.c, ${floor.megapixelsPerSecond.toFixed(0)} MP/s |`);
+if (python) lines.push(`| Python: OpenSlide + PyTorch FocusLiteNN-1 235 px (every patch) | ${python.seconds.toFixed(2)} | ${ratio(python.seconds)} | ${python.patches} | – | – | python_pipeline.py, ${threads} processes |`);
+for (const r of runs) {
+  lines.push(`| fqa ${r.label} | ${r.seconds.toFixed(2)} | ${ratio(r.seconds)} | ${r.patchesScored} of ${r.patches} | ${r.tilesDecoded} (${r.tilesRedecoded}) | ${r.peakRssMiB.toFixed(0)} | ${r.pipeline}, ${r.kernel} |`);
+}
+const fusedFlnn1 = runs.find((r) => r.kernels === 1 && r.patch === 235 && r.fused)!;
+const poolFlnn1 = runs.find((r) => r.kernels === 1 && r.patch === 235 && !r.fused)!;
+lines.push('');
+lines.push(`fused native path vs worker pool (FocusLiteNN-1 235 px): ${fusedFlnn1.seconds.toFixed(2)} s vs ${poolFlnn1.seconds.toFixed(2)} s (${(poolFlnn1.seconds / fusedFlnn1.seconds).toFixed(2)}x)`);
+if (python) lines.push(`fqa FocusLiteNN-1 235 px vs the Python pipeline: ${(python.seconds / fusedFlnn1.seconds).toFixed(1)}x faster`);
+lines.push('');
+lines.push('Table 4 projection: hours for 300 slides of 25k², one after another on these threads (paper: GTX 1650 Ti)');
+lines.push('| model | 64 px ours (paper) | 128 px ours (paper) | 235 px ours (paper) |');
+lines.push('| --- | --- | --- | --- |');
+const paperRows = getArchitecture('focuslitenn').paper ?? [];
+for (const k of [1, 10] as const) {
+  const paper = paperRows.find((p) => p.label === `FocusLiteNN-${k}`);
+  const cells = [64, 128, 235].map((patch, i) => {
+    const r = runs.find((x) => x.kernels === k && x.patch === patch && x.fused);
+    return `${r ? ((300 * r.seconds) / 3600).toFixed(2) : '–'} (${paper ? paper.hours[i] : '–'})`;
+  });
+  lines.push(`| FocusLiteNN-${k} | ${cells.join(' | ')} |`);
+}
+lines.push('(ours: the whole scan of the 25k² slide above, tissue only; 64 and 128 px with the 7x7 stride-1 model, 235 px with the 7x7 stride-5 one)');
+for (const n of notes) lines.push(`note: ${n}`);
+console.log(lines.join('\n'));

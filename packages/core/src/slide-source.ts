@@ -5,7 +5,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import sharp from 'sharp';
-import { openSlide, openslideVersion, type NativeSlide } from '@fqa/native';
+import { openSlide, openslideVersion, type NativeModel, type NativeSlide, type RegionSweepOptions, type RegionSweepResult } from '@fqa/native';
 import { InputError } from './errors.js';
 import { decodeImage, type RgbImage } from './image.js';
 import { plausibleMpp } from './limits.js';
@@ -26,6 +26,13 @@ export interface SlideSource {
   properties: Record<string, string>;
   /** RGB u8, 3 * width bytes per row; x, y in level-0 pixels; width, height at `level`. */
   readRegion(level: number, x: number, y: number, width: number, height: number): Promise<Uint8Array>;
+  /** Levels the direct JPEG-tile reader serves, which sweepRegions can score in one native pass. */
+  directLevels: number[];
+  /**
+   * Decodes and scores regions of a direct level natively (NativeSlide.sweepRegions), rejecting with
+   * an InputError naming the file; null where no level is direct.
+   */
+  sweepRegions: ((model: NativeModel, level: number, regions: Float64Array, skip: Uint8Array, options: RegionSweepOptions, onProgress: (regionsDone: number) => void) => { promise: Promise<RegionSweepResult>; cancel(): void }) | null;
   /** Which reader serves level 0 and how many JPEG tiles it decoded / served from its cache. */
   readerStats(): { reader: 'direct' | 'openslide' | 'image'; tilesDecoded: number; tileCacheHits: number; tilesRedecoded: number };
   close(): void;
@@ -86,6 +93,16 @@ function fromOpenSlide(path: string, slide: NativeSlide): SlideSource {
       slide.readRegion(level, x, y, w, h).catch((err: Error) => {
         throw new InputError(err.message.startsWith(path) ? err.message : `${path}: ${err.message}`, { cause: err });
       }),
+    directLevels: info.directLevels,
+    sweepRegions: info.directLevels.length === 0 ? null : (model, level, regions, skip, options, onProgress) => {
+      const run = slide.sweepRegions(model, level, regions, skip, options, onProgress);
+      return {
+        promise: run.promise.catch((err: Error) => {
+          throw new InputError(err.message.startsWith(path) ? err.message : `${path}: ${err.message}`, { cause: err });
+        }),
+        cancel: run.cancel,
+      };
+    },
     readerStats: () => ({ reader: info.directLevels.includes(0) ? 'direct' : 'openslide', ...slide.readerStats() }),
     close: () => slide.close(),
   };
@@ -128,6 +145,8 @@ async function fromImage(input: string | Uint8Array): Promise<SlideSource> {
       }
       return out;
     },
+    directLevels: [],
+    sweepRegions: null,
     readerStats: () => ({ reader: 'image', tilesDecoded: 0, tileCacheHits: 0, tilesRedecoded: 0 }),
     close() {
       image = { pixels: new Uint8Array(0), width: 0, height: 0, rowStride: 0 };

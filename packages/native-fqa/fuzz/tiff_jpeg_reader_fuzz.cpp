@@ -1,17 +1,45 @@
 // libFuzzer target: the direct JPEG-tile reader (libtiff directory parsing, tile tables, JPEGTables
-// splicing, libjpeg decoding) on arbitrary file bytes. Any input must open or be refused, and any
-// region read must return pixels or throw std::exception: never crash, read out of bounds, or
-// allocate without bound (libFuzzer's -rss_limit_mb catches that). Built with ASan/UBSan by
-// scripts/fuzz.sh; seeds in fuzz/corpus/tiff_jpeg_reader.
+// splicing, libjpeg decoding) on arbitrary file bytes, and the fused decode + sweep of a scan's
+// regions over it (region_sweep.h, 2 threads). Any input must open or be refused, and any region
+// read or swept must return pixels/scores or throw std::exception: never crash, race, read out of
+// bounds, or allocate without bound (libFuzzer's -rss_limit_mb catches that). Built with
+// ASan/UBSan by scripts/fuzz.sh; seeds in fuzz/corpus/tiff_jpeg_reader.
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "region_sweep.h"
 #include "tiff_jpeg_reader.h"
+
+namespace {
+
+// A FocusLiteNN-2 with fixed weights, 16 px patches (3x3 stride-2 conv): small enough that a
+// sweep over a few hundred patches takes milliseconds under ASan.
+const fqa::Model& fuzzModel() {
+  static const fqa::Model model = [] {
+    fqa::Model m;
+    m.arch = fqa::Architecture::FocusLiteNN;
+    m.patchSize = 16;
+    m.kernels = 2;
+    m.convKernel = 3;
+    m.convStride = 2;
+    m.convPad = 1;
+    for (int i = 0; i < 2 * 3 * 3 * 3; ++i) m.convWeight.push_back(float((i * 37) % 11 - 5) / 16.f);
+    m.convBias = {0.1f, -0.2f};
+    m.fcWeight = {0.5f, -0.25f};
+    m.fcBias = 0.3f;
+    fqa::finalizeModel(m);
+    return m;
+  }();
+  return model;
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The reader takes a path (it preads tiles itself): the input goes to a private temp file.
@@ -34,6 +62,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       } catch (const std::exception&) {
         // Damaged input is an exception with a message: the expected outcome.
       }
+    }
+    // The fused path over the same tiles: two regions sharing a tile row, one straddling the edge,
+    // every other patch background, overlapping patches (shared conv map) on 2 threads.
+    const int64_t columns = 8, rows = 8, stride = 8;
+    std::vector<uint8_t> skip(size_t(3 * columns * rows));
+    for (size_t i = 0; i < skip.size(); ++i) skip[i] = uint8_t(i % 2);
+    std::vector<float> scores(skip.size());
+    std::vector<fqa::SlideRegion> regions;
+    for (const auto& [i, x, y] : {std::tuple<int64_t, int64_t, int64_t>{0, 0, 0}, {1, 72, 0}, {2, L.width - 40, L.height - 40}}) {
+      fqa::SlideRegion r;
+      r.x = x;
+      r.y = y;
+      r.columns = columns;
+      r.rows = rows;
+      r.skip = skip.data() + i * columns * rows;
+      r.scores = scores.data() + i * columns * rows;
+      regions.push_back(r);
+    }
+    fqa::RegionSweepOptions options;
+    options.patchSize = 16;
+    options.stride = stride;
+    options.threads = 2;
+    try {
+      fqa::sweepSlideRegions(*reader, level, fuzzModel(), regions, options);
+    } catch (const std::exception&) {
     }
   }
   return 0;

@@ -117,6 +117,23 @@ export interface SlideInfo {
   directLevels: number[];
 }
 
+export interface RegionSweepOptions {
+  patchSize: number;
+  stride: number;
+  /** Native threads, each scoring whole regions in turn. */
+  threads: number;
+  kernel: KernelName;
+  shareConvolution: boolean;
+}
+
+export interface RegionSweepResult {
+  /** Every region's scores in turn, each row-major (columns x rows). */
+  scores: Float32Array;
+  kernel: Exclude<KernelName, 'auto'>;
+  threads: number;
+  sharedConvolution: boolean;
+}
+
 /** Which reader serves a region: the direct JPEG-tile reader where it can ('auto'), or one of them. */
 export type SlideReaderName = 'auto' | 'direct' | 'openslide';
 
@@ -125,6 +142,15 @@ export interface NativeSlide {
   info(): SlideInfo;
   /** RGB u8 (3 * width bytes per row); x, y in level-0 pixels, width and height at `level`. */
   readRegion(level: number, x: number, y: number, width: number, height: number, reader?: SlideReaderName): Promise<Uint8Array>;
+  /**
+   * Scores regions of a level the direct reader serves (info().directLevels), decoding and sweeping
+   * each region in one pass on `threads` native threads: only scores come back. regions: x, y
+   * (level-0 pixels), columns, rows per region; skip: one byte per patch of every region in turn
+   * (non-zero = background: NaN, never decoded). onProgress gets the count of regions done (not
+   * every count: calls coalesce). cancel() stops the sweep between bands; the promise then rejects
+   * with "cancelled".
+   */
+  sweepRegions(model: NativeModel, level: number, regions: Float64Array, skip: Uint8Array, options: RegionSweepOptions, onProgress: (regionsDone: number) => void): { promise: Promise<RegionSweepResult>; cancel(): void };
   /** JPEG tiles the direct reader decoded and reads its tile cache served. */
   readerStats(): { tilesDecoded: number; tileCacheHits: number; tilesRedecoded: number };
   close(): void;

@@ -12,7 +12,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import sharp from 'sharp';
-import { kernelNames, type KernelName } from '@fqa/native';
+import { kernelNames, type KernelName, type NativeModel } from '@fqa/native';
 import { resolveDevice, trustDevice, verifyKernel, type Device } from '../device.js';
 import { FqaError, InputError, UsageError } from '../errors.js';
 import { MAX_DECODED_PIXELS, MPP_RANGE, plausibleMpp } from '../limits.js';
@@ -22,7 +22,7 @@ import { openSource, type SlideSource } from '../slide-source.js';
 import { checkBackground, verdictBlocker } from '../domain.js';
 import { detectTissue, patchTissueFractions, type TissueMask } from '../tissue.js';
 import { expectInteger, expectOneOf } from '../validate.js';
-import { chooseLevel, planRegions } from './plan.js';
+import { chooseLevel, planRegions, type GridRegion } from './plan.js';
 import { BACKEND_NAMES, type BackendName } from '../models/registry.js';
 import { backendAvailable } from '../models/backends/scorer.js';
 import type { RegionTask } from './worker.js';
@@ -50,6 +50,12 @@ export interface ScanOptions {
   backend?: BackendName | 'auto';
   signal?: AbortSignal;
   onProgress?: (progress: { regionsDone: number; regions: number }) => void;
+  /**
+   * true (default): where the direct JPEG-tile reader serves the scanned level as is and the native
+   * CPU kernels score, decode and score each region in one native pass; false: read regions into JS
+   * and score them in the worker pool, as for every other slide (same scores; for comparisons).
+   */
+  fusedSweep?: boolean;
 }
 
 export interface ScanSummary {
@@ -121,6 +127,8 @@ export interface ScanResult {
   options: ResolvedScanOptions;
   /** Which reader served the pixels, and the JPEG tiles it decoded (each once) or served from cache. */
   reader: { reader: 'direct' | 'openslide' | 'image'; tilesDecoded: number; tileCacheHits: number; tilesRedecoded: number };
+  /** 'fused': regions decoded and scored in one native pass each; 'pool': read into JS, scored in the worker pool. */
+  pipeline: 'fused' | 'pool';
   warnings: string[];
 }
 
@@ -155,6 +163,7 @@ export function validateScanOptions(o: ScanOptions) {
   }
   if (o.kernel !== undefined) expectOneOf(o.kernel, 'kernel', kernelNames);
   if (o.backend !== undefined) expectOneOf(o.backend, 'backend', ['auto', ...BACKEND_NAMES] as const);
+  if (o.fusedSweep !== undefined && typeof o.fusedSweep !== 'boolean') throw new UsageError(`Expected boolean for fusedSweep but received ${String(o.fusedSweep)}`);
 }
 
 /** Tissue mask from the smallest level at least 512 px on its long side, shrunk to <= 1024 px. */
@@ -243,54 +252,74 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     // Regions of whole patches, ~2048 px square, row by row: the rows and columns they share with
     // their neighbours are still in the direct reader's tile cache when the neighbour is read, so
     // each JPEG tile is decoded once; regions without tissue are never read.
-    const regions = planRegions(columns, rows, patchSize, stride).filter((r) => {
+    const regions: GridRegion[] = planRegions(columns, rows, patchSize, stride).filter((r) => {
       for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) if (tissue[row * columns + col]! >= minTissue) return true;
       return false;
     });
 
-    pool = new Piscina({
-      filename: new URL('./worker.js', import.meta.url).href,
-      maxThreads: workers,
-      minThreads: Math.min(workers, regions.length),
-      idleTimeout: 2000,
-      maxQueue: workers * 4,
-    });
-    let kernel = 'none';
-    let done = 0;
-    const inFlight = new Set<Promise<void>>();
-    const scoreOne = async (r: (typeof regions)[number]) => {
-      const levelW = Math.ceil(r.width * choice.resample);
-      const levelH = Math.ceil(r.height * choice.resample);
-      let pixels = await source.readRegion(choice.level, Math.round(r.x * choice.level0PerWorking), Math.round(r.y * choice.level0PerWorking), levelW, levelH);
-      if (choice.resample !== 1) {
-        const out = await sharp(pixels, { raw: { width: levelW, height: levelH, channels: 3 } }).resize(r.width, r.height, { kernel: 'lanczos3', fit: 'fill' }).raw().toBuffer();
-        pixels = new Uint8Array(out.buffer, out.byteOffset, out.length);
-      }
+    const skipOf = (r: GridRegion) => {
       const cols = r.col1 - r.col0;
       const skip = new Uint8Array(cols * (r.row1 - r.row0));
       for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) skip[(row - r.row0) * cols + (col - r.col0)] = tissue[row * columns + col]! >= minTissue ? 0 : 1;
-      const task: RegionTask = { modelPath: modelFile, pixels, width: r.width, height: r.height, patchSize, stride, skip, kernel: device.device === 'cuda' ? 'cuda' : (options.kernel ?? 'auto'), backend };
-      const result = (await pool!.run(task, { transferList: [pixels.buffer as ArrayBuffer] })) as { scores: Float32Array; kernel: string };
-      kernel = result.kernel;
-      expectFiniteScores(result.scores, skip, cols, `${path} (region at ${r.x}, ${r.y} working px) scored with ${modelFile}`);
-      for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) scores[row * columns + col] = result.scores[(row - r.row0) * cols + (col - r.col0)]!;
-      done++;
-      options.onProgress?.({ regionsDone: done, regions: regions.length });
+      return skip;
     };
-    try {
-      for (const r of regions) {
-        // Cancellation is checked between regions: a running native sweep cannot be interrupted.
-        if (options.signal?.aborted) throw new FqaError(`${path}: scan cancelled`, 130, { cause: options.signal.reason });
-        const p: Promise<void> = scoreOne(r).finally(() => inFlight.delete(p));
-        inFlight.add(p);
-        if (inFlight.size >= workers * 2) await Promise.race(inFlight);
+    const store = (r: GridRegion, regionScores: Float32Array, skip: Uint8Array) => {
+      const cols = r.col1 - r.col0;
+      expectFiniteScores(regionScores, skip, cols, `${path} (region at ${r.x}, ${r.y} working px) scored with ${modelFile}`);
+      for (let row = r.row0; row < r.row1; row++) for (let col = r.col0; col < r.col1; col++) scores[row * columns + col] = regionScores[(row - r.row0) * cols + (col - r.col0)]!;
+    };
+    const cancelled = () => new FqaError(`${path}: scan cancelled`, 130, { cause: options.signal?.reason });
+    let kernel = 'none';
+    // Levels the direct JPEG-tile reader serves, read as they are, scored on the CPU by the native
+    // kernels: each region is decoded and swept in one native pass, and no pixels reach JS.
+    const fused = options.fusedSweep !== false && backend === 'native' && device.device === 'cpu' && choice.resample === 1 &&
+      model.native !== undefined && source.sweepRegions !== null && source.directLevels.includes(choice.level);
+    if (fused) {
+      kernel = await sweepFused({
+        source, model: model.native!, level: choice.level, regions, skipOf, store, threads: workers, patchSize, stride,
+        level0PerWorking: choice.level0PerWorking, kernel: options.kernel ?? 'auto', signal: options.signal, onProgress: options.onProgress, cancelled,
+      });
+    } else {
+      pool = new Piscina({
+        filename: new URL('./worker.js', import.meta.url).href,
+        maxThreads: workers,
+        minThreads: Math.min(workers, regions.length),
+        idleTimeout: 2000,
+        maxQueue: workers * 4,
+      });
+      let done = 0;
+      const inFlight = new Set<Promise<void>>();
+      const scoreOne = async (r: GridRegion) => {
+        const levelW = Math.ceil(r.width * choice.resample);
+        const levelH = Math.ceil(r.height * choice.resample);
+        let pixels = await source.readRegion(choice.level, Math.round(r.x * choice.level0PerWorking), Math.round(r.y * choice.level0PerWorking), levelW, levelH);
+        if (choice.resample !== 1) {
+          const out = await sharp(pixels, { raw: { width: levelW, height: levelH, channels: 3 } }).resize(r.width, r.height, { kernel: 'lanczos3', fit: 'fill' }).raw().toBuffer();
+          pixels = new Uint8Array(out.buffer, out.byteOffset, out.length);
+        }
+        const skip = skipOf(r);
+        const task: RegionTask = { modelPath: modelFile, pixels, width: r.width, height: r.height, patchSize, stride, skip, kernel: device.device === 'cuda' ? 'cuda' : (options.kernel ?? 'auto'), backend };
+        const result = (await pool!.run(task, { transferList: [pixels.buffer as ArrayBuffer] })) as { scores: Float32Array; kernel: string };
+        kernel = result.kernel;
+        store(r, result.scores, skip);
+        done++;
+        options.onProgress?.({ regionsDone: done, regions: regions.length });
+      };
+      try {
+        for (const r of regions) {
+          // Cancellation is checked between regions: a running native sweep cannot be interrupted.
+          if (options.signal?.aborted) throw cancelled();
+          const p: Promise<void> = scoreOne(r).finally(() => inFlight.delete(p));
+          inFlight.add(p);
+          if (inFlight.size >= workers * 2) await Promise.race(inFlight);
+        }
+        await Promise.all(inFlight);
+      } catch (err) {
+        // Regions already in a worker finish first: destroying the pool while a worker is inside
+        // the native sweep terminates that worker mid-call, which aborts the whole process.
+        await Promise.allSettled(inFlight);
+        throw err;
       }
-      await Promise.all(inFlight);
-    } catch (err) {
-      // Regions already in a worker finish first: destroying the pool while a worker is inside
-      // the native sweep terminates that worker mid-call, which aborts the whole process.
-      await Promise.allSettled(inFlight);
-      throw err;
     }
     const tScore = performance.now();
 
@@ -349,10 +378,78 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       model: { name: model.header.name, scoreScale: model.header.score.scale, file: modelFile, sha256: modelSha256 },
       options: resolved,
       reader: source.readerStats(),
+      pipeline: fused ? 'fused' : 'pool',
       warnings,
     };
   } finally {
     source.close();
     await pool?.destroy();
   }
+}
+
+/**
+ * The fused path: every region decoded and swept natively on `threads` threads (regions in order,
+ * so the tiles neighbours share are decoded once), scores stored as regions finish. Cancellation
+ * stops the native threads between bands; progress is reported for every region, in order.
+ */
+async function sweepFused(a: {
+  source: SlideSource;
+  model: NativeModel;
+  level: number;
+  regions: GridRegion[];
+  skipOf: (r: GridRegion) => Uint8Array;
+  store: (r: GridRegion, scores: Float32Array, skip: Uint8Array) => void;
+  threads: number;
+  patchSize: number;
+  stride: number;
+  level0PerWorking: number;
+  kernel: KernelName;
+  signal: AbortSignal | undefined;
+  onProgress: ScanOptions['onProgress'];
+  cancelled: () => FqaError;
+}): Promise<string> {
+  if (a.signal?.aborted) throw a.cancelled();
+  const geometry = new Float64Array(a.regions.length * 4);
+  const skips = a.regions.map((r, i) => {
+    geometry.set([Math.round(r.x * a.level0PerWorking), Math.round(r.y * a.level0PerWorking), r.col1 - r.col0, r.row1 - r.row0], 4 * i);
+    return a.skipOf(r);
+  });
+  const skip = new Uint8Array(skips.reduce((n, s) => n + s.length, 0));
+  skips.reduce((offset, s) => (skip.set(s, offset), offset + s.length), 0);
+  let reported = 0;
+  let callbackError: unknown;
+  const report = (done: number) => {
+    while (reported < done) {
+      reported++;
+      a.onProgress?.({ regionsDone: reported, regions: a.regions.length });
+    }
+  };
+  const run = a.source.sweepRegions!(a.model, a.level, geometry, skip, { patchSize: a.patchSize, stride: a.stride, threads: a.threads, kernel: a.kernel, shareConvolution: true }, (done) => {
+    try {
+      report(done);
+    } catch (err) {
+      // The caller's callback threw: the scan stops and rejects with that error, as on the pool path.
+      callbackError ??= err;
+      run.cancel();
+    }
+  });
+  const onAbort = () => run.cancel();
+  a.signal?.addEventListener('abort', onAbort, { once: true });
+  let result;
+  try {
+    result = await run.promise;
+  } catch (err) {
+    if (callbackError !== undefined) throw callbackError;
+    if (a.signal?.aborted) throw a.cancelled();
+    throw err;
+  } finally {
+    a.signal?.removeEventListener('abort', onAbort);
+  }
+  let offset = 0;
+  a.regions.forEach((r, i) => {
+    a.store(r, result.scores.subarray(offset, offset + skips[i]!.length), skips[i]!);
+    offset += skips[i]!.length;
+  });
+  report(a.regions.length);
+  return result.kernel;
 }

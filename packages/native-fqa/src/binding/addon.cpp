@@ -22,6 +22,7 @@
 #include "focuslitenn_train.h"
 #include "openslide_reader.h"
 #ifdef FQA_HAVE_TIFF_JPEG
+#include "region_sweep.h"
 #include "tiff_jpeg_reader.h"
 #endif
 #include "model.h"
@@ -408,6 +409,7 @@ class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
     return DefineClass(env, "NativeSlide",
                        {InstanceMethod("info", &SlideHandle::Info), InstanceMethod("readRegion", &SlideHandle::ReadRegion),
                         InstanceMethod("readerStats", &SlideHandle::ReaderStats),
+                        InstanceMethod("sweepRegions", &SlideHandle::SweepRegions),
                         InstanceMethod("close", &SlideHandle::Close)});
   }
   explicit SlideHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SlideHandle>(info) {
@@ -466,6 +468,7 @@ class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
     return o;
   }
   Napi::Value ReadRegion(const Napi::CallbackInfo& info);
+  Napi::Value SweepRegions(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info) {
     reader_.reset();
     direct_.reset();
@@ -580,6 +583,159 @@ Napi::Value SlideHandle::ReadRegion(const Napi::CallbackInfo& info) {
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
+}
+
+#ifdef FQA_HAVE_TIFF_JPEG
+// The fused scan of a direct-read level (region_sweep.h) on its own native threads: progress is the
+// count of regions done (coalesced: the TypeScript side reports every region), cancel() stops it
+// between bands. Skip masks and region geometry are copied here; only scores come back.
+class RegionSweepWorker : public Napi::AsyncProgressWorker<int64_t> {
+ public:
+  RegionSweepWorker(Napi::Env env, std::shared_ptr<DirectReader> direct, std::shared_ptr<const fqa::Model> model, int level,
+                    std::vector<int64_t> geometry, std::vector<uint8_t> skip, fqa::RegionSweepOptions options, const Napi::Function& onProgress)
+      : Napi::AsyncProgressWorker<int64_t>(env, "fqa.sweepRegions"), deferred_(Napi::Promise::Deferred::New(env)),
+        direct_(std::move(direct)), model_(std::move(model)), level_(level), geometry_(std::move(geometry)), skip_(std::move(skip)),
+        options_(std::move(options)), cancel_(std::make_shared<std::atomic<bool>>(false)) {
+    onProgress_ = Napi::Persistent(onProgress);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  std::shared_ptr<std::atomic<bool>> cancelFlag() const { return cancel_; }
+
+ protected:
+  void Execute(const ExecutionProgress& progress) override {
+    try {
+      size_t patches = 0;
+      for (size_t i = 0; i < geometry_.size(); i += 4) patches += size_t(geometry_[i + 2] * geometry_[i + 3]);
+      scores_.assign(patches, 0.f);
+      std::vector<fqa::SlideRegion> regions;
+      size_t offset = 0;
+      for (size_t i = 0; i < geometry_.size(); i += 4) {
+        fqa::SlideRegion r;
+        r.x = geometry_[i];
+        r.y = geometry_[i + 1];
+        r.columns = geometry_[i + 2];
+        r.rows = geometry_[i + 3];
+        r.skip = skip_.data() + offset;
+        r.scores = scores_.data() + offset;
+        offset += size_t(r.columns * r.rows);
+        regions.push_back(r);
+      }
+      std::atomic<int64_t> done{0};
+      options_.cancel = cancel_.get();
+      options_.regionDone = [&]() {
+        const int64_t n = ++done;
+        progress.Send(&n, 1);
+      };
+      stats_ = fqa::sweepSlideRegions(*direct_->reader, level_, *model_, regions, options_);
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnProgress(const int64_t* done, size_t count) override {
+    if (!done || count == 0 || onProgress_.IsEmpty()) return;
+    // The callback is fqa's own wrapper, which never throws; a pending exception is cleared anyway.
+    try {
+      onProgress_.Call({Napi::Number::New(Env(), double(*done))});
+    } catch (const Napi::Error&) {
+    }
+  }
+  void OnOK() override {
+    try {
+      Napi::Object out = Napi::Object::New(Env());
+      auto scores = Napi::Float32Array::New(Env(), scores_.size());
+      std::copy(scores_.begin(), scores_.end(), scores.Data());
+      out.Set("scores", scores);
+      out.Set("kernel", Napi::String::New(Env(), fqa::kernelName(stats_.kernelUsed)));
+      out.Set("threads", Napi::Number::New(Env(), stats_.threadsUsed));
+      out.Set("sharedConvolution", Napi::Boolean::New(Env(), stats_.sharedConvolution));
+      deferred_.Resolve(out);
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<DirectReader> direct_;
+  std::shared_ptr<const fqa::Model> model_;
+  int level_;
+  std::vector<int64_t> geometry_;  // per region: x, y (level pixels), columns, rows
+  std::vector<uint8_t> skip_;
+  fqa::RegionSweepOptions options_;
+  std::shared_ptr<std::atomic<bool>> cancel_;
+  Napi::FunctionReference onProgress_;
+  std::vector<float> scores_;
+  fqa::SweepStats stats_;
+};
+#endif
+
+// sweepRegions(model, level, regions, skip, {patchSize, stride, threads, kernel, shareConvolution}, onProgress)
+//   -> {promise, cancel}. regions: Float64Array of x, y (level-0 pixels), columns, rows per region;
+//   skip: one byte per patch of every region in turn.
+Napi::Value SlideHandle::SweepRegions(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+#ifdef FQA_HAVE_TIFF_JPEG
+  if (info.Length() != 6) throw Napi::TypeError::New(env, "sweepRegions expects (model, level, regions, skip, options, onProgress)");
+  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(addonData(env).modelConstructor.Value()))
+    throw Napi::TypeError::New(env, "Expected a NativeModel for model");
+  auto r = reader(env);
+  const int level = int(integer(env, info[1], "level", 0, int64_t(r->info().levels.size()) - 1));
+  if (!direct_ || direct_->levelOf[size_t(level)] < 0)
+    throw Napi::Error::New(env, "the direct JPEG-tile reader cannot read level " + std::to_string(level) + " of this slide");
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw Napi::TypeError::New(env, "Expected Float64Array for regions");
+  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "Expected Uint8Array for skip");
+  if (!info[4].IsObject()) throw Napi::TypeError::New(env, "Expected an options object");
+  if (!info[5].IsFunction()) throw Napi::TypeError::New(env, "Expected a function for onProgress");
+  auto regions = info[2].As<Napi::Float64Array>();
+  if (regions.ElementLength() % 4 != 0) throw Napi::RangeError::New(env, "Expected regions to hold 4 numbers per region (x, y, columns, rows)");
+  Napi::Object o = info[4].As<Napi::Object>();
+  fqa::RegionSweepOptions options;
+  options.patchSize = integer(env, field(o, "patchSize"), "patchSize", 1, fqa::kMaxRegionSide);
+  options.stride = integer(env, field(o, "stride"), "stride", 1, fqa::kMaxRegionSide);
+  options.threads = int(integer(env, field(o, "threads"), "threads", 1, 1024));
+  options.shareConvolution = field(o, "shareConvolution").ToBoolean();
+  const Napi::Value kernel = field(o, "kernel");
+  if (!kernel.IsString()) throw Napi::TypeError::New(env, "Expected string for kernel");
+  guarded(env, [&]() -> Napi::Value {
+    options.kernel = fqa::parseKernel(kernel.As<Napi::String>().Utf8Value());
+    return env.Undefined();
+  });
+  // Level pixel of a level-0 position, as readRegion and OpenSlide compute it (x / downsample).
+  const double downsample = r->info().levels[size_t(level)].downsample;
+  std::vector<int64_t> geometry(regions.ElementLength());
+  int64_t patches = 0;
+  for (size_t i = 0; i < regions.ElementLength(); i += 4) {
+    const std::string name = "regions[" + std::to_string(i / 4) + "]";
+    geometry[i] = int64_t(double(integer(env, Napi::Number::New(env, regions[i]), name + ".x", -(int64_t(1) << 40), int64_t(1) << 40)) / downsample);
+    geometry[i + 1] = int64_t(double(integer(env, Napi::Number::New(env, regions[i + 1]), name + ".y", -(int64_t(1) << 40), int64_t(1) << 40)) / downsample);
+    geometry[i + 2] = integer(env, Napi::Number::New(env, regions[i + 2]), name + ".columns", 1, fqa::kMaxRegionSide);
+    geometry[i + 3] = integer(env, Napi::Number::New(env, regions[i + 3]), name + ".rows", 1, fqa::kMaxRegionSide);
+    patches += geometry[i + 2] * geometry[i + 3];
+  }
+  auto skip = info[3].As<Napi::Uint8Array>();
+  if (int64_t(skip.ElementLength()) != patches)
+    throw Napi::RangeError::New(env, "Expected skip to hold " + std::to_string(patches) + " entries (one per patch of every region) but received " +
+                                         std::to_string(skip.ElementLength()));
+  auto model = Napi::ObjectWrap<ModelHandle>::Unwrap(info[0].As<Napi::Object>())->model();
+  auto* worker = new RegionSweepWorker(env, direct_, model, direct_->levelOf[size_t(level)], std::move(geometry),
+                                       std::vector<uint8_t>(skip.Data(), skip.Data() + skip.ElementLength()), std::move(options),
+                                       info[5].As<Napi::Function>());
+  auto flag = worker->cancelFlag();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("promise", worker->Promise());
+  out.Set("cancel", Napi::Function::New(env, [flag](const Napi::CallbackInfo& call) -> Napi::Value {
+    flag->store(true);
+    return call.Env().Undefined();
+  }, "cancel"));
+  worker->Queue();
+  return out;
+#else
+  (void)info;
+  throw Napi::Error::New(env, "this build has no direct JPEG-tile reader (libtiff-dev, libjpeg62-turbo-dev)");
+#endif
 }
 
 Napi::Value OpenSlide(const Napi::CallbackInfo& info) {

@@ -1,0 +1,51 @@
+// The fused path of a scan for slide levels the direct JPEG-tile reader serves: each region of the
+// patch grid is decoded and swept on one native thread, band by band, while the band's decoded rows
+// are still in cache; only scores leave. Regions are taken in order by `threads` threads, so the
+// tiles a region shares with the next row of regions are still in the reader's tile cache and every
+// tile is decoded once. Plain C++, no Node types.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <vector>
+
+#include "model.h"
+#include "sweep.h"
+#include "tiff_jpeg_reader.h"
+
+namespace fqa {
+
+// Patches [0, columns) x [0, rows) of one region; patch (r, c) covers level pixels
+// [x + c*stride, x + c*stride + patchSize) x [y + r*stride, y + r*stride + patchSize).
+struct SlideRegion {
+  int64_t x = 0, y = 0;          // level pixels; may lie partly outside the level (white there)
+  int64_t columns = 0, rows = 0;
+  const uint8_t* skip = nullptr;  // columns*rows bytes, non-zero = background (NaN, never decoded)
+  float* scores = nullptr;        // columns*rows floats, row-major
+};
+
+struct RegionSweepOptions {
+  int64_t patchSize = 0, stride = 0;
+  int threads = 1;
+  Kernel kernel = Kernel::Auto;  // CPU kernels only
+  bool shareConvolution = true;
+  // Checked between bands; set from another thread to stop (sweepSlideRegions then throws SweepCancelled).
+  const std::atomic<bool>* cancel = nullptr;
+  // Called on a sweep thread after each region (any thread; must be thread-safe).
+  std::function<void()> regionDone;
+};
+
+struct SweepCancelled : std::runtime_error {
+  SweepCancelled() : std::runtime_error("cancelled") {}
+};
+
+// The largest region side (level pixels) a caller may ask for: a band buffer is at most this wide.
+constexpr int64_t kMaxRegionSide = int64_t(1) << 16;
+
+// Throws std::invalid_argument / std::range_error for bad arguments (before any decode), the
+// reader's std::runtime_error naming file and tile for damaged data, SweepCancelled when cancelled.
+SweepStats sweepSlideRegions(const TiffJpegReader& reader, int level, const Model& model,
+                             const std::vector<SlideRegion>& regions, const RegionSweepOptions& options);
+
+}  // namespace fqa
