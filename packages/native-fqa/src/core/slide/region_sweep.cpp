@@ -44,74 +44,100 @@ void validate(const TiffJpegReader& reader, int level, const Model& model, const
   validateSweep(model, patch, makeGrid(model, patch, o.patchSize, o.stride));
 }
 
-// Scores one region band by band on the calling thread; bands without a scored patch are never decoded.
-SweepStats sweepRegion(const TiffJpegReader& reader, int level, const Model& model, const SlideRegion& region,
-                       const RegionSweepOptions& o, std::vector<uint8_t>& band, std::vector<uint8_t>& skip, std::vector<float>& scores) {
-  const int64_t per = bandPatchRows(o.patchSize, o.stride);
+// One band of one region: patch rows [r0, r1).
+struct Band {
+  size_t region;
+  int64_t r0, r1;
+};
+
+// Scores one band on the calling thread, unless all its patches are background (never decoded).
+SweepStats sweepBand(TiffJpegReader& reader, int level, const Model& model, const SlideRegion& region, const Band& b,
+                     const RegionSweepOptions& o, std::vector<uint8_t>& pixels, std::vector<float>& scores) {
+  SweepStats stats;
+  std::fill(region.scores + b.r0 * region.columns, region.scores + b.r1 * region.columns, std::numeric_limits<float>::quiet_NaN());
+  bool any = false;
+  for (int64_t i = b.r0 * region.columns; i < b.r1 * region.columns && !any; ++i) any = !region.skip[i];
+  if (!any) return stats;
+  // The band spans the region's full width even where its edge patches are background: the
+  // kernels' results depend (by rounding) on where a patch lies in the swept width, and the
+  // scores must be those of the whole-region sweep bit for bit.
+  const int64_t rows = b.r1 - b.r0;
+  const int64_t width = (region.columns - 1) * o.stride + o.patchSize, height = (rows - 1) * o.stride + o.patchSize;
+  pixels.resize(size_t(width * height * 3));
+  reader.readLevelRegion(level, region.x, region.y + b.r0 * o.stride, width, height, pixels.data(), 3 * width);
+  scores.resize(size_t(region.columns * rows));
+  const Region band{pixels.data(), width, height, 3 * width, int64_t(pixels.size())};
+  PatchGrid grid = makeGrid(model, band, o.patchSize, o.stride);
+  grid.skip = region.skip + b.r0 * region.columns;
   SweepOptions sweepOptions;
   sweepOptions.threads = 1;
   sweepOptions.kernel = o.kernel;
   sweepOptions.shareConvolution = o.shareConvolution;
-  SweepStats stats;
-  std::fill(region.scores, region.scores + region.columns * region.rows, std::numeric_limits<float>::quiet_NaN());
-  for (int64_t r0 = 0; r0 < region.rows; r0 += per) {
-    if (o.cancel && o.cancel->load(std::memory_order_relaxed)) throw SweepCancelled();
-    const int64_t r1 = std::min(region.rows, r0 + per);
-    // The band spans the region's full width even where its edge patches are background: the
-    // kernels' results depend (by rounding) on where a patch lies in the swept width, and the
-    // scores must be those of the whole-region sweep bit for bit.
-    bool any = false;
-    for (int64_t i = r0 * region.columns; i < r1 * region.columns && !any; ++i) any = !region.skip[i];
-    if (!any) continue;
-    const int64_t c0 = 0, c1 = region.columns;
-    const int64_t columns = c1 - c0, rows = r1 - r0;
-    const int64_t width = (columns - 1) * o.stride + o.patchSize, height = (rows - 1) * o.stride + o.patchSize;
-    band.resize(size_t(width * height * 3));
-    reader.readLevelRegion(level, region.x + c0 * o.stride, region.y + r0 * o.stride, width, height, band.data(), 3 * width);
-    skip.resize(size_t(columns * rows));
-    scores.resize(skip.size());
-    for (int64_t row = 0; row < rows; ++row)
-      std::copy_n(region.skip + (r0 + row) * region.columns + c0, columns, skip.data() + row * columns);
-    const Region pixels{band.data(), width, height, 3 * width, int64_t(band.size())};
-    PatchGrid grid = makeGrid(model, pixels, o.patchSize, o.stride);
-    grid.skip = skip.data();
-    stats = sweep(model, pixels, grid, sweepOptions, scores.data());
-    for (int64_t row = 0; row < rows; ++row)
-      std::copy_n(scores.data() + row * columns, columns, region.scores + (r0 + row) * region.columns + c0);
-  }
+  stats = sweep(model, band, grid, sweepOptions, scores.data());
+  std::copy(scores.begin(), scores.end(), region.scores + b.r0 * region.columns);
   return stats;
 }
 
 }  // namespace
 
-SweepStats sweepSlideRegions(const TiffJpegReader& reader, int level, const Model& model, const std::vector<SlideRegion>& regions,
+SweepStats sweepSlideRegions(TiffJpegReader& reader, int level, const Model& model, const std::vector<SlideRegion>& regions,
                              const RegionSweepOptions& o) {
   validate(reader, level, model, regions, o);
   SweepStats stats;
   stats.kernelUsed = o.kernel == Kernel::Auto ? bestKernel() : o.kernel;
-  const int threads = int(std::max<int64_t>(1, std::min<int64_t>(std::max(1, o.threads), int64_t(regions.size()))));
+  // Bands in stripes across the slide: for each row of regions (same y), band 0 of every region,
+  // then band 1, ... The threads walk the level top to bottom a stripe at a time, so the tiles in
+  // use are those of about two stripes, not of two whole rows of regions.
+  const int64_t per = bandPatchRows(o.patchSize, o.stride);
+  std::vector<Band> bands;
+  std::vector<std::atomic<int64_t>> bandsLeft(regions.size());
+  size_t narrowestRow = regions.size();
+  for (size_t i = 0; i < regions.size();) {
+    size_t j = i;
+    int64_t rows = 0;
+    for (; j < regions.size() && regions[j].y == regions[i].y; ++j) rows = std::max(rows, regions[j].rows);
+    narrowestRow = std::min(narrowestRow, j - i);
+    for (int64_t r0 = 0; r0 < rows; r0 += per)
+      for (size_t k = i; k < j; ++k)
+        if (r0 < regions[k].rows) {
+          bands.push_back({k, r0, std::min(regions[k].rows, r0 + per)});
+          ++bandsLeft[k];
+        }
+    i = j;
+  }
+  const int threads = int(std::max<int64_t>(1, std::min<int64_t>(std::max(1, o.threads), int64_t(bands.size()))));
   stats.threadsUsed = threads;
-  // Regions in order, each to the next free thread; the first failure stops the others.
+  // A cache for the stripes in flight (and the tile row a stripe shares with the next), at least
+  // 64 MiB so a small slide's tiles, all read for its tissue mask, stay until the sweep reads them.
+  const JpegTiffLevel& L = reader.levels()[size_t(level)];
+  const int64_t bandTileRows = ((per - 1) * o.stride + o.patchSize + L.tileHeight - 1) / L.tileHeight + 1;
+  const int64_t stripesInFlight = 1 + (threads + int64_t(std::max<size_t>(1, narrowestRow)) - 1) / int64_t(std::max<size_t>(1, narrowestRow));
+  const int64_t tileRowBytes = (L.width + L.tileWidth - 1) / L.tileWidth * L.tileWidth * L.tileHeight * 3;
+  reader.setCacheCapacity(std::min(reader.cacheCapacity(), std::max<int64_t>(int64_t(64) << 20, (stripesInFlight * bandTileRows + 1) * tileRowBytes)));
+
+  // Bands in that order, each to the next free thread; the first failure stops the others.
   std::atomic<size_t> next{0};
   std::exception_ptr failure;
   std::mutex lock;
   auto worker = [&]() {
-    std::vector<uint8_t> band, skip;
+    std::vector<uint8_t> pixels;
     std::vector<float> scores;
     for (;;) {
       const size_t i = next.fetch_add(1);
-      if (i >= regions.size()) return;
+      if (i >= bands.size()) return;
       try {
-        const SweepStats s = sweepRegion(reader, level, model, regions[i], o, band, skip, scores);
+        if (o.cancel && o.cancel->load(std::memory_order_relaxed)) throw SweepCancelled();
+        const Band& b = bands[i];
+        const SweepStats s = sweepBand(reader, level, model, regions[b.region], b, o, pixels, scores);
         if (s.sharedConvolution) {
           std::lock_guard<std::mutex> guard(lock);
           stats.sharedConvolution = true;
         }
-        if (o.regionDone) o.regionDone();
+        if (--bandsLeft[b.region] == 0 && o.regionDone) o.regionDone();
       } catch (...) {
         std::lock_guard<std::mutex> guard(lock);
         if (!failure) failure = std::current_exception();
-        next.store(regions.size());
+        next.store(bands.size());
       }
     }
   };

@@ -1,8 +1,8 @@
 // The fused path of a scan for slide levels the direct JPEG-tile reader serves: each region of the
-// patch grid is decoded and swept on one native thread, band by band, while the band's decoded rows
-// are still in cache; only scores leave. Regions are taken in order by `threads` threads, so the
-// tiles a region shares with the next row of regions are still in the reader's tile cache and every
-// tile is decoded once. Plain C++, no Node types.
+// patch grid is decoded and swept on a native thread band by band (a few patch rows), each band
+// while its decoded rows are still in cache; only scores leave. Threads take the bands of a row of
+// regions stripe by stripe, top to bottom, so the tiles neighbouring bands share are still in the
+// reader's tile cache and every tile is decoded once. Plain C++, no Node types.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -32,7 +32,7 @@ struct RegionSweepOptions {
   bool shareConvolution = true;
   // Checked between bands; set from another thread to stop (sweepSlideRegions then throws SweepCancelled).
   const std::atomic<bool>* cancel = nullptr;
-  // Called on a sweep thread after each region (any thread; must be thread-safe).
+  // Called on a sweep thread when a region's last band is done (any thread; must be thread-safe).
   std::function<void()> regionDone;
 };
 
@@ -45,7 +45,8 @@ constexpr int64_t kMaxRegionSide = int64_t(1) << 16;
 
 // Throws std::invalid_argument / std::range_error for bad arguments (before any decode), the
 // reader's std::runtime_error naming file and tile for damaged data, SweepCancelled when cancelled.
-SweepStats sweepSlideRegions(const TiffJpegReader& reader, int level, const Model& model,
+// Lowers the reader's cache capacity to what the sweep's order needs (TiffJpegReader::setCacheCapacity).
+SweepStats sweepSlideRegions(TiffJpegReader& reader, int level, const Model& model,
                              const std::vector<SlideRegion>& regions, const RegionSweepOptions& options);
 
 }  // namespace fqa

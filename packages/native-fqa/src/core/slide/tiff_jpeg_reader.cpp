@@ -76,9 +76,13 @@ std::string decodeJpeg(const uint8_t* data, size_t bytes, bool rgbColorSpace, ui
     return "tile is " + std::to_string(cinfo.output_width) + "x" + std::to_string(cinfo.output_height) + ", expected " +
            std::to_string(width) + "x" + std::to_string(height);
   }
+  // Several rows per call: libjpeg-turbo then upsamples and converts colour without an extra copy.
+  JSAMPROW rows[16];
   while (cinfo.output_scanline < cinfo.output_height) {
-    JSAMPROW row = out + int64_t(cinfo.output_scanline) * width * 3;
-    jpeg_read_scanlines(&cinfo, &row, 1);
+    const JDIMENSION first = cinfo.output_scanline;
+    const JDIMENSION count = std::min<JDIMENSION>(16, cinfo.output_height - first);
+    for (JDIMENSION i = 0; i < count; ++i) rows[i] = out + int64_t(first + i) * width * 3;
+    jpeg_read_scanlines(&cinfo, rows, count);
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
@@ -86,6 +90,32 @@ std::string decodeJpeg(const uint8_t* data, size_t bytes, bool rgbColorSpace, ui
 }
 
 }  // namespace
+
+// At most kSpare buffers wait for reuse; a released tile beyond that is freed. In a scan, a decode
+// evicts one tile of the same size, so a few spares carry the whole slide.
+struct TiffJpegReader::TileBuffers {
+  static constexpr size_t kSpare = 16;
+  std::mutex lock;
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> spare;
+
+  std::unique_ptr<std::vector<uint8_t>> take(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> guard(lock);
+      for (size_t i = spare.size(); i-- > 0;)
+        if (spare[i]->size() == bytes) {
+          std::unique_ptr<std::vector<uint8_t>> buffer = std::move(spare[i]);
+          spare.erase(spare.begin() + std::ptrdiff_t(i));
+          return buffer;
+        }
+    }
+    return std::make_unique<std::vector<uint8_t>>(bytes);
+  }
+  void give(std::vector<uint8_t>* buffer) {
+    std::unique_ptr<std::vector<uint8_t>> owned(buffer);
+    std::lock_guard<std::mutex> guard(lock);
+    if (spare.size() < kSpare) spare.push_back(std::move(owned));
+  }
+};
 
 std::shared_ptr<TiffJpegReader> TiffJpegReader::open(const std::string& path, std::string* whyNot) {
   TIFFSetWarningHandler(quietTiffWarnings);
@@ -97,6 +127,7 @@ std::shared_ptr<TiffJpegReader> TiffJpegReader::open(const std::string& path, st
   }
   std::shared_ptr<TiffJpegReader> reader(new TiffJpegReader());
   reader->path_ = path;
+  reader->buffers_ = std::make_shared<TileBuffers>();
   do {
     if (!TIFFIsTiled(tif.get())) continue;
     uint16_t compression = 0, spp = 0, bps = 0, planar = PLANARCONFIG_CONTIG;
@@ -157,6 +188,7 @@ TiffJpegReader::~TiffJpegReader() {
 }
 
 void TiffJpegReader::setProcessCacheBudget(int64_t bytes) { processBudget = bytes; }
+void TiffJpegReader::setCacheCapacity(int64_t bytes) { cacheCapacity_ = bytes; }
 int64_t TiffJpegReader::processCacheBudget() { return processBudget; }
 int64_t TiffJpegReader::processCacheBytes() { return processCachedBytes; }
 
@@ -214,7 +246,7 @@ TiffJpegReader::Tile TiffJpegReader::tile(int level, size_t index) const {
       cachedBytes_ += added;
       processCachedBytes += added;
       // Over this slide's capacity, or over the process's budget: evict this reader's least recent.
-      while ((cachedBytes_ > std::min<int64_t>(cacheCapacity_, processBudget) || processCachedBytes > processBudget) &&
+      while ((cachedBytes_ > std::min<int64_t>(cacheCapacity_.load(), processBudget) || processCachedBytes > processBudget) &&
              recency_.size() > 1) {
         auto victim = cache_.find(recency_.back());
         if (victim->second.first.wait_for(std::chrono::seconds(0)) != std::future_status::ready) break;
@@ -261,7 +293,9 @@ TiffJpegReader::Tile TiffJpegReader::decodeTile(int level, size_t index) const {
     jpeg = stream.data();
     jpegBytes = stream.size();
   }
-  auto pixels = std::make_shared<std::vector<uint8_t>>(size_t(L.tileWidth * L.tileHeight * 3));
+  // The tile's buffer goes back to buffers_ when its last user lets go (a failed decode's at once).
+  std::shared_ptr<std::vector<uint8_t>> pixels(buffers_->take(size_t(L.tileWidth * L.tileHeight * 3)).release(),
+                                               [buffers = buffers_](std::vector<uint8_t>* b) { buffers->give(b); });
   const std::string error = decodeJpeg(jpeg, jpegBytes, L.rgbColorSpace, pixels->data(), L.tileWidth, L.tileHeight);
   if (!error.empty())
     throw std::runtime_error(path_ + ": JPEG tile " + std::to_string(index) + " of level " + std::to_string(level) + " is damaged (" + error + ")");

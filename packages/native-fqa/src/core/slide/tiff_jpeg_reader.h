@@ -46,6 +46,10 @@ class TiffJpegReader {
   // One decoded-tile budget for every reader in the process (default 768 MiB); each reader also
   // keeps at most its own capacity (>= 256 MiB or 12 tile rows of its widest level).
   static void setProcessCacheBudget(int64_t bytes);
+  // This reader's own capacity: lowered by a caller that reads in an order needing fewer tiles
+  // cached (every tile held once costs fresh memory: page faults as dear as a third of its decode).
+  void setCacheCapacity(int64_t bytes);
+  int64_t cacheCapacity() const { return cacheCapacity_; }
   static int64_t processCacheBudget();
   static int64_t processCacheBytes();
 
@@ -57,6 +61,11 @@ class TiffJpegReader {
   Tile tile(int level, size_t index) const;
   Tile decodeTile(int level, size_t index) const;
 
+  // Buffers of evicted tiles, reused for the next decodes: a fresh buffer's zeroing and page faults
+  // cost a third as much again as decoding into it.
+  struct TileBuffers;
+  std::shared_ptr<TileBuffers> buffers_;
+
   int fd_ = -1;
   uint64_t fileBytes_ = 0;
   std::string path_;
@@ -67,7 +76,7 @@ class TiffJpegReader {
   mutable std::map<std::pair<int, size_t>, std::pair<std::shared_future<Tile>, std::list<std::pair<int, size_t>>::iterator>> cache_;
   mutable std::list<std::pair<int, size_t>> recency_;  // front = most recent
   mutable int64_t cachedBytes_ = 0;
-  int64_t cacheCapacity_ = 0;
+  std::atomic<int64_t> cacheCapacity_{0};
   mutable std::atomic<int64_t> decoded_{0}, hits_{0}, redecoded_{0};
   mutable std::set<std::pair<int, size_t>> everDecoded_;  // guarded by cacheLock_
 };
