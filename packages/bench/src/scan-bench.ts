@@ -44,6 +44,12 @@ const weights = (k: number) => path.join(shared, 'reference', 'focuslitenn', `fo
 const slide = path.join(values.dir, `fqa-bench-${size}.tiff`);
 const MPP = 0.5;
 
+/** CPU seconds (user + system) of the waited-for children so far (/proc/self/stat cutime + cstime). */
+function childrenCpuSeconds(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100; // clock ticks, 100 per second on Linux
+}
+
 function peakRssMiB(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
@@ -59,6 +65,8 @@ interface ScanConfig {
 }
 interface ScanRun extends ScanConfig {
   seconds: number;
+  /** CPU seconds of the scan (all threads, user + system): what the cores did, whatever else ran. */
+  cpuSeconds: number;
   scoreSeconds: number;
   patchesScored: number;
   patches: number;
@@ -73,10 +81,12 @@ if (values['scan-one']) {
   // Child: one scan, timed from the call to its result (model load, tissue mask, decode, score).
   const c = JSON.parse(values['scan-one']) as ScanConfig & { model: string };
   const start = performance.now();
+  const cpu = process.cpuUsage();
   const r = await scanSlide(slide, { model: c.model, patchSize: c.patch, stride: c.patch, mpp: MPP, workers: threads, fusedSweep: c.fused, minTissue: 0.5 });
   const seconds = (performance.now() - start) / 1000;
+  const used = process.cpuUsage(cpu);
   const run: ScanRun = {
-    ...c, seconds, scoreSeconds: r.timings.scoreSeconds, patchesScored: r.summary.patchesScored, patches: r.columns * r.rows,
+    ...c, seconds, cpuSeconds: (used.user + used.system) / 1e6, scoreSeconds: r.timings.scoreSeconds, patchesScored: r.summary.patchesScored, patches: r.columns * r.rows,
     tilesDecoded: r.reader.tilesDecoded, tilesRedecoded: r.reader.tilesRedecoded, peakRssMiB: peakRssMiB(), pipeline: r.pipeline, kernel: r.kernel,
   };
   console.log(JSON.stringify(run));
@@ -102,7 +112,7 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'fqa-scan-bench-'));
 const notes: string[] = [];
 
 /** The decode floor, compiled from the peer's source; null (with a note) where it cannot be built. */
-function decodeFloor(): { seconds: number; megapixelsPerSecond: number; tiles: number } | null {
+function decodeFloor(): { seconds: number; cpuSeconds: number; megapixelsPerSecond: number; tiles: number } | null {
   const binary = path.join(work, 'decode_floor');
   try {
     execFileSync('cc', ['-O2', path.join(peers, 'decode_floor.c'), '-o', binary, '-ltiff', '-lturbojpeg', '-lpthread'], { stdio: 'pipe' });
@@ -110,20 +120,23 @@ function decodeFloor(): { seconds: number; megapixelsPerSecond: number; tiles: n
     notes.push(`decode floor not measured: cannot compile ${path.join(peers, 'decode_floor.c')} (needs cc, libtiff-dev, libturbojpeg0-dev): ${String((err as { stderr?: Buffer }).stderr ?? err).split('\n')[0]}`);
     return null;
   }
+  const cpu = childrenCpuSeconds();
   const out = JSON.parse(execFileSync(binary, [slide, String(threads)], { encoding: 'utf8' })) as { seconds: number; megapixels_per_s: number; tiles: number };
-  return { seconds: out.seconds, megapixelsPerSecond: out.megapixels_per_s, tiles: out.tiles };
+  // Its CPU time includes reading the raw tiles before its clock starts: a little above its decode.
+  return { seconds: out.seconds, cpuSeconds: childrenCpuSeconds() - cpu, megapixelsPerSecond: out.megapixels_per_s, tiles: out.tiles };
 }
 
 /** The Python user's pipeline; null (with a note) where python3-torch or python3-openslide is missing. */
-function pythonPipeline(): { seconds: number; patches: number } | null {
+function pythonPipeline(): { seconds: number; cpuSeconds: number; patches: number } | null {
   const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const cpu = childrenCpuSeconds();
   const r = spawnSync(python, [path.join(peers, 'python_pipeline.py'), slide, weights(1), String(threads)], { encoding: 'utf8' });
   if (r.status !== 0) {
     notes.push(`Python pipeline not measured (needs Debian python3-torch python3-openslide): ${(r.stderr || String(r.error)).trim().split('\n').pop()}`);
     return null;
   }
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { seconds: number; patches: number };
-  return { seconds: out.seconds, patches: out.patches };
+  return { seconds: out.seconds, cpuSeconds: childrenCpuSeconds() - cpu, patches: out.patches };
 }
 
 const models = new Map<string, string>();
@@ -165,14 +178,16 @@ const mp = (size * size) / 1e6;
 const lines: string[] = [];
 lines.push(`fqa scan benchmark — ${startedAt}, ${os.cpus()[0]?.model ?? 'CPU'}, ${os.cpus().length} CPUs, ${threads} threads for everything below`);
 lines.push(`slide ${slide}: ${size} x ${size} (${mp.toFixed(0)} MP), 240-px JPEG tiles, --mpp ${MPP}, published FocusLiteNN weights, patches with >= 50 % tissue scored`);
+lines.push('seconds: wall clock of the decode (floor) or of the whole scanSlide call (fqa: model load, tissue mask, decode, score); CPU seconds: all threads, user + system (the floor\'s include reading its raw tiles), a measure other load on the machine disturbs less');
 lines.push('');
-lines.push('| what | seconds | x decode floor | patches scored | tiles decoded (again) | peak RSS MiB | path |');
-lines.push('| --- | --- | --- | --- | --- | --- | --- |');
+lines.push('| what | seconds | x decode floor | CPU seconds | x floor CPU | patches scored | tiles decoded (again) | peak RSS MiB | path |');
+lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 const ratio = (s: number) => (floor ? `${(s / floor.seconds).toFixed(2)}x` : '–');
-if (floor) lines.push(`| libjpeg-turbo decode floor (every level-0 tile) | ${floor.seconds.toFixed(2)} | 1.00x | – | ${floor.tiles} | – | decode_floor.c, ${floor.megapixelsPerSecond.toFixed(0)} MP/s |`);
-if (python) lines.push(`| Python: OpenSlide + PyTorch FocusLiteNN-1 235 px (every patch) | ${python.seconds.toFixed(2)} | ${ratio(python.seconds)} | ${python.patches} | – | – | python_pipeline.py, ${threads} processes |`);
+const cpuRatio = (s: number) => (floor ? `${(s / floor.cpuSeconds).toFixed(2)}x` : '–');
+if (floor) lines.push(`| libjpeg-turbo decode floor (every level-0 tile) | ${floor.seconds.toFixed(2)} | 1.00x | ${floor.cpuSeconds.toFixed(2)} | 1.00x | – | ${floor.tiles} | – | decode_floor.c, ${floor.megapixelsPerSecond.toFixed(0)} MP/s |`);
+if (python) lines.push(`| Python: OpenSlide + PyTorch FocusLiteNN-1 235 px (every patch) | ${python.seconds.toFixed(2)} | ${ratio(python.seconds)} | ${python.cpuSeconds.toFixed(2)} | ${cpuRatio(python.cpuSeconds)} | ${python.patches} | – | – | python_pipeline.py, ${threads} processes |`);
 for (const r of runs) {
-  lines.push(`| fqa ${r.label} | ${r.seconds.toFixed(2)} | ${ratio(r.seconds)} | ${r.patchesScored} of ${r.patches} | ${r.tilesDecoded} (${r.tilesRedecoded}) | ${r.peakRssMiB.toFixed(0)} | ${r.pipeline}, ${r.kernel} |`);
+  lines.push(`| fqa ${r.label} | ${r.seconds.toFixed(2)} | ${ratio(r.seconds)} | ${r.cpuSeconds.toFixed(2)} | ${cpuRatio(r.cpuSeconds)} | ${r.patchesScored} of ${r.patches} | ${r.tilesDecoded} (${r.tilesRedecoded}) | ${r.peakRssMiB.toFixed(0)} | ${r.pipeline}, ${r.kernel} |`);
 }
 const fusedFlnn1 = runs.find((r) => r.kernels === 1 && r.patch === 235 && r.fused)!;
 const poolFlnn1 = runs.find((r) => r.kernels === 1 && r.patch === 235 && !r.fused)!;
