@@ -1,8 +1,9 @@
 /** fqa-scan search: first-order DARTS over the DARTS-FQA search space, then the found genotype's evaluation network. */
 import { parseArgs } from 'node:util';
-import { DARTS_FQA_SEARCH, UsageError, expectOneOf, formatGenotype, parseIntegerOption, parseNumberOption, readGenotypeFile, runSearch, type TrainDatasetSpec } from '@fqa/core';
+import { DARTS_FQA_SEARCH, UsageError, expectOneOf, formatGenotype, parseIntegerOption, parseNumberOption, readGenotypeFile, runSearch } from '@fqa/core';
 import type { Command } from '../index.js';
 import { ProgressLine } from '../progress-bar.js';
+import { DATASET_KINDS, datasetFromOptions } from '../dataset-options.js';
 
 const d = DARTS_FQA_SEARCH;
 const usage = `Usage: fqa-scan search --dataset KIND [data options] --out DIR [options]
@@ -60,21 +61,8 @@ export const searchCommand: Command = {
       },
     });
     if (!values.out) throw new UsageError('--out DIR is required (see fqa-scan search --help)');
-    const kind = expectOneOf(values.dataset, 'dataset', ['focuspath', 'bioimage', 'deepfocus', 'tcga', 'csv', 'synthetic'] as const);
-    if (positionals.length > 0 && kind !== 'synthetic') throw new UsageError(`unexpected argument '${positionals[0]}' (see fqa-scan search --help)`);
-    let dataset: TrainDatasetSpec;
-    if (kind === 'synthetic') {
-      const sources = [...(values.source ?? []), ...positionals];
-      if (sources.length === 0) throw new UsageError('--dataset synthetic needs at least one --source slide or image');
-      dataset = {
-        kind, sources, count: parseIntegerOption(values.count, 'count', 8, 1_000_000) ?? 400,
-        levels: parseIntegerOption(values.levels, 'levels', 2, 100),
-        psf: values.psf === undefined ? undefined : expectOneOf(values.psf, 'psf', ['gaussian', 'disk', 'scanner'] as const),
-      };
-    } else {
-      if (!values.root || !values.labels) throw new UsageError(`--dataset ${kind} needs --root and --labels`);
-      dataset = { kind, root: values.root, labels: values.labels, allowMissing: values['allow-missing'] };
-    }
+    const kind = expectOneOf(values.dataset, 'dataset', DATASET_KINDS);
+    const dataset = datasetFromOptions('search', kind, values, positionals, { min: 8, default: 400 });
     // Read before any work, so a bad genotype file fails at once.
     const genotype = values.genotype === undefined ? undefined : readGenotypeFile(values.genotype);
     const cacheMb = parseIntegerOption(values['cache-mb'], 'cache-mb', 0, 1 << 22);

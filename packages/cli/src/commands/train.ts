@@ -1,8 +1,9 @@
 /** fqa-scan train: train any registry architecture on a public dataset, a CSV dataset or synthetic defocus. */
 import { parseArgs } from 'node:util';
-import { DATASET_PRESETS, UsageError, architectures, expectOneOf, getDatasetPreset, parseIntegerOption, parseNumberOption, runTraining, type TrainDatasetSpec } from '@fqa/core';
+import { DATASET_PRESETS, UsageError, architectures, expectOneOf, getDatasetPreset, parseIntegerOption, parseNumberOption, runTraining } from '@fqa/core';
 import type { Command } from '../index.js';
 import { ProgressLine } from '../progress-bar.js';
+import { DATASET_KINDS, datasetFromOptions } from '../dataset-options.js';
 
 const trainable = architectures().filter((d) => d.trainers.length > 0).map((d) => d.name).join(' | ');
 const usage = `Usage: fqa-scan train --dataset KIND [data options] --out DIR [options]
@@ -82,22 +83,9 @@ export const trainCommand: Command = {
     });
     if (!values.out) throw new UsageError('--out DIR is required (see fqa-scan train --help)');
     const preset = values.preset === undefined ? undefined : getDatasetPreset(values.preset);
-    const kind = expectOneOf(values.dataset ?? preset?.kind, 'dataset', ['focuspath', 'bioimage', 'deepfocus', 'tcga', 'csv', 'synthetic'] as const);
-    let dataset: TrainDatasetSpec;
+    const kind = expectOneOf(values.dataset ?? preset?.kind, 'dataset', DATASET_KINDS);
     // `--source a.svs b.svs ...` (a shell glob) gives the extra files as positionals.
-    if (positionals.length > 0 && kind !== 'synthetic') throw new UsageError(`unexpected argument '${positionals[0]}' (see fqa-scan train --help)`);
-    if (kind === 'synthetic') {
-      const sources = [...(values.source ?? []), ...positionals];
-      if (sources.length === 0) throw new UsageError('--dataset synthetic needs at least one --source slide or image');
-      dataset = {
-        kind, sources, count: parseIntegerOption(values.count, 'count', 20, 1_000_000) ?? 1500,
-        levels: parseIntegerOption(values.levels, 'levels', 2, 100),
-        psf: values.psf === undefined ? undefined : expectOneOf(values.psf, 'psf', ['gaussian', 'disk', 'scanner'] as const),
-      };
-    } else {
-      if (!values.root || !values.labels) throw new UsageError(`--dataset ${kind} needs --root and --labels`);
-      dataset = { kind, root: values.root, labels: values.labels, allowMissing: values['allow-missing'] };
-    }
+    const dataset = datasetFromOptions('train', kind, values, positionals, { min: 20, default: 1500 });
     const patch = parseIntegerOption(values.patch, 'patch', 64, 235);
     if (patch !== undefined && patch !== 64 && patch !== 235) throw new UsageError(`Expected 235 or 64 for patch but received ${patch}`);
     const line = new ProgressLine();

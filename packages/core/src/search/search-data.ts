@@ -5,7 +5,7 @@
  * defocus patches are made once and split by a seeded shuffle.
  */
 import { UsageError } from '../errors.js';
-import { randomCropSource, patchSetSource, type BatchSource } from '../train/batches.js';
+import { randomCropSource, patchSetSource, patchSetStats, type BatchSource } from '../train/batches.js';
 import { channelStats, loadDataset, splitDataset } from '../train/datasets.js';
 import { seededRandom } from '../train/random.js';
 import { scannerDefocus } from '../train/scanner-defocus.js';
@@ -34,19 +34,6 @@ function subset(data: PatchSet, ids: number[]): PatchSet {
   return { patches, labels, count: ids.length, size: data.size };
 }
 
-function patchStats(data: PatchSet): { mean: [number, number, number]; std: [number, number, number] } {
-  const sum = [0, 0, 0];
-  const sq = [0, 0, 0];
-  for (let i = 0; i < data.patches.length; i++) {
-    const v = data.patches[i]! / 255;
-    sum[i % 3]! += v;
-    sq[i % 3]! += v * v;
-  }
-  const n = data.patches.length / 3;
-  const mean = sum.map((s) => s / n) as [number, number, number];
-  return { mean, std: sq.map((s, c) => Math.sqrt(Math.max(1e-12, s / n - mean[c]! ** 2))) as [number, number, number] };
-}
-
 export async function searchData(spec: TrainDatasetSpec, o: { patchSize: number; trainPortion: number; seed: number; cacheBytes?: number }): Promise<SearchData> {
   if (spec.kind === 'synthetic') {
     if (spec.sources.length === 0) throw new UsageError('synthetic search data needs at least one --source slide or image');
@@ -65,7 +52,7 @@ export async function searchData(spec: TrainDatasetSpec, o: { patchSize: number;
     const nTrain = Math.floor(all.count * o.trainPortion);
     if (nTrain < 2 || all.count - nTrain < 2) throw new UsageError(`the search needs at least 2 patches in each half, but ${all.count} patches split ${nTrain} / ${all.count - nTrain}`);
     const train = subset(all, order.slice(0, nTrain));
-    return { train: patchSetSource(train), validation: patchSetSource(subset(all, order.slice(nTrain))), ...patchStats(train), description: `${all.count} synthetic defocus patches of ${o.patchSize} px` };
+    return { train: patchSetSource(train), validation: patchSetSource(subset(all, order.slice(nTrain))), ...patchSetStats(train), description: `${all.count} synthetic defocus patches of ${o.patchSize} px` };
   }
   const items = loadDataset(spec.kind, spec.root, spec.labels, { allowMissing: spec.allowMissing }).items;
   const parts = splitDataset(items, { train: o.trainPortion, validation: 1 - o.trainPortion, test: 0 }, o.seed);

@@ -124,3 +124,17 @@ export function randomCropSource(items: DatasetItem[], o: RandomCropOptions): Ba
     },
   };
 }
+
+/** Per-channel mean and standard deviation of a patch set's pixels (x / 255): "dataset" normalization. */
+export function patchSetStats(data: PatchSet): { mean: [number, number, number]; std: [number, number, number] } {
+  const sum = [0, 0, 0];
+  const sq = [0, 0, 0];
+  for (let i = 0; i < data.patches.length; i++) {
+    const v = data.patches[i]! / 255;
+    sum[i % 3]! += v;
+    sq[i % 3]! += v * v;
+  }
+  const n = data.patches.length / 3;
+  const mean = sum.map((s) => s / n) as [number, number, number];
+  return { mean, std: sq.map((s, c) => Math.sqrt(Math.max(1e-12, s / n - mean[c]! ** 2))) as [number, number, number] };
+}

@@ -20,7 +20,7 @@ import { createScorer } from '../models/backends/scorer.js';
 import { getArchitecture, variantConfig, type Normalization } from '../models/index.js';
 import { FOCUSLITENN_VARIANTS, parseModelFile, toLoadedModel, type LoadedModel } from '../model-file.js';
 import { expectInteger, expectOneOf } from '../validate.js';
-import { randomCropSource, type BatchSource } from './batches.js';
+import { patchSetStats, randomCropSource, type BatchSource } from './batches.js';
 import { channelStats, loadDataset, splitDataset, type DatasetKind, type DatasetItem } from './datasets.js';
 import { evaluateModel } from './evaluate.js';
 import { fitLevels, foldCalibration } from './calibrate.js';
@@ -158,19 +158,6 @@ function checkNormalization(n: Normalization): Normalization {
   const ok = (v: unknown, positive: boolean) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
   if (!ok(n.mean, false) || !ok(n.std, true)) throw new UsageError(`Expected three means and three positive standard deviations for normalization but received ${JSON.stringify(n)}`);
   return n;
-}
-
-function patchSetStats(data: PatchSet): { mean: [number, number, number]; std: [number, number, number] } {
-  const sum = [0, 0, 0];
-  const sq = [0, 0, 0];
-  for (let i = 0; i < data.patches.length; i++) {
-    const v = data.patches[i]! / 255;
-    sum[i % 3]! += v;
-    sq[i % 3]! += v * v;
-  }
-  const n = data.patches.length / 3;
-  const mean = sum.map((s) => s / n) as [number, number, number];
-  return { mean, std: sq.map((s, c) => Math.sqrt(Math.max(1e-12, s / n - mean[c]! ** 2))) as [number, number, number] };
 }
 
 function subset(data: PatchSet, ids: number[]): PatchSet {
