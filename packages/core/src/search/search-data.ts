@@ -5,7 +5,7 @@
  * defocus patches are made once and split by a seeded shuffle.
  */
 import { UsageError } from '../errors.js';
-import { randomCropSource, patchSetSource, patchSetStats, type BatchSource } from '../train/batches.js';
+import { randomCropSource, patchSetSource, patchSetStats, patchSubset, type BatchSource } from '../train/batches.js';
 import { channelStats, loadDataset, splitDataset } from '../train/datasets.js';
 import { seededRandom } from '../train/random.js';
 import { scannerDefocus } from '../train/scanner-defocus.js';
@@ -21,17 +21,6 @@ export interface SearchData {
   mean: [number, number, number];
   std: [number, number, number];
   description: string;
-}
-
-function subset(data: PatchSet, ids: number[]): PatchSet {
-  const bytes = data.size * data.size * 3;
-  const patches = new Uint8Array(ids.length * bytes);
-  const labels = new Float32Array(ids.length);
-  ids.forEach((id, i) => {
-    patches.set(data.patches.subarray(id * bytes, (id + 1) * bytes), i * bytes);
-    labels[i] = data.labels[id]!;
-  });
-  return { patches, labels, count: ids.length, size: data.size };
 }
 
 export async function searchData(spec: TrainDatasetSpec, o: { patchSize: number; trainPortion: number; seed: number; cacheBytes?: number }): Promise<SearchData> {
@@ -51,8 +40,8 @@ export async function searchData(spec: TrainDatasetSpec, o: { patchSize: number;
     }
     const nTrain = Math.floor(all.count * o.trainPortion);
     if (nTrain < 2 || all.count - nTrain < 2) throw new UsageError(`the search needs at least 2 patches in each half, but ${all.count} patches split ${nTrain} / ${all.count - nTrain}`);
-    const train = subset(all, order.slice(0, nTrain));
-    return { train: patchSetSource(train), validation: patchSetSource(subset(all, order.slice(nTrain))), ...patchSetStats(train), description: `${all.count} synthetic defocus patches of ${o.patchSize} px` };
+    const train = patchSubset(all, order.slice(0, nTrain));
+    return { train: patchSetSource(train), validation: patchSetSource(patchSubset(all, order.slice(nTrain))), ...patchSetStats(train), description: `${all.count} synthetic defocus patches of ${o.patchSize} px` };
   }
   const items = loadDataset(spec.kind, spec.root, spec.labels, { allowMissing: spec.allowMissing }).items;
   const parts = splitDataset(items, { train: o.trainPortion, validation: 1 - o.trainPortion, test: 0 }, o.seed);

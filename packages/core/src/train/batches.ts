@@ -138,3 +138,15 @@ export function patchSetStats(data: PatchSet): { mean: [number, number, number];
   const mean = sum.map((s) => s / n) as [number, number, number];
   return { mean, std: sq.map((s, c) => Math.sqrt(Math.max(1e-12, s / n - mean[c]! ** 2))) as [number, number, number] };
 }
+
+/** The patches `ids` of a patch set, in that order, as a new patch set (a split's share). */
+export function patchSubset(data: PatchSet, ids: number[]): PatchSet {
+  const bytes = data.size * data.size * 3;
+  const patches = new Uint8Array(ids.length * bytes);
+  const labels = new Float32Array(ids.length);
+  ids.forEach((id, i) => {
+    patches.set(data.patches.subarray(id * bytes, (id + 1) * bytes), i * bytes);
+    labels[i] = data.labels[id]!;
+  });
+  return { patches, labels, count: ids.length, size: data.size };
+}

@@ -20,7 +20,7 @@ import { createScorer } from '../models/backends/scorer.js';
 import { getArchitecture, variantConfig, type Normalization } from '../models/index.js';
 import { FOCUSLITENN_VARIANTS, parseModelFile, toLoadedModel, type LoadedModel } from '../model-file.js';
 import { expectInteger, expectOneOf } from '../validate.js';
-import { patchSetStats, randomCropSource, type BatchSource } from './batches.js';
+import { patchSetStats, patchSubset, randomCropSource, type BatchSource } from './batches.js';
 import { channelStats, loadDataset, splitDataset, type DatasetKind, type DatasetItem } from './datasets.js';
 import { evaluateModel } from './evaluate.js';
 import { fitLevels, foldCalibration } from './calibrate.js';
@@ -160,17 +160,6 @@ function checkNormalization(n: Normalization): Normalization {
   return n;
 }
 
-function subset(data: PatchSet, ids: number[]): PatchSet {
-  const bytes = data.size * data.size * 3;
-  const patches = new Uint8Array(ids.length * bytes);
-  const labels = new Float32Array(ids.length);
-  ids.forEach((id, i) => {
-    patches.set(data.patches.subarray(id * bytes, (id + 1) * bytes), i * bytes);
-    labels[i] = data.labels[id]!;
-  });
-  return { patches, labels, count: ids.length, size: data.size };
-}
-
 /**
  * A preset's settings for every option left unset: the paper's patch size, normalization and
  * schedule for the dataset and architecture, and the DARTS-FQA genotype or EONSS definition it used.
@@ -261,8 +250,8 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
         [order[i], order[j]] = [order[j]!, order[i]!];
       }
       const nTest = Math.max(2, Math.round(synthetic.count * split.test));
-      testPatches = subset(synthetic, order.slice(0, nTest));
-      source = subset(synthetic, order.slice(nTest));
+      testPatches = patchSubset(synthetic, order.slice(0, nTest));
+      source = patchSubset(synthetic, order.slice(nTest));
       trainCount = source.count;
       if (normalization === 'dataset') ({ mean, std } = patchSetStats(source));
     } else {
