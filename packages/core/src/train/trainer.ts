@@ -16,11 +16,6 @@ export type LossName = 'plcc' | 'mse' | 'mae';
 export interface TrainOptions {
   kernels: number;
   variant: 235 | 64;
-  /**
-   * Patch side in px; default the variant's. The min pool is global, so the 235 px conv geometry
-   * trains at any window of at least its kernel (the default model: 128 px, see default-model.ts).
-   */
-  patchSize?: number;
   loss?: LossName;
   epochs?: number;
   batchSize?: number;
@@ -91,8 +86,7 @@ export function lossAndGradient(loss: LossName, scores: Float32Array, labels: Fl
 export function trainingSchedule(o: Omit<TrainOptions, 'threads'>, patchSize: number) {
   const kernels = expectInteger(o.kernels, 'kernels', 1, 256);
   if (o.variant !== 235 && o.variant !== 64) throw new UsageError(`Expected 235 or 64 for variant but received ${String(o.variant)}`);
-  const expected = o.patchSize ?? o.variant;
-  if (patchSize !== expected) throw new UsageError(`patches are ${patchSize} px but the training expects ${expected} px (${o.patchSize === undefined ? `the ${o.variant} variant's patch` : 'patchSize'})`);
+  if (patchSize !== o.variant) throw new UsageError(`patches are ${patchSize} px but the ${o.variant} variant trains on ${o.variant} px`);
   return {
     kernels,
     loss: expectOneOf(o.loss ?? 'plcc', 'loss', ['plcc', 'mse', 'mae'] as const),
@@ -176,7 +170,7 @@ export async function trainFocusLite(data: PatchSet | BatchSource, o: TrainOptio
   const params = focusLiteInit(kernels, o.variant, random, o.init);
   const adam = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, { m: new Float64Array(v.length), v: new Float64Array(v.length) }])) as Record<keyof typeof params, { m: Float64Array; v: Float64Array }>;
   const spec = (): FocusLiteNNSpec => ({
-    architecture: 'focuslitenn', patchSize: source.size, mean: o.mean ?? [0, 0, 0], std: o.std ?? [1, 1, 1], kernels, ...geometry,
+    architecture: 'focuslitenn', patchSize: o.variant, mean: o.mean ?? [0, 0, 0], std: o.std ?? [1, 1, 1], kernels, ...geometry,
     convWeight: Float32Array.from(params.conv), convBias: Float32Array.from(params.bias),
     ...(kernels > 1 ? { fcWeight: Float32Array.from(params.fc), fcBias: params.fcBias[0]! } : {}),
   });
