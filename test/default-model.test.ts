@@ -73,10 +73,13 @@ describe.skipIf(!hasShared)('default model on real defocus (the accuracy suite)'
     expect(result.cmu1.outOfFocusPercent).toBeLessThan(5);
   });
 
-  // Mixed patches on a region's edge (centre inside, sharp tissue in them) score in focus with a min
-  // over the patch, which bounds the overall IoU near 0.6 on this geometry; the unambiguous patches
-  // must all be right, with no false alarm.
-  test('the demo slide: every patch entirely in or out of the defocused regions is right; IoU over all patches >= 0.55', () => {
+  // The area reported out of focus (the union of the flagged patches) against the defocused area
+  // (measured 0.835). Per patch, mixed patches on a region's edge (centre inside, sharp tissue in
+  // them) score in focus with a min over the patch, which bounds that IoU near 0.6 on this geometry;
+  // the unambiguous patches must all be right, with no false alarm.
+  test('the demo slide: out-of-focus area IoU >= 0.6; every patch entirely in or out of the defocused regions is right', () => {
+    expect(result.demo!.area.iou).toBeGreaterThanOrEqual(0.6);
+    expect(result.demo!.area.precision).toBeGreaterThanOrEqual(0.95);
     expect(result.demo!.unambiguousIou).toBeGreaterThanOrEqual(0.97);
     expect(result.demo!.precision).toBeGreaterThanOrEqual(0.95);
     expect(result.demo!.iou).toBeGreaterThanOrEqual(0.55);

@@ -11,9 +11,12 @@ test('fqa-scan demo finds the defocused regions of its synthetic slide', () => {
   const out = mkdtempSync(path.join(tmpdir(), 'fqa-demo-'));
   const r = spawnSync(process.execPath, [path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js'), 'demo', '--out', out, '--size', '3072'], { encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);
-  const iou = Number(/IoU ([0-9.]+)/.exec(r.stdout)?.[1]);
-  // Measured 0.51 at 4096 px; calling every patch out of focus would give about 0.27 (the defocused share).
-  expect(iou).toBeGreaterThan(0.35);
+  const areaIou = Number(/known defocused area: IoU ([0-9.]+)/.exec(r.stdout)?.[1]);
+  const patchIou = Number(/per patch \(truth at the patch centre\): IoU ([0-9.]+)/.exec(r.stdout)?.[1]);
+  // Measured at 3072 px: area 0.691, per patch 0.471 (0.835 / 0.595 at the default 4096 px, where the
+  // regions are larger against the 235 px patches); calling everything out of focus gives about 0.27.
+  expect(areaIou).toBeGreaterThan(0.6);
+  expect(patchIou).toBeGreaterThan(0.35);
   for (const f of ['demo-slide.tiff', 'demo-slide.scores.tsv', 'demo-slide.heatmap.png', 'demo-slide.overview.png', 'demo-slide.html', 'index.html', 'demo-slide.geojson', 'demo-slide.json']) {
     expect(existsSync(path.join(out, f)), f).toBe(true);
   }

@@ -9,6 +9,7 @@
  * recorded, so the truth of every patch is known.
  */
 import sharp from 'sharp';
+import { patchUnionGrid } from './scan/flagged-area.js';
 import type { ScanResult } from './scan/scan-slide.js';
 import { seededRandom } from './train/random.js';
 
@@ -124,8 +125,21 @@ export async function makeDemoSlide(file: string, options: { size?: number; seed
   return { file, size, micronsPerPixel, blurSigma, disk, rect, defocused };
 }
 
+/** Overlap of what a scan called out of focus with what truly is: intersection over union, precision, recall. */
+export interface Overlap {
+  iou: number;
+  precision: number;
+  recall: number;
+}
+
 export interface DemoMatch {
-  /** Intersection over union of the patches scored out of focus with the truly defocused ones. */
+  /**
+   * The out-of-focus area the scan reports (the union of the patches above the threshold: the
+   * flagged regions and the GeoJSON) against the truly defocused area, over the area the scan
+   * scored (tissue), sampled every 8 level-0 px.
+   */
+  area: Overlap;
+  /** Per patch: intersection over union of the patches scored out of focus with the truly defocused ones (by their centre). */
   iou: number;
   precision: number;
   recall: number;
@@ -151,9 +165,46 @@ function defocusedShare(demo: DemoSlide, x: number, y: number, size: number): nu
   return inside / all;
 }
 
+/** First index i with edges[i] > v (edges sorted ascending). */
+function upperBound(edges: number[], v: number): number {
+  let lo = 0;
+  let hi = edges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (edges[mid]! > v) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/** The reported out-of-focus area against the defocused area, over the scored area (see DemoMatch.area). */
+function matchArea(demo: DemoSlide, r: ScanResult): Overlap {
+  const union = patchUnionGrid(r);
+  if (!union) return { iou: 0, precision: 0, recall: 0 };
+  const k = r.level0PerWorkingPixel;
+  let both = 0;
+  let flaggedOnly = 0;
+  let defocusedOnly = 0;
+  for (let y = 4; y < demo.size; y += 8) {
+    const row = upperBound(union.ys, y / k) - 1;
+    if (row < 0 || row >= union.rows) continue;
+    for (let x = 4; x < demo.size; x += 8) {
+      const c = upperBound(union.xs, x / k) - 1;
+      if (c < 0 || c >= union.columns || !union.scored[row * union.columns + c]) continue;
+      const flagged = union.flagged[row * union.columns + c] === 1;
+      const defocused = demo.defocused(x, y);
+      if (flagged && defocused) both++;
+      else if (flagged) flaggedOnly++;
+      else if (defocused) defocusedOnly++;
+    }
+  }
+  return { iou: both / Math.max(1, both + flaggedOnly + defocusedOnly), precision: both / Math.max(1, both + flaggedOnly), recall: both / Math.max(1, both + defocusedOnly) };
+}
+
 /**
- * How well a scan of the demo slide found its defocused regions: a scored patch is truly out of
- * focus when its centre lies in a defocused region, and found when it scores above the threshold.
+ * How well a scan of the demo slide found its defocused regions: by area (the union of the flagged
+ * patches against the defocused area), and per patch (a scored patch is truly out of focus when its
+ * centre lies in a defocused region, and found when it scores above the threshold).
  */
 export function matchDemo(demo: DemoSlide, r: ScanResult): DemoMatch {
   const threshold = r.summary.threshold;
@@ -179,6 +230,7 @@ export function matchDemo(demo: DemoSlide, r: ScanResult): DemoMatch {
       else if (share === 1 || found) clearWrong++;
     }
   return {
+    area: matchArea(demo, r),
     iou: tp / Math.max(1, tp + fp + fn), precision: tp / Math.max(1, tp + fp), recall: tp / Math.max(1, tp + fn), truePositives: tp, falsePositives: fp, missed: fn,
     unambiguousIou: clearTp / Math.max(1, clearTp + clearWrong), mixedPatches: mixed,
   };

@@ -70,13 +70,14 @@ export { writeDeepZoom, DEFAULT_VIEW_SIZE, type DeepZoomView } from './report/de
 export { writeIndexPage, thumbnailName } from './report/index-page.js';
 export { writeViewerAssets } from './report/html-common.js';
 export { scanGeoJson, geoJsonFeatures, traceCells, OUT_OF_FOCUS, IN_FOCUS } from './scan/geojson.js';
+export { patchUnionGrid, type PatchUnionGrid } from './scan/flagged-area.js';
 export { syntheticDefocus, diskKernel, type DefocusOptions, type PatchSet } from './train/synthetic.js';
 export { scannerDefocus, DEFAULT_SCANNER, type ScannerDefocusOptions, type ScannerModel } from './train/scanner-defocus.js';
 export { defocusPsf, convolveChannel, gaussianBlur, jitterStains, addSensorNoise, SRGB_TO_LINEAR, linearToSrgb, type Psf, type PsfOptions } from './train/optics.js';
 export { trainFocusLite, lossAndGradient, trainingSchedule, type TrainOptions, type TrainResult, type LossName, type InitName } from './train/trainer.js';
 export { seededRandom } from './train/random.js';
 export { buildDefaultModel, makeDefaultTrainingSet, trainDefaultModel, inFocusThreshold, DEFAULT_RECIPE, type DefaultModelBuild, type DefaultRecipe } from './train/default-model.js';
-export { makeDemoSlide, matchDemo, type DemoSlide, type DemoMatch } from './demo.js';
+export { makeDemoSlide, matchDemo, type DemoSlide, type DemoMatch, type Overlap } from './demo.js';
 export { runAccuracySuite, accuracyTable, scoreSeries, readPlanes, type SuiteModel, type SuiteResult, type SeriesResult } from './validation/accuracy-suite.js';
 export { plcc, srcc, krcc, rmse, ranks, curves, rocAuc, prAucTrapezoid, averagePrecision, bestThresholdAccuracy, type CurvePoint } from './train/metrics.js';
 export { loadDataset, splitDataset, channelStats, type Dataset, type DatasetItem, type DatasetKind, type Split } from './train/datasets.js';

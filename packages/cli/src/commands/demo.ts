@@ -11,7 +11,8 @@ export const demoCommand: Command = {
 
 Writes DIR/demo-slide.tiff (a JPEG-tiled pyramidal TIFF, N x N px at 0.5 µm/px, H&E-like tissue with a
 disk and a rectangle defocused by a Gaussian PSF of sigma 3 px), scans it like any slide (reports in
-DIR), and prints the intersection-over-union of the patches found out of focus with the known ones.`,
+DIR), and prints the intersection-over-union of the area found out of focus (the union of the flagged
+patches, as the report's regions and GeoJSON draw it) with the known defocused area, then per patch.`,
   async run(args) {
     const { values } = parseArgs({ args, options: { out: { type: 'string', default: 'fqa-demo' }, size: { type: 'string' }, model: { type: 'string' } } });
     const size = parseIntegerOption(values.size, 'size', 1024, 16384) ?? 4096;
@@ -27,7 +28,8 @@ DIR), and prints the intersection-over-union of the patches found out of focus w
     process.stdout.write(
       `scanned ${r.summary.patchesScored} tissue patches in ${r.timings.totalSeconds.toFixed(1)} s (level ${r.level}, ${r.mpp ?? '?'} µm/px, kernel ${r.kernel})\n` +
         `out of focus: ${r.summary.outOfFocusFraction === null ? 'n/a' : (100 * r.summary.outOfFocusFraction).toFixed(1) + '% of tissue'}; verdict ${r.summary.verdict}\n` +
-        `match with the known defocused regions: IoU ${m.iou.toFixed(3)} (precision ${m.precision.toFixed(3)}, recall ${m.recall.toFixed(3)}; ${m.truePositives} true, ${m.falsePositives} false positives, ${m.missed} missed)\n` +
+        `match with the known defocused area: IoU ${m.area.iou.toFixed(3)} (precision ${m.area.precision.toFixed(3)}, recall ${m.area.recall.toFixed(3)}; the union of the flagged patches)\n` +
+        `  per patch (truth at the patch centre): IoU ${m.iou.toFixed(3)} (precision ${m.precision.toFixed(3)}, recall ${m.recall.toFixed(3)}; ${m.truePositives} true, ${m.falsePositives} false positives, ${m.missed} missed)\n` +
         `  on the patches entirely in or out of the regions: IoU ${m.unambiguousIou.toFixed(3)} (${m.mixedPatches} patches straddle a region's edge: with sharp tissue in them they score in focus)\n` +
         `reports: ${path.resolve(values.out)}\n`,
     );

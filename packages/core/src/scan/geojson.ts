@@ -1,8 +1,9 @@
 /**
  * QuPath-importable GeoJSON of a scan: out-of-focus regions as polygons (with holes) traced around
- * the patch cells above the threshold, and one detection per scored patch carrying its
- * focus_score. Coordinates are level-0 pixels.
+ * the union of the patches above the threshold (flagged-area.ts says why the union), and one
+ * detection per scored patch carrying its focus_score. Coordinates are level-0 pixels.
  */
+import { patchUnionGrid } from './flagged-area.js';
 import type { ScanResult } from './scan-slide.js';
 
 type Point = [number, number];
@@ -99,17 +100,12 @@ export function scanGeoJson(r: ScanResult): object {
  */
 export function* geoJsonFeatures(r: ScanResult): Generator<object> {
   const k = r.level0PerWorkingPixel;
-  const cell = Math.min(r.stride, r.patchSize);
-  const offset = (r.patchSize - cell) / 2;
-  const toLevel0 = ([i, j]: Point): Point => [Math.round((offset + i * r.stride) * k), Math.round((offset + j * r.stride) * k)];
   const close = (ring: Point[]) => [...ring, ring[0]!];
   const threshold = r.summary.threshold;
-  if (threshold !== null) {
-    const blurry = (c: number, row: number) => {
-      const s = r.scores[row * r.columns + c]!;
-      return !Number.isNaN(s) && s > threshold;
-    };
-    for (const polygon of traceCells(blurry, r.columns, r.rows)) {
+  const union = patchUnionGrid(r);
+  if (union) {
+    const toLevel0 = ([i, j]: Point): Point => [Math.round(union.xs[i]! * k), Math.round(union.ys[j]! * k)];
+    for (const polygon of traceCells((c, row) => union.flagged[row * union.columns + c] === 1, union.columns, union.rows)) {
       yield {
         type: 'Feature',
         geometry: { type: 'Polygon', coordinates: polygon.map((ring) => close(ring.map(toLevel0))) },

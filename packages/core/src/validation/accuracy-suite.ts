@@ -176,7 +176,9 @@ export function accuracyTable(results: SuiteResult[]): string {
   add('TCGA@Focus out-of-focus patch', (r) => f2(r.tcga.outOfFocus) + side(r.tcga.outOfFocus, r.threshold));
   add('BBBC006 mean z00 (far) > z10 (nearer)', (r) => `${f2(r.bbbc006.z00)} ${r.bbbc006.z00 > r.bbbc006.z10 ? '>' : '≤'} ${f2(r.bbbc006.z10)}`);
   add('CMU-1-Small-Region.svs verdict (% tissue out of focus)', (r) => `${r.cmu1.verdict}${r.cmu1.outOfFocusPercent === null ? '' : ` (${r.cmu1.outOfFocusPercent.toFixed(1)} %)`}`);
-  add('demo slide IoU (precision / recall)', (r) => (r.demo === null ? '–' : r.threshold === null ? 'no threshold' : `${f3(r.demo.iou)} (${f3(r.demo.precision)} / ${f3(r.demo.recall)})`));
+  const overlap = (o: { iou: number; precision: number; recall: number }) => `${f3(o.iou)} (${f3(o.precision)} / ${f3(o.recall)})`;
+  add('demo slide IoU of the out-of-focus area (precision / recall)', (r) => (r.demo === null ? '–' : r.threshold === null ? 'no threshold' : overlap(r.demo.area)));
+  add('demo slide IoU per patch, truth at the patch centre', (r) => (r.demo === null ? '–' : r.threshold === null ? 'no threshold' : overlap(r.demo)));
   add('demo slide IoU, patches entirely in or out of the regions', (r) => (r.demo === null ? '–' : r.threshold === null ? 'no threshold' : f3(r.demo.unambiguousIou)));
   const header = ['check', ...results.map((r) => r.name)];
   return [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n') + '\n';
