@@ -74,7 +74,7 @@ export { patchUnionGrid, type PatchUnionGrid } from './scan/flagged-area.js';
 export { syntheticDefocus, diskKernel, type DefocusOptions, type PatchSet } from './train/synthetic.js';
 export { scannerDefocus, DEFAULT_SCANNER, type ScannerDefocusOptions, type ScannerModel } from './train/scanner-defocus.js';
 export { defocusPsf, convolveChannel, gaussianBlur, jitterStains, addSensorNoise, SRGB_TO_LINEAR, linearToSrgb, type Psf, type PsfOptions } from './train/optics.js';
-export { trainFocusLite, lossAndGradient, trainingSchedule, type TrainOptions, type TrainResult, type LossName, type InitName } from './train/trainer.js';
+export { trainFocusLite, lossAndGradient, trainingSchedule, type TrainOptions, type CommonTrainOptions, type EpochRecord, type TrainResult, type LossName, type InitName } from './train/trainer.js';
 export { seededRandom } from './train/random.js';
 export { buildDefaultModel, makeDefaultTrainingSet, trainDefaultModel, inFocusThreshold, DEFAULT_RECIPE, type DefaultModelBuild, type DefaultRecipe } from './train/default-model.js';
 export { makeDemoSlide, matchDemo, type DemoSlide, type DemoMatch, type Overlap } from './demo.js';

@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { writeAtomic } from '../atomic-write.js';
 import { InputError, UsageError } from '../errors.js';
+import type { EpochRecord } from './trainer.js';
 
 const MAGIC = 'FQACKPT1';
 
@@ -22,7 +23,7 @@ export interface CheckpointHeader {
   step: number;
   seconds: number;
   samples: number;
-  history: { epoch: number; loss: number; learningRate: number; seconds: number }[];
+  history: EpochRecord[];
   arrays: { name: string; length: number }[];
 }
 

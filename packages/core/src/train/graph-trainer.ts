@@ -23,9 +23,9 @@ import { conv2dIm2col } from './im2col-conv.js';
 import { batchNormTraining, type BatchMoments } from './training-ops.js';
 import { loadTf, patchesToTensor } from './tfjs-models.js';
 import { tfLoss } from './tfjs-trainer.js';
-import type { LossName, TrainResult } from './trainer.js';
+import type { CommonTrainOptions, TrainResult } from './trainer.js';
 
-export interface ArchitectureTrainOptions {
+export interface ArchitectureTrainOptions extends CommonTrainOptions {
   /** A registry name (`fqa-scan models` lists them). */
   architecture: string;
   /** The architecture's variant (default its first; DARTS-FQA: the genotype). */
@@ -35,25 +35,12 @@ export interface ArchitectureTrainOptions {
    * under the name `variant`; the model file records what the architecture's headerFields write for it.
    */
   config?: unknown;
-  loss?: LossName;
-  epochs?: number;
-  batchSize?: number;
-  learningRate?: number;
-  /** StepLR: the learning rate is multiplied by `gamma` every `stepSize` epochs. */
-  stepSize?: number;
-  gamma?: number;
-  seed?: number;
-  /** The input normalization (x/255 - mean) / std, stored in the model. */
-  mean?: [number, number, number];
-  std?: [number, number, number];
   /** Checkpoint file written after every epoch. */
   checkpoint?: string;
   /** Continue from `checkpoint` when it exists (a checkpoint of other options is an error). */
   resume?: boolean;
   /** Stops after the current epoch's checkpoint (an AbortError). */
   signal?: AbortSignal;
-  onEpoch?: (epoch: { epoch: number; loss: number; learningRate: number; seconds: number }) => void;
-  onBatch?: (done: number, total: number) => void;
 }
 
 export interface ArchitectureTrainResult extends Omit<TrainResult, 'spec'> {

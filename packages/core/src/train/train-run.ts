@@ -33,7 +33,7 @@ import { seededRandom } from './random.js';
 import { scannerDefocus } from './scanner-defocus.js';
 import { syntheticDefocus, type PatchSet } from './synthetic.js';
 import { trainTfjs } from './tfjs-trainer.js';
-import { trainFocusLite, type TrainOptions, type TrainResult } from './trainer.js';
+import { trainFocusLite, type EpochRecord, type TrainOptions, type TrainResult } from './trainer.js';
 
 /** The normalization of the published code (TCGA@Focus channel statistics, x/255 scale). */
 export const PAPER_NORMALIZATION = {
@@ -274,7 +274,7 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
       kernels, variant: patchSize, loss: o.loss ?? 'plcc', epochs, batchSize: o.batchSize ?? (onGraph ? 8 : 50), learningRate: o.learningRate ?? (onGraph ? 1e-3 : 1e-2),
       stepSize: o.stepSize ?? (onGraph ? 40 : 60), gamma: o.gamma ?? 0.1, seed: trialSeed, init: o.init, mean, std,
       onBatch: (done: number, total: number) => progress({ phase: 'batch', trial, epoch: currentEpoch, epochs, done, total }),
-      onEpoch: (e: { epoch: number; loss: number; learningRate: number; seconds: number }) => {
+      onEpoch: (e: EpochRecord) => {
         progress({ phase: 'epoch', trial, epoch: e.epoch, epochs, loss: e.loss, seconds: e.seconds });
         currentEpoch = e.epoch + 1;
       },

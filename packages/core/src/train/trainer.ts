@@ -13,29 +13,43 @@ import type { PatchSet } from './synthetic.js';
 
 export type LossName = 'plcc' | 'mse' | 'mae';
 
-export interface TrainOptions {
-  kernels: number;
-  variant: 235 | 64;
+/** One epoch's record: mean loss, the learning rate it ran at, its wall time. */
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  learningRate: number;
+  seconds: number;
+}
+
+/** What every trainer takes: loss, Adam with a StepLR schedule, seed, input normalization, progress. */
+export interface CommonTrainOptions {
   loss?: LossName;
   epochs?: number;
   batchSize?: number;
   learningRate?: number;
+  /** StepLR: the learning rate is multiplied by `gamma` every `stepSize` epochs. */
   stepSize?: number;
   gamma?: number;
   seed?: number;
-  /** Initial weights: 'focuslitenn' (default, as the FocusLiteNN repository) or 'uniform' (PyTorch's default). */
-  init?: InitName;
-  threads?: number;
+  /** The input normalization (x/255 - mean) / std, stored in the model. */
   mean?: [number, number, number];
   std?: [number, number, number];
-  onEpoch?: (epoch: { epoch: number; loss: number; learningRate: number; seconds: number }) => void;
+  onEpoch?: (epoch: EpochRecord) => void;
   /** Called after every batch (for progress bars). */
   onBatch?: (done: number, total: number) => void;
 }
 
+export interface TrainOptions extends CommonTrainOptions {
+  kernels: number;
+  variant: 235 | 64;
+  /** Initial weights: 'focuslitenn' (default, as the FocusLiteNN repository) or 'uniform' (PyTorch's default). */
+  init?: InitName;
+  threads?: number;
+}
+
 export interface TrainResult {
   spec: FocusLiteNNSpec;
-  history: { epoch: number; loss: number; learningRate: number; seconds: number }[];
+  history: EpochRecord[];
   seconds: number;
   /** Samples trained on (forward + backward), over all epochs. */
   samples: number;
