@@ -6,6 +6,7 @@
  * configuration must match the scalar reference kernel on a corner of its region.
  *
  *   npm run bench -w @fqa/bench [-- --seconds 2 --peer-seconds 5 --json out.json --no-peer --threads 1,2]
+ *                                  [--only 'FocusLiteNN-1 235'] (rows whose "model patch" starts with it; for perf)
  *
  * fqa's side includes everything the scan pays per region: u8 RGB in, normalization, conv, min,
  * fc. The peer gets random float tensors already in memory (its best batch size). Models use
@@ -30,11 +31,14 @@ const { values } = parseArgs({
     json: { type: 'string' },
     'no-peer': { type: 'boolean', default: false },
     threads: { type: 'string', default: '1,2' },
+    only: { type: 'string' },
   },
 });
 const seconds = Number(values.seconds);
 const peerSeconds = Number(values['peer-seconds']);
 const threadCounts = values.threads.split(',').map(Number);
+/** Whether a configuration is measured: --only 'FocusLiteNN-1 235' keeps that model and patch size. */
+const selected = (model: string, patch: number) => values.only === undefined || `${model} ${patch}`.startsWith(values.only);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const sharedRoot = path.resolve(repoRoot, '..', 'shared');
 const focusPeerScript = path.resolve(sharedRoot, 'peers', 'torch_focuslitenn.py');
@@ -188,6 +192,7 @@ async function main() {
     const side = patch * across;
     const pixels = region(side);
     for (const k of [1, 10]) {
+      if (!selected(`FocusLiteNN-${k}`, patch)) continue;
       const m = focusLiteModel(k, patch);
       const flops = flopsPerPatch(m, patch, patch);
       for (const stride of [patch, patch === 235 ? 115 : 32]) await checkAgainstReference(`FocusLiteNN-${k} ${patch} px`, m, patch, stride, side, pixels);
@@ -212,7 +217,7 @@ async function main() {
       }
     }
   }
-  {
+  if (selected('EONSS', 235)) {
     const m = eonssModel();
     const side = 235 * 4;
     const pixels = region(side);

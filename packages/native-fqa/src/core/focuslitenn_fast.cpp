@@ -1,11 +1,14 @@
 // Optimized FocusLiteNN sweep (tested against focusliteReferenceScore in reference.cpp).
 //
-// Layout: image rows are converted once into normalized floats, split by the conv stride s into
-// s "phase" segments per channel (row[c][phase][q] = pixel at x = s*q + phase - pad). Then for
-// any patch origin and tap, the inputs of V consecutive conv outputs are V consecutive floats:
-// stride-5 convolutions need no gathers, and the conversion is shared by every patch on that
-// row. Rows live in a small ring (RowRing) consumed top to bottom, so the working set stays in
-// cache however large the region is.
+// Layout: image rows are split once by the conv stride s into s "phase" segments per channel,
+// still as u8 (row[c][phase][q] = pixel at x = s*q + phase - pad). Then for any patch origin and
+// tap, the inputs of V consecutive conv outputs are V consecutive bytes: stride-5 convolutions
+// need no gathers, and the split is shared by every patch on that row. Rows live in a small ring
+// (RowRing) consumed top to bottom. The conv widens the bytes straight into its FMA operands
+// (widenBytes) and its weights carry the normalization: w * ((u/255 - mean) / std) =
+// (w / (255 std)) * u + w * (-mean / std), the second term a per-output constant added once (it
+// depends only on which taps fall inside the patch). Bytes instead of floats make the ring 4x
+// smaller: the conv's inputs stay in L1 and the split writes a quarter of the bytes.
 //
 // Zero padding belongs to the patch, not the region: a tap that falls outside its patch reads
 // zero even where the region has pixels. Rows handle it by narrowing the ky range; columns by
@@ -38,8 +41,8 @@ constexpr int kMaxKernels = 256;  // FocusLiteNN kernels (finalizeModel enforces
 // Byte shuffles (AVX-512 VBMI): 16 output columns of every (channel, phase) stream from one load
 // of the 16*s pixels under them. vpermt2b picks any byte of two registers, so the 48*s <= 256
 // bytes in four registers give each stream its 16 bytes in two shuffles and a blend, four streams
-// per 64-byte result; then widen, convert and normalize with one FMA. This replaces ~1 cycle per
-// value of scalar table lookups and strided stores, which bound the 235 px sweep.
+// per 64-byte result, each stored as one 16-byte lane. This replaces ~1 cycle per value of scalar
+// byte loads and strided stores, which bound the 235 px sweep.
 [[maybe_unused]] constexpr int kShuffleMaxStride = 5;  // 48 * s bytes fit four 64-byte registers
 #if FQA_VLEN == 16 && defined(__x86_64__)
 #define FQA_HAVE_BYTE_SHUFFLES 1
@@ -47,10 +50,9 @@ struct ShufflePlan {
   int s = 0, groups = 0;
   alignas(64) uint8_t index[4][64];  // per group of 4 streams: source byte of each output byte
   uint64_t fromHigh[4];               // output bytes taken from registers 2-3
-  float scale[3], offset[3];
 };
 
-void makeShufflePlan(const Model& m, int s, ShufflePlan& plan) {
+void makeShufflePlan(int s, ShufflePlan& plan) {
   plan.s = s;
   const int streams = 3 * s;
   plan.groups = (streams + 3) / 4;
@@ -64,10 +66,6 @@ void makeShufflePlan(const Model& m, int s, ShufflePlan& plan) {
       if (byte >= 128) plan.fromHigh[gI] |= uint64_t(1) << b;
     }
   }
-  for (int c = 0; c < 3; ++c) {
-    plan.scale[c] = 1.f / (255.f * m.std[c]);
-    plan.offset[c] = -m.mean[c] / m.std[c];
-  }
 }
 
 // Columns [q0, q1) (q1 - q0 a multiple of 16) of every stream; src points at pixel x0 + s*q0. S is
@@ -79,16 +77,11 @@ void makeShufflePlan(const Model& m, int s, ShufflePlan& plan) {
 #endif
 template <int S>
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void shuffleColumns(const ShufflePlan& plan, const uint8_t* src,
-                                                                             float* dst, int64_t q0, int64_t q1,
+                                                                             uint8_t* dst, int64_t q0, int64_t q1,
                                                                              int64_t streamStride) {
   constexpr int kBytes = 48 * S, kStreams = 3 * S, kGroups = (kStreams + 3) / 4;
   __m512i idx[kGroups];
   for (int gI = 0; gI < kGroups; ++gI) idx[gI] = _mm512_load_si512(plan.index[gI]);
-  __m512 scale[3], offset[3];
-  for (int c = 0; c < 3; ++c) {
-    scale[c] = _mm512_set1_ps(plan.scale[c]);
-    offset[c] = _mm512_set1_ps(plan.offset[c]);
-  }
   for (int64_t q = q0; q < q1; q += 16, src += kBytes) {
     __m512i reg[4];
 #pragma GCC unroll 4
@@ -108,9 +101,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void shuffleColumns(const
         constexpr int k = decltype(lane)::value;
         const int stream = 4 * gI + k;
         if (stream >= kStreams) return;
-        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(bytes, k)));
-        const int c = stream / S;
-        _mm512_storeu_ps(dst + stream * streamStride + q, _mm512_fmadd_ps(v, scale[c], offset[c]));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + stream * streamStride + q), _mm512_extracti32x4_epi32(bytes, k));
       };
       emit(std::integral_constant<int, 0>{});
       emit(std::integral_constant<int, 1>{});
@@ -121,7 +112,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void shuffleColumns(const
 }
 #pragma GCC diagnostic pop
 
-void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, float* dst, int64_t q0, int64_t q1, int64_t streamStride) {
+void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, uint8_t* dst, int64_t q0, int64_t q1, int64_t streamStride) {
   switch (plan.s) {
     case 1: return shuffleColumns<1>(plan, src, dst, q0, q1, streamStride);
     case 2: return shuffleColumns<2>(plan, src, dst, q0, q1, streamStride);
@@ -134,19 +125,22 @@ void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, float* dst, int
 
 // Byte transposes (AVX2): the 3*s bytes of one stride step (s pixels x RGB) hold one value of every
 // (channel, phase) stream, so 16 steps loaded as 16 rows of 16 bytes and transposed with byte
-// unpacks give each stream its 16 bytes; then widen, convert and normalize as above.
+// unpacks give each stream its 16 bytes, stored as they are.
 #if FQA_VLEN == 8 && defined(__AVX2__)
 #define FQA_HAVE_BYTE_TRANSPOSE 1
 struct ShufflePlan {
   int s = 0;
-  float scale[3], offset[3];
 };
 
-void makeShufflePlan(const Model& m, int s, ShufflePlan& plan) {
-  plan.s = s;
-  for (int c = 0; c < 3; ++c) {
-    plan.scale[c] = 1.f / (255.f * m.std[c]);
-    plan.offset[c] = -m.mean[c] / m.std[c];
+void makeShufflePlan(int s, ShufflePlan& plan) { plan.s = s; }
+
+// One round of the 16 x 16 byte transpose: rows i and i + 8 interleave into rows 2i and 2i + 1.
+// Four rounds transpose (each moves one bit of the byte index from the row to the column).
+inline __attribute__((always_inline)) void unpackRound(const __m128i (&in)[16], __m128i (&out)[16]) {
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    out[2 * i] = _mm_unpacklo_epi8(in[i], in[i + 8]);
+    out[2 * i + 1] = _mm_unpackhi_epi8(in[i], in[i + 8]);
   }
 }
 
@@ -154,49 +148,26 @@ void makeShufflePlan(const Model& m, int s, ShufflePlan& plan) {
 // 16 bytes from the start of a step: up to 16 - 3*s bytes past the 16 steps (the caller keeps
 // them inside the region).
 template <int S>
-void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, float* dst, int64_t q0, int64_t q1, int64_t streamStride) {
+void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, uint8_t* dst, int64_t q0, int64_t q1, int64_t streamStride) {
   constexpr int kStep = 3 * S;
-  const __m256 scale[3] = {_mm256_set1_ps(plan.scale[0]), _mm256_set1_ps(plan.scale[1]), _mm256_set1_ps(plan.scale[2])};
-  const __m256 offset[3] = {_mm256_set1_ps(plan.offset[0]), _mm256_set1_ps(plan.offset[1]), _mm256_set1_ps(plan.offset[2])};
   for (int64_t q = q0; q < q1; q += 16, src += 16 * kStep) {
     __m128i a[16], b[16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; ++i) a[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i * kStep));
-    // 16 x 16 byte transpose in four rounds of unpacks (rows i, i + 8 pair up each round).
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) {
-      b[2 * i] = _mm_unpacklo_epi8(a[i], a[i + 8]);
-      b[2 * i + 1] = _mm_unpackhi_epi8(a[i], a[i + 8]);
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) {
-      a[2 * i] = _mm_unpacklo_epi8(b[i], b[i + 8]);
-      a[2 * i + 1] = _mm_unpackhi_epi8(b[i], b[i + 8]);
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) {
-      b[2 * i] = _mm_unpacklo_epi8(a[i], a[i + 8]);
-      b[2 * i + 1] = _mm_unpackhi_epi8(a[i], a[i + 8]);
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) {
-      a[2 * i] = _mm_unpacklo_epi8(b[i], b[i + 8]);
-      a[2 * i + 1] = _mm_unpackhi_epi8(b[i], b[i + 8]);
-    }
+    unpackRound(a, b);
+    unpackRound(b, a);
+    unpackRound(a, b);
+    unpackRound(b, a);
     // a[j] now holds byte j of every step: pixel phase j / 3, channel j % 3, stream c*S + phase.
 #pragma GCC unroll 15
     for (int j = 0; j < kStep; ++j) {
       const int phase = j / 3, c = j % 3;
-      float* out = dst + (c * S + phase) * streamStride + q;
-      const __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(a[j]));
-      const __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(a[j], 8)));
-      _mm256_storeu_ps(out, _mm256_fmadd_ps(lo, scale[c], offset[c]));
-      _mm256_storeu_ps(out + 8, _mm256_fmadd_ps(hi, scale[c], offset[c]));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (c * S + phase) * streamStride + q), a[j]);
     }
   }
 }
 
-void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, float* dst, int64_t q0, int64_t q1, int64_t streamStride) {
+void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, uint8_t* dst, int64_t q0, int64_t q1, int64_t streamStride) {
   switch (plan.s) {
     case 1: return shuffleColumns<1>(plan, src, dst, q0, q1, streamStride);
     case 2: return shuffleColumns<2>(plan, src, dst, q0, q1, streamStride);
@@ -223,7 +194,7 @@ bool byteShufflesEnabled() {
 #endif
 }
 
-// A ring of converted image rows. Each slot holds one image row as normalized floats, split by
+// A ring of split image rows. Each slot holds one image row as bytes, split by channel and
 // phase: slot[c][phase][q] = pixel at x = s*q + phase - pad (zero outside the region). Output
 // rows are computed top to bottom, so only the K rows under the current output row are live:
 // the working set stays in L1/L2 however large the region is, and each image row is converted
@@ -232,7 +203,6 @@ class RowRing {
  public:
   // Rows hold region columns x = x0 + s*q + phase for q in [0, width).
   void reset(const Model& m, const Region& r, int64_t x0, int64_t width) {
-    model_ = &m;
     region_ = &r;
     s_ = m.convStride;
     x0_ = x0;
@@ -241,21 +211,21 @@ class RowRing {
     // slots (y mod K) never evict a row still in use; a pair of output rows at stride 1 (one
     // kernel at 64 px) needs K + 1.
     slots_ = m.convKernel + 1;
-    slotFloats_ = int64_t(3) * s_ * width_;
-    data_.resize(size_t(slots_ * slotFloats_));
+    slotBytes_ = int64_t(3) * s_ * width_;
+    data_.resize(size_t(slots_ * slotBytes_));
     rowOfSlot_.assign(size_t(slots_), std::numeric_limits<int64_t>::min());
 #if defined(FQA_HAVE_BYTE_SHUFFLES) || defined(FQA_HAVE_BYTE_TRANSPOSE)
     shuffles_ = s_ <= kShuffleMaxStride && byteShufflesEnabled();
-    if (shuffles_) makeShufflePlan(m, s_, shufflePlan_);
+    if (shuffles_) makeShufflePlan(s_, shufflePlan_);
 #endif
   }
   int64_t channelStride() const { return int64_t(s_) * width_; }
   int64_t phaseStride() const { return width_; }
 
   // Pointer to image row y (any y; rows outside the region read zero), converting it if needed.
-  const float* row(int64_t y) {
+  const uint8_t* row(int64_t y) {
     const int64_t slot = ((y % slots_) + slots_) % slots_;
-    float* dst = data_.data() + slot * slotFloats_;
+    uint8_t* dst = data_.data() + slot * slotBytes_;
     if (rowOfSlot_[size_t(slot)] != y) {
       convert(y, dst);
       rowOfSlot_[size_t(slot)] = y;
@@ -264,8 +234,7 @@ class RowRing {
   }
 
  private:
-  __attribute__((noinline)) void convert(int64_t y, float* dst) {
-    const Model& m = *model_;
+  __attribute__((noinline)) void convert(int64_t y, uint8_t* dst) {
     const Region& r = *region_;
     const int s = s_;
     const bool inside = y >= 0 && y < r.height;
@@ -278,9 +247,9 @@ class RowRing {
       qa = std::min(qa, width_);
       qb = inside ? std::max(qa, std::min(qb, width_)) : qa;
       for (int c = 0; c < 3; ++c) {
-        float* out = dst + (int64_t(c) * s + phase) * width_;
-        std::fill(out, out + qa, 0.f);
-        std::fill(out + qb, out + width_, 0.f);
+        uint8_t* out = dst + (int64_t(c) * s + phase) * width_;
+        std::fill(out, out + qa, uint8_t(0));
+        std::fill(out + qb, out + width_, uint8_t(0));
       }
     }
     if (!inside) return;
@@ -320,19 +289,10 @@ class RowRing {
 #endif
     for (int phase = 0; phase < s; ++phase) {
       for (int c = 0; c < 3; ++c) {
-        float* out = dst + (int64_t(c) * s + phase) * width_;
-        const float* table = m.normalizeTable[c].data();
+        uint8_t* out = dst + (int64_t(c) * s + phase) * width_;
         auto scalar = [&](int64_t from, int64_t to) {
           const uint8_t* p = src + 3 * (x0_ + s * from + phase) + c;
-          int64_t q = from;
-          for (; q + 4 <= to; q += 4, p += 4 * step) {
-            const float v0 = table[p[0]], v1 = table[p[step]], v2 = table[p[2 * step]], v3 = table[p[3 * step]];
-            out[q] = v0;
-            out[q + 1] = v1;
-            out[q + 2] = v2;
-            out[q + 3] = v3;
-          }
-          for (; q < to; ++q, p += step) out[q] = table[*p];
+          for (int64_t q = from; q < to; ++q, p += step) out[q] = *p;
         };
         scalar(qa[phase], std::max(qa[phase], std::min(qb[phase], qA)));
         scalar(std::max(qa[phase], qV), qb[phase]);
@@ -340,11 +300,10 @@ class RowRing {
     }
   }
 
-  const Model* model_ = nullptr;
   const Region* region_ = nullptr;
   int s_ = 1;
-  int64_t x0_ = 0, width_ = 0, slots_ = 0, slotFloats_ = 0;
-  std::vector<float> data_;
+  int64_t x0_ = 0, width_ = 0, slots_ = 0, slotBytes_ = 0;
+  std::vector<uint8_t> data_;
   std::vector<int64_t> rowOfSlot_;
 #if defined(FQA_HAVE_BYTE_SHUFFLES) || defined(FQA_HAVE_BYTE_TRANSPOSE)
   bool shuffles_ = false;
@@ -354,7 +313,7 @@ class RowRing {
 
 // What one block of KB kernels x CB chunks of one output row needs.
 struct BlockArgs {
-  const float* rows[kMaxKernel + 1];  // ring row of each ky (only [ky0, ky1) are read; K + 1 for row pairs)
+  const uint8_t* rows[kMaxKernel + 1];  // ring row of each ky (only [ky0, ky1) are read; K + 1 for row pairs)
   int64_t channelStride;          // floats between channels within a row
   int64_t tapOffset[kMaxKernel];  // per kx: phase * phaseStride + q of the block's first lane
   int K;
@@ -380,20 +339,20 @@ void convBlock(const BlockArgs& a, vf* out) {
   const int K = a.K;
   for (int c = 0; c < 3; ++c) {
     for (int ky = a.ky0; ky < a.ky1; ++ky) {
-      const float* rowp = a.rows[ky] + c * a.channelStride;
+      const uint8_t* rowp = a.rows[ky] + c * a.channelStride;
       const float* w = a.weights + (size_t(c * K + ky) * K) * KB;
       // One tap into the accumulator set A. Keep the smaller of the two operand sets live (KB
       // weights or CB inputs) and stream the other, so KB*CB accumulators + min(KB, CB) + 1
       // registers suffice and nothing spills.
       auto tap = [&](int kx, vf(&A)[KB][CB]) __attribute__((always_inline)) {
-        const float* src = rowp + a.tapOffset[kx];
+        const uint8_t* src = rowp + a.tapOffset[kx];
         if constexpr (KB <= CB) {
           vf wv[KB];
 #pragma GCC unroll 10
           for (int kb = 0; kb < KB; ++kb) wv[kb] = broadcast(w + kx * KB + kb);
 #pragma GCC unroll 8
           for (int cb = 0; cb < CB; ++cb) {
-            vf v = loadu(src + cb * V);
+            vf v = widenBytes(src + cb * V);
             if (MASKED) v = vand(v, a.masks[cb * K + kx]);
 #pragma GCC unroll 10
             for (int kb = 0; kb < KB; ++kb) A[kb][cb] += wv[kb] * v;
@@ -402,7 +361,7 @@ void convBlock(const BlockArgs& a, vf* out) {
           vf v[CB];
 #pragma GCC unroll 8
           for (int cb = 0; cb < CB; ++cb) {
-            v[cb] = loadu(src + cb * V);
+            v[cb] = widenBytes(src + cb * V);
             if (MASKED) v[cb] = vand(v[cb], a.masks[cb * K + kx]);
           }
 #pragma GCC unroll 10
@@ -443,14 +402,14 @@ void convPairBlock(const BlockArgs& a, vf* out) {
   for (int c = 0; c < 3; ++c) {
     const float* w = a.weights + size_t(c) * K * K;
     for (int t = 0; t <= K; ++t) {
-      const float* rowp = a.rows[t] + c * a.channelStride;
+      const uint8_t* rowp = a.rows[t] + c * a.channelStride;
       const bool first = t < K, second = t > 0;
       for (int kx = 0; kx < K; ++kx) {
-        const float* src = rowp + a.tapOffset[kx];
+        const uint8_t* src = rowp + a.tapOffset[kx];
         vf v[CB];
 #pragma GCC unroll 8
         for (int cb = 0; cb < CB; ++cb) {
-          v[cb] = loadu(src + cb * V);
+          v[cb] = widenBytes(src + cb * V);
           if (MASKED) v[cb] = vand(v[cb], a.masks[cb * K + kx]);
         }
         if (first) {
@@ -527,8 +486,14 @@ struct Plan {
   int windowBlock = 1;              // CB used for a window row (chunks split evenly)
   bool pairRows = false;            // output rows in pairs (convPairBlock)
   int pairBlock = 1;                // CB of a pair block (chunks split evenly)
-  std::vector<float> packed;        // per kernel block: [3][K][K][KB]
-  std::vector<float> columnTaps;    // [kx][3][K][kernels], for border-column corrections
+  std::vector<float> packed;        // per kernel block: [3][K][K][KB], times 1 / (255 std_c)
+  std::vector<float> columnTaps;    // [kx][3][K][kernels] as packed, for border-column corrections
+  std::vector<double> tapOffset;    // [k][ky][kx]: sum_c w * (-mean_c / std_c), what a tap adds to the constant
+  std::vector<float> fullOffset;    // [k]: the constant of an output whose taps all lie inside the patch
+  std::vector<float> columnOffset;  // [kx][k]: the constant of tap column kx (all ky), for border columns
+  // Per output lane, the constant of the rows whose taps span [ky0, ky1), index ky0 * (K + 1) + ky1,
+  // [kernels][chunks]: made on first use (a patch has at most a few such spans).
+  mutable std::vector<std::vector<vf>> rowOffsets;
   std::vector<vi> masks;            // [chunk][kx] lanes whose tap stays inside the patch
   std::vector<uint8_t> chunkMasked; // chunk needs masks
   vi tailValid;                     // lanes of the last chunk that are real outputs
@@ -571,20 +536,44 @@ Plan makePlan(const Model& m, int64_t pw, int64_t ph) {
   const int pairBlocks = (p.chunks + kPairChunkBlock - 1) / kPairChunkBlock;
   p.pairBlock = (p.chunks + pairBlocks - 1) / pairBlocks;
   const int K = p.K, KB = p.kernelBlock;
+  // The normalization moves into the weights: w * ((u / 255 - mean) / std) = scaled(w) * u + w * offset.
+  double scale[3], offset[3];
+  for (int c = 0; c < 3; ++c) {
+    scale[c] = 1.0 / (255.0 * double(m.std[c]));
+    offset[c] = -double(m.mean[c]) / double(m.std[c]);
+  }
+  auto scaled = [&](int k, int c, int ky, int kx) { return float(double(m.convWeight[((size_t(k) * 3 + c) * K + ky) * K + kx]) * scale[c]); };
   p.packed.resize(size_t(m.kernels) * 3 * K * K);
   for (int k0 = 0; k0 < m.kernels; k0 += KB)
     for (int c = 0; c < 3; ++c)
       for (int ky = 0; ky < K; ++ky)
         for (int kx = 0; kx < K; ++kx)
           for (int kb = 0; kb < KB; ++kb)
-            p.packed[size_t(k0) * 3 * K * K + ((size_t(c) * K + ky) * K + kx) * KB + kb] =
-                m.convWeight[((size_t(k0 + kb) * 3 + c) * K + ky) * K + kx];
+            p.packed[size_t(k0) * 3 * K * K + ((size_t(c) * K + ky) * K + kx) * KB + kb] = scaled(k0 + kb, c, ky, kx);
   p.columnTaps.resize(size_t(m.kernels) * 3 * K * K);
   for (int kx = 0; kx < K; ++kx)
     for (int c = 0; c < 3; ++c)
       for (int ky = 0; ky < K; ++ky)
-        for (int k = 0; k < m.kernels; ++k)
-          p.columnTaps[((size_t(kx) * 3 + c) * K + ky) * m.kernels + k] = m.convWeight[((size_t(k) * 3 + c) * K + ky) * K + kx];
+        for (int k = 0; k < m.kernels; ++k) p.columnTaps[((size_t(kx) * 3 + c) * K + ky) * m.kernels + k] = scaled(k, c, ky, kx);
+  p.tapOffset.assign(size_t(m.kernels) * K * K, 0.0);
+  p.fullOffset.assign(size_t(m.kernels), 0.f);
+  p.columnOffset.assign(size_t(K) * m.kernels, 0.f);
+  for (int k = 0; k < m.kernels; ++k) {
+    double full = 0;
+    for (int kx = 0; kx < K; ++kx) {
+      double column = 0;
+      for (int ky = 0; ky < K; ++ky) {
+        double t = 0;
+        for (int c = 0; c < 3; ++c) t += double(m.convWeight[((size_t(k) * 3 + c) * K + ky) * K + kx]) * offset[c];
+        p.tapOffset[(size_t(k) * K + ky) * K + kx] = t;
+        column += t;
+      }
+      p.columnOffset[size_t(kx) * m.kernels + k] = float(column);
+      full += column;
+    }
+    p.fullOffset[size_t(k)] = float(full);
+  }
+  p.rowOffsets.assign(size_t(K) * (K + 1), {});
   p.masks.resize(size_t(p.chunks) * K);
   p.chunkMasked.assign(size_t(p.chunks), 0);
   for (int ch = 0; ch < p.chunks; ++ch)
@@ -608,6 +597,36 @@ Plan makePlan(const Model& m, int64_t pw, int64_t ph) {
   return p;
 }
 
+// The constants of output rows whose taps span image rows [ky0, ky1) of the window, per lane:
+// the taps a lane's mask keeps (the patch's zero padding contributes nothing, not the offset).
+const vf* rowOffsets(const Plan& p, int ky0, int ky1) {
+  std::vector<vf>& out = p.rowOffsets[size_t(ky0) * (p.K + 1) + ky1];
+  if (!out.empty()) return out.data();
+  out.resize(size_t(p.kernels) * p.chunks);
+  const int K = p.K;
+  std::vector<double> column(static_cast<size_t>(K));
+  for (int k = 0; k < p.kernels; ++k) {
+    double all = 0;
+    for (int kx = 0; kx < K; ++kx) {
+      column[size_t(kx)] = 0;
+      for (int ky = ky0; ky < ky1; ++ky) column[size_t(kx)] += p.tapOffset[(size_t(k) * K + ky) * K + kx];
+      all += column[size_t(kx)];
+    }
+    for (int ch = 0; ch < p.chunks; ++ch) {
+      vf v = splat(float(all));
+      if (p.chunkMasked[size_t(ch)])
+        for (int lane = 0; lane < V; ++lane) {
+          double sum = 0;
+          for (int kx = 0; kx < K; ++kx)
+            if (p.masks[size_t(ch) * K + kx][lane]) sum += column[size_t(kx)];
+          v[lane] = float(sum);
+        }
+      out[size_t(k) * p.chunks + ch] = v;
+    }
+  }
+  return out.data();
+}
+
 // Lowers mins[k] by the conv outputs of one output row of a patch, computed directly from the
 // ring rows with the patch's zero padding (a.rows, a.ky0, a.ky1 already set). ox is the patch's
 // left column relative to the ring's origin x0 + pad.
@@ -621,6 +640,7 @@ void windowRowMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
     tapBase[kx] = int64_t(t % s) * phaseStride + t / s;
   }
   vf acc[kMaxChunkBlock * 24];
+  const vf* offsets = rowOffsets(p, a.ky0, a.ky1);
   for (int k0 = 0; k0 < p.kernels; k0 += KB) {
     vf mn[10];
     for (int kb = 0; kb < KB; ++kb) mn[kb] = splat(kInf);
@@ -634,7 +654,7 @@ void windowRowMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
       blockFn(KB, cb, masked)(a, acc);
       for (int kb = 0; kb < KB; ++kb)
         for (int c = 0; c < cb; ++c) {
-          vf v = acc[kb * cb + c];
+          vf v = acc[kb * cb + c] + offsets[size_t(k0 + kb) * p.chunks + ch0 + c];
           if (ch0 + c == p.chunks - 1) v = vselect(p.tailValid, v, splat(kInf));
           mn[kb] = vmin(mn[kb], v);
         }
@@ -655,6 +675,7 @@ void windowPairMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
   vf acc[8];
   vf mn = splat(kInf);
   a.weights = p.packed.data();
+  const vf* offsets = rowOffsets(p, 0, K);  // both rows of a pair span all K rows (no padding rows)
   for (int ch0 = 0; ch0 < p.chunks; ch0 += p.pairBlock) {
     const int cb = std::min(p.pairBlock, p.chunks - ch0);
     bool masked = false;
@@ -663,7 +684,7 @@ void windowPairMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
     a.masks = p.masks.data() + size_t(ch0) * K;
     pairBlockFn(cb, masked)(a, acc);
     for (int c = 0; c < cb; ++c) {
-      vf v = acc[c];
+      vf v = acc[c] + offsets[ch0 + c];
       if (ch0 + c == p.chunks - 1) v = vselect(p.tailValid, v, splat(kInf));
       mn = vmin(mn, v);
     }
@@ -769,7 +790,8 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
           for (int kx = 0; kx < K; ++kx) tapOffset[kx] = int64_t(kx % s) * phaseStride + kx / s + ch0 * V;
           blockFn(KB, cb, false)(a, acc);
           for (int kb = 0; kb < KB; ++kb)
-            for (int c = 0; c < cb; ++c) storeu(mapRow.data() + size_t(k0 + kb) * mapWidth + (ch0 + c) * V, acc[kb * cb + c]);
+            for (int c = 0; c < cb; ++c)
+              storeu(mapRow.data() + size_t(k0 + kb) * mapWidth + (ch0 + c) * V, acc[kb * cb + c] + splat(p.fullOffset[size_t(k0 + kb)]));
         }
       }
       // Every patch whose window covers this map row.
@@ -805,6 +827,8 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
                   const float x = a.rows[ky][c * a.channelStride + offset];
                   for (int k = 0; k < m.kernels; ++k) value[k] -= w[k] * x;
                 }
+              const float* constant = p.columnOffset.data() + size_t(kx) * m.kernels;
+              for (int k = 0; k < m.kernels; ++k) value[k] -= constant[k];
             }
             for (int k = 0; k < m.kernels; ++k) mn[k] = std::min(mn[k], value[k]);
           };
