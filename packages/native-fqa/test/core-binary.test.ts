@@ -25,12 +25,14 @@ function runAsync(file: string, env: NodeJS.ProcessEnv): Promise<{ status: numbe
 const cpuFlags = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
 const cpuHas = (flag: string) => new RegExp(`\\b${flag}\\b`).test(cpuFlags);
 
-// Twice: as the CPU allows (rows converted with AVX-512 VBMI byte shuffles / AVX2 byte transposes
-// where present), then with FQA_DISABLE_BYTE_SHUFFLES=1, the scalar conversion.
+// Three times: as the CPU allows (rows split with AVX-512 VBMI byte shuffles, AVX2 byte transposes),
+// with FQA_DISABLE_VBMI=1 (AVX-512 takes the byte transposes of a CPU without VBMI), and with
+// FQA_DISABLE_BYTE_SHUFFLES=1 (the scalar split everywhere).
 test.each([
-  { byteShuffles: true, env: {} },
-  { byteShuffles: false, env: { FQA_DISABLE_BYTE_SHUFFLES: '1' } },
-])('C++ core: optimized kernels match the scalar reference (byte shuffles allowed: $byteShuffles)', async ({ byteShuffles, env }) => {
+  { split: 'fastest', env: {} },
+  { split: 'no VBMI', env: { FQA_DISABLE_VBMI: '1' } },
+  { split: 'scalar', env: { FQA_DISABLE_BYTE_SHUFFLES: '1' } },
+])('C++ core: optimized kernels match the scalar reference (row split: $split)', async ({ split, env }) => {
   expect(existsSync(binary), `${binary} is built by npm run build`).toBe(true);
   const run = await runAsync(binary, { ...process.env, ...env });
   const summary = /^(\d+) passed, (\d+) failed$/m.exec(run.stdout);
@@ -39,8 +41,11 @@ test.each([
   expect(Number(summary![2])).toBe(0);
   expect(Number(summary![1])).toBeGreaterThan(100);
   expect(run.status).toBe(0);
-  const used = (has: boolean) => (byteShuffles && has ? 'used' : 'not used');
-  expect(run.stdout).toContain(`byte shuffles: avx512 ${used(cpuHas('avx512f') && cpuHas('avx512vbmi'))}, avx2 ${used(cpuHas('avx2') && cpuHas('fma'))}`);
+  const avx512 = !cpuHas('avx512f') ? 'not supported'
+    : split === 'scalar' ? 'scalar'
+    : split === 'fastest' && cpuHas('avx512vbmi') && cpuHas('avx512bw') ? 'byte shuffles' : 'byte transposes';
+  const avx2 = !(cpuHas('avx2') && cpuHas('fma')) ? 'not supported' : split === 'scalar' ? 'scalar' : 'byte transposes';
+  expect(run.stdout).toContain(`row split: avx512 ${avx512}, avx2 ${avx2}`);
 });
 
 // The CUDA build also builds the kernels' element functions as host code (test/cuda_host_test.cu).

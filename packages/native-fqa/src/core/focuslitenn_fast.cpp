@@ -123,16 +123,11 @@ void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, uint8_t* dst, i
 }
 #endif
 
-// Byte transposes (AVX2): the 3*s bytes of one stride step (s pixels x RGB) hold one value of every
-// (channel, phase) stream, so 16 steps loaded as 16 rows of 16 bytes and transposed with byte
-// unpacks give each stream its 16 bytes, stored as they are.
-#if FQA_VLEN == 8 && defined(__AVX2__)
+// Byte transposes (AVX2, and AVX-512 without VBMI): the 3*s bytes of one stride step (s pixels x
+// RGB) hold one value of every (channel, phase) stream, so 16 steps loaded as 16 rows of 16 bytes
+// and transposed with byte unpacks give each stream its 16 bytes, stored as they are.
+#if (FQA_VLEN == 8 && defined(__AVX2__)) || (FQA_VLEN == 16 && defined(__AVX512F__))
 #define FQA_HAVE_BYTE_TRANSPOSE 1
-struct ShufflePlan {
-  int s = 0;
-};
-
-void makeShufflePlan(int s, ShufflePlan& plan) { plan.s = s; }
 
 // One round of the 16 x 16 byte transpose: rows i and i + 8 interleave into rows 2i and 2i + 1.
 // Four rounds transpose (each moves one bit of the byte index from the row to the column).
@@ -148,7 +143,7 @@ inline __attribute__((always_inline)) void unpackRound(const __m128i (&in)[16], 
 // 16 bytes from the start of a step: up to 16 - 3*s bytes past the 16 steps (the caller keeps
 // them inside the region).
 template <int S>
-void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, uint8_t* dst, int64_t q0, int64_t q1, int64_t streamStride) {
+void transposeColumns(const uint8_t* src, uint8_t* dst, int64_t q0, int64_t q1, int64_t streamStride) {
   constexpr int kStep = 3 * S;
   for (int64_t q = q0; q < q1; q += 16, src += 16 * kStep) {
     __m128i a[16], b[16];
@@ -167,30 +162,39 @@ void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, uint8_t* dst, i
   }
 }
 
-void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, uint8_t* dst, int64_t q0, int64_t q1, int64_t streamStride) {
-  switch (plan.s) {
-    case 1: return shuffleColumns<1>(plan, src, dst, q0, q1, streamStride);
-    case 2: return shuffleColumns<2>(plan, src, dst, q0, q1, streamStride);
-    case 3: return shuffleColumns<3>(plan, src, dst, q0, q1, streamStride);
-    case 4: return shuffleColumns<4>(plan, src, dst, q0, q1, streamStride);
-    case 5: return shuffleColumns<5>(plan, src, dst, q0, q1, streamStride);
+void transposeColumns(int s, const uint8_t* src, uint8_t* dst, int64_t q0, int64_t q1, int64_t streamStride) {
+  switch (s) {
+    case 1: return transposeColumns<1>(src, dst, q0, q1, streamStride);
+    case 2: return transposeColumns<2>(src, dst, q0, q1, streamStride);
+    case 3: return transposeColumns<3>(src, dst, q0, q1, streamStride);
+    case 4: return transposeColumns<4>(src, dst, q0, q1, streamStride);
+    case 5: return transposeColumns<5>(src, dst, q0, q1, streamStride);
   }
 }
 #endif
 
-// Whether this ISA's sweep converts rows with byte shuffles (AVX-512 VBMI) or byte transposes
-// (AVX2): the CPU has them and FQA_DISABLE_BYTE_SHUFFLES (set by the tests to check the scalar
-// conversion on the same machine) is unset or "0".
-bool byteShufflesEnabled() {
-  const char* off = std::getenv("FQA_DISABLE_BYTE_SHUFFLES");
-  if (off && *off && std::strcmp(off, "0") != 0) return false;
+// How rows are split into (channel, phase) streams.
+enum class RowSplit { Scalar, ByteShuffles, ByteTransposes };
+
+bool envFlag(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+
+// The fastest split this ISA's sweep can use on this CPU: VBMI byte shuffles (AVX-512 with VBMI),
+// byte transposes (AVX2, AVX-512 without VBMI), else scalar. The tests force the lower ones on the
+// same machine: FQA_DISABLE_VBMI=1 (AVX-512 transposes), FQA_DISABLE_BYTE_SHUFFLES=1 (scalar).
+RowSplit rowSplit() {
+  if (envFlag("FQA_DISABLE_BYTE_SHUFFLES")) return RowSplit::Scalar;
 #if defined(FQA_HAVE_BYTE_SHUFFLES)
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
-#elif defined(FQA_HAVE_BYTE_TRANSPOSE)
-  return true;  // the AVX2 kernels only run where AVX2 is
+  if (!envFlag("FQA_DISABLE_VBMI") && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw"))
+    return RowSplit::ByteShuffles;
+#endif
+#if defined(FQA_HAVE_BYTE_TRANSPOSE)
+  return RowSplit::ByteTransposes;  // these kernels only run where their ISA is
 #else
-  return false;
+  return RowSplit::Scalar;
 #endif
 }
 
@@ -214,9 +218,9 @@ class RowRing {
     slotBytes_ = int64_t(3) * s_ * width_;
     data_.resize(size_t(slots_ * slotBytes_));
     rowOfSlot_.assign(size_t(slots_), std::numeric_limits<int64_t>::min());
-#if defined(FQA_HAVE_BYTE_SHUFFLES) || defined(FQA_HAVE_BYTE_TRANSPOSE)
-    shuffles_ = s_ <= kShuffleMaxStride && byteShufflesEnabled();
-    if (shuffles_) makeShufflePlan(s_, shufflePlan_);
+    split_ = s_ <= kShuffleMaxStride ? rowSplit() : RowSplit::Scalar;
+#if defined(FQA_HAVE_BYTE_SHUFFLES)
+    if (split_ == RowSplit::ByteShuffles) makeShufflePlan(s_, shufflePlan_);
 #endif
   }
   int64_t channelStride() const { return int64_t(s_) * width_; }
@@ -275,18 +279,19 @@ class RowRing {
       qA = std::max(qA, qa[phase]);
       qB = std::min(qB, qb[phase]);
     }
-    int64_t qV = qA;  // [qA, qV) done with byte shuffles
-#if defined(FQA_HAVE_BYTE_SHUFFLES) || defined(FQA_HAVE_BYTE_TRANSPOSE)
-#ifdef FQA_HAVE_BYTE_TRANSPOSE
+    int64_t qV = qA;  // [qA, qV) done with byte shuffles or transposes
     // The transpose reads 16 bytes from each step's start, up to 13 bytes (5 pixels) past the last
     // step: keep those inside the region's row.
-    qB = std::max(qA, std::min(qB, (r.width - 6 - x0_) / s + 1));
+    const int64_t qT = split_ == RowSplit::ByteTransposes ? std::max(qA, std::min(qB, (r.width - 6 - x0_) / s + 1)) : qB;
+    if (split_ != RowSplit::Scalar && qT - qA >= 16) {
+      qV = qA + (qT - qA) / 16 * 16;
+#if defined(FQA_HAVE_BYTE_SHUFFLES)
+      if (split_ == RowSplit::ByteShuffles) shuffleColumns(shufflePlan_, src + 3 * (x0_ + s * qA), dst, qA, qV, width_);
 #endif
-    if (shuffles_ && qB - qA >= 16) {
-      qV = qA + (qB - qA) / 16 * 16;
-      shuffleColumns(shufflePlan_, src + 3 * (x0_ + s * qA), dst, qA, qV, width_);
+#if defined(FQA_HAVE_BYTE_TRANSPOSE)
+      if (split_ == RowSplit::ByteTransposes) transposeColumns(s, src + 3 * (x0_ + s * qA), dst, qA, qV, width_);
+#endif
     }
-#endif
     for (int phase = 0; phase < s; ++phase) {
       for (int c = 0; c < 3; ++c) {
         uint8_t* out = dst + (int64_t(c) * s + phase) * width_;
@@ -305,8 +310,8 @@ class RowRing {
   int64_t x0_ = 0, width_ = 0, slots_ = 0, slotBytes_ = 0;
   std::vector<uint8_t> data_;
   std::vector<int64_t> rowOfSlot_;
-#if defined(FQA_HAVE_BYTE_SHUFFLES) || defined(FQA_HAVE_BYTE_TRANSPOSE)
-  bool shuffles_ = false;
+  RowSplit split_ = RowSplit::Scalar;
+#if defined(FQA_HAVE_BYTE_SHUFFLES)
   ShufflePlan shufflePlan_;
 #endif
 };
@@ -844,7 +849,14 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
           skipped(row, col) ? std::numeric_limits<float>::quiet_NaN() : finishScore(m, minsOf(row, col));
 }
 
-bool byteShufflesUsed() { return byteShufflesEnabled(); }
+const char* rowSplitUsed() {
+  switch (rowSplit()) {
+    case RowSplit::ByteShuffles: return "byte shuffles";
+    case RowSplit::ByteTransposes: return "byte transposes";
+    case RowSplit::Scalar: break;
+  }
+  return "scalar";
+}
 
 // FMA throughput of one core: 2 FLOPs x V lanes x independent accumulators, no memory traffic.
 double fmaPeakGflops(double seconds) {

@@ -22,7 +22,7 @@ float eonssReferenceScore(const Model& m, const Region& r, int64_t x, int64_t y,
   void eonssRows(const Model& m, const Region& r, const PatchGrid& g, int64_t rowBegin,        \
                  int64_t rowEnd, float* scores);                                                \
   double fmaPeakGflops(double seconds);                                                         \
-  bool byteShufflesUsed(); /* rows converted by byte shuffles (VBMI) or transposes (AVX2) */   \
+  const char* rowSplitUsed(); /* "byte shuffles" (VBMI), "byte transposes" or "scalar" */     \
   }
 FQA_DECLARE_ISA(baseline)
 FQA_DECLARE_ISA(avx2)
