@@ -96,22 +96,22 @@ std::string decodeJpeg(const uint8_t* data, size_t bytes, bool rgbColorSpace, ui
 struct TiffJpegReader::TileBuffers {
   static constexpr size_t kSpare = 16;
   std::mutex lock;
-  std::vector<std::unique_ptr<std::vector<uint8_t>>> spare;
+  std::vector<std::unique_ptr<TilePixels>> spare;
 
-  std::unique_ptr<std::vector<uint8_t>> take(size_t bytes) {
+  std::unique_ptr<TilePixels> take(size_t bytes) {
     {
       std::lock_guard<std::mutex> guard(lock);
       for (size_t i = spare.size(); i-- > 0;)
         if (spare[i]->size() == bytes) {
-          std::unique_ptr<std::vector<uint8_t>> buffer = std::move(spare[i]);
+          std::unique_ptr<TilePixels> buffer = std::move(spare[i]);
           spare.erase(spare.begin() + std::ptrdiff_t(i));
           return buffer;
         }
     }
-    return std::make_unique<std::vector<uint8_t>>(bytes);
+    return std::make_unique<TilePixels>(bytes);
   }
-  void give(std::vector<uint8_t>* buffer) {
-    std::unique_ptr<std::vector<uint8_t>> owned(buffer);
+  void give(TilePixels* buffer) {
+    std::unique_ptr<TilePixels> owned(buffer);
     std::lock_guard<std::mutex> guard(lock);
     if (spare.size() < kSpare) spare.push_back(std::move(owned));
   }
@@ -294,8 +294,8 @@ TiffJpegReader::Tile TiffJpegReader::decodeTile(int level, size_t index) const {
     jpegBytes = stream.size();
   }
   // The tile's buffer goes back to buffers_ when its last user lets go (a failed decode's at once).
-  std::shared_ptr<std::vector<uint8_t>> pixels(buffers_->take(size_t(L.tileWidth * L.tileHeight * 3)).release(),
-                                               [buffers = buffers_](std::vector<uint8_t>* b) { buffers->give(b); });
+  std::shared_ptr<TilePixels> pixels(buffers_->take(size_t(L.tileWidth * L.tileHeight * 3)).release(),
+                                     [buffers = buffers_](TilePixels* b) { buffers->give(b); });
   const std::string error = decodeJpeg(jpeg, jpegBytes, L.rgbColorSpace, pixels->data(), L.tileWidth, L.tileHeight);
   if (!error.empty())
     throw std::runtime_error(path_ + ": JPEG tile " + std::to_string(index) + " of level " + std::to_string(level) + " is damaged (" + error + ")");

@@ -55,7 +55,22 @@ class TiffJpegReader {
 
  private:
   TiffJpegReader() = default;
-  using Tile = std::shared_ptr<const std::vector<uint8_t>>;
+  // Decoded pixels. The decoder writes every byte (or the tile is an error), so a new buffer skips
+  // std::vector's zero fill: a memset of each fresh tile was ~5 % of a fused scan's CPU.
+  template <typename T>
+  struct UninitializedAllocator : std::allocator<T> {
+    template <typename U>
+    struct rebind {
+      using other = UninitializedAllocator<U>;
+    };
+    UninitializedAllocator() = default;
+    template <typename U>
+    UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+    template <typename U>
+    void construct(U* p) noexcept { ::new (static_cast<void*>(p)) U; }
+  };
+  using TilePixels = std::vector<uint8_t, UninitializedAllocator<uint8_t>>;
+  using Tile = std::shared_ptr<const TilePixels>;
   // The decoded tile, from the cache or decoded now; concurrent readers of one tile wait for a
   // single decode.
   Tile tile(int level, size_t index) const;
