@@ -496,9 +496,17 @@ struct Plan {
   std::vector<double> tapOffset;    // [k][ky][kx]: sum_c w * (-mean_c / std_c), what a tap adds to the constant
   std::vector<float> fullOffset;    // [k]: the constant of an output whose taps all lie inside the patch
   std::vector<float> columnOffset;  // [kx][k]: the constant of tap column kx (all ky), for border columns
-  // Per output lane, the constant of the rows whose taps span [ky0, ky1), index ky0 * (K + 1) + ky1,
-  // [kernels][chunks]: made on first use (a patch has at most a few such spans).
-  mutable std::vector<std::vector<vf>> rowOffsets;
+  // The constant of the output rows whose taps span [ky0, ky1), index ky0 * (K + 1) + ky1, made on
+  // first use (a patch has a few such spans): one value per kernel where every tap column is
+  // inside the patch, per lane in the chunks with padding columns (few, so the table stays small
+  // whatever the patch width).
+  struct RowOffsets {
+    std::vector<float> all;   // [k]
+    std::vector<vf> masked;   // [k][maskedChunks]
+  };
+  mutable std::vector<RowOffsets> rowOffsets;
+  std::vector<int> maskedSlot;      // [chunk]: index among the masked chunks, -1 if unmasked
+  int maskedChunks = 0;
   std::vector<vi> masks;            // [chunk][kx] lanes whose tap stays inside the patch
   std::vector<uint8_t> chunkMasked; // chunk needs masks
   vi tailValid;                     // lanes of the last chunk that are real outputs
@@ -592,6 +600,9 @@ Plan makePlan(const Model& m, int64_t pw, int64_t ph) {
       }
       p.masks[size_t(ch) * K + kx] = mask;
     }
+  p.maskedSlot.assign(size_t(p.chunks), -1);
+  for (int ch = 0; ch < p.chunks; ++ch)
+    if (p.chunkMasked[size_t(ch)]) p.maskedSlot[size_t(ch)] = p.maskedChunks++;
   for (int lane = 0; lane < V; ++lane) p.tailValid[lane] = (int64_t(p.chunks - 1) * V + lane < p.outW) ? -1 : 0;
   const int64_t firstInside = (int64_t(p.pad) + p.s - 1) / p.s;  // first o with o*s - pad >= 0
   p.rowA = std::min(firstInside, p.outH);
@@ -604,10 +615,11 @@ Plan makePlan(const Model& m, int64_t pw, int64_t ph) {
 
 // The constants of output rows whose taps span image rows [ky0, ky1) of the window, per lane:
 // the taps a lane's mask keeps (the patch's zero padding contributes nothing, not the offset).
-const vf* rowOffsets(const Plan& p, int ky0, int ky1) {
-  std::vector<vf>& out = p.rowOffsets[size_t(ky0) * (p.K + 1) + ky1];
-  if (!out.empty()) return out.data();
-  out.resize(size_t(p.kernels) * p.chunks);
+const Plan::RowOffsets& rowOffsets(const Plan& p, int ky0, int ky1) {
+  Plan::RowOffsets& out = p.rowOffsets[size_t(ky0) * (p.K + 1) + ky1];
+  if (!out.all.empty()) return out;
+  out.all.resize(size_t(p.kernels));
+  out.masked.resize(size_t(p.kernels) * p.maskedChunks);
   const int K = p.K;
   std::vector<double> column(static_cast<size_t>(K));
   for (int k = 0; k < p.kernels; ++k) {
@@ -617,19 +629,25 @@ const vf* rowOffsets(const Plan& p, int ky0, int ky1) {
       for (int ky = ky0; ky < ky1; ++ky) column[size_t(kx)] += p.tapOffset[(size_t(k) * K + ky) * K + kx];
       all += column[size_t(kx)];
     }
+    out.all[size_t(k)] = float(all);
     for (int ch = 0; ch < p.chunks; ++ch) {
-      vf v = splat(float(all));
-      if (p.chunkMasked[size_t(ch)])
-        for (int lane = 0; lane < V; ++lane) {
-          double sum = 0;
-          for (int kx = 0; kx < K; ++kx)
-            if (p.masks[size_t(ch) * K + kx][lane]) sum += column[size_t(kx)];
-          v[lane] = float(sum);
-        }
-      out[size_t(k) * p.chunks + ch] = v;
+      if (p.maskedSlot[size_t(ch)] < 0) continue;
+      vf v;
+      for (int lane = 0; lane < V; ++lane) {
+        double sum = 0;
+        for (int kx = 0; kx < K; ++kx)
+          if (p.masks[size_t(ch) * K + kx][lane]) sum += column[size_t(kx)];
+        v[lane] = float(sum);
+      }
+      out.masked[size_t(k) * p.maskedChunks + p.maskedSlot[size_t(ch)]] = v;
     }
   }
-  return out.data();
+  return out;
+}
+
+inline vf offsetOf(const Plan& p, const Plan::RowOffsets& o, int k, int chunk) {
+  const int slot = p.maskedSlot[size_t(chunk)];
+  return slot < 0 ? splat(o.all[size_t(k)]) : o.masked[size_t(k) * p.maskedChunks + slot];
 }
 
 // Lowers mins[k] by the conv outputs of one output row of a patch, computed directly from the
@@ -645,7 +663,7 @@ void windowRowMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
     tapBase[kx] = int64_t(t % s) * phaseStride + t / s;
   }
   vf acc[kMaxChunkBlock * 24];
-  const vf* offsets = rowOffsets(p, a.ky0, a.ky1);
+  const Plan::RowOffsets& offsets = rowOffsets(p, a.ky0, a.ky1);
   for (int k0 = 0; k0 < p.kernels; k0 += KB) {
     vf mn[10];
     for (int kb = 0; kb < KB; ++kb) mn[kb] = splat(kInf);
@@ -659,7 +677,7 @@ void windowRowMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
       blockFn(KB, cb, masked)(a, acc);
       for (int kb = 0; kb < KB; ++kb)
         for (int c = 0; c < cb; ++c) {
-          vf v = acc[kb * cb + c] + offsets[size_t(k0 + kb) * p.chunks + ch0 + c];
+          vf v = acc[kb * cb + c] + offsetOf(p, offsets, k0 + kb, ch0 + c);
           if (ch0 + c == p.chunks - 1) v = vselect(p.tailValid, v, splat(kInf));
           mn[kb] = vmin(mn[kb], v);
         }
@@ -680,7 +698,7 @@ void windowPairMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
   vf acc[8];
   vf mn = splat(kInf);
   a.weights = p.packed.data();
-  const vf* offsets = rowOffsets(p, 0, K);  // both rows of a pair span all K rows (no padding rows)
+  const Plan::RowOffsets& offsets = rowOffsets(p, 0, K);  // both rows of a pair span all K rows (no padding rows)
   for (int ch0 = 0; ch0 < p.chunks; ch0 += p.pairBlock) {
     const int cb = std::min(p.pairBlock, p.chunks - ch0);
     bool masked = false;
@@ -689,7 +707,7 @@ void windowPairMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
     a.masks = p.masks.data() + size_t(ch0) * K;
     pairBlockFn(cb, masked)(a, acc);
     for (int c = 0; c < cb; ++c) {
-      vf v = acc[c] + offsets[ch0 + c];
+      vf v = acc[c] + offsetOf(p, offsets, 0, ch0 + c);
       if (ch0 + c == p.chunks - 1) v = vselect(p.tailValid, v, splat(kInf));
       mn = vmin(mn, v);
     }
