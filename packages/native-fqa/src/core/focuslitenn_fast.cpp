@@ -201,8 +201,8 @@ RowSplit rowSplit() {
 // A ring of split image rows. Each slot holds one image row as bytes, split by channel and
 // phase: slot[c][phase][q] = pixel at x = s*q + phase - pad (zero outside the region). Output
 // rows are computed top to bottom, so only the K rows under the current output row are live:
-// the working set stays in L1/L2 however large the region is, and each image row is converted
-// once per band.
+// the working set stays in L1/L2 however large the region is, and each image row is split once
+// per band.
 class RowRing {
  public:
   // Rows hold region columns x = x0 + s*q + phase for q in [0, width).
@@ -319,7 +319,7 @@ class RowRing {
 // What one block of KB kernels x CB chunks of one output row needs.
 struct BlockArgs {
   const uint8_t* rows[kMaxKernel + 1];  // ring row of each ky (only [ky0, ky1) are read; K + 1 for row pairs)
-  int64_t channelStride;          // floats between channels within a row
+  int64_t channelStride;          // bytes between channels within a ring row
   int64_t tapOffset[kMaxKernel];  // per kx: phase * phaseStride + q of the block's first lane
   int K;
   int ky0, ky1;                   // taps that stay inside the patch for this output row

@@ -48,8 +48,8 @@ struct Model {
   // EONSS: conv1..conv4 (with GDN and max pool), st2_fc1 (GDN), st2_fc2.
   std::vector<EonssLayer> eonss;
 
-  // Derived on finalize(): normalized value of every u8 level per channel, so the sweep
-  // normalizes with one table load instead of a divide.
+  // Derived on finalize(): normalized value of every u8 level per channel, so EONSS's sweep
+  // normalizes with one table load instead of a divide (FocusLiteNN folds it into its weights).
   std::array<std::array<float, 256>, 3> normalizeTable{};
 
   // FLOPs (2 per multiply-add) of one window of the model's own patch size, for benchmarks.
