@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "parallel.h"
 
 namespace fqa {
 
@@ -166,27 +167,7 @@ SweepStats sweep(const Model& m, const Region& r, const PatchGrid& g, const Swee
   };
 
   // Dynamic scheduling: each thread takes the next band; the first exception wins and stops the rest.
-  std::atomic<int64_t> next{0};
-  std::exception_ptr failure;
-  std::mutex failureLock;
-  auto worker = [&]() {
-    for (;;) {
-      const int64_t b = next.fetch_add(1);
-      if (b >= bands) return;
-      try {
-        runBand(b);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(failureLock);
-        if (!failure) failure = std::current_exception();
-        next.store(bands);
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  if (failure) std::rethrow_exception(failure);
+  runTasks(threads, bands, [&](int64_t b, int) { runBand(b); });
   return stats;
 }
 

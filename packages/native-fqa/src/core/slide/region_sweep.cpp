@@ -1,5 +1,7 @@
 #include "region_sweep.h"
 
+#include "parallel.h"
+
 #include <algorithm>
 #include <exception>
 #include <limits>
@@ -116,36 +118,19 @@ SweepStats sweepSlideRegions(TiffJpegReader& reader, int level, const Model& mod
   reader.setCacheCapacity(std::min(reader.cacheCapacity(), std::max<int64_t>(int64_t(64) << 20, (stripesInFlight * bandTileRows + 1) * tileRowBytes)));
 
   // Bands in that order, each to the next free thread; the first failure stops the others.
-  std::atomic<size_t> next{0};
-  std::exception_ptr failure;
+  std::vector<std::vector<uint8_t>> pixels(static_cast<size_t>(threads));  // per thread, reused band to band
+  std::vector<std::vector<float>> scores(static_cast<size_t>(threads));
   std::mutex lock;
-  auto worker = [&]() {
-    std::vector<uint8_t> pixels;
-    std::vector<float> scores;
-    for (;;) {
-      const size_t i = next.fetch_add(1);
-      if (i >= bands.size()) return;
-      try {
-        if (o.cancel && o.cancel->load(std::memory_order_relaxed)) throw SweepCancelled();
-        const Band& b = bands[i];
-        const SweepStats s = sweepBand(reader, level, model, regions[b.region], b, o, pixels, scores);
-        if (s.sharedConvolution) {
-          std::lock_guard<std::mutex> guard(lock);
-          stats.sharedConvolution = true;
-        }
-        if (--bandsLeft[b.region] == 0 && o.regionDone) o.regionDone();
-      } catch (...) {
-        std::lock_guard<std::mutex> guard(lock);
-        if (!failure) failure = std::current_exception();
-        next.store(bands.size());
-      }
+  runTasks(threads, int64_t(bands.size()), [&](int64_t i, int worker) {
+    if (o.cancel && o.cancel->load(std::memory_order_relaxed)) throw SweepCancelled();
+    const Band& b = bands[size_t(i)];
+    const SweepStats s = sweepBand(reader, level, model, regions[b.region], b, o, pixels[size_t(worker)], scores[size_t(worker)]);
+    if (s.sharedConvolution) {
+      std::lock_guard<std::mutex> guard(lock);
+      stats.sharedConvolution = true;
     }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  if (failure) std::rethrow_exception(failure);
+    if (--bandsLeft[b.region] == 0 && o.regionDone) o.regionDone();
+  });
   return stats;
 }
 
