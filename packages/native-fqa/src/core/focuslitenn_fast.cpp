@@ -37,6 +37,9 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr int kMaxChunkBlock = 8;
 constexpr int kMaxKernel = 31;
 constexpr int kMaxKernels = 256;  // FocusLiteNN kernels (finalizeModel enforces it)
+// Output rows one single-kernel block computes together at conv stride 1 (convRowsBlock): four on
+// AVX-512 (4 rows x up to 6 chunks of accumulators fit its 32 registers), two on the 16-register ISAs.
+constexpr int kRowBlock = FQA_VLEN == 16 ? 4 : 2;
 
 // Byte shuffles (AVX-512 VBMI): 16 output columns of every (channel, phase) stream from one load
 // of the 16*s pixels under them. vpermt2b picks any byte of two registers, so the 48*s <= 256
@@ -212,9 +215,9 @@ class RowRing {
     x0_ = x0;
     width_ = width;
     // An output row needs K consecutive image rows and the next one K rows s further down, so K
-    // slots (y mod K) never evict a row still in use; a pair of output rows at stride 1 (one
-    // kernel at 64 px) needs K + 1.
-    slots_ = m.convKernel + 1;
+    // slots (y mod K) never evict a row still in use; kRowBlock output rows at stride 1 (one
+    // kernel at 64 px) need K + kRowBlock - 1.
+    slots_ = m.convKernel + kRowBlock - 1;
     slotBytes_ = int64_t(3) * s_ * width_;
     data_.resize(size_t(slots_ * slotBytes_));
     rowOfSlot_.assign(size_t(slots_), std::numeric_limits<int64_t>::min());
@@ -318,7 +321,7 @@ class RowRing {
 
 // What one block of KB kernels x CB chunks of one output row needs.
 struct BlockArgs {
-  const uint8_t* rows[kMaxKernel + 1];  // ring row of each ky (only [ky0, ky1) are read; K + 1 for row pairs)
+  const uint8_t* rows[kMaxKernel + kRowBlock - 1];  // ring row of each ky (only [ky0, ky1) are read; K + R - 1 for R rows at once)
   int64_t channelStride;          // bytes between channels within a ring row
   int64_t tapOffset[kMaxKernel];  // per kx: phase * phaseStride + q of the block's first lane
   int K;
@@ -394,21 +397,23 @@ void convBlock(const BlockArgs& a, vf* out) {
 
 using BlockFn = void (*)(const BlockArgs&, vf*);
 
-// One kernel, two output rows at conv stride 1 with no padding rows (FocusLiteNN-1 at 64 px): image
-// row t serves tap row t of the first output row and tap row t - 1 of the second, so each input
-// vector is loaded once for two FMAs (one load per FMA otherwise bounds the single-kernel block).
-// a.rows holds K + 1 rows; out gets the element-wise min of the two rows, all a patch needs.
-template <int CB, bool MASKED>
-void convPairBlock(const BlockArgs& a, vf* out) {
-  vf top[CB], bottom[CB];
+// One kernel, R output rows at conv stride 1 with no padding rows (FocusLiteNN-1 at 64 px): image
+// row t serves tap row t - r of output row r, so each input vector is widened once for up to R
+// FMAs (one widen per FMA otherwise bounds the single-kernel block; with R = 4 the widens per FMA
+// drop from 0.57 for a pair to 0.36). a.rows holds K + R - 1 rows; out gets the element-wise min
+// of the R rows, all a patch needs.
+template <int R, int CB, bool MASKED>
+void convRowsBlock(const BlockArgs& a, vf* out) {
+  vf acc[R][CB];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-  for (int cb = 0; cb < CB; ++cb) top[cb] = bottom[cb] = vf{};
+    for (int cb = 0; cb < CB; ++cb) acc[r][cb] = vf{};
   const int K = a.K;
   for (int c = 0; c < 3; ++c) {
     const float* w = a.weights + size_t(c) * K * K;
-    for (int t = 0; t <= K; ++t) {
+    for (int t = 0; t < K + R - 1; ++t) {
       const uint8_t* rowp = a.rows[t] + c * a.channelStride;
-      const bool first = t < K, second = t > 0;
       for (int kx = 0; kx < K; ++kx) {
         const uint8_t* src = rowp + a.tapOffset[kx];
         vf v[CB];
@@ -417,35 +422,43 @@ void convPairBlock(const BlockArgs& a, vf* out) {
           v[cb] = widenBytes(src + cb * V);
           if (MASKED) v[cb] = vand(v[cb], a.masks[cb * K + kx]);
         }
-        if (first) {
-          const vf wv = broadcast(w + t * K + kx);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          if (t - r < 0 || t - r >= K) continue;  // rows above/below output row r's taps
+          const vf wv = broadcast(w + (t - r) * K + kx);
 #pragma GCC unroll 8
-          for (int cb = 0; cb < CB; ++cb) top[cb] += wv * v[cb];
-        }
-        if (second) {
-          const vf wv = broadcast(w + (t - 1) * K + kx);
-#pragma GCC unroll 8
-          for (int cb = 0; cb < CB; ++cb) bottom[cb] += wv * v[cb];
+          for (int cb = 0; cb < CB; ++cb) acc[r][cb] += wv * v[cb];
         }
       }
     }
   }
 #pragma GCC unroll 8
-  for (int cb = 0; cb < CB; ++cb) out[cb] = vmin(top[cb], bottom[cb]);
+  for (int cb = 0; cb < CB; ++cb) {
+    vf m = acc[0][cb];
+#pragma GCC unroll 4
+    for (int r = 1; r < R; ++r) m = vmin(m, acc[r][cb]);
+    out[cb] = m;
+  }
 }
 
-BlockFn pairBlockFn(int cb, bool masked) {
+template <int R>
+BlockFn rowsBlockFor(int cb, bool masked) {
   switch (cb) {
-    case 1: return masked ? &convPairBlock<1, true> : &convPairBlock<1, false>;
-    case 2: return masked ? &convPairBlock<2, true> : &convPairBlock<2, false>;
-    case 3: return masked ? &convPairBlock<3, true> : &convPairBlock<3, false>;
-    case 4: return masked ? &convPairBlock<4, true> : &convPairBlock<4, false>;
-    case 5: return masked ? &convPairBlock<5, true> : &convPairBlock<5, false>;
-    case 6: return masked ? &convPairBlock<6, true> : &convPairBlock<6, false>;
+    case 1: return masked ? &convRowsBlock<R, 1, true> : &convRowsBlock<R, 1, false>;
+    case 2: return masked ? &convRowsBlock<R, 2, true> : &convRowsBlock<R, 2, false>;
+    case 3: return masked ? &convRowsBlock<R, 3, true> : &convRowsBlock<R, 3, false>;
+    case 4: return masked ? &convRowsBlock<R, 4, true> : &convRowsBlock<R, 4, false>;
+    case 5: return masked ? &convRowsBlock<R, 5, true> : &convRowsBlock<R, 5, false>;
+    case 6: return masked ? &convRowsBlock<R, 6, true> : &convRowsBlock<R, 6, false>;
   }
   return nullptr;
 }
-constexpr int kPairChunkBlock = kAccumulatorBudget / 2 < 6 ? kAccumulatorBudget / 2 : 6;
+
+// R = kRowBlock while that many output rows remain, then a pair.
+BlockFn rowsBlockFn(int rows, int cb, bool masked) {
+  return rows == 2 ? rowsBlockFor<2>(cb, masked) : rowsBlockFor<kRowBlock>(cb, masked);
+}
+constexpr int kRowsChunkBlock = kAccumulatorBudget / kRowBlock < 6 ? kAccumulatorBudget / kRowBlock : 6;
 
 constexpr int kBlockKernels[] = {1, 2, 4, 5, 10};
 
@@ -489,8 +502,8 @@ struct Plan {
   int kernelBlock = 1;              // KB
   int chunkBlock = 1;               // CB upper bound from the register budget
   int windowBlock = 1;              // CB used for a window row (chunks split evenly)
-  bool pairRows = false;            // output rows in pairs (convPairBlock)
-  int pairBlock = 1;                // CB of a pair block (chunks split evenly)
+  bool rowBlocks = false;           // output rows kRowBlock (or 2) at a time (convRowsBlock)
+  int rowsChunkBlock = 1;           // CB of a rows block (chunks split evenly)
   std::vector<float> packed;        // per kernel block: [3][K][K][KB], times 1 / (255 std_c)
   std::vector<float> columnTaps;    // [kx][3][K][kernels] as packed, for border-column corrections
   std::vector<double> tapOffset;    // [k][ky][kx]: sum_c w * (-mean_c / std_c), what a tap adds to the constant
@@ -545,9 +558,9 @@ Plan makePlan(const Model& m, int64_t pw, int64_t ph) {
   }
   const int blocks = (p.chunks + p.chunkBlock - 1) / p.chunkBlock;
   p.windowBlock = (p.chunks + blocks - 1) / blocks;
-  p.pairRows = m.kernels == 1 && p.s == 1 && p.pad == 0 && p.K < kMaxKernel;
-  const int pairBlocks = (p.chunks + kPairChunkBlock - 1) / kPairChunkBlock;
-  p.pairBlock = (p.chunks + pairBlocks - 1) / pairBlocks;
+  p.rowBlocks = m.kernels == 1 && p.s == 1 && p.pad == 0 && p.K <= kMaxKernel;
+  const int rowsBlocks = (p.chunks + kRowsChunkBlock - 1) / kRowsChunkBlock;
+  p.rowsChunkBlock = (p.chunks + rowsBlocks - 1) / rowsBlocks;
   const int K = p.K, KB = p.kernelBlock;
   // The normalization moves into the weights: w * ((u / 255 - mean) / std) = scaled(w) * u + w * offset.
   double scale[3], offset[3];
@@ -686,8 +699,8 @@ void windowRowMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
   }
 }
 
-// windowRowMin for two output rows at once (p.pairRows; a.rows holds the K + 1 image rows).
-void windowPairMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
+// windowRowMin for `rows` output rows at once (p.rowBlocks; a.rows holds the K + rows - 1 image rows).
+void windowRowsMin(const Plan& p, BlockArgs& a, int rows, int64_t ox, float* mins) {
   const int K = p.K, s = p.s;
   const int64_t phaseStride = a.channelStride / s;
   int64_t tapBase[kMaxKernel];
@@ -698,14 +711,14 @@ void windowPairMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
   vf acc[8];
   vf mn = splat(kInf);
   a.weights = p.packed.data();
-  const Plan::RowOffsets& offsets = rowOffsets(p, 0, K);  // both rows of a pair span all K rows (no padding rows)
-  for (int ch0 = 0; ch0 < p.chunks; ch0 += p.pairBlock) {
-    const int cb = std::min(p.pairBlock, p.chunks - ch0);
+  const Plan::RowOffsets& offsets = rowOffsets(p, 0, K);  // every row spans all K rows (no padding rows)
+  for (int ch0 = 0; ch0 < p.chunks; ch0 += p.rowsChunkBlock) {
+    const int cb = std::min(p.rowsChunkBlock, p.chunks - ch0);
     bool masked = false;
     for (int c = ch0; c < ch0 + cb; ++c) masked |= p.chunkMasked[size_t(c)] != 0;
     for (int kx = 0; kx < K; ++kx) a.tapOffset[kx] = tapBase[kx] + int64_t(ch0) * V;
     a.masks = p.masks.data() + size_t(ch0) * K;
-    pairBlockFn(cb, masked)(a, acc);
+    rowsBlockFn(rows, cb, masked)(a, acc);
     for (int c = 0; c < cb; ++c) {
       vf v = acc[c] + offsetOf(p, offsets, 0, ch0 + c);
       if (ch0 + c == p.chunks - 1) v = vselect(p.tailValid, v, splat(kInf));
@@ -772,12 +785,13 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
     for (int64_t row = rowBegin; row < rowEnd; ++row) {
       const int64_t oy = row * g.stride;
       for (int64_t i = 0; i < p.outH; ++i) {
-        if (p.pairRows && i + 1 < p.outH) {
+        if (p.rowBlocks && i + 1 < p.outH) {
+          const int rows = i + kRowBlock <= p.outH ? kRowBlock : 2;
           const int64_t top = oy + i;  // s == 1, no padding rows
-          for (int t = 0; t <= K; ++t) a.rows[t] = ring.row(top + t);
+          for (int t = 0; t < K + rows - 1; ++t) a.rows[t] = ring.row(top + t);
           for (int64_t col = 0; col < g.columns; ++col)
-            if (!skipped(row, col)) windowPairMin(p, a, col * g.stride, minsOf(row, col));
-          ++i;
+            if (!skipped(row, col)) windowRowsMin(p, a, rows, col * g.stride, minsOf(row, col));
+          i += rows - 1;
           continue;
         }
         setRows(oy - pad + i * s, oy);
