@@ -669,10 +669,11 @@ inline vf offsetOf(const Plan& p, const Plan::RowOffsets& o, int k, int chunk) {
   return slot < 0 ? splat(o.all[size_t(k)]) : o.masked[size_t(k) * p.maskedChunks + slot];
 }
 
-// Lowers mins[k] by the conv outputs of one output row of a patch, computed directly from the
+// Lowers lanes[k], a patch's running min per lane (one horizontal min per patch at the end, not
+// per row), by the conv outputs of one output row of a patch, computed directly from the
 // ring rows with the patch's zero padding (a.rows, a.ky0, a.ky1 already set). ox is the patch's
 // left column relative to the ring's origin x0 + pad.
-void windowRowMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
+void windowRowMin(const Plan& p, BlockArgs& a, int64_t ox, vf* lanes) {
   const int K = p.K, s = p.s, KB = p.kernelBlock;
   int64_t tapBase[kMaxKernel];
   int64_t* tapOffset = a.tapOffset;
@@ -698,12 +699,12 @@ void windowRowMin(const Plan& p, BlockArgs& a, int64_t ox, float* mins) {
           mn[kb] = vmin(mn[kb], v);
         }
     }
-    for (int kb = 0; kb < KB; ++kb) mins[k0 + kb] = std::min(mins[k0 + kb], hmin(mn[kb]));
+    for (int kb = 0; kb < KB; ++kb) lanes[k0 + kb] = vmin(lanes[k0 + kb], mn[kb]);
   }
 }
 
 // windowRowMin for `rows` output rows at once (p.rowBlocks; a.rows holds the K + rows - 1 image rows).
-void windowRowsMin(const Plan& p, BlockArgs& a, int rows, int64_t ox, float* mins) {
+void windowRowsMin(const Plan& p, BlockArgs& a, int rows, int64_t ox, vf* lanes) {
   const int K = p.K, s = p.s;
   const int64_t phaseStride = a.channelStride / s;
   int64_t tapBase[kMaxKernel];
@@ -725,7 +726,7 @@ void windowRowsMin(const Plan& p, BlockArgs& a, int rows, int64_t ox, float* min
       mn = vmin(mn, v);
     }
   }
-  mins[0] = std::min(mins[0], hmin(mn));
+  lanes[0] = vmin(lanes[0], mn);
 }
 
 // Min of n consecutive floats.
@@ -747,6 +748,7 @@ float finishScore(const Model& m, const float* mins) {
 
 thread_local RowRing tlRing;
 thread_local std::vector<float> tlMapRow, tlMins;
+thread_local std::vector<vf> tlMinLanes;
 
 }  // namespace
 
@@ -764,6 +766,10 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
   std::vector<float>& mins = tlMins;
   mins.assign(size_t((rowEnd - rowBegin) * g.columns * m.kernels), kInf);
   auto minsOf = [&](int64_t row, int64_t col) { return mins.data() + ((row - rowBegin) * g.columns + col) * m.kernels; };
+  // The window rows' running mins per lane, folded into mins once per patch at the end.
+  std::vector<vf>& minLanes = tlMinLanes;
+  minLanes.assign(mins.size(), splat(kInf));
+  auto lanesOf = [&](int64_t row, int64_t col) { return minLanes.data() + ((row - rowBegin) * g.columns + col) * m.kernels; };
   auto skipped = [&](int64_t row, int64_t col) { return g.skip && g.skip[row * g.columns + col]; };
 
   BlockArgs a;
@@ -790,13 +796,13 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
           const int64_t top = oy + i;  // s == 1, no padding rows
           for (int t = 0; t < K + rows - 1; ++t) a.rows[t] = ring.row(top + t);
           for (int64_t col = 0; col < g.columns; ++col)
-            if (!skipped(row, col)) windowRowsMin(p, a, rows, col * g.stride, minsOf(row, col));
+            if (!skipped(row, col)) windowRowsMin(p, a, rows, col * g.stride, lanesOf(row, col));
           i += rows - 1;
           continue;
         }
         setRows(oy - pad + i * s, oy);
         for (int64_t col = 0; col < g.columns; ++col)
-          if (!skipped(row, col)) windowRowMin(p, a, col * g.stride, minsOf(row, col));
+          if (!skipped(row, col)) windowRowMin(p, a, col * g.stride, lanesOf(row, col));
       }
     }
   } else {
@@ -840,7 +846,7 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
           // Border row: taps above/below the patch read its zero padding; compute it directly.
           setRows(top, oy);
           for (int64_t col = 0; col < g.columns; ++col)
-            if (!skipped(row, col)) windowRowMin(p, a, col * g.stride, minsOf(row, col));
+            if (!skipped(row, col)) windowRowMin(p, a, col * g.stride, lanesOf(row, col));
           continue;
         }
         for (int64_t col = 0; col < g.columns; ++col) {
@@ -876,9 +882,16 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
     }
   }
   for (int64_t row = rowBegin; row < rowEnd; ++row)
-    for (int64_t col = 0; col < g.columns; ++col)
-      scores[row * g.columns + col] =
-          skipped(row, col) ? std::numeric_limits<float>::quiet_NaN() : finishScore(m, minsOf(row, col));
+    for (int64_t col = 0; col < g.columns; ++col) {
+      if (skipped(row, col)) {
+        scores[row * g.columns + col] = std::numeric_limits<float>::quiet_NaN();
+        continue;
+      }
+      float* mn = minsOf(row, col);
+      const vf* lanes = lanesOf(row, col);
+      for (int k = 0; k < m.kernels; ++k) mn[k] = std::min(mn[k], hmin(lanes[k]));
+      scores[row * g.columns + col] = finishScore(m, mn);
+    }
 }
 
 const char* rowSplitUsed() {
