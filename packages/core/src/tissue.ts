@@ -14,6 +14,8 @@
  * - tissue: whatever else is saturated (max-min >= 18) or darker than glass (max < 170).
  * The mask is then cleaned with a 3x3 majority vote to drop isolated pixels (dust, noise).
  */
+import { summedArea } from './summed-area.js';
+
 export interface TissueMask {
   width: number;
   height: number;
@@ -111,14 +113,7 @@ export function patchTissueFractions(
   grid: { columns: number; rows: number; patchSize: number; patchHeight?: number; stride: number; originX?: number; originY?: number },
 ): Float32Array {
   const { width, height, mask } = tissue;
-  const sat = new Float64Array((width + 1) * (height + 1));
-  for (let y = 0; y < height; y++) {
-    let row = 0;
-    for (let x = 0; x < width; x++) {
-      row += mask[y * width + x]!;
-      sat[(y + 1) * (width + 1) + x + 1] = sat[y * (width + 1) + x + 1]! + row;
-    }
-  }
+  const tissuePixels = summedArea(width, height, (i) => mask[i]!);
   const out = new Float32Array(grid.columns * grid.rows);
   const ox = grid.originX ?? 0;
   const oy = grid.originY ?? 0;
@@ -130,7 +125,7 @@ export function patchTissueFractions(
       const x1 = Math.min(width, Math.max(x0 + 1, Math.ceil((ox + c * grid.stride + grid.patchSize) / maskDownsample)));
       const y1 = Math.min(height, Math.max(y0 + 1, Math.ceil((oy + r * grid.stride + patchHeight) / maskDownsample)));
       const all = (x1 - x0) * (y1 - y0);
-      const on = sat[y1 * (width + 1) + x1]! - sat[y0 * (width + 1) + x1]! - sat[y1 * (width + 1) + x0]! + sat[y0 * (width + 1) + x0]!;
+      const on = tissuePixels.sum(x0, y0, x1, y1);
       out[r * grid.columns + c] = all > 0 ? on / all : 0;
     }
   }

@@ -8,6 +8,7 @@
  * own centred patch also holds sharp tissue and scores in focus. The flagged regions' areas were
  * always this union; the GeoJSON and the demo's IoU use the same area.
  */
+import { summedArea, type SummedArea } from '../summed-area.js';
 import type { ScanResult } from './scan-slide.js';
 
 export interface PatchUnionGrid {
@@ -29,17 +30,6 @@ function patchEdges(n: number, stride: number, patch: number): number[] {
   return [...edges].sort((a, b) => a - b);
 }
 
-/** Inclusive summed-area table of a 0/1 grid: (columns + 1) x (rows + 1). */
-function summedArea(columns: number, rows: number, on: (i: number) => boolean): Int32Array {
-  const w = columns + 1;
-  const table = new Int32Array(w * (rows + 1));
-  for (let r = 0; r < rows; r++)
-    for (let c = 0; c < columns; c++) {
-      table[(r + 1) * w + c + 1] = (on(r * columns + c) ? 1 : 0) + table[r * w + c + 1]! + table[(r + 1) * w + c]! - table[r * w + c]!;
-    }
-  return table;
-}
-
 /**
  * The cells between consecutive patch edges, each marked flagged when a patch above the threshold
  * contains it and scored when any scored patch does. Null without a threshold (nothing is flagged).
@@ -50,8 +40,8 @@ export function patchUnionGrid(r: ScanResult): PatchUnionGrid | null {
   const { columns: patchColumns, rows: patchRows, stride, patchSize, scores } = r;
   const xs = patchEdges(patchColumns, stride, patchSize);
   const ys = patchEdges(patchRows, stride, patchSize);
-  const aboveTable = summedArea(patchColumns, patchRows, (i) => scores[i]! > threshold);
-  const scoredTable = summedArea(patchColumns, patchRows, (i) => !Number.isNaN(scores[i]!));
+  const above = summedArea(patchColumns, patchRows, (i) => (scores[i]! > threshold ? 1 : 0));
+  const scoredPatches = summedArea(patchColumns, patchRows, (i) => (Number.isNaN(scores[i]!) ? 0 : 1));
   // Patches containing the span [a, b): index i with i * stride <= a and b <= i * stride + patch.
   const containing = (a: number, b: number, n: number): [number, number] => [Math.max(0, Math.ceil((b - patchSize) / stride)), Math.min(n - 1, Math.floor(a / stride))];
   const columnSpans = xs.slice(1).map((b, i) => containing(xs[i]!, b, patchColumns));
@@ -60,13 +50,12 @@ export function patchUnionGrid(r: ScanResult): PatchUnionGrid | null {
   const rows = rowSpans.length;
   const flagged = new Uint8Array(columns * rows);
   const scored = new Uint8Array(columns * rows);
-  const w = patchColumns + 1;
-  const count = (table: Int32Array, [c0, c1]: [number, number], [r0, r1]: [number, number]) =>
-    c0 > c1 || r0 > r1 ? 0 : table[(r1 + 1) * w + c1 + 1]! - table[r0 * w + c1 + 1]! - table[(r1 + 1) * w + c0]! + table[r0 * w + c0]!;
+  // Patch spans are inclusive index ranges; an empty one (c0 > c1) counts nothing.
+  const count = (patches: SummedArea, [c0, c1]: [number, number], [r0, r1]: [number, number]) => patches.sum(c0, r0, c1 + 1, r1 + 1);
   for (let row = 0; row < rows; row++)
     for (let c = 0; c < columns; c++) {
-      flagged[row * columns + c] = count(aboveTable, columnSpans[c]!, rowSpans[row]!) > 0 ? 1 : 0;
-      scored[row * columns + c] = count(scoredTable, columnSpans[c]!, rowSpans[row]!) > 0 ? 1 : 0;
+      flagged[row * columns + c] = count(above, columnSpans[c]!, rowSpans[row]!) > 0 ? 1 : 0;
+      scored[row * columns + c] = count(scoredPatches, columnSpans[c]!, rowSpans[row]!) > 0 ? 1 : 0;
     }
   return { xs, ys, columns, rows, flagged, scored };
 }
