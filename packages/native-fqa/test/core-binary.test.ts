@@ -25,11 +25,13 @@ function runAsync(file: string, env: NodeJS.ProcessEnv): Promise<{ status: numbe
 const cpuFlags = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
 const cpuHas = (flag: string) => new RegExp(`\\b${flag}\\b`).test(cpuFlags);
 
-// Three times: as the CPU allows (rows split with AVX-512 VBMI byte shuffles, AVX2 byte transposes),
-// with FQA_DISABLE_VBMI=1 (AVX-512 takes the byte transposes of a CPU without VBMI), and with
-// FQA_DISABLE_BYTE_SHUFFLES=1 (the scalar split everywhere).
+// Four times: as the CPU allows (AVX-512 VNNI integer conv on rows split by channel with VBMI byte
+// shuffles, AVX2 byte transposes), with FQA_DISABLE_VNNI=1 (the float conv on VBMI-split rows),
+// with FQA_DISABLE_VBMI=1 (AVX-512 takes the byte transposes and float conv of a CPU without VBMI),
+// and with FQA_DISABLE_BYTE_SHUFFLES=1 (the scalar split everywhere).
 test.each([
   { split: 'fastest', env: {} },
+  { split: 'no VNNI', env: { FQA_DISABLE_VNNI: '1' } },
   { split: 'no VBMI', env: { FQA_DISABLE_VBMI: '1' } },
   { split: 'scalar', env: { FQA_DISABLE_BYTE_SHUFFLES: '1' } },
 ])('C++ core: optimized kernels match the scalar reference (row split: $split)', async ({ split, env }) => {
@@ -43,9 +45,12 @@ test.each([
   expect(run.status).toBe(0);
   const avx512 = !cpuHas('avx512f') ? 'not supported'
     : split === 'scalar' ? 'scalar'
-    : split === 'fastest' && cpuHas('avx512vbmi') && cpuHas('avx512bw') ? 'byte shuffles' : 'byte transposes';
+    : (split === 'fastest' || split === 'no VNNI') && cpuHas('avx512vbmi') && cpuHas('avx512bw') ? 'byte shuffles' : 'byte transposes';
+  const conv = !cpuHas('avx512f') ? 'not supported'
+    : split === 'fastest' && cpuHas('avx512vnni') && cpuHas('avx512vbmi') && cpuHas('avx512bw') ? 'integer (VNNI)' : 'float (FMA)';
   const avx2 = !(cpuHas('avx2') && cpuHas('fma')) ? 'not supported' : split === 'scalar' ? 'scalar' : 'byte transposes';
   expect(run.stdout).toContain(`row split: avx512 ${avx512}, avx2 ${avx2}`);
+  expect(run.stdout).toContain(`conv: avx512 ${conv}`);
 });
 
 // The CUDA build also builds the kernels' element functions as host code (test/cuda_host_test.cu).

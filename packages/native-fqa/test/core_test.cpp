@@ -83,10 +83,13 @@ static void expectThrow(Fn fn, const std::string& what) {
 int main() {
   std::mt19937 rng(1234);
   // The AVX-512 kernels split rows with VBMI byte shuffles (byte transposes without VBMI) and the
-  // AVX2 kernels with byte transposes; the caller runs this test again with FQA_DISABLE_VBMI=1
-  // and FQA_DISABLE_BYTE_SHUFFLES=1 for the lower paths (core-binary.test.ts).
+  // AVX2 kernels with byte transposes; the caller runs this test again with FQA_DISABLE_VNNI=1,
+  // FQA_DISABLE_VBMI=1 and FQA_DISABLE_BYTE_SHUFFLES=1 for the lower paths (core-binary.test.ts).
   std::printf("row split: avx512 %s, avx2 %s\n", kernelSupported(Kernel::AVX512) ? avx512::rowSplitUsed() : "not supported",
               kernelSupported(Kernel::AVX2) ? avx2::rowSplitUsed() : "not supported");
+  // FocusLiteNN up to 8x8 taps convolves with VNNI dot products where the CPU has them (AVX-512
+  // VNNI + VBMI); FQA_DISABLE_VNNI=1 (or either flag above) takes the float conv.
+  std::printf("conv: avx512 %s\n", kernelSupported(Kernel::AVX512) ? avx512::convUsed() : "not supported");
   // The paper's two FocusLiteNN variants, k = 1, 2, 10.
   for (int k : {1, 2, 10}) {
     Model m235 = randomFocusLite(rng, k, 7, 5, 1, 235, false);

@@ -115,6 +115,44 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void shuffleColumns(const
 }
 #pragma GCC diagnostic pop
 
+// Channels only (stride 1, the integer conv's rows), 64 pixels at a time: three loads, two
+// permutes and a blend per channel, three full-line stores (the 16-pixel shuffles above store
+// twelve quarter lines for the same pixels). Columns [q0, q1), q1 - q0 a multiple of 64.
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void splitChannels(const uint8_t* src, uint8_t* dst, int64_t q0, int64_t q1,
+                                                                          int64_t channelStride) {
+  // Byte i of channel c is byte 3i + c of the 192: from the first two registers below 128, else
+  // from the last two.
+  struct Indexes {
+    alignas(64) uint8_t low[3][64], high[3][64];
+    uint64_t fromHigh[3] = {0, 0, 0};
+    Indexes() {
+      for (int c = 0; c < 3; ++c)
+        for (int i = 0; i < 64; ++i) {
+          const int byte = 3 * i + c;
+          low[c][i] = uint8_t(byte & 127);
+          high[c][i] = uint8_t((byte - 64) & 127);
+          if (byte >= 128) fromHigh[c] |= uint64_t(1) << i;
+        }
+    }
+  };
+  static const Indexes indexes;
+  const uint64_t* fromHigh = indexes.fromHigh;
+  __m512i lowIndex[3], highIndex[3];
+  for (int c = 0; c < 3; ++c) {
+    lowIndex[c] = _mm512_load_si512(indexes.low[c]);
+    highIndex[c] = _mm512_load_si512(indexes.high[c]);
+  }
+  for (int64_t q = q0; q < q1; q += 64, src += 192) {
+    const __m512i a = _mm512_loadu_si512(src), b = _mm512_loadu_si512(src + 64), c2 = _mm512_loadu_si512(src + 128);
+#pragma GCC unroll 3
+    for (int c = 0; c < 3; ++c) {
+      const __m512i bytes = _mm512_mask_blend_epi8(fromHigh[c], _mm512_permutex2var_epi8(a, lowIndex[c], b),
+                                                   _mm512_permutex2var_epi8(b, highIndex[c], c2));
+      _mm512_storeu_si512(dst + c * channelStride + q, bytes);
+    }
+  }
+}
+
 void shuffleColumns(const ShufflePlan& plan, const uint8_t* src, uint8_t* dst, int64_t q0, int64_t q1, int64_t streamStride) {
   switch (plan.s) {
     case 1: return shuffleColumns<1>(plan, src, dst, q0, q1, streamStride);
@@ -208,18 +246,25 @@ RowSplit rowSplit() {
 // per band.
 class RowRing {
  public:
+  static constexpr int64_t kRowSlack = 128;  // the integer conv loads 128 bytes from a chunk's first column
+
   // Rows hold region columns x = x0 + s*q + phase for q in [0, width).
   void reset(const Model& m, const Region& r, int64_t x0, int64_t width) {
-    region_ = &r;
-    s_ = m.convStride;
-    x0_ = x0;
-    width_ = width;
     // An output row needs K consecutive image rows and the next one K rows s further down, so K
     // slots (y mod K) never evict a row still in use; kRowBlock output rows at stride 1 (one
     // kernel at 64 px) need K + kRowBlock - 1.
-    slots_ = m.convKernel + kRowBlock - 1;
+    reset(m.convStride, m.convKernel + kRowBlock - 1, r, x0, width);
+  }
+  // Rows split into `split` phases (1: channels only), `slots` rows live, `kRowSlack` readable
+  // bytes past the last row.
+  void reset(int split, int64_t slots, const Region& r, int64_t x0, int64_t width) {
+    region_ = &r;
+    s_ = split;
+    x0_ = x0;
+    width_ = width;
+    slots_ = slots;
     slotBytes_ = int64_t(3) * s_ * width_;
-    data_.resize(size_t(slots_ * slotBytes_));
+    data_.resize(size_t(slots_ * slotBytes_ + kRowSlack));
     rowOfSlot_.assign(size_t(slots_), std::numeric_limits<int64_t>::min());
     split_ = s_ <= kShuffleMaxStride ? rowSplit() : RowSplit::Scalar;
 #if defined(FQA_HAVE_BYTE_SHUFFLES)
@@ -289,7 +334,11 @@ class RowRing {
     if (split_ != RowSplit::Scalar && qT - qA >= 16) {
       qV = qA + (qT - qA) / 16 * 16;
 #if defined(FQA_HAVE_BYTE_SHUFFLES)
-      if (split_ == RowSplit::ByteShuffles) shuffleColumns(shufflePlan_, src + 3 * (x0_ + s * qA), dst, qA, qV, width_);
+      if (split_ == RowSplit::ByteShuffles) {
+        const int64_t q64 = s == 1 ? qA + (qV - qA) / 64 * 64 : qA;
+        splitChannels(src + 3 * (x0_ + qA), dst, qA, q64, width_);
+        shuffleColumns(shufflePlan_, src + 3 * (x0_ + s * q64), dst, q64, qV, width_);
+      }
 #endif
 #if defined(FQA_HAVE_BYTE_TRANSPOSE)
       if (split_ == RowSplit::ByteTransposes) transposeColumns(s, src + 3 * (x0_ + s * qA), dst, qA, qV, width_);
@@ -729,6 +778,220 @@ void windowRowsMin(const Plan& p, BlockArgs& a, int rows, int64_t ox, vf* lanes)
   lanes[0] = vmin(lanes[0], mn);
 }
 
+// Integer conv (AVX-512 VNNI + VBMI), for kernels up to 8 wide at strides up to 8. vpdpbusd
+// multiplies four u8 pixels by four s8 weights and adds the four products into an int32 lane: 64
+// multiply-adds per instruction on the bytes as they are, where the float conv spends a widen, a
+// convert and an FMA on every 16. Each weight (normalization folded in, as for the float conv) is
+// quantized to a 24-bit integer per kernel and split into three signed bytes (w = d2 * 2^16 + d1 *
+// 2^8 + d0), each with its own accumulator: exact integer sums of at most 3 x 64 x 255 x 128 < 2^24,
+// so the float conversion at the end is exact too and the only error is the 2^-24 rounding of the
+// weights (the float conv rounds every partial sum). Rows are split by channel only (no stride
+// phases): one 128-byte load per chunk and one byte permute per group of four taps (vpermt2b,
+// zero-masked where a tap falls in the patch's padding) line up the taps of 16 outputs.
+#if defined(FQA_HAVE_BYTE_SHUFFLES)
+#define FQA_HAVE_VNNI 1
+#define FQA_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni")))
+constexpr int kVnniMaxKernel = 8;    // two groups of four taps per kernel row
+constexpr int kVnniMaxStride = 7;    // 16 outputs' taps, 15 s + 8 bytes, fit one 128-byte load
+constexpr int kVnniDigits = 3;
+constexpr double kVnniRange = 8323072;  // 2^23 - 2^16: |w| below it splits into three bytes in [-128, 127]
+
+struct VnniPlan {
+  int groups = 2;                     // ceil(K / 4)
+  int kernelBlock = 1, chunkBlock = 1, windowBlock = 1;
+  std::vector<int32_t> weights;       // per kernel block: [3][K][group][digit][KB], four s8 taps per int32
+  std::vector<float> scale;           // [k]: weight of one integer unit
+  std::vector<uint64_t> masks;        // [chunk][group]: bytes (4 per lane) whose tap lies inside the patch
+  alignas(64) uint8_t index[2][64];   // [group]: byte 4j + t <- j*s + 4*group + t
+};
+
+bool vnniSupported() {
+  if (envFlag("FQA_DISABLE_VNNI") || envFlag("FQA_DISABLE_VBMI") || envFlag("FQA_DISABLE_BYTE_SHUFFLES")) return false;
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
+}
+
+bool vnniApplies(const Model& m) { return m.convKernel <= kVnniMaxKernel && m.convStride <= kVnniMaxStride && vnniSupported(); }
+
+VnniPlan makeVnniPlan(const Model& m, const Plan& p) {
+  VnniPlan v;
+  const int K = p.K, s = p.s, G = (K + 3) / 4;
+  v.groups = G;
+  // Registers: 3 KB CB accumulators, G CB permuted inputs, G indexes, two loads. Per (c, ky) a
+  // block does a fixed 3 G KB CB dot products, G CB permutes and 3 G KB weight broadcasts; pick
+  // the KB with the fewest permutes + broadcasts / 4 (a broadcast is a load beside the vector
+  // pipes; on Zen 5 the ratio picks 2 x 3 for FocusLiteNN-10, measured against 5 x 1 and 1 x 5).
+  double fewest = std::numeric_limits<double>::max();
+  for (int kb : {1, 2, 5}) {
+    if (m.kernels % kb) continue;
+    int cb = 5;
+    while (cb > 1 && kVnniDigits * kb * cb + G * cb + G + 2 > kVectorRegisters) --cb;
+    const int blocks = (p.chunks + cb - 1) / cb;
+    const double cost = double(m.kernels / kb) * p.chunks * G + double(m.kernels) * blocks * kVnniDigits * G / 4;
+    if (cost < fewest) { fewest = cost; v.kernelBlock = kb; v.chunkBlock = cb; }
+  }
+  const int blocks = (p.chunks + v.chunkBlock - 1) / v.chunkBlock;
+  v.windowBlock = (p.chunks + blocks - 1) / blocks;
+  const int KB = v.kernelBlock;
+  v.scale.resize(size_t(m.kernels));
+  std::vector<int64_t> q(size_t(K) * K * 3);
+  v.weights.assign(size_t(m.kernels) * 3 * K * G * kVnniDigits, 0);
+  for (int k = 0; k < m.kernels; ++k) {
+    double maxAbs = 0;
+    auto w = [&](int c, int ky, int kx) { return double(m.convWeight[((size_t(k) * 3 + c) * K + ky) * K + kx]) / (255.0 * double(m.std[c])); };
+    for (int c = 0; c < 3; ++c)
+      for (int ky = 0; ky < K; ++ky)
+        for (int kx = 0; kx < K; ++kx) maxAbs = std::max(maxAbs, std::fabs(w(c, ky, kx)));
+    const double unit = maxAbs > 0 ? maxAbs / kVnniRange : 1.0;
+    v.scale[size_t(k)] = float(unit);
+    const int k0 = k - k % KB, kb = k % KB;
+    for (int c = 0; c < 3; ++c)
+      for (int ky = 0; ky < K; ++ky)
+        for (int kx = 0; kx < K; ++kx) {
+          int64_t rest = std::llround(w(c, ky, kx) / unit);
+          for (int d = 0; d < kVnniDigits; ++d) {
+            const int64_t digit = ((rest + 128) & 255) - 128;  // balanced: rest = 256 * next + digit
+            rest = (rest - digit) / 256;
+            const size_t at = size_t(k0) * 3 * K * G * kVnniDigits + ((((size_t(c) * K + ky) * G + kx / 4) * kVnniDigits + d) * KB + kb);
+            uint32_t word = uint32_t(v.weights[at]);
+            word |= uint32_t(uint8_t(int8_t(digit))) << (8 * (kx % 4));
+            v.weights[at] = int32_t(word);
+          }
+        }
+  }
+  for (int g = 0; g < 2; ++g)
+    for (int b = 0; b < 64; ++b) v.index[g][b] = uint8_t((b / 4) * s + 4 * g + b % 4);
+  v.masks.assign(size_t(p.chunks) * G, 0);
+  for (int ch = 0; ch < p.chunks; ++ch)
+    for (int g = 0; g < G; ++g)
+      for (int b = 0; b < 64; ++b) {
+        const int kx = 4 * g + b % 4;
+        const int64_t x = (int64_t(ch) * 16 + b / 4) * s - p.pad + kx;
+        if (kx < K && x >= 0 && x < p.pw) v.masks[size_t(ch) * G + g] |= uint64_t(1) << b;
+      }
+  return v;
+}
+
+struct VnniArgs {
+  const uint8_t* rows[kVnniMaxKernel];  // ring rows (channels only) of each ky
+  int64_t channelStride;
+  int64_t column;                       // ring column of the block's first output's first tap
+  int s, K, ky0, ky1;
+  const int32_t* weights;               // the kernel block's [3][K][G][digit][KB]
+  const uint64_t* masks;                // the block's first chunk's [chunk][group]
+  const uint8_t (*index)[64];
+  const float* scale;                   // the kernel block's [KB]
+};
+
+// KB kernels x CB chunks of 16 outputs, the three digit sums of each in registers for all taps.
+// GCC 12 reports the intrinsics' own undefined pass-through operands as uninitialized.
+#pragma GCC diagnostic push
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+template <int KB, int CB, int G>
+FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
+  __m512i acc[KB][CB][kVnniDigits];
+#pragma GCC unroll 5
+  for (int kb = 0; kb < KB; ++kb)
+#pragma GCC unroll 5
+    for (int cb = 0; cb < CB; ++cb)
+#pragma GCC unroll 3
+      for (int d = 0; d < kVnniDigits; ++d) acc[kb][cb][d] = _mm512_setzero_si512();
+  __m512i index[G];
+#pragma GCC unroll 2
+  for (int g = 0; g < G; ++g) index[g] = _mm512_load_si512(a.index[g]);
+  const int K = a.K;
+  const int64_t chunkBytes = int64_t(16) * a.s;
+  for (int c = 0; c < 3; ++c)
+    for (int ky = a.ky0; ky < a.ky1; ++ky) {
+      const uint8_t* src = a.rows[ky] + c * a.channelStride + a.column;
+      const int32_t* w = a.weights + size_t(c * K + ky) * G * kVnniDigits * KB;
+      __m512i in[CB][G];
+#pragma GCC unroll 5
+      for (int cb = 0; cb < CB; ++cb) {
+        const __m512i lo = _mm512_loadu_si512(src + cb * chunkBytes), hi = _mm512_loadu_si512(src + cb * chunkBytes + 64);
+#pragma GCC unroll 2
+        for (int g = 0; g < G; ++g) in[cb][g] = _mm512_maskz_permutex2var_epi8(a.masks[cb * G + g], lo, index[g], hi);
+      }
+#pragma GCC unroll 2
+      for (int g = 0; g < G; ++g)
+#pragma GCC unroll 3
+        for (int d = 0; d < kVnniDigits; ++d)
+#pragma GCC unroll 5
+          for (int kb = 0; kb < KB; ++kb) {
+            const __m512i wv = _mm512_set1_epi32(w[(g * kVnniDigits + d) * KB + kb]);
+#pragma GCC unroll 5
+            for (int cb = 0; cb < CB; ++cb) acc[kb][cb][d] = _mm512_dpbusd_epi32(acc[kb][cb][d], in[cb][g], wv);
+          }
+    }
+#pragma GCC unroll 5
+  for (int kb = 0; kb < KB; ++kb) {
+    const __m512 scale = _mm512_set1_ps(a.scale[kb]);
+#pragma GCC unroll 5
+    for (int cb = 0; cb < CB; ++cb) {
+      // d1 * 2^8 + d0 stays below 2^31; the d2 sum is exact in float and 2^16 an exact scale.
+      const __m512i low = _mm512_add_epi32(_mm512_slli_epi32(acc[kb][cb][1], 8), acc[kb][cb][0]);
+      const __m512 sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[kb][cb][2]), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low));
+      out[kb * CB + cb] = (vf)_mm512_mul_ps(sum, scale);
+    }
+  }
+}
+
+#pragma GCC diagnostic pop
+
+using VnniBlockFn = void (*)(const VnniArgs&, vf*);
+
+template <int KB, int G>
+VnniBlockFn vnniBlockFor(int cb) {
+  switch (cb) {
+    case 1: return &vnniBlock<KB, 1, G>;
+    case 2: return &vnniBlock<KB, 2, G>;
+    case 3: return &vnniBlock<KB, 3, G>;
+    case 4: return KB <= 2 ? &vnniBlock<KB, (KB <= 2 ? 4 : 1), G> : nullptr;
+    case 5: return KB == 1 ? &vnniBlock<KB, (KB == 1 ? 5 : 1), G> : nullptr;
+  }
+  return nullptr;
+}
+
+VnniBlockFn vnniBlockFn(int kb, int cb, int groups) {
+  switch (kb) {
+    case 1: return groups == 1 ? vnniBlockFor<1, 1>(cb) : vnniBlockFor<1, 2>(cb);
+    case 2: return groups == 1 ? vnniBlockFor<2, 1>(cb) : vnniBlockFor<2, 2>(cb);
+    case 5: return groups == 1 ? vnniBlockFor<5, 1>(cb) : vnniBlockFor<5, 2>(cb);
+  }
+  return nullptr;
+}
+
+// windowRowMin with the integer conv: a.rows, a.ky0, a.ky1 set; ox the patch's left column
+// relative to the ring's origin x0 + pad.
+void vnniWindowRowMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox, vf* lanes) {
+  const int K = p.K, KB = v.kernelBlock, G = v.groups;
+  vf acc[kMaxChunkBlock * 10];
+  const Plan::RowOffsets& offsets = rowOffsets(p, a.ky0, a.ky1);
+  for (int k0 = 0; k0 < p.kernels; k0 += KB) {
+    vf mn[5];
+    for (int kb = 0; kb < KB; ++kb) mn[kb] = splat(kInf);
+    a.weights = v.weights.data() + size_t(k0) * 3 * K * G * kVnniDigits;
+    a.scale = v.scale.data() + k0;
+    for (int ch0 = 0; ch0 < p.chunks; ch0 += v.windowBlock) {
+      const int cb = std::min(v.windowBlock, p.chunks - ch0);
+      a.column = ox + int64_t(ch0) * 16 * p.s;
+      a.masks = v.masks.data() + size_t(ch0) * G;
+      vnniBlockFn(KB, cb, G)(a, acc);
+      for (int kb = 0; kb < KB; ++kb)
+        for (int c = 0; c < cb; ++c) {
+          vf x = acc[kb * cb + c] + offsetOf(p, offsets, k0 + kb, ch0 + c);
+          if (ch0 + c == p.chunks - 1) x = vselect(p.tailValid, x, splat(kInf));
+          mn[kb] = vmin(mn[kb], x);
+        }
+    }
+    for (int kb = 0; kb < KB; ++kb) lanes[k0 + kb] = vmin(lanes[k0 + kb], mn[kb]);
+  }
+}
+#endif
+
 // Min of n consecutive floats.
 float rangeMin(const float* x, int64_t n) {
   vf mv = splat(kInf);
@@ -782,6 +1045,29 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
     for (int ky = 0; ky < K; ++ky) a.rows[ky] = ring.row(top + ky);
   };
 
+#if defined(FQA_HAVE_VNNI)
+  if (!shared && vnniApplies(m)) {
+    // As below, with the integer conv on rows split by channel only.
+    const VnniPlan v = makeVnniPlan(m, p);
+    VnniArgs va;
+    va.s = s;
+    va.K = K;
+    va.index = v.index;
+    ring.reset(1, K, r, -pad, lastOx + int64_t(p.chunks) * 16 * s + K + 1);
+    va.channelStride = ring.channelStride();
+    for (int64_t row = rowBegin; row < rowEnd; ++row) {
+      const int64_t oy = row * g.stride;
+      for (int64_t i = 0; i < p.outH; ++i) {
+        const int64_t top = oy - pad + i * s;
+        va.ky0 = int(std::max<int64_t>(0, oy - top));
+        va.ky1 = int(std::min<int64_t>(K, oy + p.ph - top));
+        for (int ky = 0; ky < K; ++ky) va.rows[ky] = ring.row(top + ky);
+        for (int64_t col = 0; col < g.columns; ++col)
+          if (!skipped(row, col)) vnniWindowRowMin(p, v, va, col * g.stride, lanesOf(row, col));
+      }
+    }
+  } else
+#endif
   if (!shared) {
     // Patch rows one at a time; within one, every patch advances output row by output row over
     // one ring of full-width rows, so each image row is converted once per patch row. (A ring per
@@ -901,6 +1187,13 @@ const char* rowSplitUsed() {
     case RowSplit::Scalar: break;
   }
   return "scalar";
+}
+
+const char* convUsed() {
+#if defined(FQA_HAVE_VNNI)
+  if (vnniSupported()) return "integer (VNNI)";
+#endif
+  return "float (FMA)";
 }
 
 // FMA throughput of one core: 2 FLOPs x V lanes x independent accumulators, no memory traffic.

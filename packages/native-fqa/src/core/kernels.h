@@ -23,6 +23,7 @@ float eonssReferenceScore(const Model& m, const Region& r, int64_t x, int64_t y,
                  int64_t rowEnd, float* scores);                                                \
   double fmaPeakGflops(double seconds);                                                         \
   const char* rowSplitUsed(); /* "byte shuffles" (VBMI), "byte transposes" or "scalar" */     \
+  const char* convUsed();     /* FocusLiteNN up to 8x8 taps: "integer (VNNI)" or "float (FMA)" */ \
   }
 FQA_DECLARE_ISA(baseline)
 FQA_DECLARE_ISA(avx2)
