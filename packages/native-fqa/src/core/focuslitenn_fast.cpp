@@ -890,7 +890,7 @@ struct VnniArgs {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
-template <int KB, int CB, int G>
+template <int KB, int CB, int G, bool MASKED>
 FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
   __m512i acc[KB][CB][kVnniDigits];
 #pragma GCC unroll 5
@@ -904,8 +904,11 @@ FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
   for (int g = 0; g < G; ++g) index[g] = _mm512_load_si512(a.index[g]);
   const int K = a.K;
   const int64_t chunkBytes = int64_t(16) * a.s;
-  for (int c = 0; c < 3; ++c)
-    for (int ky = a.ky0; ky < a.ky1; ++ky) {
+  // One runtime loop (ky) around the unrolled channels: with the channel loop outside, GCC rotated
+  // the accumulators through a move each per tap row.
+  for (int ky = a.ky0; ky < a.ky1; ++ky)
+#pragma GCC unroll 3
+    for (int c = 0; c < 3; ++c) {
       const uint8_t* src = a.rows[ky] + c * a.channelStride + a.column;
       const int32_t* w = a.weights + size_t(c * K + ky) * G * kVnniDigits * KB;
       __m512i in[CB][G];
@@ -913,7 +916,8 @@ FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
       for (int cb = 0; cb < CB; ++cb) {
         const __m512i lo = _mm512_loadu_si512(src + cb * chunkBytes), hi = _mm512_loadu_si512(src + cb * chunkBytes + 64);
 #pragma GCC unroll 2
-        for (int g = 0; g < G; ++g) in[cb][g] = _mm512_maskz_permutex2var_epi8(a.masks[cb * G + g], lo, index[g], hi);
+        for (int g = 0; g < G; ++g)
+          in[cb][g] = MASKED ? _mm512_maskz_permutex2var_epi8(a.masks[cb * G + g], lo, index[g], hi) : _mm512_permutex2var_epi8(lo, index[g], hi);
       }
 #pragma GCC unroll 2
       for (int g = 0; g < G; ++g)
@@ -943,23 +947,31 @@ FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
 
 using VnniBlockFn = void (*)(const VnniArgs&, vf*);
 
-template <int KB, int G>
+template <int KB, int G, bool MASKED>
 VnniBlockFn vnniBlockFor(int cb) {
   switch (cb) {
-    case 1: return &vnniBlock<KB, 1, G>;
-    case 2: return &vnniBlock<KB, 2, G>;
-    case 3: return &vnniBlock<KB, 3, G>;
-    case 4: return KB <= 2 ? &vnniBlock<KB, (KB <= 2 ? 4 : 1), G> : nullptr;
-    case 5: return KB == 1 ? &vnniBlock<KB, (KB == 1 ? 5 : 1), G> : nullptr;
+    case 1: return &vnniBlock<KB, 1, G, MASKED>;
+    case 2: return &vnniBlock<KB, 2, G, MASKED>;
+    case 3: return &vnniBlock<KB, 3, G, MASKED>;
+    case 4: return KB <= 2 ? &vnniBlock<KB, (KB <= 2 ? 4 : 1), G, MASKED> : nullptr;
+    case 5: return KB == 1 ? &vnniBlock<KB, (KB == 1 ? 5 : 1), G, MASKED> : nullptr;
   }
   return nullptr;
 }
 
-VnniBlockFn vnniBlockFn(int kb, int cb, int groups) {
+// Blocks whose outputs all have every tap inside the patch skip the masks (taps past K have zero
+// weights): the masked form needs a mask register per chunk and group, more than AVX-512 has.
+template <int KB>
+VnniBlockFn vnniBlockFor(int cb, int groups, bool masked) {
+  if (groups == 1) return masked ? vnniBlockFor<KB, 1, true>(cb) : vnniBlockFor<KB, 1, false>(cb);
+  return masked ? vnniBlockFor<KB, 2, true>(cb) : vnniBlockFor<KB, 2, false>(cb);
+}
+
+VnniBlockFn vnniBlockFn(int kb, int cb, int groups, bool masked) {
   switch (kb) {
-    case 1: return groups == 1 ? vnniBlockFor<1, 1>(cb) : vnniBlockFor<1, 2>(cb);
-    case 2: return groups == 1 ? vnniBlockFor<2, 1>(cb) : vnniBlockFor<2, 2>(cb);
-    case 5: return groups == 1 ? vnniBlockFor<5, 1>(cb) : vnniBlockFor<5, 2>(cb);
+    case 1: return vnniBlockFor<1>(cb, groups, masked);
+    case 2: return vnniBlockFor<2>(cb, groups, masked);
+    case 5: return vnniBlockFor<5>(cb, groups, masked);
   }
   return nullptr;
 }
@@ -979,7 +991,9 @@ void vnniWindowRowMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox,
       const int cb = std::min(v.windowBlock, p.chunks - ch0);
       a.column = ox + int64_t(ch0) * 16 * p.s;
       a.masks = v.masks.data() + size_t(ch0) * G;
-      vnniBlockFn(KB, cb, G)(a, acc);
+      bool masked = false;
+      for (int c = ch0; c < ch0 + cb; ++c) masked |= p.chunkMasked[size_t(c)] != 0;
+      vnniBlockFn(KB, cb, G, masked)(a, acc);
       for (int kb = 0; kb < KB; ++kb)
         for (int c = 0; c < cb; ++c) {
           vf x = acc[kb * cb + c] + offsetOf(p, offsets, k0 + kb, ch0 + c);
