@@ -103,9 +103,12 @@ int main() {
     compareKernels(m64, small, 64, 64, false, "flnn64 k=" + std::to_string(k) + " dense", rng);
     compareKernels(m64, small, 64, 32, true, "flnn64 k=" + std::to_string(k) + " stride32+skip", rng);
     compareKernels(m64, small, 64, 37, false, "flnn64 k=" + std::to_string(k) + " stride37", rng);
-    // Single-kernel row blocks (4 output rows on AVX-512, 2 elsewhere) and their remainders: 55
-    // output rows end in a pair and a single row, 57 in a single row, 58 (64 px above) in a pair.
+    // Single-kernel row blocks (4 output rows on AVX-512's float conv, 3 on its integer conv, 2
+    // elsewhere) and their remainders: 55 output rows end in a pair and a single row (3: one row),
+    // 56 in a pair and two rows (3: two rows), 57 in a single row (3: none), 58 (64 px above) in a
+    // pair (3: one row).
     compareKernels(m64, small, 61, 61, false, "flnn61 k=" + std::to_string(k) + " dense", rng);
+    compareKernels(m64, small, 62, 62, false, "flnn62 k=" + std::to_string(k) + " dense", rng);
     compareKernels(m64, small, 63, 63, true, "flnn63 k=" + std::to_string(k) + " dense+skip", rng);
   }
   // Other geometry from a model file: k=3, 5x5 stride 3 pad 2; k=4, 9x9 stride 2 pad 4.

@@ -872,8 +872,10 @@ VnniPlan makeVnniPlan(const Model& m, const Plan& p) {
   return v;
 }
 
+constexpr int kVnniRowBlock = 3;      // output rows of one single-kernel stride-1 block (vnniRowsBlock)
+
 struct VnniArgs {
-  const uint8_t* rows[kVnniMaxKernel];  // ring rows (channels only) of each ky
+  const uint8_t* rows[kVnniMaxKernel + kVnniRowBlock - 1];  // ring rows (channels only) of each ky
   int64_t channelStride;
   int64_t column;                       // ring column of the block's first output's first tap
   int s, K, ky0, ky1;
@@ -976,6 +978,88 @@ VnniBlockFn vnniBlockFn(int kb, int cb, int groups, bool masked) {
   return nullptr;
 }
 
+// One kernel, R output rows at conv stride 1 with no padding (FocusLiteNN-1 at 64 px), as
+// convRowsBlock: image row t serves tap row t - r of output row r, so its permuted inputs feed up
+// to R rows' dot products (a.rows holds K + R - 1 rows). out gets the min of the R rows per lane.
+#pragma GCC diagnostic push
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+template <int R, int CB>
+FQA_VNNI_TARGET void vnniRowsBlock(const VnniArgs& a, vf* out) {
+  constexpr int G = 2;
+  __m512i acc[R][CB][kVnniDigits];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int cb = 0; cb < CB; ++cb)
+#pragma GCC unroll 3
+      for (int d = 0; d < kVnniDigits; ++d) acc[r][cb][d] = _mm512_setzero_si512();
+  const __m512i index0 = _mm512_load_si512(a.index[0]), index1 = _mm512_load_si512(a.index[1]);
+  const int K = a.K;
+  for (int t = 0; t < K + R - 1; ++t)
+#pragma GCC unroll 3
+    for (int c = 0; c < 3; ++c) {
+      const uint8_t* src = a.rows[t] + c * a.channelStride + a.column;
+      __m512i in[CB][G];
+#pragma GCC unroll 2
+      for (int cb = 0; cb < CB; ++cb) {
+        const __m512i lo = _mm512_loadu_si512(src + cb * 16), hi = _mm512_loadu_si512(src + cb * 16 + 64);
+        in[cb][0] = _mm512_permutex2var_epi8(lo, index0, hi);
+        in[cb][1] = _mm512_permutex2var_epi8(lo, index1, hi);
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const int ky = t - r;
+        if (ky < 0 || ky >= K) continue;
+        const int32_t* w = a.weights + size_t(c * K + ky) * G * kVnniDigits;
+#pragma GCC unroll 2
+        for (int g = 0; g < G; ++g)
+#pragma GCC unroll 3
+          for (int d = 0; d < kVnniDigits; ++d) {
+            const __m512i wv = _mm512_set1_epi32(w[g * kVnniDigits + d]);
+#pragma GCC unroll 2
+            for (int cb = 0; cb < CB; ++cb) acc[r][cb][d] = _mm512_dpbusd_epi32(acc[r][cb][d], in[cb][g], wv);
+          }
+      }
+    }
+  const __m512 scale = _mm512_set1_ps(a.scale[0]);
+#pragma GCC unroll 2
+  for (int cb = 0; cb < CB; ++cb) {
+    __m512 best = _mm512_set1_ps(kInf);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m512i low = _mm512_add_epi32(_mm512_slli_epi32(acc[r][cb][1], 8), acc[r][cb][0]);
+      const __m512 sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][cb][2]), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low));
+      best = _mm512_min_ps(best, _mm512_mul_ps(sum, scale));
+    }
+    out[cb] = (vf)best;
+  }
+}
+#pragma GCC diagnostic pop
+
+// vnniWindowRowMin for R = kVnniRowBlock output rows at once (stride 1, one kernel, no padding).
+void vnniWindowRowsMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox, vf* lanes) {
+  constexpr int CB = 2;
+  vf acc[CB];
+  vf mn = splat(kInf);
+  a.weights = v.weights.data();
+  a.scale = v.scale.data();
+  const Plan::RowOffsets& offsets = rowOffsets(p, 0, p.K);
+  for (int ch0 = 0; ch0 < p.chunks; ch0 += CB) {
+    const int cb = std::min(CB, p.chunks - ch0);
+    a.column = ox + int64_t(ch0) * 16;
+    (cb == 2 ? &vnniRowsBlock<kVnniRowBlock, 2> : &vnniRowsBlock<kVnniRowBlock, 1>)(a, acc);
+    for (int c = 0; c < cb; ++c) {
+      vf x = acc[c] + offsetOf(p, offsets, 0, ch0 + c);
+      if (ch0 + c == p.chunks - 1) x = vselect(p.tailValid, x, splat(kInf));
+      mn = vmin(mn, x);
+    }
+  }
+  lanes[0] = vmin(lanes[0], mn);
+}
+
 // windowRowMin with the integer conv: a.rows, a.ky0, a.ky1 set; ox the patch's left column
 // relative to the ring's origin x0 + pad.
 void vnniWindowRowMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox, vf* lanes) {
@@ -1067,11 +1151,18 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
     va.s = s;
     va.K = K;
     va.index = v.index;
-    ring.reset(1, K, r, -pad, lastOx + int64_t(p.chunks) * 16 * s + K + 1);
+    ring.reset(1, K + kVnniRowBlock - 1, r, -pad, lastOx + int64_t(p.chunks) * 16 * s + K + 1);
     va.channelStride = ring.channelStride();
     for (int64_t row = rowBegin; row < rowEnd; ++row) {
       const int64_t oy = row * g.stride;
       for (int64_t i = 0; i < p.outH; ++i) {
+        if (p.rowBlocks && i + kVnniRowBlock <= p.outH) {
+          for (int t = 0; t < K + kVnniRowBlock - 1; ++t) va.rows[t] = ring.row(oy + i + t);  // s == 1, no padding rows
+          for (int64_t col = 0; col < g.columns; ++col)
+            if (!skipped(row, col)) vnniWindowRowsMin(p, v, va, col * g.stride, lanesOf(row, col));
+          i += kVnniRowBlock - 1;
+          continue;
+        }
         const int64_t top = oy - pad + i * s;
         va.ky0 = int(std::max<int64_t>(0, oy - top));
         va.ky1 = int(std::min<int64_t>(K, oy + p.ph - top));
