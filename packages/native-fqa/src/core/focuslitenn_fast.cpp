@@ -14,6 +14,10 @@
 // zero even where the region has pixels. Rows handle it by narrowing the ky range; columns by
 // masking the affected lanes of the few edge chunks.
 //
+// Where the CPU has AVX-512 VNNI (and VBMI), kernels up to 8x8 that do not share a conv map take
+// an integer conv instead (see "Integer conv" below): rows split by channel only, taps lined up
+// by byte permutes, u8 x s8 dot products on three byte digits of each weight.
+//
 // With overlapping patches (stride < patch, stride a multiple of s) the conv map is computed
 // once per band over the whole region and each patch takes the min over its window; only the
 // patch-border outputs that touch padding are recomputed (rows) or corrected (columns).
@@ -778,14 +782,14 @@ void windowRowsMin(const Plan& p, BlockArgs& a, int rows, int64_t ox, vf* lanes)
   lanes[0] = vmin(lanes[0], mn);
 }
 
-// Integer conv (AVX-512 VNNI + VBMI), for kernels up to 8 wide at strides up to 8. vpdpbusd
+// Integer conv (AVX-512 VNNI + VBMI), for kernels up to 8 wide at strides up to 7. vpdpbusd
 // multiplies four u8 pixels by four s8 weights and adds the four products into an int32 lane: 64
 // multiply-adds per instruction on the bytes as they are, where the float conv spends a widen, a
 // convert and an FMA on every 16. Each weight (normalization folded in, as for the float conv) is
 // quantized to a 24-bit integer per kernel and split into three signed bytes (w = d2 * 2^16 + d1 *
 // 2^8 + d0), each with its own accumulator: exact integer sums of at most 3 x 64 x 255 x 128 < 2^24,
-// so the float conversion at the end is exact too and the only error is the 2^-24 rounding of the
-// weights (the float conv rounds every partial sum). Rows are split by channel only (no stride
+// so the float conversion at the end is exact too; the error is the weights' rounding to 24 bits
+// and the final combine (the float conv rounds every partial sum: the golden error stays 2.3e-5). Rows are split by channel only (no stride
 // phases): one 128-byte load per chunk and one byte permute per group of four taps (vpermt2b,
 // zero-masked where a tap falls in the patch's padding) line up the taps of 16 outputs.
 #if defined(FQA_HAVE_BYTE_SHUFFLES)
