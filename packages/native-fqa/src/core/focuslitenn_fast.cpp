@@ -722,6 +722,24 @@ inline vf offsetOf(const Plan& p, const Plan::RowOffsets& o, int k, int chunk) {
   return slot < 0 ? splat(o.all[size_t(k)]) : o.masked[size_t(k) * p.maskedChunks + slot];
 }
 
+// Whether any of chunks [ch0, ch0 + cb) has outputs whose taps reach the patch's padding.
+bool anyMasked(const Plan& p, int ch0, int cb) {
+  for (int c = ch0; c < ch0 + cb; ++c)
+    if (p.chunkMasked[size_t(c)]) return true;
+  return false;
+}
+
+// Lowers mn[kb] by a block's outputs acc[kb * cb + c] (kernels k0 + kb, chunks ch0 + c) plus their
+// constants, the lanes past the last output left out.
+void foldOutputs(const Plan& p, const Plan::RowOffsets& offsets, const vf* acc, int KB, int k0, int ch0, int cb, vf* mn) {
+  for (int kb = 0; kb < KB; ++kb)
+    for (int c = 0; c < cb; ++c) {
+      vf v = acc[kb * cb + c] + offsetOf(p, offsets, k0 + kb, ch0 + c);
+      if (ch0 + c == p.chunks - 1) v = vselect(p.tailValid, v, splat(kInf));
+      mn[kb] = vmin(mn[kb], v);
+    }
+}
+
 // Lowers lanes[k], a patch's running min per lane (one horizontal min per patch at the end, not
 // per row), by the conv outputs of one output row of a patch, computed directly from the
 // ring rows with the patch's zero padding (a.rows, a.ky0, a.ky1 already set). ox is the patch's
@@ -740,17 +758,10 @@ void windowRowMin(const Plan& p, BlockArgs& a, int64_t ox, vf* lanes) {
     a.weights = p.packed.data() + size_t(k0) * 3 * K * K;
     for (int ch0 = 0; ch0 < p.chunks; ch0 += p.windowBlock) {
       const int cb = std::min(p.windowBlock, p.chunks - ch0);
-      bool masked = false;
-      for (int c = ch0; c < ch0 + cb; ++c) masked |= p.chunkMasked[size_t(c)] != 0;
       for (int kx = 0; kx < K; ++kx) tapOffset[kx] = tapBase[kx] + int64_t(ch0) * V;
       a.masks = p.masks.data() + size_t(ch0) * K;
-      blockFn(KB, cb, masked)(a, acc);
-      for (int kb = 0; kb < KB; ++kb)
-        for (int c = 0; c < cb; ++c) {
-          vf v = acc[kb * cb + c] + offsetOf(p, offsets, k0 + kb, ch0 + c);
-          if (ch0 + c == p.chunks - 1) v = vselect(p.tailValid, v, splat(kInf));
-          mn[kb] = vmin(mn[kb], v);
-        }
+      blockFn(KB, cb, anyMasked(p, ch0, cb))(a, acc);
+      foldOutputs(p, offsets, acc, KB, k0, ch0, cb, mn);
     }
     for (int kb = 0; kb < KB; ++kb) lanes[k0 + kb] = vmin(lanes[k0 + kb], mn[kb]);
   }
@@ -768,16 +779,10 @@ void windowRowsMin(const Plan& p, BlockArgs& a, int rows, int64_t ox, vf* lanes)
   const Plan::RowOffsets& offsets = rowOffsets(p, 0, K);  // every row spans all K rows (no padding rows)
   for (int ch0 = 0; ch0 < p.chunks; ch0 += p.rowsChunkBlock) {
     const int cb = std::min(p.rowsChunkBlock, p.chunks - ch0);
-    bool masked = false;
-    for (int c = ch0; c < ch0 + cb; ++c) masked |= p.chunkMasked[size_t(c)] != 0;
     for (int kx = 0; kx < K; ++kx) a.tapOffset[kx] = tapBase[kx] + int64_t(ch0) * V;
     a.masks = p.masks.data() + size_t(ch0) * K;
-    rowsBlockFn(rows, cb, masked)(a, acc);
-    for (int c = 0; c < cb; ++c) {
-      vf v = acc[c] + offsetOf(p, offsets, 0, ch0 + c);
-      if (ch0 + c == p.chunks - 1) v = vselect(p.tailValid, v, splat(kInf));
-      mn = vmin(mn, v);
-    }
+    rowsBlockFn(rows, cb, anyMasked(p, ch0, cb))(a, acc);
+    foldOutputs(p, offsets, acc, 1, 0, ch0, cb, &mn);
   }
   lanes[0] = vmin(lanes[0], mn);
 }
@@ -1055,11 +1060,7 @@ void vnniWindowRowsMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox
     const int cb = std::min(CB, p.chunks - ch0);
     a.column = ox + int64_t(ch0) * 16;
     (cb == 2 ? &vnniRowsBlock<kVnniRowBlock, 2> : &vnniRowsBlock<kVnniRowBlock, 1>)(a, acc);
-    for (int c = 0; c < cb; ++c) {
-      vf x = acc[c] + offsetOf(p, offsets, 0, ch0 + c);
-      if (ch0 + c == p.chunks - 1) x = vselect(p.tailValid, x, splat(kInf));
-      mn = vmin(mn, x);
-    }
+    foldOutputs(p, offsets, acc, 1, 0, ch0, cb, &mn);
   }
   lanes[0] = vmin(lanes[0], mn);
 }
@@ -1079,15 +1080,8 @@ void vnniWindowRowMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox,
       const int cb = std::min(v.windowBlock, p.chunks - ch0);
       a.column = ox + int64_t(ch0) * 16 * p.s;
       a.masks = v.masks.data() + size_t(ch0) * G;
-      bool masked = false;
-      for (int c = ch0; c < ch0 + cb; ++c) masked |= p.chunkMasked[size_t(c)] != 0;
-      vnniBlockFn(KB, cb, G, masked)(a, acc);
-      for (int kb = 0; kb < KB; ++kb)
-        for (int c = 0; c < cb; ++c) {
-          vf x = acc[kb * cb + c] + offsetOf(p, offsets, k0 + kb, ch0 + c);
-          if (ch0 + c == p.chunks - 1) x = vselect(p.tailValid, x, splat(kInf));
-          mn[kb] = vmin(mn[kb], x);
-        }
+      vnniBlockFn(KB, cb, G, anyMasked(p, ch0, cb))(a, acc);
+      foldOutputs(p, offsets, acc, KB, k0, ch0, cb, mn);
     }
     for (int kb = 0; kb < KB; ++kb) lanes[k0 + kb] = vmin(lanes[k0 + kb], mn[kb]);
   }
