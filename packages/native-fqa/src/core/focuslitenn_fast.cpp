@@ -901,15 +901,16 @@ struct VnniArgs {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
+// The three digit sums of 16 outputs as floats: d2 * 2^16 + (d1 * 2^8 + d0). d1 * 2^8 + d0 stays
+// below 2^31; the d2 sum is exact in float and 2^16 an exact scale.
+FQA_VNNI_TARGET inline __m512 digitSum(const __m512i (&digits)[kVnniDigits]) {
+  const __m512i low = _mm512_add_epi32(_mm512_slli_epi32(digits[1], 8), digits[0]);
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(digits[2]), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low));
+}
+
 template <int KB, int CB, int G, bool MASKED>
 FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
-  __m512i acc[KB][CB][kVnniDigits];
-#pragma GCC unroll 5
-  for (int kb = 0; kb < KB; ++kb)
-#pragma GCC unroll 5
-    for (int cb = 0; cb < CB; ++cb)
-#pragma GCC unroll 3
-      for (int d = 0; d < kVnniDigits; ++d) acc[kb][cb][d] = _mm512_setzero_si512();
+  __m512i acc[KB][CB][kVnniDigits] = {};
   __m512i index[G];
 #pragma GCC unroll 2
   for (int g = 0; g < G; ++g) index[g] = _mm512_load_si512(a.index[g]);
@@ -946,10 +947,7 @@ FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
     const __m512 scale = _mm512_set1_ps(a.scale[kb]);
 #pragma GCC unroll 5
     for (int cb = 0; cb < CB; ++cb) {
-      // d1 * 2^8 + d0 stays below 2^31; the d2 sum is exact in float and 2^16 an exact scale.
-      const __m512i low = _mm512_add_epi32(_mm512_slli_epi32(acc[kb][cb][1], 8), acc[kb][cb][0]);
-      const __m512 sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[kb][cb][2]), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low));
-      out[kb * CB + cb] = (vf)_mm512_mul_ps(sum, scale);
+      out[kb * CB + cb] = (vf)_mm512_mul_ps(digitSum(acc[kb][cb]), scale);
     }
   }
 }
@@ -998,13 +996,7 @@ VnniBlockFn vnniBlockFn(int kb, int cb, int groups, bool masked) {
 template <int R, int CB>
 FQA_VNNI_TARGET void vnniRowsBlock(const VnniArgs& a, vf* out) {
   constexpr int G = 2;
-  __m512i acc[R][CB][kVnniDigits];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
-    for (int cb = 0; cb < CB; ++cb)
-#pragma GCC unroll 3
-      for (int d = 0; d < kVnniDigits; ++d) acc[r][cb][d] = _mm512_setzero_si512();
+  __m512i acc[R][CB][kVnniDigits] = {};
   const __m512i index0 = _mm512_load_si512(a.index[0]), index1 = _mm512_load_si512(a.index[1]);
   const int K = a.K;
   for (int t = 0; t < K + R - 1; ++t)
@@ -1039,9 +1031,7 @@ FQA_VNNI_TARGET void vnniRowsBlock(const VnniArgs& a, vf* out) {
     __m512 best = _mm512_set1_ps(kInf);
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      const __m512i low = _mm512_add_epi32(_mm512_slli_epi32(acc[r][cb][1], 8), acc[r][cb][0]);
-      const __m512 sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][cb][2]), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low));
-      best = _mm512_min_ps(best, _mm512_mul_ps(sum, scale));
+      best = _mm512_min_ps(best, _mm512_mul_ps(digitSum(acc[r][cb]), scale));
     }
     out[cb] = (vf)best;
   }
