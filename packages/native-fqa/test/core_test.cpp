@@ -119,6 +119,13 @@ int main() {
     compareKernels(a, im, 100, 30, true, "flnn k=3 5x5/s3/p2 stride30+skip", rng);
     Model b = randomFocusLite(rng, 4, 9, 2, 4, 80, false);
     compareKernels(b, im, 80, 40, false, "flnn k=4 9x9/s2/p4 stride40", rng);
+    // Kernels up to 4 wide: one group of four taps per row in the integer conv (3x3 and 4x4 at
+    // stride 1, one kernel: its three-row blocks; two kernels: the plain blocks).
+    for (int kernel : {3, 4})
+      for (int k : {1, 2}) {
+        Model n = randomFocusLite(rng, k, kernel, 1, 0, 40, true);
+        compareKernels(n, im, 40, 40, false, "flnn k=" + std::to_string(k) + " " + std::to_string(kernel) + "x" + std::to_string(kernel) + "/s1/p0 dense", rng);
+      }
     // A region smaller than the patch is one window over the whole region.
     Image tiny = randomImage(rng, 150, 90);
     compareKernels(randomFocusLite(rng, 10, 7, 5, 1, 235, false), tiny, 235, 128, false, "flnn235 k=10 tiny-window", rng);

@@ -993,11 +993,12 @@ VnniBlockFn vnniBlockFn(int kb, int cb, int groups, bool masked) {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
-template <int R, int CB>
+template <int R, int CB, int G>
 FQA_VNNI_TARGET void vnniRowsBlock(const VnniArgs& a, vf* out) {
-  constexpr int G = 2;
   __m512i acc[R][CB][kVnniDigits] = {};
-  const __m512i index0 = _mm512_load_si512(a.index[0]), index1 = _mm512_load_si512(a.index[1]);
+  __m512i index[G];
+#pragma GCC unroll 2
+  for (int g = 0; g < G; ++g) index[g] = _mm512_load_si512(a.index[g]);
   const int K = a.K;
   for (int t = 0; t < K + R - 1; ++t)
 #pragma GCC unroll 3
@@ -1007,8 +1008,8 @@ FQA_VNNI_TARGET void vnniRowsBlock(const VnniArgs& a, vf* out) {
 #pragma GCC unroll 2
       for (int cb = 0; cb < CB; ++cb) {
         const __m512i lo = _mm512_loadu_si512(src + cb * 16), hi = _mm512_loadu_si512(src + cb * 16 + 64);
-        in[cb][0] = _mm512_permutex2var_epi8(lo, index0, hi);
-        in[cb][1] = _mm512_permutex2var_epi8(lo, index1, hi);
+#pragma GCC unroll 2
+        for (int g = 0; g < G; ++g) in[cb][g] = _mm512_permutex2var_epi8(lo, index[g], hi);
       }
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
@@ -1049,7 +1050,9 @@ void vnniWindowRowsMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox
   for (int ch0 = 0; ch0 < p.chunks; ch0 += CB) {
     const int cb = std::min(CB, p.chunks - ch0);
     a.column = ox + int64_t(ch0) * 16;
-    (cb == 2 ? &vnniRowsBlock<kVnniRowBlock, 2> : &vnniRowsBlock<kVnniRowBlock, 1>)(a, acc);
+    // Kernels up to 4 wide have one group of taps per row, wider ones two.
+    if (v.groups == 1) (cb == 2 ? &vnniRowsBlock<kVnniRowBlock, 2, 1> : &vnniRowsBlock<kVnniRowBlock, 1, 1>)(a, acc);
+    else (cb == 2 ? &vnniRowsBlock<kVnniRowBlock, 2, 2> : &vnniRowsBlock<kVnniRowBlock, 1, 2>)(a, acc);
     foldOutputs(p, offsets, acc, 1, 0, ch0, cb, &mn);
   }
   lanes[0] = vmin(lanes[0], mn);
