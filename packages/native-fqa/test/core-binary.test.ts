@@ -47,7 +47,7 @@ test.each([
     : split === 'scalar' ? 'scalar'
     : (split === 'fastest' || split === 'no VNNI') && cpuHas('avx512vbmi') && cpuHas('avx512bw') ? 'byte shuffles' : 'byte transposes';
   const conv = !cpuHas('avx512f') ? 'not supported'
-    : split === 'fastest' && cpuHas('avx512vnni') && cpuHas('avx512vbmi') && cpuHas('avx512bw') ? 'integer (VNNI)' : 'float (FMA)';
+    : split === 'fastest' && cpuHas('avx512_vnni') && cpuHas('avx512vbmi') && cpuHas('avx512bw') ? 'integer (VNNI)' : 'float (FMA)';
   const avx2 = !(cpuHas('avx2') && cpuHas('fma')) ? 'not supported' : split === 'scalar' ? 'scalar' : 'byte transposes';
   expect(run.stdout).toContain(`row split: avx512 ${avx512}, avx2 ${avx2}`);
   expect(run.stdout).toContain(`conv: avx512 ${conv}`);
