@@ -794,9 +794,10 @@ void windowRowsMin(const Plan& p, BlockArgs& a, int rows, int64_t ox, vf* lanes)
 // quantized to a 24-bit integer per kernel and split into three signed bytes (w = d2 * 2^16 + d1 *
 // 2^8 + d0), each with its own accumulator: exact integer sums of at most 3 x 64 x 255 x 128 < 2^24,
 // so the float conversion at the end is exact too; the error is the weights' rounding to 24 bits
-// and the final combine (the float conv rounds every partial sum: the golden error stays 2.3e-5). Rows are split by channel only (no stride
-// phases): one 128-byte load per chunk and one byte permute per group of four taps (vpermt2b,
-// zero-masked where a tap falls in the patch's padding) line up the taps of 16 outputs.
+// and the final combine (the float conv rounds every partial sum: the golden error stays 2.3e-5).
+// Rows are split by channel only (no stride phases): one 128-byte load per chunk and one byte
+// permute per group of four taps (vpermt2b, zero-masked where a tap falls in the patch's padding)
+// line up the taps of 16 outputs.
 #if defined(FQA_HAVE_BYTE_SHUFFLES)
 #define FQA_HAVE_VNNI 1
 #define FQA_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni")))
@@ -843,7 +844,6 @@ VnniPlan makeVnniPlan(const Model& m, const Plan& p) {
   v.windowBlock = (p.chunks + blocks - 1) / blocks;
   const int KB = v.kernelBlock;
   v.scale.resize(size_t(m.kernels));
-  std::vector<int64_t> q(size_t(K) * K * 3);
   v.weights.assign(size_t(m.kernels) * 3 * K * G * kVnniDigits, 0);
   for (int k = 0; k < m.kernels; ++k) {
     double maxAbs = 0;
@@ -894,13 +894,20 @@ struct VnniArgs {
   const float* scale;                   // the kernel block's [KB]
 };
 
-// KB kernels x CB chunks of 16 outputs, the three digit sums of each in registers for all taps.
-// GCC 12 reports the intrinsics' own undefined pass-through operands as uninitialized.
+// The integer blocks. GCC 12 reports the intrinsics' own undefined pass-through operands as
+// uninitialized.
 #pragma GCC diagnostic push
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
+// The permute indexes of the G tap groups.
+template <int G>
+FQA_VNNI_TARGET inline void loadIndexes(const VnniArgs& a, __m512i (&index)[G]) {
+#pragma GCC unroll 2
+  for (int g = 0; g < G; ++g) index[g] = _mm512_load_si512(a.index[g]);
+}
+
 // The three digit sums of 16 outputs as floats: d2 * 2^16 + (d1 * 2^8 + d0). d1 * 2^8 + d0 stays
 // below 2^31; the d2 sum is exact in float and 2^16 an exact scale.
 FQA_VNNI_TARGET inline __m512 digitSum(const __m512i (&digits)[kVnniDigits]) {
@@ -908,12 +915,12 @@ FQA_VNNI_TARGET inline __m512 digitSum(const __m512i (&digits)[kVnniDigits]) {
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(digits[2]), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low));
 }
 
+// KB kernels x CB chunks of 16 outputs, the three digit sums of each in registers for all taps.
 template <int KB, int CB, int G, bool MASKED>
 FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
   __m512i acc[KB][CB][kVnniDigits] = {};
   __m512i index[G];
-#pragma GCC unroll 2
-  for (int g = 0; g < G; ++g) index[g] = _mm512_load_si512(a.index[g]);
+  loadIndexes(a, index);
   const int K = a.K;
   const int64_t chunkBytes = int64_t(16) * a.s;
   // One runtime loop (ky) around the unrolled channels: with the channel loop outside, GCC rotated
@@ -952,53 +959,14 @@ FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
   }
 }
 
-#pragma GCC diagnostic pop
-
-using VnniBlockFn = void (*)(const VnniArgs&, vf*);
-
-template <int KB, int G, bool MASKED>
-VnniBlockFn vnniBlockFor(int cb) {
-  switch (cb) {
-    case 1: return &vnniBlock<KB, 1, G, MASKED>;
-    case 2: return &vnniBlock<KB, 2, G, MASKED>;
-    case 3: return &vnniBlock<KB, 3, G, MASKED>;
-    case 4: return KB <= 2 ? &vnniBlock<KB, (KB <= 2 ? 4 : 1), G, MASKED> : nullptr;
-    case 5: return KB == 1 ? &vnniBlock<KB, (KB == 1 ? 5 : 1), G, MASKED> : nullptr;
-  }
-  return nullptr;
-}
-
-// Blocks whose outputs all have every tap inside the patch skip the masks (taps past K have zero
-// weights): the masked form needs a mask register per chunk and group, more than AVX-512 has.
-template <int KB>
-VnniBlockFn vnniBlockFor(int cb, int groups, bool masked) {
-  if (groups == 1) return masked ? vnniBlockFor<KB, 1, true>(cb) : vnniBlockFor<KB, 1, false>(cb);
-  return masked ? vnniBlockFor<KB, 2, true>(cb) : vnniBlockFor<KB, 2, false>(cb);
-}
-
-VnniBlockFn vnniBlockFn(int kb, int cb, int groups, bool masked) {
-  switch (kb) {
-    case 1: return vnniBlockFor<1>(cb, groups, masked);
-    case 2: return vnniBlockFor<2>(cb, groups, masked);
-    case 5: return vnniBlockFor<5>(cb, groups, masked);
-  }
-  return nullptr;
-}
-
 // One kernel, R output rows at conv stride 1 with no padding (FocusLiteNN-1 at 64 px), as
 // convRowsBlock: image row t serves tap row t - r of output row r, so its permuted inputs feed up
 // to R rows' dot products (a.rows holds K + R - 1 rows). out gets the min of the R rows per lane.
-#pragma GCC diagnostic push
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 template <int R, int CB, int G>
 FQA_VNNI_TARGET void vnniRowsBlock(const VnniArgs& a, vf* out) {
   __m512i acc[R][CB][kVnniDigits] = {};
   __m512i index[G];
-#pragma GCC unroll 2
-  for (int g = 0; g < G; ++g) index[g] = _mm512_load_si512(a.index[g]);
+  loadIndexes(a, index);
   const int K = a.K;
   for (int t = 0; t < K + R - 1; ++t)
 #pragma GCC unroll 3
@@ -1037,7 +1005,40 @@ FQA_VNNI_TARGET void vnniRowsBlock(const VnniArgs& a, vf* out) {
     out[cb] = (vf)best;
   }
 }
+
 #pragma GCC diagnostic pop
+
+using VnniBlockFn = void (*)(const VnniArgs&, vf*);
+
+template <int KB, int G, bool MASKED>
+VnniBlockFn vnniBlockFor(int cb) {
+  switch (cb) {
+    case 1: return &vnniBlock<KB, 1, G, MASKED>;
+    case 2: return &vnniBlock<KB, 2, G, MASKED>;
+    case 3: return &vnniBlock<KB, 3, G, MASKED>;
+    case 4: return KB <= 2 ? &vnniBlock<KB, (KB <= 2 ? 4 : 1), G, MASKED> : nullptr;
+    case 5: return KB == 1 ? &vnniBlock<KB, (KB == 1 ? 5 : 1), G, MASKED> : nullptr;
+  }
+  return nullptr;
+}
+
+// Blocks whose outputs all have every tap inside the patch skip the masks (taps past K have zero
+// weights): the masked form needs a mask register per chunk and group, more than AVX-512 has.
+template <int KB>
+VnniBlockFn vnniBlockFor(int cb, int groups, bool masked) {
+  if (groups == 1) return masked ? vnniBlockFor<KB, 1, true>(cb) : vnniBlockFor<KB, 1, false>(cb);
+  return masked ? vnniBlockFor<KB, 2, true>(cb) : vnniBlockFor<KB, 2, false>(cb);
+}
+
+VnniBlockFn vnniBlockFn(int kb, int cb, int groups, bool masked) {
+  switch (kb) {
+    case 1: return vnniBlockFor<1>(cb, groups, masked);
+    case 2: return vnniBlockFor<2>(cb, groups, masked);
+    case 5: return vnniBlockFor<5>(cb, groups, masked);
+  }
+  return nullptr;
+}
+
 
 // vnniWindowRowMin for R = kVnniRowBlock output rows at once (stride 1, one kernel, no padding).
 void vnniWindowRowsMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox, vf* lanes) {
