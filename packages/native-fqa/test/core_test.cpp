@@ -126,6 +126,11 @@ int main() {
         Model n = randomFocusLite(rng, k, kernel, 1, 0, 40, true);
         compareKernels(n, im, 40, 40, false, "flnn k=" + std::to_string(k) + " " + std::to_string(kernel) + "x" + std::to_string(kernel) + "/s1/p0 dense", rng);
       }
+    // More than one kernel on the integer conv permutes each image row once per patch column into
+    // a ring of rows; a band this wide (215 columns) would not fit its limit (2 MB), so one ring is
+    // refilled for every output row instead.
+    Image wide = randomImage(rng, 2600, 40);
+    compareKernels(randomFocusLite(rng, 2, 7, 1, 0, 24, true), wide, 24, 12, true, "flnn k=2 24px wide-band stride12+skip", rng);
     // A region smaller than the patch is one window over the whole region.
     Image tiny = randomImage(rng, 150, 90);
     compareKernels(randomFocusLite(rng, 10, 7, 5, 1, 235, false), tiny, 235, 128, false, "flnn235 k=10 tiny-window", rng);

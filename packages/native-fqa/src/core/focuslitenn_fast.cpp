@@ -806,10 +806,29 @@ constexpr int kVnniMaxStride = 7;    // 16 outputs' taps, 15 s + 8 bytes, fit on
 constexpr int kVnniDigits = 3;
 constexpr double kVnniRange = 8323072;  // 2^23 - 2^16: |w| below it splits into three bytes in [-128, 127]
 
+// Two ways to spend the dot products. One kernel (FocusLiteNN-1): each chunk's taps are permuted
+// inside the block that uses them (vnniBlock, vnniRowsBlock), three dot products per permute. More
+// kernels: each image row's taps are permuted once per patch column into a ring of rows
+// (TapRows, permuteRow) that every kernel block of the K output rows over it reads back
+// (vnniPermutedBlock), so the vector pipes do little but dot products. Measured on Zen 5, 28 dot
+// products on register broadcasts per two input loads ran at the pipes' full rate (2 per cycle),
+// while a permute per 6 dot products (the per-block permutes this replaced for FocusLiteNN-10) or
+// memory-operand broadcasts cost 14-18 %; FocusLiteNN-10 at 64 px went from 15-17k to 18-19k
+// patches per CPU-second.
+// A permute-first block: 2 kernels x up to 4 chunks, 24 accumulators (4 x 2 measured the same at
+// 64 px and slower at 235 px, whose 3 chunks split 2 + 1).
+constexpr int kVnniKernelBlock = 2;
+constexpr int kVnniChunkBlock = 4;
+// Above this, a band's permuted rows (columns x 2K x 3 x G x chunks x 64 bytes) would not stay in
+// L2: the rows are permuted again for every output row into one column's ring instead.
+constexpr int64_t kTapRowsMaxBytes = int64_t(2) << 20;
+
 struct VnniPlan {
   int groups = 2;                     // ceil(K / 4)
-  int kernelBlock = 1, chunkBlock = 1, windowBlock = 1;
-  std::vector<int32_t> weights;       // per kernel block: [3][K][group][digit][KB], four s8 taps per int32
+  bool permuteFirst = false;          // more than one kernel: permuteTaps, then vnniPermutedBlock
+  int kernelBlock = 1;                // KB; the last kernel block may hold fewer
+  int chunkBlock = 1, windowBlock = 1;  // CB bound and CB of a window row
+  std::vector<int32_t> weights;       // per kernel block of kb kernels: [K][3][group][digit][kb], four s8 taps per int32
   std::vector<float> scale;           // [k]: weight of one integer unit
   std::vector<uint64_t> masks;        // [chunk][group]: bytes (4 per lane) whose tap lies inside the patch
   alignas(64) uint8_t index[2][64];   // [group]: byte 4j + t <- j*s + 4*group + t
@@ -827,19 +846,16 @@ VnniPlan makeVnniPlan(const Model& m, const Plan& p) {
   VnniPlan v;
   const int K = p.K, s = p.s, G = (K + 3) / 4;
   v.groups = G;
-  // Registers: 3 KB CB accumulators, G CB permuted inputs, G indexes, two loads. Per (c, ky) a
-  // block does a fixed 3 G KB CB dot products, G CB permutes and 3 G KB weight broadcasts; pick
-  // the KB with the fewest permutes + broadcasts / 4 (a broadcast is a load beside the vector
-  // pipes; on Zen 5 the ratio picks 2 x 3 for FocusLiteNN-10, measured against 5 x 1 and 1 x 5).
-  double fewest = std::numeric_limits<double>::max();
-  for (int kb : {1, 2, 5}) {
-    if (m.kernels % kb) continue;
-    int cb = 5;
-    while (cb > 1 && kVnniDigits * kb * cb + G * cb + G + 2 > kVectorRegisters) --cb;
-    const int blocks = (p.chunks + cb - 1) / cb;
-    const double cost = double(m.kernels / kb) * p.chunks * G + double(m.kernels) * blocks * kVnniDigits * G / 4;
-    if (cost < fewest) { fewest = cost; v.kernelBlock = kb; v.chunkBlock = cb; }
+  v.permuteFirst = m.kernels > 1;
+  if (v.permuteFirst) {
+    v.kernelBlock = kVnniKernelBlock;
+    v.chunkBlock = kVnniChunkBlock;
+  } else {
+    // Registers: 3 CB accumulators, G CB permuted inputs, G indexes, two loads.
+    v.chunkBlock = 5;
+    while (v.chunkBlock > 1 && kVnniDigits * v.chunkBlock + G * v.chunkBlock + G + 2 > kVectorRegisters) --v.chunkBlock;
   }
+  // A window row's chunks split evenly into blocks.
   const int blocks = (p.chunks + v.chunkBlock - 1) / v.chunkBlock;
   v.windowBlock = (p.chunks + blocks - 1) / blocks;
   const int KB = v.kernelBlock;
@@ -853,7 +869,7 @@ VnniPlan makeVnniPlan(const Model& m, const Plan& p) {
         for (int kx = 0; kx < K; ++kx) maxAbs = std::max(maxAbs, std::fabs(w(c, ky, kx)));
     const double unit = maxAbs > 0 ? maxAbs / kVnniRange : 1.0;
     v.scale[size_t(k)] = float(unit);
-    const int k0 = k - k % KB, kb = k % KB;
+    const int k0 = k - k % KB, kb = k % KB, blockKernels = std::min(KB, m.kernels - k0);
     for (int c = 0; c < 3; ++c)
       for (int ky = 0; ky < K; ++ky)
         for (int kx = 0; kx < K; ++kx) {
@@ -861,7 +877,7 @@ VnniPlan makeVnniPlan(const Model& m, const Plan& p) {
           for (int d = 0; d < kVnniDigits; ++d) {
             const int64_t digit = ((rest + 128) & 255) - 128;  // balanced: rest = 256 * next + digit
             rest = (rest - digit) / 256;
-            const size_t at = size_t(k0) * 3 * K * G * kVnniDigits + ((((size_t(c) * K + ky) * G + kx / 4) * kVnniDigits + d) * KB + kb);
+            const size_t at = size_t(k0) * 3 * K * G * kVnniDigits + ((((size_t(ky) * 3 + c) * G + kx / 4) * kVnniDigits + d) * blockKernels + kb);
             uint32_t word = uint32_t(v.weights[at]);
             word |= uint32_t(uint8_t(int8_t(digit))) << (8 * (kx % 4));
             v.weights[at] = int32_t(word);
@@ -883,12 +899,17 @@ VnniPlan makeVnniPlan(const Model& m, const Plan& p) {
 
 constexpr int kVnniRowBlock = 3;      // output rows of one single-kernel stride-1 block (vnniRowsBlock)
 
+struct TapRows;
+
 struct VnniArgs {
   const uint8_t* rows[kVnniMaxKernel + kVnniRowBlock - 1];  // ring rows (channels only) of each ky
   int64_t channelStride;
   int64_t column;                       // ring column of the block's first output's first tap
+  int64_t top;                          // image row of tap row 0
+  int topSlot;                          // top mod K, its slot in TapRows
+  TapRows* tapRows;                     // the band's permuted rows (permute-first conv)
   int s, K, ky0, ky1;
-  const int32_t* weights;               // the kernel block's [3][K][G][digit][KB]
+  const int32_t* weights;               // the kernel block's [K][3][G][digit][KB]
   const uint64_t* masks;                // the block's first chunk's [chunk][group]
   const uint8_t (*index)[64];
   const float* scale;                   // the kernel block's [KB]
@@ -910,18 +931,25 @@ FQA_VNNI_TARGET inline void loadIndexes(const VnniArgs& a, __m512i (&index)[G]) 
 
 // The three digit sums of 16 outputs as floats: d2 * 2^16 + (d1 * 2^8 + d0). d1 * 2^8 + d0 stays
 // below 2^31; the d2 sum is exact in float and 2^16 an exact scale.
-FQA_VNNI_TARGET inline __m512 digitSum(const __m512i (&digits)[kVnniDigits]) {
-  const __m512i low = _mm512_add_epi32(_mm512_slli_epi32(digits[1], 8), digits[0]);
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(digits[2]), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low));
+// acc += the four-byte dot products of x and w, in place. GCC 12 treats the intrinsic as a
+// three-operand op and in a runtime loop copied accumulators out and back around it (up to two
+// moves per dot product); the asm ties the accumulator to its register. One-process A/B on Zen 5:
+// FocusLiteNN-1 at 64 px 136-137k -> 167-170k patches per CPU-second.
+FQA_VNNI_TARGET inline void dotAdd(__m512i& acc, __m512i x, __m512i w) { asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w)); }
+
+// The digits come by value: a reference to the accumulator array made GCC keep every accumulator
+// in memory as well, a store and a move per dot product.
+FQA_VNNI_TARGET inline __m512 digitSum(__m512i d0, __m512i d1, __m512i d2) {
+  const __m512i low = _mm512_add_epi32(_mm512_slli_epi32(d1, 8), d0);
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d2), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low));
 }
 
-// KB kernels x CB chunks of 16 outputs, the three digit sums of each in registers for all taps.
-template <int KB, int CB, int G, bool MASKED>
+// One kernel, CB chunks of 16 outputs, the three digit sums of each in registers for all taps.
+template <int CB, int G, bool MASKED>
 FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
-  __m512i acc[KB][CB][kVnniDigits] = {};
+  __m512i acc[CB][kVnniDigits] = {};
   __m512i index[G];
   loadIndexes(a, index);
-  const int K = a.K;
   const int64_t chunkBytes = int64_t(16) * a.s;
   // One runtime loop (ky) around the unrolled channels: with the channel loop outside, GCC rotated
   // the accumulators through a move each per tap row.
@@ -929,7 +957,7 @@ FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
 #pragma GCC unroll 3
     for (int c = 0; c < 3; ++c) {
       const uint8_t* src = a.rows[ky] + c * a.channelStride + a.column;
-      const int32_t* w = a.weights + size_t(c * K + ky) * G * kVnniDigits * KB;
+      const int32_t* w = a.weights + size_t(ky * 3 + c) * G * kVnniDigits;
       __m512i in[CB][G];
 #pragma GCC unroll 5
       for (int cb = 0; cb < CB; ++cb) {
@@ -941,21 +969,76 @@ FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
 #pragma GCC unroll 2
       for (int g = 0; g < G; ++g)
 #pragma GCC unroll 3
-        for (int d = 0; d < kVnniDigits; ++d)
+        for (int d = 0; d < kVnniDigits; ++d) {
+          const __m512i wv = _mm512_set1_epi32(w[g * kVnniDigits + d]);
 #pragma GCC unroll 5
-          for (int kb = 0; kb < KB; ++kb) {
-            const __m512i wv = _mm512_set1_epi32(w[(g * kVnniDigits + d) * KB + kb]);
-#pragma GCC unroll 5
-            for (int cb = 0; cb < CB; ++cb) acc[kb][cb][d] = _mm512_dpbusd_epi32(acc[kb][cb][d], in[cb][g], wv);
-          }
+          for (int cb = 0; cb < CB; ++cb) dotAdd(acc[cb][d], in[cb][g], wv);
+        }
     }
+  const __m512 scale = _mm512_set1_ps(a.scale[0]);
 #pragma GCC unroll 5
+  for (int cb = 0; cb < CB; ++cb) out[cb] = (vf)_mm512_mul_ps(digitSum(acc[cb][0], acc[cb][1], acc[cb][2]), scale);
+}
+
+// The taps of one image row (`row`, a ring row) for the patch column starting at ring column
+// a.column, permuted and zero-masked as vnniBlock does, stored as [c][g][chunk] at `to` and again
+// at `mirror` (see TapRows).
+template <int G>
+FQA_VNNI_TARGET void permuteRow(const VnniArgs& a, const uint8_t* row, const uint64_t* masks, int chunks, __m512i* to, __m512i* mirror) {
+  __m512i index[G];
+  loadIndexes(a, index);
+  const int64_t chunkBytes = int64_t(16) * a.s;
+  for (int c = 0; c < 3; ++c) {
+    const uint8_t* src = row + c * a.channelStride + a.column;
+    for (int ch = 0; ch < chunks; ++ch) {
+      const __m512i lo = _mm512_loadu_si512(src + ch * chunkBytes), hi = _mm512_loadu_si512(src + ch * chunkBytes + 64);
+#pragma GCC unroll 2
+      for (int g = 0; g < G; ++g) {
+        const __m512i taps = _mm512_maskz_permutex2var_epi8(masks[ch * G + g], lo, index[g], hi);
+        const size_t at = size_t(c * G + g) * chunks + ch;
+        _mm512_store_si512(to + at, taps);
+        _mm512_store_si512(mirror + at, taps);
+      }
+    }
+  }
+}
+
+// What a permute-first block reads.
+struct VnniPermutedArgs {
+  const __m512i* taps;     // the first tap row's [3][G][chunks] at the block's first chunk; rows follow
+  int chunks;              // chunks of a tap row (the stride between tap groups)
+  int tapGroups;           // rows x 3 x G groups to sum
+  const int32_t* weights;  // the kernel block's [K][3][G][digit][KB] at the first tap row
+  const float* scale;      // the kernel block's [KB]
+};
+
+// KB kernels x CB chunks from permuted taps: per tap group CB loads, 3 KB broadcasts and 3 KB CB
+// dot products.
+template <int KB, int CB>
+FQA_VNNI_TARGET void vnniPermutedBlock(const VnniPermutedArgs& a, vf* out) {
+  __m512i acc[KB][CB][kVnniDigits] = {};
+  // One flat loop over the tap groups: taps and weights are both laid out [ky][c][group] (nested
+  // unrolled loops had GCC spill accumulators to the stack).
+  const __m512i* in = a.taps;
+  const int32_t* w = a.weights;
+  for (int t = 0; t < a.tapGroups; ++t, in += a.chunks, w += kVnniDigits * KB) {
+    __m512i x[CB];
+#pragma GCC unroll 4
+    for (int cb = 0; cb < CB; ++cb) x[cb] = _mm512_load_si512(in + cb);
+#pragma GCC unroll 3
+    for (int d = 0; d < kVnniDigits; ++d)
+#pragma GCC unroll 4
+      for (int kb = 0; kb < KB; ++kb) {
+        const __m512i wv = _mm512_set1_epi32(w[d * KB + kb]);
+#pragma GCC unroll 4
+        for (int cb = 0; cb < CB; ++cb) dotAdd(acc[kb][cb][d], x[cb], wv);
+      }
+  }
+#pragma GCC unroll 4
   for (int kb = 0; kb < KB; ++kb) {
     const __m512 scale = _mm512_set1_ps(a.scale[kb]);
-#pragma GCC unroll 5
-    for (int cb = 0; cb < CB; ++cb) {
-      out[kb * CB + cb] = (vf)_mm512_mul_ps(digitSum(acc[kb][cb]), scale);
-    }
+#pragma GCC unroll 4
+    for (int cb = 0; cb < CB; ++cb) out[kb * CB + cb] = (vf)_mm512_mul_ps(digitSum(acc[kb][cb][0], acc[kb][cb][1], acc[kb][cb][2]), scale);
   }
 }
 
@@ -983,14 +1066,14 @@ FQA_VNNI_TARGET void vnniRowsBlock(const VnniArgs& a, vf* out) {
       for (int r = 0; r < R; ++r) {
         const int ky = t - r;
         if (ky < 0 || ky >= K) continue;
-        const int32_t* w = a.weights + size_t(c * K + ky) * G * kVnniDigits;
+        const int32_t* w = a.weights + size_t(ky * 3 + c) * G * kVnniDigits;
 #pragma GCC unroll 2
         for (int g = 0; g < G; ++g)
 #pragma GCC unroll 3
           for (int d = 0; d < kVnniDigits; ++d) {
             const __m512i wv = _mm512_set1_epi32(w[g * kVnniDigits + d]);
 #pragma GCC unroll 2
-            for (int cb = 0; cb < CB; ++cb) acc[r][cb][d] = _mm512_dpbusd_epi32(acc[r][cb][d], in[cb][g], wv);
+            for (int cb = 0; cb < CB; ++cb) dotAdd(acc[r][cb][d], in[cb][g], wv);
           }
       }
     }
@@ -1000,7 +1083,7 @@ FQA_VNNI_TARGET void vnniRowsBlock(const VnniArgs& a, vf* out) {
     __m512 best = _mm512_set1_ps(kInf);
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      best = _mm512_min_ps(best, _mm512_mul_ps(digitSum(acc[r][cb]), scale));
+      best = _mm512_min_ps(best, _mm512_mul_ps(digitSum(acc[r][cb][0], acc[r][cb][1], acc[r][cb][2]), scale));
     }
     out[cb] = (vf)best;
   }
@@ -1010,35 +1093,39 @@ FQA_VNNI_TARGET void vnniRowsBlock(const VnniArgs& a, vf* out) {
 
 using VnniBlockFn = void (*)(const VnniArgs&, vf*);
 
-template <int KB, int G, bool MASKED>
+template <int G, bool MASKED>
 VnniBlockFn vnniBlockFor(int cb) {
   switch (cb) {
-    case 1: return &vnniBlock<KB, 1, G, MASKED>;
-    case 2: return &vnniBlock<KB, 2, G, MASKED>;
-    case 3: return &vnniBlock<KB, 3, G, MASKED>;
-    case 4: return KB <= 2 ? &vnniBlock<KB, (KB <= 2 ? 4 : 1), G, MASKED> : nullptr;
-    case 5: return KB == 1 ? &vnniBlock<KB, (KB == 1 ? 5 : 1), G, MASKED> : nullptr;
+    case 1: return &vnniBlock<1, G, MASKED>;
+    case 2: return &vnniBlock<2, G, MASKED>;
+    case 3: return &vnniBlock<3, G, MASKED>;
+    case 4: return &vnniBlock<4, G, MASKED>;
+    case 5: return &vnniBlock<5, G, MASKED>;
   }
   return nullptr;
 }
 
 // Blocks whose outputs all have every tap inside the patch skip the masks (taps past K have zero
-// weights): the masked form needs a mask register per chunk and group, more than AVX-512 has.
-template <int KB>
-VnniBlockFn vnniBlockFor(int cb, int groups, bool masked) {
-  if (groups == 1) return masked ? vnniBlockFor<KB, 1, true>(cb) : vnniBlockFor<KB, 1, false>(cb);
-  return masked ? vnniBlockFor<KB, 2, true>(cb) : vnniBlockFor<KB, 2, false>(cb);
+// weights): the masked form needs a mask register per chunk and group.
+VnniBlockFn vnniBlockFn(int cb, int groups, bool masked) {
+  if (groups == 1) return masked ? vnniBlockFor<1, true>(cb) : vnniBlockFor<1, false>(cb);
+  return masked ? vnniBlockFor<2, true>(cb) : vnniBlockFor<2, false>(cb);
 }
 
-VnniBlockFn vnniBlockFn(int kb, int cb, int groups, bool masked) {
-  switch (kb) {
-    case 1: return vnniBlockFor<1>(cb, groups, masked);
-    case 2: return vnniBlockFor<2>(cb, groups, masked);
-    case 5: return vnniBlockFor<5>(cb, groups, masked);
+using VnniPermutedBlockFn = void (*)(const VnniPermutedArgs&, vf*);
+
+template <int KB>
+VnniPermutedBlockFn vnniPermutedBlockFor(int cb) {
+  switch (cb) {
+    case 1: return &vnniPermutedBlock<KB, 1>;
+    case 2: return &vnniPermutedBlock<KB, 2>;
+    case 3: return &vnniPermutedBlock<KB, 3>;
+    case 4: return &vnniPermutedBlock<KB, 4>;
   }
   return nullptr;
 }
 
+VnniPermutedBlockFn vnniPermutedBlockFn(int kb, int cb) { return kb == 1 ? vnniPermutedBlockFor<1>(cb) : vnniPermutedBlockFor<2>(cb); }
 
 // vnniWindowRowMin for R = kVnniRowBlock output rows at once (stride 1, one kernel, no padding).
 void vnniWindowRowsMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox, vf* lanes) {
@@ -1059,25 +1146,73 @@ void vnniWindowRowsMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox
   lanes[0] = vmin(lanes[0], mn);
 }
 
-// windowRowMin with the integer conv: a.rows, a.ky0, a.ky1 set; ox the patch's left column
-// relative to the ring's origin x0 + pad.
-void vnniWindowRowMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox, vf* lanes) {
-  const int K = p.K, KB = v.kernelBlock, G = v.groups;
+// Permuted tap rows of a band's patch columns (permute-first integer conv). Image row y's taps
+// for column j sit in slot y mod K of j's ring and again in slot y mod K + K, so the K rows under
+// any output row are K consecutive slots: one flat loop in the blocks.
+struct alignas(64) TapVector {
+  uint8_t bytes[64];
+};
+struct TapRows {
+  std::vector<TapVector> taps;  // [ring][2K][3][G][chunks]
+  std::vector<int64_t> rowOf;   // [ring][K]: the image row in each slot
+  int64_t rowVectors = 0;       // 3 G chunks
+  bool perColumn = false;       // one ring per column (rows reused), else one ring refilled per output row
+
+  void reset(const Plan& p, const VnniPlan& v, int64_t columns) {
+    rowVectors = int64_t(3) * v.groups * p.chunks;
+    const int64_t ringVectors = 2 * p.K * rowVectors;
+    perColumn = columns * ringVectors * int64_t(sizeof(TapVector)) <= kTapRowsMaxBytes;
+    const int64_t rings = perColumn ? columns : 1;
+    taps.resize(size_t(rings * ringVectors));
+    rowOf.assign(size_t(rings * p.K), std::numeric_limits<int64_t>::min());
+  }
+};
+
+// windowRowMin with the integer conv: a.rows, a.ky0, a.ky1 set, a.top the image row of tap row 0;
+// ox the patch's left column relative to the ring's origin x0 + pad, `column` its grid column.
+void vnniWindowRowMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox, int64_t column, vf* lanes) {
+  const int K = p.K, G = v.groups;
   vf acc[kMaxChunkBlock * 10];
   const Plan::RowOffsets& offsets = rowOffsets(p, a.ky0, a.ky1);
-  for (int k0 = 0; k0 < p.kernels; k0 += KB) {
-    vf mn[5];
-    for (int kb = 0; kb < KB; ++kb) mn[kb] = splat(kInf);
-    a.weights = v.weights.data() + size_t(k0) * 3 * K * G * kVnniDigits;
-    a.scale = v.scale.data() + k0;
+  if (!v.permuteFirst) {
+    a.weights = v.weights.data();
+    a.scale = v.scale.data();
     for (int ch0 = 0; ch0 < p.chunks; ch0 += v.windowBlock) {
       const int cb = std::min(v.windowBlock, p.chunks - ch0);
       a.column = ox + int64_t(ch0) * 16 * p.s;
       a.masks = v.masks.data() + size_t(ch0) * G;
-      vnniBlockFn(KB, cb, G, anyMasked(p, ch0, cb))(a, acc);
-      foldOutputs(p, offsets, acc, KB, k0, ch0, cb, mn);
+      vnniBlockFn(cb, G, anyMasked(p, ch0, cb))(a, acc);
+      foldOutputs(p, offsets, acc, 1, 0, ch0, cb, lanes);
     }
-    for (int kb = 0; kb < KB; ++kb) lanes[k0 + kb] = vmin(lanes[k0 + kb], mn[kb]);
+    return;
+  }
+  if (a.ky0 >= a.ky1) return;
+  TapRows& rows = *a.tapRows;
+  const int64_t ring = rows.perColumn ? column : 0;
+  __m512i* taps = reinterpret_cast<__m512i*>(rows.taps.data()) + ring * 2 * K * rows.rowVectors;
+  int64_t* rowOf = rows.rowOf.data() + ring * K;
+  a.column = ox;
+  for (int ky = a.ky0; ky < a.ky1; ++ky) {
+    const int64_t y = a.top + ky;
+    const int slot = a.topSlot + ky < K ? a.topSlot + ky : a.topSlot + ky - K;
+    if (rows.perColumn && rowOf[slot] == y) continue;
+    (G == 1 ? &permuteRow<1> : &permuteRow<2>)(a, a.rows[ky], v.masks.data(), p.chunks, taps + slot * rows.rowVectors, taps + (slot + K) * rows.rowVectors);
+    rowOf[slot] = y;
+  }
+  const int firstSlot = a.topSlot + a.ky0 < K ? a.topSlot + a.ky0 : a.topSlot + a.ky0 - K;
+  VnniPermutedArgs pa;
+  pa.chunks = p.chunks;
+  pa.tapGroups = (a.ky1 - a.ky0) * 3 * G;
+  for (int k0 = 0; k0 < p.kernels; k0 += v.kernelBlock) {
+    const int kb = std::min(v.kernelBlock, p.kernels - k0);
+    pa.weights = v.weights.data() + size_t(k0) * 3 * K * G * kVnniDigits + size_t(a.ky0) * 3 * G * kVnniDigits * kb;
+    pa.scale = v.scale.data() + k0;
+    for (int ch0 = 0; ch0 < p.chunks; ch0 += v.windowBlock) {
+      const int cb = std::min(v.windowBlock, p.chunks - ch0);
+      pa.taps = taps + firstSlot * rows.rowVectors + ch0;
+      vnniPermutedBlockFn(kb, cb)(pa, acc);
+      foldOutputs(p, offsets, acc, kb, k0, ch0, cb, lanes + k0);
+    }
   }
 }
 #endif
@@ -1102,6 +1237,9 @@ float finishScore(const Model& m, const float* mins) {
 thread_local RowRing tlRing;
 thread_local std::vector<float> tlMapRow, tlMins;
 thread_local std::vector<vf> tlMinLanes;
+#if defined(FQA_HAVE_VNNI)
+thread_local TapRows tlTapRows;
+#endif
 
 }  // namespace
 
@@ -1145,6 +1283,8 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
     va.index = v.index;
     ring.reset(1, K + kVnniRowBlock - 1, r, -pad, lastOx + int64_t(p.chunks) * 16 * s + K + 1);
     va.channelStride = ring.channelStride();
+    va.tapRows = &tlTapRows;
+    if (v.permuteFirst) tlTapRows.reset(p, v, g.columns);
     for (int64_t row = rowBegin; row < rowEnd; ++row) {
       const int64_t oy = row * g.stride;
       for (int64_t i = 0; i < p.outH; ++i) {
@@ -1156,11 +1296,13 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
           continue;
         }
         const int64_t top = oy - pad + i * s;
+        va.top = top;
+        va.topSlot = int(((top % K) + K) % K);
         va.ky0 = int(std::max<int64_t>(0, oy - top));
         va.ky1 = int(std::min<int64_t>(K, oy + p.ph - top));
         for (int ky = 0; ky < K; ++ky) va.rows[ky] = ring.row(top + ky);
         for (int64_t col = 0; col < g.columns; ++col)
-          if (!skipped(row, col)) vnniWindowRowMin(p, v, va, col * g.stride, lanesOf(row, col));
+          if (!skipped(row, col)) vnniWindowRowMin(p, v, va, col * g.stride, col, lanesOf(row, col));
       }
     }
   } else
