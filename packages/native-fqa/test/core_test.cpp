@@ -2,14 +2,20 @@
 // without the shared conv map, against the scalar reference on seeded random models and regions.
 // Tolerance: |fast - ref| <= 2e-4 + 1e-5 * |ref| (float accumulation vs double). EONSS also runs on
 // 940 px regions (16 patches, every planar layer shape the published geometry gives).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernels.h"
+#include "parallel.h"
 #include "sweep.h"
 #include "test_models.h"
 
@@ -157,6 +163,61 @@ int main() {
     expectThrow([&] { Model bad = m; bad.convWeight[3] = NAN; finalizeModel(bad); }, "NaN weight");
     expectThrow([&] { Model bad = m; bad.convWeight.pop_back(); finalizeModel(bad); }, "wrong weight count");
     expectThrow([&] { parseKernel("sse9"); }, "unknown kernel name");
+  }
+  // Threaded sweeps run on a process-wide pool of kept threads (parallel.h): callers on several
+  // threads at once each get their own workers and their own scores, sweep after sweep.
+  {
+    Model m = randomFocusLite(rng, 10, 7, 1, 0, 64, false);
+    Image im = randomImage(rng, 64 * 6, 64 * 5);
+    PatchGrid g = makeGrid(m, im.region(), 64, 64);
+    std::vector<float> ref(size_t(g.rows * g.columns));
+    SweepOptions ro;
+    ro.kernel = Kernel::Reference;
+    ro.threads = 1;
+    sweep(m, im.region(), g, ro, ref.data());
+    std::vector<int> wrong(3, 0);
+    std::vector<std::thread> callers;
+    for (int c = 0; c < 3; ++c)
+      callers.emplace_back([&, c] {
+        std::vector<float> out(ref.size());
+        SweepOptions o;
+        o.threads = 2 + c;
+        for (int rep = 0; rep < 20; ++rep) {
+          std::fill(out.begin(), out.end(), std::numeric_limits<float>::quiet_NaN());  // a score not written stays NaN
+          sweep(m, im.region(), g, o, out.data());
+          for (size_t i = 0; i < ref.size(); ++i) wrong[size_t(c)] += !(std::fabs(out[i] - ref[i]) <= 2e-4 + 1e-5 * std::fabs(ref[i]));
+        }
+      });
+    for (auto& t : callers) t.join();
+    check(wrong[0] + wrong[1] + wrong[2] == 0, "3 callers x 20 concurrent sweeps on 2-4 pool threads each match the reference (" +
+                                                  std::to_string(wrong[0] + wrong[1] + wrong[2]) + " scores differ)");
+    // Every task runs once, on worker ids below the count asked for; the first exception stops
+    // new tasks and reaches the caller.
+    std::vector<std::atomic<int>> runs(1000);
+    std::atomic<int> badWorker{0};
+    runTasks(4, 1000, [&](int64_t i, int worker) { runs[size_t(i)]++; badWorker += worker < 0 || worker >= 4; });
+    int once = 0;
+    for (auto& r : runs) once += r.load() == 1;
+    check(once == 1000 && badWorker == 0, "runTasks on 4 pool threads ran each of 1000 tasks once (" + std::to_string(once) + ")");
+    // It returns only once the slowest worker has finished.
+    std::atomic<int> slowDone{0};
+    runTasks(2, 2, [&](int64_t i, int) {
+      if (i == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (i == 0) slowDone = 1;
+    });
+    check(slowDone == 1, "runTasks waits for its slowest task");
+    std::atomic<int> started{0};
+    bool threw = false;
+    try {
+      runTasks(2, 1000, [&](int64_t i, int) {
+        started++;
+        if (i == 5) throw std::runtime_error("task 5");
+        std::this_thread::sleep_for(std::chrono::microseconds(100));  // the others: 0.1 s in all
+      });
+    } catch (const std::runtime_error& e) {
+      threw = std::string(e.what()) == "task 5";
+    }
+    check(threw && started < 1000, "a task's exception reaches runTasks' caller and stops new tasks (" + std::to_string(started.load()) + " of 1000 started)");
   }
   check(sharedMapRuns > 0, "the shared-map path ran (" + std::to_string(sharedMapRuns) + " sweeps)");
   std::printf("%d passed, %d failed\n", passed, failed);
