@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -819,6 +820,13 @@ constexpr double kVnniRange = 8323072;  // 2^23 - 2^16: |w| below it splits into
 // 64 px and slower at 235 px, whose 3 chunks split 2 + 1).
 constexpr int kVnniKernelBlock = 2;
 constexpr int kVnniChunkBlock = 4;
+// Flat tails: with more than one kernel at stride 1 and no padding, a last chunk 8-12 outputs wide
+// (10 of 16 lanes for FocusLiteNN-10 at 64 px) is computed for kVnniTailRows output rows at once as
+// full vectors of their tail outputs laid end to end (a patch's min does not care which lane holds
+// which output): 5 vectors instead of 8 part-empty chunks at 64 px. A vector's 16 outputs span at
+// most three output rows when each row gives it 8 or more.
+constexpr int kVnniTailRows = 8;
+constexpr int kVnniTailMinWidth = 8, kVnniTailMaxWidth = 12;
 // Above this, a band's permuted rows (columns x 2K x 3 x G x chunks x 64 bytes) would not stay in
 // L2: the rows are permuted again for every output row into one column's ring instead.
 constexpr int64_t kTapRowsMaxBytes = int64_t(2) << 20;
@@ -832,6 +840,18 @@ struct VnniPlan {
   std::vector<float> scale;           // [k]: weight of one integer unit
   std::vector<uint64_t> masks;        // [chunk][group]: bytes (4 per lane) whose tap lies inside the patch
   alignas(64) uint8_t index[2][64];   // [group]: byte 4j + t <- j*s + 4*group + t
+  int mainChunks = 0;                 // chunks computed row by row (all but a flat tail's)
+  int tailWidth = 0;                  // outputs per row of the flat tail; 0: none
+  // The flat tail vectors of `rows` output rows. A lane's taps come from 64-byte windows at the
+  // tail's first column of image rows firstRow + ky, + 1 (index, a two-source permute) and + 2
+  // (third, merged where fromThird).
+  struct Tail {
+    int rows = 0, vectors = 0;
+    std::vector<int> firstRow, rowsUsed;             // [vector]
+    std::vector<std::array<uint8_t, 64>> index, third;  // [vector][group]
+    std::vector<uint64_t> fromThird;                 // [vector]: bytes (4 per lane) from the third row
+  };
+  Tail tails[2];  // groups of kVnniTailRows rows, and the patch's last, shorter group (if any)
 };
 
 bool vnniSupported() {
@@ -841,6 +861,37 @@ bool vnniSupported() {
 }
 
 bool vnniApplies(const Model& m) { return m.convKernel <= kVnniMaxKernel && m.convStride <= kVnniMaxStride && vnniSupported(); }
+
+// The flat tail of `rows` output rows, `width` outputs each (VnniPlan::Tail).
+VnniPlan::Tail makeTail(int rows, int width, int G) {
+  VnniPlan::Tail t;
+  t.rows = rows;
+  const int outputs = rows * width;
+  t.vectors = (outputs + 15) / 16;
+  t.firstRow.resize(size_t(t.vectors));
+  t.rowsUsed.resize(size_t(t.vectors));
+  t.index.assign(size_t(t.vectors) * G, {});
+  t.third.assign(size_t(t.vectors) * G, {});
+  t.fromThird.assign(size_t(t.vectors), 0);
+  for (int v = 0; v < t.vectors; ++v) {
+    t.firstRow[size_t(v)] = (16 * v) / width;
+    int lastRow = t.firstRow[size_t(v)];
+    for (int j = 0; j < 16; ++j) {
+      const int o = std::min(16 * v + j, outputs - 1);  // lanes past the last output repeat it: the min stays
+      const int row = o / width - t.firstRow[size_t(v)], x = o % width;
+      lastRow = std::max(lastRow, o / width);
+      for (int g = 0; g < G; ++g)
+        for (int b = 0; b < 4; ++b) {
+          const int byte = 4 * j + b, column = x + 4 * g + b;
+          if (row < 2) t.index[size_t(v) * G + g][size_t(byte)] = uint8_t(64 * row + column);
+          else t.third[size_t(v) * G + g][size_t(byte)] = uint8_t(column);
+        }
+      if (row >= 2) t.fromThird[size_t(v)] |= uint64_t(0xF) << (4 * j);
+    }
+    t.rowsUsed[size_t(v)] = lastRow - t.firstRow[size_t(v)] + 1;
+  }
+  return t;
+}
 
 VnniPlan makeVnniPlan(const Model& m, const Plan& p) {
   VnniPlan v;
@@ -855,9 +906,17 @@ VnniPlan makeVnniPlan(const Model& m, const Plan& p) {
     v.chunkBlock = 5;
     while (v.chunkBlock > 1 && kVnniDigits * v.chunkBlock + G * v.chunkBlock + G + 2 > kVectorRegisters) --v.chunkBlock;
   }
+  const int64_t tailWidth = p.outW - int64_t(16) * (p.chunks - 1);
+  const bool flatTail = v.permuteFirst && s == 1 && p.pad == 0 && p.chunks >= 2 && tailWidth >= kVnniTailMinWidth && tailWidth <= kVnniTailMaxWidth;
+  v.tailWidth = flatTail ? int(tailWidth) : 0;
+  v.mainChunks = flatTail ? p.chunks - 1 : p.chunks;
+  if (flatTail) {
+    v.tails[0] = makeTail(kVnniTailRows, v.tailWidth, G);
+    if (p.outH % kVnniTailRows) v.tails[1] = makeTail(int(p.outH % kVnniTailRows), v.tailWidth, G);
+  }
   // A window row's chunks split evenly into blocks.
-  const int blocks = (p.chunks + v.chunkBlock - 1) / v.chunkBlock;
-  v.windowBlock = (p.chunks + blocks - 1) / blocks;
+  const int blocks = (v.mainChunks + v.chunkBlock - 1) / v.chunkBlock;
+  v.windowBlock = (v.mainChunks + blocks - 1) / blocks;
   const int KB = v.kernelBlock;
   v.scale.resize(size_t(m.kernels));
   v.weights.assign(size_t(m.kernels) * 3 * K * G * kVnniDigits, 0);
@@ -1159,7 +1218,7 @@ struct TapRows {
   bool perColumn = false;       // one ring per column (rows reused), else one ring refilled per output row
 
   void reset(const Plan& p, const VnniPlan& v, int64_t columns) {
-    rowVectors = int64_t(3) * v.groups * p.chunks;
+    rowVectors = int64_t(3) * v.groups * v.mainChunks;
     const int64_t ringVectors = 2 * p.K * rowVectors;
     perColumn = columns * ringVectors * int64_t(sizeof(TapVector)) <= kTapRowsMaxBytes;
     const int64_t rings = perColumn ? columns : 1;
@@ -1196,22 +1255,87 @@ void vnniWindowRowMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox,
     const int64_t y = a.top + ky;
     const int slot = a.topSlot + ky < K ? a.topSlot + ky : a.topSlot + ky - K;
     if (rows.perColumn && rowOf[slot] == y) continue;
-    (G == 1 ? &permuteRow<1> : &permuteRow<2>)(a, a.rows[ky], v.masks.data(), p.chunks, taps + slot * rows.rowVectors, taps + (slot + K) * rows.rowVectors);
+    (G == 1 ? &permuteRow<1> : &permuteRow<2>)(a, a.rows[ky], v.masks.data(), v.mainChunks, taps + slot * rows.rowVectors, taps + (slot + K) * rows.rowVectors);
     rowOf[slot] = y;
   }
   const int firstSlot = a.topSlot + a.ky0 < K ? a.topSlot + a.ky0 : a.topSlot + a.ky0 - K;
   VnniPermutedArgs pa;
-  pa.chunks = p.chunks;
+  pa.chunks = v.mainChunks;
   pa.tapGroups = (a.ky1 - a.ky0) * 3 * G;
   for (int k0 = 0; k0 < p.kernels; k0 += v.kernelBlock) {
     const int kb = std::min(v.kernelBlock, p.kernels - k0);
     pa.weights = v.weights.data() + size_t(k0) * 3 * K * G * kVnniDigits + size_t(a.ky0) * 3 * G * kVnniDigits * kb;
     pa.scale = v.scale.data() + k0;
-    for (int ch0 = 0; ch0 < p.chunks; ch0 += v.windowBlock) {
-      const int cb = std::min(v.windowBlock, p.chunks - ch0);
+    for (int ch0 = 0; ch0 < v.mainChunks; ch0 += v.windowBlock) {
+      const int cb = std::min(v.windowBlock, v.mainChunks - ch0);
       pa.taps = taps + firstSlot * rows.rowVectors + ch0;
       vnniPermutedBlockFn(kb, cb)(pa, acc);
       foldOutputs(p, offsets, acc, kb, k0, ch0, cb, lanes + k0);
+    }
+  }
+}
+
+// The flat tail's taps (VnniPlan::Tail) of one patch column: rows[t] is the image row t below the
+// group's first output row, a.column the tail's first column; to[((ky * 3 + c) * G + g) *
+// vectors + vector], as permuteRow lays out one row's chunks.
+template <int G>
+FQA_VNNI_TARGET void permuteTail(const VnniArgs& a, const VnniPlan::Tail& t, const uint8_t* const* rows, __m512i* to) {
+  for (int v = 0; v < t.vectors; ++v) {
+    __m512i index[G], third[G];
+#pragma GCC unroll 2
+    for (int g = 0; g < G; ++g) {
+      index[g] = _mm512_loadu_si512(t.index[size_t(v) * G + g].data());
+      third[g] = _mm512_loadu_si512(t.third[size_t(v) * G + g].data());
+    }
+    const int used = t.rowsUsed[size_t(v)];
+    const __mmask64 fromThird = t.fromThird[size_t(v)];
+    for (int ky = 0; ky < a.K; ++ky) {
+      const uint8_t* const* r = rows + ky + t.firstRow[size_t(v)];
+      for (int c = 0; c < 3; ++c) {
+        const int64_t at = c * a.channelStride + a.column;
+        const __m512i first = _mm512_loadu_si512(r[0] + at);
+        const __m512i second = used > 1 ? _mm512_loadu_si512(r[1] + at) : first;
+        const __m512i last = used > 2 ? _mm512_loadu_si512(r[2] + at) : first;
+#pragma GCC unroll 2
+        for (int g = 0; g < G; ++g) {
+          const __m512i taps = _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(first, index[g], second), fromThird, third[g], last);
+          _mm512_store_si512(to + size_t((ky * 3 + c) * G + g) * t.vectors + v, taps);
+        }
+      }
+    }
+  }
+}
+
+thread_local std::vector<TapVector> tlTailTaps;
+
+// Lowers lanes[k] by the flat tail of `rowCount` output rows (the group ending at the current
+// one) of the patch at ring column ox; rows[t] is the image row t below the group's first row.
+void vnniTailMin(const Plan& p, const VnniPlan& v, VnniArgs& a, const uint8_t* const* rows, int rowCount, int64_t ox, vf* lanes) {
+  const VnniPlan::Tail& t = v.tails[rowCount == kVnniTailRows ? 0 : 1];
+  const int K = p.K, G = v.groups;
+  std::vector<TapVector>& scratch = tlTailTaps;
+  scratch.resize(size_t(K) * 3 * G * t.vectors);
+  __m512i* taps = reinterpret_cast<__m512i*>(scratch.data());
+  a.column = ox + int64_t(16) * v.mainChunks;
+  (G == 1 ? &permuteTail<1> : &permuteTail<2>)(a, t, rows, taps);
+  const Plan::RowOffsets& offsets = rowOffsets(p, 0, K);  // no padding: every tap inside the patch
+  const int blocks = (t.vectors + kVnniChunkBlock - 1) / kVnniChunkBlock, even = (t.vectors + blocks - 1) / blocks;
+  vf acc[kVnniKernelBlock * kVnniChunkBlock];
+  VnniPermutedArgs pa;
+  pa.chunks = t.vectors;
+  pa.tapGroups = K * 3 * G;
+  for (int k0 = 0; k0 < p.kernels; k0 += v.kernelBlock) {
+    const int kb = std::min(v.kernelBlock, p.kernels - k0);
+    pa.weights = v.weights.data() + size_t(k0) * 3 * K * G * kVnniDigits;
+    pa.scale = v.scale.data() + k0;
+    for (int v0 = 0; v0 < t.vectors; v0 += even) {
+      const int cb = std::min(even, t.vectors - v0);
+      pa.taps = taps + v0;
+      vnniPermutedBlockFn(kb, cb)(pa, acc);
+      for (int k = 0; k < kb; ++k)
+        for (int c = 0; c < cb; ++c) {
+          lanes[k0 + k] = vmin(lanes[k0 + k], acc[k * cb + c] + splat(offsets.all[size_t(k0 + k)]));
+        }
     }
   }
 }
@@ -1281,7 +1405,8 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
     va.s = s;
     va.K = K;
     va.index = v.index;
-    ring.reset(1, K + kVnniRowBlock - 1, r, -pad, lastOx + int64_t(p.chunks) * 16 * s + K + 1);
+    // Live rows: K + 2 for three-row blocks, K + 7 for a flat tail's group of output rows.
+    ring.reset(1, K + (v.tailWidth ? kVnniTailRows : kVnniRowBlock) - 1, r, -pad, lastOx + int64_t(p.chunks) * 16 * s + K + 1);
     va.channelStride = ring.channelStride();
     va.tapRows = &tlTapRows;
     if (v.permuteFirst) tlTapRows.reset(p, v, g.columns);
@@ -1303,6 +1428,13 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
         for (int ky = 0; ky < K; ++ky) va.rows[ky] = ring.row(top + ky);
         for (int64_t col = 0; col < g.columns; ++col)
           if (!skipped(row, col)) vnniWindowRowMin(p, v, va, col * g.stride, col, lanesOf(row, col));
+        if (v.tailWidth && ((i + 1) % kVnniTailRows == 0 || i + 1 == p.outH)) {
+          const int rowCount = int(i % kVnniTailRows) + 1;
+          const uint8_t* tailRows[kVnniTailRows + kVnniMaxKernel - 1];
+          for (int t = 0; t < rowCount + K - 1; ++t) tailRows[t] = ring.row(oy + i - (rowCount - 1) + t);  // s == 1, no padding
+          for (int64_t col = 0; col < g.columns; ++col)
+            if (!skipped(row, col)) vnniTailMin(p, v, va, tailRows, rowCount, col * g.stride, lanesOf(row, col));
+        }
       }
     }
   } else
