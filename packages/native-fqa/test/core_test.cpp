@@ -137,6 +137,16 @@ int main() {
     // refilled for every output row instead.
     Image wide = randomImage(rng, 2600, 40);
     compareKernels(randomFocusLite(rng, 2, 7, 1, 0, 24, true), wide, 24, 12, true, "flnn k=2 24px wide-band stride12+skip", rng);
+    // Flat tails (several kernels, stride 1, no padding, a last chunk 8-12 outputs wide) beyond the
+    // 7x7 models: 4x4 (one tap group per row) with a 12-wide tail, an odd kernel count (a last
+    // block of one kernel), 8x8 (15 image rows under a group of 8 tail rows), and a band past the
+    // per-column ring limit with a tail.
+    Image tails = randomImage(rng, 200, 150);
+    compareKernels(randomFocusLite(rng, 2, 4, 1, 0, 47, true), tails, 47, 47, false, "flnn k=2 4x4/s1/p0 47px tail12", rng);
+    compareKernels(randomFocusLite(rng, 3, 5, 1, 0, 64, true), tails, 64, 40, true, "flnn k=3 5x5/s1/p0 64px tail12 stride40+skip", rng);
+    compareKernels(randomFocusLite(rng, 2, 8, 1, 0, 67, true), tails, 67, 67, false, "flnn k=2 8x8/s1/p0 67px tail12", rng);
+    Image wideTails = randomImage(rng, 64 * 130 + 5, 70);
+    compareKernels(randomFocusLite(rng, 2, 7, 1, 0, 64, true), wideTails, 64, 64, false, "flnn k=2 64px wide-band tail10", rng);
     // A region smaller than the patch is one window over the whole region.
     Image tiny = randomImage(rng, 150, 90);
     compareKernels(randomFocusLite(rng, 10, 7, 5, 1, 235, false), tiny, 235, 128, false, "flnn235 k=10 tiny-window", rng);
@@ -206,6 +216,10 @@ int main() {
       if (i == 0) slowDone = 1;
     });
     check(slowDone == 1, "runTasks waits for its slowest task");
+    // A task may itself run tasks on the pool (it takes or starts other threads).
+    std::atomic<int> inner{0};
+    runTasks(2, 4, [&](int64_t, int) { runTasks(2, 10, [&](int64_t, int) { inner++; }); });
+    check(inner == 40, "nested runTasks ran 4 x 10 tasks (" + std::to_string(inner.load()) + ")");
     std::atomic<int> started{0};
     bool threw = false;
     try {

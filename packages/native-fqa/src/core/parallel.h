@@ -1,12 +1,15 @@
 // Tasks spread over threads, for the sweep (bands of one region) and the fused region sweep (bands
 // of many regions).
 #pragma once
+#include <pthread.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -17,12 +20,15 @@ namespace fqa {
 // again, on every call: measured on 2 cores, two threads kept busy swept 64 px FocusLiteNN-1 at
 // 300-320k patches/s where a sweep() with two new threads per call reached 240-265k (FocusLiteNN-10:
 // 32-34k against 30-31k). Idle workers sleep on their own condition variable; the pool lives
-// for the whole process (never destroyed, so no thread outlives it).
+// for the whole process (never destroyed, so no thread outlives it) and never shrinks: it holds as
+// many threads as the most ever busy at once, each with its thread_local buffers (the largest
+// band's: a ring of image rows, up to 2 MB of permuted tap rows).
 class WorkerPool {
  public:
   static WorkerPool& shared() {
-    static WorkerPool* pool = new WorkerPool();
-    return *pool;
+    static const bool forkHandled = pthread_atfork(nullptr, nullptr, [] { current() = new WorkerPool(); }) == 0;
+    (void)forkHandled;
+    return *current();
   }
 
   // Runs job(worker) on up to n pool threads (worker in [0, used)), returns how many ran it once
@@ -30,6 +36,8 @@ class WorkerPool {
   // runs the work itself). job must not throw.
   int run(int n, const std::function<void(int)>& job) {
     std::unique_lock<std::mutex> lock(mutex_);
+    // Room for every worker to come back to idle_ (a detached thread must not throw).
+    idle_.reserve(size_t(workers_ + n));
     Batch batch;
     int used = 0;
     for (; used < n; ++used) {
@@ -65,16 +73,25 @@ class WorkerPool {
     return w;
   }
 
-  // A new worker (mutex_ held), or null when the system has no thread to give.
+  // A new worker (mutex_ held), or null when the system has no thread (or memory) to give.
   Worker* start() {
-    Worker* w = new Worker();
+    Worker* w = new (std::nothrow) Worker();
+    if (!w) return nullptr;
     try {
       std::thread(&WorkerPool::loop, this, w).detach();
     } catch (...) {
       delete w;
       return nullptr;
     }
+    ++workers_;
     return w;
+  }
+
+  // The process's pool. A child forked without exec has none of the parent's threads (and maybe
+  // a mutex some thread held): it starts a new pool, leaving the old one unused.
+  static WorkerPool*& current() {
+    static WorkerPool* pool = new WorkerPool();
+    return pool;
   }
 
   void loop(Worker* w) {
@@ -94,6 +111,7 @@ class WorkerPool {
 
   std::mutex mutex_;
   std::vector<Worker*> idle_;
+  int workers_ = 0;  // started, idle or not
 };
 
 // Runs task(index, worker) for every index in [0, count) on `threads` workers (worker in
