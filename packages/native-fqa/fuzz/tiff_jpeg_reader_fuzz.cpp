@@ -39,6 +39,27 @@ const fqa::Model& fuzzModel() {
   return model;
 }
 
+// Two 7x7 stride-1 kernels on 30 px patches: side by side, with AVX-512 VNNI, the integer conv's
+// permuted tap rows and a flat tail (24 output rows, the last chunk 8 wide).
+const fqa::Model& stride1Model() {
+  static const fqa::Model model = [] {
+    fqa::Model m;
+    m.arch = fqa::Architecture::FocusLiteNN;
+    m.patchSize = 30;
+    m.kernels = 2;
+    m.convKernel = 7;
+    m.convStride = 1;
+    m.convPad = 0;
+    for (int i = 0; i < 2 * 3 * 7 * 7; ++i) m.convWeight.push_back(float((i * 37) % 11 - 5) / 64.f);
+    m.convBias = {0.1f, -0.2f};
+    m.fcWeight = {0.5f, -0.25f};
+    m.fcBias = 0.3f;
+    fqa::finalizeModel(m);
+    return m;
+  }();
+  return model;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -86,6 +107,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     options.threads = 2;
     try {
       fqa::sweepSlideRegions(*reader, level, fuzzModel(), regions, options);
+    } catch (const std::exception&) {
+    }
+    // Side by side patches of the stride-1 model, 2 x 2 per region, the second region at the edge.
+    std::vector<float> sideScores(8);
+    std::vector<fqa::SlideRegion> sideBySide(2);
+    for (int i = 0; i < 2; ++i) {
+      sideBySide[size_t(i)].x = i == 0 ? 0 : L.width - 50;
+      sideBySide[size_t(i)].y = i == 0 ? 0 : L.height - 50;
+      sideBySide[size_t(i)].columns = 2;
+      sideBySide[size_t(i)].rows = 2;
+      sideBySide[size_t(i)].scores = sideScores.data() + 4 * i;
+    }
+    options.patchSize = 30;
+    options.stride = 30;
+    try {
+      fqa::sweepSlideRegions(*reader, level, stride1Model(), sideBySide, options);
     } catch (const std::exception&) {
     }
   }
