@@ -18,45 +18,34 @@
 
 namespace {
 
-// A FocusLiteNN-2 with fixed weights, 16 px patches (3x3 stride-2 conv): small enough that a
-// sweep over a few hundred patches takes milliseconds under ASan.
+// A FocusLiteNN-2 with fixed weights: patch, conv kernel, stride and padding as given.
+fqa::Model twoKernelModel(int patch, int kernel, int stride, int pad, float weightScale) {
+  fqa::Model m;
+  m.arch = fqa::Architecture::FocusLiteNN;
+  m.patchSize = patch;
+  m.kernels = 2;
+  m.convKernel = kernel;
+  m.convStride = stride;
+  m.convPad = pad;
+  for (int i = 0; i < 2 * 3 * kernel * kernel; ++i) m.convWeight.push_back(float((i * 37) % 11 - 5) * weightScale);
+  m.convBias = {0.1f, -0.2f};
+  m.fcWeight = {0.5f, -0.25f};
+  m.fcBias = 0.3f;
+  fqa::finalizeModel(m);
+  return m;
+}
+
+// 16 px patches (3x3 stride-2 conv): small enough that a sweep over a few hundred patches takes
+// milliseconds under ASan.
 const fqa::Model& fuzzModel() {
-  static const fqa::Model model = [] {
-    fqa::Model m;
-    m.arch = fqa::Architecture::FocusLiteNN;
-    m.patchSize = 16;
-    m.kernels = 2;
-    m.convKernel = 3;
-    m.convStride = 2;
-    m.convPad = 1;
-    for (int i = 0; i < 2 * 3 * 3 * 3; ++i) m.convWeight.push_back(float((i * 37) % 11 - 5) / 16.f);
-    m.convBias = {0.1f, -0.2f};
-    m.fcWeight = {0.5f, -0.25f};
-    m.fcBias = 0.3f;
-    fqa::finalizeModel(m);
-    return m;
-  }();
+  static const fqa::Model model = twoKernelModel(16, 3, 2, 1, 1.f / 16);
   return model;
 }
 
-// Two 7x7 stride-1 kernels on 30 px patches: side by side, with AVX-512 VNNI, the integer conv's
+// 7x7 stride-1 kernels on 30 px patches: side by side, with AVX-512 VNNI, the integer conv's
 // permuted tap rows and a flat tail (24 output rows, the last chunk 8 wide).
 const fqa::Model& stride1Model() {
-  static const fqa::Model model = [] {
-    fqa::Model m;
-    m.arch = fqa::Architecture::FocusLiteNN;
-    m.patchSize = 30;
-    m.kernels = 2;
-    m.convKernel = 7;
-    m.convStride = 1;
-    m.convPad = 0;
-    for (int i = 0; i < 2 * 3 * 7 * 7; ++i) m.convWeight.push_back(float((i * 37) % 11 - 5) / 64.f);
-    m.convBias = {0.1f, -0.2f};
-    m.fcWeight = {0.5f, -0.25f};
-    m.fcBias = 0.3f;
-    fqa::finalizeModel(m);
-    return m;
-  }();
+  static const fqa::Model model = twoKernelModel(30, 7, 1, 0, 1.f / 64);
   return model;
 }
 
