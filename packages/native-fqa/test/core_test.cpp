@@ -212,8 +212,9 @@ int main() {
     // It returns only once the slowest worker has finished.
     std::atomic<int> slowDone{0};
     runTasks(2, 2, [&](int64_t i, int) {
-      if (i == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      if (i == 0) slowDone = 1;
+      if (i != 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      slowDone = 1;
     });
     check(slowDone == 1, "runTasks waits for its slowest task");
     // A task may itself run tasks on the pool (it takes or starts other threads).

@@ -39,6 +39,12 @@ namespace FQA_ISA {
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Block size that splits `count` items evenly into the fewest blocks of at most `most`.
+constexpr int evenBlock(int count, int most) {
+  const int blocks = (count + most - 1) / most;
+  return (count + blocks - 1) / blocks;
+}
 constexpr int kMaxChunkBlock = 8;
 constexpr int kMaxKernel = 31;
 constexpr int kMaxKernels = 256;  // FocusLiteNN kernels (finalizeModel enforces it)
@@ -610,11 +616,9 @@ Plan makePlan(const Model& m, int64_t pw, int64_t ph) {
     p.kernelBlock = kb;
     p.chunkBlock = cb;
   }
-  const int blocks = (p.chunks + p.chunkBlock - 1) / p.chunkBlock;
-  p.windowBlock = (p.chunks + blocks - 1) / blocks;
+  p.windowBlock = evenBlock(p.chunks, p.chunkBlock);
   p.rowBlocks = m.kernels == 1 && p.s == 1 && p.pad == 0 && p.K <= kMaxKernel;
-  const int rowsBlocks = (p.chunks + kRowsChunkBlock - 1) / kRowsChunkBlock;
-  p.rowsChunkBlock = (p.chunks + rowsBlocks - 1) / rowsBlocks;
+  p.rowsChunkBlock = evenBlock(p.chunks, kRowsChunkBlock);
   const int K = p.K, KB = p.kernelBlock;
   // The normalization moves into the weights: w * ((u / 255 - mean) / std) = scaled(w) * u + w * offset.
   double scale[3], offset[3];
@@ -833,7 +837,7 @@ constexpr int64_t kTapRowsMaxBytes = int64_t(2) << 20;
 
 struct VnniPlan {
   int groups = 2;                     // ceil(K / 4)
-  bool permuteFirst = false;          // more than one kernel: permuteTaps, then vnniPermutedBlock
+  bool permuteFirst = false;          // more than one kernel: permuteRow into TapRows, then vnniPermutedBlock
   int kernelBlock = 1;                // KB; the last kernel block may hold fewer
   int chunkBlock = 1, windowBlock = 1;  // CB bound and CB of a window row
   std::vector<int32_t> weights;       // per kernel block of kb kernels: [K][3][group][digit][kb], four s8 taps per int32
@@ -914,9 +918,7 @@ VnniPlan makeVnniPlan(const Model& m, const Plan& p) {
     v.tails[0] = makeTail(kVnniTailRows, v.tailWidth, G);
     if (p.outH % kVnniTailRows) v.tails[1] = makeTail(int(p.outH % kVnniTailRows), v.tailWidth, G);
   }
-  // A window row's chunks split evenly into blocks.
-  const int blocks = (v.mainChunks + v.chunkBlock - 1) / v.chunkBlock;
-  v.windowBlock = (v.mainChunks + blocks - 1) / blocks;
+  v.windowBlock = evenBlock(v.mainChunks, v.chunkBlock);
   const int KB = v.kernelBlock;
   v.scale.resize(size_t(m.kernels));
   v.weights.assign(size_t(m.kernels) * 3 * K * G * kVnniDigits, 0);
@@ -958,15 +960,12 @@ VnniPlan makeVnniPlan(const Model& m, const Plan& p) {
 
 constexpr int kVnniRowBlock = 3;      // output rows of one single-kernel stride-1 block (vnniRowsBlock)
 
-struct TapRows;
-
 struct VnniArgs {
   const uint8_t* rows[kVnniMaxKernel + kVnniRowBlock - 1];  // ring rows (channels only) of each ky
   int64_t channelStride;
   int64_t column;                       // ring column of the block's first output's first tap
   int64_t top;                          // image row of tap row 0
   int topSlot;                          // top mod K, its slot in TapRows
-  TapRows* tapRows;                     // the band's permuted rows (permute-first conv)
   int s, K, ky0, ky1;
   const int32_t* weights;               // the kernel block's [K][3][G][digit][KB]
   const uint64_t* masks;                // the block's first chunk's [chunk][group]
@@ -988,19 +987,19 @@ FQA_VNNI_TARGET inline void loadIndexes(const VnniArgs& a, __m512i (&index)[G]) 
   for (int g = 0; g < G; ++g) index[g] = _mm512_load_si512(a.index[g]);
 }
 
-// The three digit sums of 16 outputs as floats: d2 * 2^16 + (d1 * 2^8 + d0). d1 * 2^8 + d0 stays
-// below 2^31; the d2 sum is exact in float and 2^16 an exact scale.
 // acc += the four-byte dot products of x and w, in place. GCC 12 treats the intrinsic as a
 // three-operand op and in a runtime loop copied accumulators out and back around it (up to two
 // moves per dot product); the asm ties the accumulator to its register. One-process A/B on Zen 5:
 // FocusLiteNN-1 at 64 px 136-137k -> 167-170k patches per CPU-second.
 FQA_VNNI_TARGET inline void dotAdd(__m512i& acc, __m512i x, __m512i w) { asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w)); }
 
-// The digits come by value: a reference to the accumulator array made GCC keep every accumulator
-// in memory as well, a store and a move per dot product.
-FQA_VNNI_TARGET inline __m512 digitSum(__m512i d0, __m512i d1, __m512i d2) {
+// 16 outputs as floats from their three digit sums: scale * (d2 * 2^16 + (d1 * 2^8 + d0)). d1 * 2^8
+// + d0 stays below 2^31; the d2 sum is exact in float and 2^16 an exact scale. The digits come by
+// value: a reference to the accumulator array made GCC keep every accumulator in memory as well, a
+// store and a move per dot product.
+FQA_VNNI_TARGET inline vf digitSum(__m512i d0, __m512i d1, __m512i d2, __m512 scale) {
   const __m512i low = _mm512_add_epi32(_mm512_slli_epi32(d1, 8), d0);
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d2), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low));
+  return (vf)_mm512_mul_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(d2), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low)), scale);
 }
 
 // One kernel, CB chunks of 16 outputs, the three digit sums of each in registers for all taps.
@@ -1036,7 +1035,7 @@ FQA_VNNI_TARGET void vnniBlock(const VnniArgs& a, vf* out) {
     }
   const __m512 scale = _mm512_set1_ps(a.scale[0]);
 #pragma GCC unroll 5
-  for (int cb = 0; cb < CB; ++cb) out[cb] = (vf)_mm512_mul_ps(digitSum(acc[cb][0], acc[cb][1], acc[cb][2]), scale);
+  for (int cb = 0; cb < CB; ++cb) out[cb] = digitSum(acc[cb][0], acc[cb][1], acc[cb][2], scale);
 }
 
 // The taps of one image row (`row`, a ring row) for the patch column starting at ring column
@@ -1097,7 +1096,7 @@ FQA_VNNI_TARGET void vnniPermutedBlock(const VnniPermutedArgs& a, vf* out) {
   for (int kb = 0; kb < KB; ++kb) {
     const __m512 scale = _mm512_set1_ps(a.scale[kb]);
 #pragma GCC unroll 4
-    for (int cb = 0; cb < CB; ++cb) out[kb * CB + cb] = (vf)_mm512_mul_ps(digitSum(acc[kb][cb][0], acc[kb][cb][1], acc[kb][cb][2]), scale);
+    for (int cb = 0; cb < CB; ++cb) out[kb * CB + cb] = digitSum(acc[kb][cb][0], acc[kb][cb][1], acc[kb][cb][2], scale);
   }
 }
 
@@ -1142,7 +1141,7 @@ FQA_VNNI_TARGET void vnniRowsBlock(const VnniArgs& a, vf* out) {
     __m512 best = _mm512_set1_ps(kInf);
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      best = _mm512_min_ps(best, _mm512_mul_ps(digitSum(acc[r][cb][0], acc[r][cb][1], acc[r][cb][2]), scale));
+      best = _mm512_min_ps(best, (__m512)digitSum(acc[r][cb][0], acc[r][cb][1], acc[r][cb][2], scale));
     }
     out[cb] = (vf)best;
   }
@@ -1226,12 +1225,13 @@ struct TapRows {
     rowOf.assign(size_t(rings * p.K), std::numeric_limits<int64_t>::min());
   }
 };
+thread_local TapRows tlTapRows;  // the band's, reset by focusliteRows
 
 // windowRowMin with the integer conv: a.rows, a.ky0, a.ky1 set, a.top the image row of tap row 0;
 // ox the patch's left column relative to the ring's origin x0 + pad, `column` its grid column.
 void vnniWindowRowMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox, int64_t column, vf* lanes) {
   const int K = p.K, G = v.groups;
-  vf acc[kMaxChunkBlock * 10];
+  vf acc[std::max(5, kVnniKernelBlock * kVnniChunkBlock)];  // vnniBlock: up to 5 chunks; permuted: KB x CB
   const Plan::RowOffsets& offsets = rowOffsets(p, a.ky0, a.ky1);
   if (!v.permuteFirst) {
     a.weights = v.weights.data();
@@ -1246,19 +1246,20 @@ void vnniWindowRowMin(const Plan& p, const VnniPlan& v, VnniArgs& a, int64_t ox,
     return;
   }
   if (a.ky0 >= a.ky1) return;
-  TapRows& rows = *a.tapRows;
+  TapRows& rows = tlTapRows;
   const int64_t ring = rows.perColumn ? column : 0;
   __m512i* taps = reinterpret_cast<__m512i*>(rows.taps.data()) + ring * 2 * K * rows.rowVectors;
   int64_t* rowOf = rows.rowOf.data() + ring * K;
+  auto slotOf = [&](int ky) { return a.topSlot + ky < K ? a.topSlot + ky : a.topSlot + ky - K; };  // (top + ky) mod K
   a.column = ox;
   for (int ky = a.ky0; ky < a.ky1; ++ky) {
     const int64_t y = a.top + ky;
-    const int slot = a.topSlot + ky < K ? a.topSlot + ky : a.topSlot + ky - K;
+    const int slot = slotOf(ky);
     if (rows.perColumn && rowOf[slot] == y) continue;
     (G == 1 ? &permuteRow<1> : &permuteRow<2>)(a, a.rows[ky], v.masks.data(), v.mainChunks, taps + slot * rows.rowVectors, taps + (slot + K) * rows.rowVectors);
     rowOf[slot] = y;
   }
-  const int firstSlot = a.topSlot + a.ky0 < K ? a.topSlot + a.ky0 : a.topSlot + a.ky0 - K;
+  const int firstSlot = slotOf(a.ky0);
   VnniPermutedArgs pa;
   pa.chunks = v.mainChunks;
   pa.tapGroups = (a.ky1 - a.ky0) * 3 * G;
@@ -1319,7 +1320,7 @@ void vnniTailMin(const Plan& p, const VnniPlan& v, VnniArgs& a, const uint8_t* c
   a.column = ox + int64_t(16) * v.mainChunks;
   (G == 1 ? &permuteTail<1> : &permuteTail<2>)(a, t, rows, taps);
   const Plan::RowOffsets& offsets = rowOffsets(p, 0, K);  // no padding: every tap inside the patch
-  const int blocks = (t.vectors + kVnniChunkBlock - 1) / kVnniChunkBlock, even = (t.vectors + blocks - 1) / blocks;
+  const int even = evenBlock(t.vectors, kVnniChunkBlock);
   vf acc[kVnniKernelBlock * kVnniChunkBlock];
   VnniPermutedArgs pa;
   pa.chunks = t.vectors;
@@ -1361,9 +1362,6 @@ float finishScore(const Model& m, const float* mins) {
 thread_local RowRing tlRing;
 thread_local std::vector<float> tlMapRow, tlMins;
 thread_local std::vector<vf> tlMinLanes;
-#if defined(FQA_HAVE_VNNI)
-thread_local TapRows tlTapRows;
-#endif
 
 }  // namespace
 
@@ -1408,7 +1406,6 @@ void focusliteRows(const Model& m, const Region& r, const PatchGrid& g, int64_t 
     // Live rows: K + 2 for three-row blocks, K + 7 for a flat tail's group of output rows.
     ring.reset(1, K + (v.tailWidth ? kVnniTailRows : kVnniRowBlock) - 1, r, -pad, lastOx + int64_t(p.chunks) * 16 * s + K + 1);
     va.channelStride = ring.channelStride();
-    va.tapRows = &tlTapRows;
     if (v.permuteFirst) tlTapRows.reset(p, v, g.columns);
     for (int64_t row = rowBegin; row < rowEnd; ++row) {
       const int64_t oy = row * g.stride;
