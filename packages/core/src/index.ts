@@ -90,6 +90,7 @@ export { trainTfjs, tfLoss, tfGradients, initialTfModel, type TfTrainOptions, ty
 export { runTraining, applyPreset, summarizeTrials, PAPER_NORMALIZATION, type TrainRunOptions, type TrainRunResult, type TrainProgress, type TrialResult, type MetricSummary, type TrainDatasetSpec } from './train/train-run.js';
 export { rocSvg, prSvg, scatterSvg, type CurveSeries } from './train/plots.js';
 export { trainArchitecture, epochRandom, type ArchitectureTrainOptions, type ArchitectureTrainResult } from './train/graph-trainer.js';
+export { trainingEngines, resolveEngine, ENGINE_NAMES, type EngineName, type EngineStatus, type EngineSession, type EngineSessionOptions, type TrainingEngine } from './train/engines/index.js';
 export { initialGraphWeights } from './train/graph-init.js';
 export { batchNormTraining, type BatchMoments } from './train/training-ops.js';
 export { conv2dIm2col } from './train/im2col-conv.js';

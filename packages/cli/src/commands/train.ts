@@ -13,7 +13,8 @@ split's channel statistics, one random crop per image per epoch (235 px, or 64 p
 FocusPath64 / BioImage64), Adam with StepLR, then dense-crop evaluation of the test split. Several
 --trials repeat it with a fresh split and init and report mean +- std. --preset sets the paper's
 settings for a dataset; FocusLiteNN trains natively, every other architecture from its registry
-graph through tfjs (same graph as scoring), with a checkpoint every epoch (--resume continues).
+graph (same graph as scoring) on libtorch where it is installed (bash scripts/install.sh --train),
+else on tfjs, with a checkpoint every epoch (--resume continues, on either engine).
 
 Data:
   --preset P           ${[...DATASET_PRESETS.keys()].join(', ')}
@@ -37,7 +38,9 @@ Model and training:
   --variant V          the architecture's variant (fqa-scan models): darts-fqa genotype, eonss definition
   --kernels K          FocusLiteNN kernels: 1, 2, 10, ... (default 1)
   --patch P            235 (default) or 64
-  --trainer T          native (default for FocusLiteNN) | tfjs (the others; uses tfjs-node when installed)
+  --trainer T          auto (default: native for FocusLiteNN; torch for the others where built, else
+                       tfjs) | native | torch | tfjs   (fqa-scan info lists the engines and why one is missing)
+  --device D           cpu (default) | cuda (the torch engine on a CUDA libtorch)
   --loss L             plcc (default) | mse | mae
   --epochs N           default 120          --batch N        default 50
   --lr X               default 0.01         --step N         StepLR step (default 60)
@@ -65,7 +68,7 @@ function fraction(text: string | undefined): { train: number; validation: number
 
 
 export const trainCommand: Command = {
-  summary: 'train any architecture on a dataset (native or tfjs trainer; paper presets), with evaluation and plots',
+  summary: 'train any architecture on a dataset (native, torch or tfjs trainer; paper presets), with evaluation and plots',
   usage,
   async run(args) {
     const { values, positionals } = parseArgs({
@@ -74,7 +77,7 @@ export const trainCommand: Command = {
       options: {
         dataset: { type: 'string' }, root: { type: 'string' }, labels: { type: 'string' }, 'allow-missing': { type: 'boolean', default: false },
         source: { type: 'string', multiple: true }, count: { type: 'string' }, psf: { type: 'string' }, levels: { type: 'string' }, 'threshold-level': { type: 'string' }, mpp: { type: 'string' }, arch: { type: 'string' }, kernels: { type: 'string' },
-        patch: { type: 'string' }, trainer: { type: 'string' }, loss: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
+        patch: { type: 'string' }, trainer: { type: 'string' }, device: { type: 'string' }, loss: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
         lr: { type: 'string' }, step: { type: 'string' }, gamma: { type: 'string' }, seed: { type: 'string' }, trials: { type: 'string' },
         split: { type: 'string' }, normalize: { type: 'string' }, 'eval-stride': { type: 'string' }, 'cache-mb': { type: 'string' },
         threads: { type: 'string' }, out: { type: 'string' }, init: { type: 'string' },
@@ -99,7 +102,8 @@ export const trainCommand: Command = {
       resume: values.resume,
       kernels: parseIntegerOption(values.kernels, 'kernels', 1, 256),
       patchSize: patch as 235 | 64 | undefined,
-      trainer: values.trainer === undefined ? undefined : expectOneOf(values.trainer, 'trainer', ['native', 'tfjs'] as const),
+      trainer: values.trainer === undefined ? undefined : expectOneOf(values.trainer, 'trainer', ['auto', 'native', 'torch', 'tfjs'] as const),
+      device: values.device === undefined ? undefined : expectOneOf(values.device, 'device', ['cpu', 'cuda'] as const),
       loss: values.loss === undefined ? undefined : expectOneOf(values.loss, 'loss', ['plcc', 'mse', 'mae'] as const),
       epochs: parseIntegerOption(values.epochs, 'epochs', 1, 100000),
       batchSize: parseIntegerOption(values.batch, 'batch', 2, 100000),

@@ -11,7 +11,7 @@ import type { Graph } from './graph.js';
 
 export type BackendName = 'native' | 'onnx' | 'tfjs';
 export const BACKEND_NAMES: readonly BackendName[] = ['native', 'onnx', 'tfjs'];
-export type TrainerName = 'native' | 'tfjs';
+export type TrainerName = 'native' | 'torch' | 'tfjs';
 
 /** The per-channel input normalization applied after x / 255. */
 export interface Normalization {
@@ -65,6 +65,11 @@ export interface ArchitectureDefinition<Config = unknown> {
   /** Backends that run this configuration, fastest first. */
   backends(config: Config): BackendName[];
   trainers: TrainerName[];
+  /**
+   * The torch engine keeps 4-D tensors channels_last (NHWC memory order): measured per architecture
+   * (docs/experiments.md), it helps DenseNet-13 and slows ResNet-10 and MobileNetV2.
+   */
+  torchChannelsLast?: boolean;
   /** The native addon's spec, for configurations whose backends include 'native'. */
   nativeSpec?(config: Config, tensor: (name: string) => Float32Array, header: ModelHeader): NativeModelSpec;
   reference?: ReferenceConversion;

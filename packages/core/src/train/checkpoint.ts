@@ -3,7 +3,8 @@
  * BatchNorm statistics, Adam moments, step and epoch, history), written atomically after every
  * epoch. Layout: the magic `FQACKPT1`, a little-endian u32 header length, the JSON header, zero
  * padding to 4 bytes, then the float32 arrays in header order. The arrays are stored bit for bit,
- * so a resumed run computes the same weights as an uninterrupted one.
+ * so a resumed run computes the same weights as an uninterrupted one. Version 2 holds the model file's
+ * (PyTorch) layouts, whichever engine wrote it; version 1 (tfjs layouts) is still read.
  */
 import { readFile } from 'node:fs/promises';
 import { writeAtomic } from '../atomic-write.js';
@@ -14,7 +15,8 @@ const MAGIC = 'FQACKPT1';
 
 export interface CheckpointHeader {
   format: 'fqa-checkpoint';
-  version: 1;
+  /** 2: model-file layouts; 1: the tfjs engine's layouts (converted on resume). */
+  version: 1 | 2;
   /** The options that must match for a resume (architecture, schedule, data, seed, normalization). */
   run: Record<string, unknown>;
   /** Epochs completed. */
@@ -33,7 +35,7 @@ export interface Checkpoint {
 }
 
 export async function writeCheckpoint(file: string, header: Omit<CheckpointHeader, 'format' | 'version' | 'arrays'>, arrays: Map<string, Float32Array>): Promise<void> {
-  const full: CheckpointHeader = { format: 'fqa-checkpoint', version: 1, ...header, arrays: [...arrays].map(([name, a]) => ({ name, length: a.length })) };
+  const full: CheckpointHeader = { format: 'fqa-checkpoint', version: 2, ...header, arrays: [...arrays].map(([name, a]) => ({ name, length: a.length })) };
   const json = Buffer.from(JSON.stringify(full), 'utf8');
   const start = Math.ceil((MAGIC.length + 4 + json.length) / 4) * 4;
   const total = start + [...arrays.values()].reduce((s, a) => s + a.byteLength, 0);
@@ -69,7 +71,7 @@ export async function readCheckpoint(file: string): Promise<Checkpoint> {
   } catch {
     return bad('header is not JSON');
   }
-  if (header?.format !== 'fqa-checkpoint' || header.version !== 1 || !Array.isArray(header.arrays) || !Array.isArray(header.history)) bad('unknown header');
+  if (header?.format !== 'fqa-checkpoint' || (header.version !== 1 && header.version !== 2) || !Array.isArray(header.arrays) || !Array.isArray(header.history)) bad('unknown header');
   if (!Number.isInteger(header.epoch) || header.epoch < 1 || !Number.isInteger(header.step) || header.step < 0) bad('bad epoch or step');
   let offset = Math.ceil((MAGIC.length + 4 + length) / 4) * 4;
   const arrays = new Map<string, Float32Array>();

@@ -17,11 +17,12 @@ import path from 'node:path';
 import { writeAtomic } from '../atomic-write.js';
 import { UsageError } from '../errors.js';
 import { createScorer } from '../models/backends/scorer.js';
-import { getArchitecture, variantConfig, type Normalization } from '../models/index.js';
+import { getArchitecture, variantConfig, type ArchitectureDefinition, type Normalization, type TrainerName } from '../models/index.js';
 import { FOCUSLITENN_VARIANTS, parseModelFile, toLoadedModel, type LoadedModel } from '../model-file.js';
 import { expectInteger, expectOneOf } from '../validate.js';
 import { patchSetStats, patchSubset, randomCropSource, type BatchSource } from './batches.js';
 import { channelStats, loadDataset, splitDataset, type DatasetKind, type DatasetItem } from './datasets.js';
+import { torchEngine } from './engines/torch-engine.js';
 import { evaluateModel } from './evaluate.js';
 import { fitLevels, foldCalibration } from './calibrate.js';
 import { architectureModelFile, trainedModelFile } from './export.js';
@@ -64,7 +65,10 @@ export interface TrainRunOptions extends Pick<TrainOptions, 'loss' | 'epochs' | 
   variant?: string;
   kernels?: number;
   patchSize?: 235 | 64;
-  trainer?: 'native' | 'tfjs';
+  /** auto (default): native for FocusLiteNN, torch for the others where its addon is built, else tfjs. */
+  trainer?: 'auto' | 'native' | 'torch' | 'tfjs';
+  /** cpu (default) or cuda: the torch engine on a CUDA libtorch. */
+  device?: 'cpu' | 'cuda';
   trials?: number;
   split?: { train: number; validation: number; test: number };
   /** Training split statistics, the published TCGA statistics, none, or given values (a preset's). */
@@ -180,19 +184,30 @@ export function applyPreset(o: TrainRunOptions): TrainRunOptions {
   };
 }
 
+/**
+ * The trainer that runs: a named one if the architecture has it (and, for torch, its addon is
+ * built), else a UsageError saying which would; auto takes the architecture's first that can run.
+ */
+async function resolveTrainer(definition: ArchitectureDefinition, asked: 'auto' | TrainerName): Promise<TrainerName> {
+  const torch = definition.trainers.includes('torch') ? await torchEngine.status() : undefined;
+  if (asked === 'auto') return definition.trainers.find((t) => t !== 'torch' || torch?.available)!;
+  if (!definition.trainers.includes(asked)) throw new UsageError(`the ${asked} trainer does not train ${definition.name}: use --trainer ${definition.trainers.join(' or ')} (the native trainer trains FocusLiteNN)`);
+  if (asked === 'torch' && torch && !torch.available) throw new UsageError(`the torch trainer is not available: ${torch.reason}`);
+  return asked;
+}
+
 export async function runTraining(given: TrainRunOptions): Promise<TrainRunResult> {
   const o = applyPreset(given);
   const definition = getArchitecture(o.architecture ?? 'focuslitenn', 'arch');
   const architecture = definition.name;
-  const trainer = expectOneOf(o.trainer ?? definition.trainers[0]!, 'trainer', ['native', 'tfjs'] as const);
-  if (!definition.trainers.includes(trainer)) throw new UsageError(`the ${trainer} trainer does not train ${definition.name}: use --trainer ${definition.trainers.join(' or ')} (the native trainer trains FocusLiteNN)`);
+  const trainer = await resolveTrainer(definition, expectOneOf(o.trainer ?? 'auto', 'trainer', ['auto', 'native', 'torch', 'tfjs'] as const));
   const patchSize = o.patchSize ?? (architecture === 'darts-fqa' ? 64 : 235);
   if (patchSize !== 235 && patchSize !== 64) throw new UsageError(`Expected 235 or 64 for patch but received ${String(patchSize)}`);
   const kernels = expectInteger(o.kernels ?? 1, 'kernels', 1, 256);
-  // FocusLiteNN (native or tfjs) and EONSS's 235 px FocusLiteNN definition keep their dedicated
-  // trainers; every other architecture and variant trains from its registry graph.
+  // FocusLiteNN (native or tfjs) and, on tfjs, EONSS's 235 px FocusLiteNN definition keep their
+  // dedicated trainers; every other architecture and variant trains from its registry graph.
   const eonssVariant = o.variant ?? (patchSize === 64 ? '64px' : 'bioimage');
-  const onGraph = architecture !== 'focuslitenn' && !(architecture === 'eonss' && eonssVariant === 'bioimage' && patchSize === 235);
+  const onGraph = architecture !== 'focuslitenn' && !(trainer === 'tfjs' && architecture === 'eonss' && eonssVariant === 'bioimage' && patchSize === 235);
   const variant = onGraph ? variantConfig(definition, architecture === 'eonss' ? eonssVariant : o.variant).variant : undefined;
   if (onGraph) {
     const sizes = definition.patchSizes(variantConfig(definition, variant).config);
@@ -301,6 +316,7 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
     if (onGraph) {
       graphTrained = await trainArchitecture(source, {
         ...common, architecture, variant, checkpoint: path.join(o.outDir, `checkpoint-trial${trial}.bin`), resume: o.resume, signal: o.signal,
+        engine: trainer === 'torch' ? 'torch' : 'tfjs', device: o.device,
       });
       backend = graphTrained.backend;
       trained = graphTrained;
@@ -345,7 +361,7 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
       score,
       micronsPerPixel: o.micronsPerPixel ?? null,
       provenance: {
-        source: `trained by fqa (${onGraph ? 'tfjs graph' : trainer} trainer, ${backend}) on ${datasetName}, seed ${trialSeed}`,
+        source: `trained by fqa (${onGraph ? 'graph' : trainer} trainer, ${backend}) on ${datasetName}, seed ${trialSeed}`,
         license: 'follows the training data licence',
         createdBy: 'fqa-scan train',
         createdAt: new Date().toISOString(),

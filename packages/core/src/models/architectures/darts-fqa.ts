@@ -135,7 +135,7 @@ export const dartsFqaArchitecture = registerArchitecture<Genotype>({
   patchSizes: () => [64],
   defaultStride: () => 32,
   backends: () => ['onnx', 'tfjs'],
-  trainers: ['tfjs'],
+  trainers: ['torch', 'tfjs'],
   reference: {
     // The genotypes differ in which ops carry weights: FactorizedReduce (bioimage) and separable
     // convs (deepfocus) in cell 0; focuspath's cell 0 has only its preprocessing.

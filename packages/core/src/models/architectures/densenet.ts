@@ -46,7 +46,8 @@ export const densenet13 = registerArchitecture<DenseNetConfig>({
   patchSizes: () => [64, 235],
   defaultStride: (patch) => (patch === 64 ? 32 : 128),
   backends: () => ['onnx', 'tfjs'],
-  trainers: ['tfjs'],
+  trainers: ['torch', 'tfjs'],
+  torchChannelsLast: true,
   reference: {
     variantOf: () => 'densenet13',
     normalization: NO_NORMALIZATION,

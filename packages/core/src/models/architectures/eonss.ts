@@ -109,7 +109,7 @@ export const eonssArchitecture = registerArchitecture<EonssConfig>({
   patchSizes: (c) => [c.patchSize],
   defaultStride: (patch) => (patch <= 64 ? 32 : 128),
   backends: (c) => (c.layers.every((L) => poolOf(L) <= 2) ? ['native', 'onnx', 'tfjs'] : ['onnx', 'tfjs']),
-  trainers: ['tfjs'],
+  trainers: ['torch', 'tfjs'],
   nativeSpec: (c, tensor, header): EonssSpec => ({
     architecture: 'eonss',
     patchSize: header.patchSize,

@@ -46,6 +46,6 @@ export const mobilenetv2 = registerArchitecture<MobileNetConfig>({
   patchSizes: () => [64, 235],
   defaultStride: (patch) => (patch === 64 ? 32 : 128),
   backends: () => ['onnx', 'tfjs'],
-  trainers: ['tfjs'],
+  trainers: ['torch', 'tfjs'],
   paper: [{ label: 'MobileNetV2', variant: 'mobilenetv2', layers: 21, params: 2.23e6, flops: 48.9e6, latencyMs: 7.39, hours: [93.98, 24.17, 7.61, 5.94] }],
 });

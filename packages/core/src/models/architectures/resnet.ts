@@ -47,7 +47,7 @@ function resNetArchitecture(name: string, title: string, config: ResNetConfig, p
     patchSizes: () => [64, 235],
     defaultStride: (patch) => (patch === 64 ? 32 : 128),
     backends: () => ['onnx', 'tfjs'],
-    trainers: ['tfjs'],
+    trainers: ['torch', 'tfjs'],
     paper: [paper],
   });
 }

@@ -1,0 +1,407 @@
+// The torch training engine: a registry layer graph (the same one inference and the tfjs engine
+// read) built on libtorch, trained with autograd, PyTorch's own BatchNorm and the Adam update of
+// torch.optim.Adam. TypeScript owns the loop, the data, checkpoints and validation; this file only
+// holds tensors and runs steps. Every libtorch error becomes a JS Error.
+#include <napi.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+// One graph node with its value names resolved to slots.
+struct Node {
+  std::string op;
+  std::vector<size_t> inputs;
+  size_t output = 0;
+  std::string weight, bias, prefix;
+  int64_t kernel = 1, stride = 1, pad = 0, dilation = 1, groups = 1;
+  int64_t inFeatures = 0, outFeatures = 0;
+};
+
+struct Parameter {
+  std::string name;
+  torch::Tensor value, m, v;
+};
+
+enum class Loss { Plcc, Mse, Mae };
+
+std::string stringField(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string("graph node: '") + key + "' must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+int64_t intField(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("graph node: '") + key + "' must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 1 << 20) || d != std::floor(d)) throw Napi::RangeError::New(o.Env(), std::string("graph node: '") + key + "' out of range");
+  return static_cast<int64_t>(d);
+}
+
+Napi::Float32Array float32Field(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(o.Env(), std::string("'") + key + "' must be a Float32Array");
+  return v.As<Napi::Float32Array>();
+}
+
+// A JS Float32Array copied into a tensor of `shape` (the JS memory may move or be freed later).
+torch::Tensor tensorFrom(const Napi::Float32Array& a, const std::vector<int64_t>& shape, const std::string& name) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  if (static_cast<int64_t>(a.ElementLength()) != n)
+    throw Napi::RangeError::New(a.Env(), "tensor '" + name + "': " + std::to_string(a.ElementLength()) + " values for " + std::to_string(n));
+  return torch::from_blob(const_cast<float*>(a.Data()), shape, torch::kFloat32).clone();
+}
+
+Napi::Float32Array toJs(Napi::Env env, const torch::Tensor& t) {
+  torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
+  Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(c.numel()));
+  std::memcpy(out.Data(), c.data_ptr<float>(), static_cast<size_t>(c.numel()) * sizeof(float));
+  return out;
+}
+
+class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "GraphTrainer", {
+      InstanceMethod<&GraphTrainer::Step>("step"),
+      InstanceMethod<&GraphTrainer::Scores>("scores"),
+      InstanceMethod<&GraphTrainer::Tensors>("tensors"),
+      InstanceMethod<&GraphTrainer::Dispose>("dispose"),
+    });
+  }
+
+  explicit GraphTrainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphTrainer>(info), device_(torch::kCPU) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "GraphTrainer(spec): spec must be an object");
+    guarded(env, [&] { configure(info[0].As<Napi::Object>()); });
+  }
+
+ private:
+  std::vector<Node> nodes_;
+  size_t inputSlot_ = 0, outputSlot_ = 0, slots_ = 0;
+  std::vector<Parameter> parameters_;
+  std::unordered_map<std::string, torch::Tensor> tensors_;  // parameters and buffers by name
+  std::vector<std::string> order_;                            // every tensor, in the graph's order
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> gdns_; // (beta, gamma) kept valid after a step
+  int64_t step_ = 0;
+  Loss loss_ = Loss::Plcc;
+  float table_[3][256] = {};
+  bool channelsLast_ = false;
+  torch::Device device_;
+  bool disposed_ = false;
+
+  template <typename F>
+  static auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (const c10::Error& e) {
+      throw Napi::Error::New(env, std::string("libtorch: ") + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, std::string("libtorch: ") + e.what());
+    }
+  }
+
+  void configure(const Napi::Object& spec) {
+    Napi::Env env = spec.Env();
+    std::string device = spec.Has("device") ? stringField(spec, "device") : "cpu";
+    if (device == "cuda" && !torch::cuda::is_available())
+      throw Napi::Error::New(env, "device cuda: this libtorch has no CUDA device (Debian's libtorch is CPU-only)");
+    if (device != "cpu" && device != "cuda") throw Napi::RangeError::New(env, "device must be 'cpu' or 'cuda'");
+    device_ = torch::Device(device == "cuda" ? torch::kCUDA : torch::kCPU);
+    int64_t threads = intField(spec, "threads");
+    if (threads < 1) throw Napi::RangeError::New(env, "threads must be at least 1");
+    torch::set_num_threads(static_cast<int>(threads));
+    channelsLast_ = spec.Get("channelsLast").ToBoolean().Value();
+    std::string loss = stringField(spec, "loss");
+    loss_ = loss == "mse" ? Loss::Mse : loss == "mae" ? Loss::Mae : Loss::Plcc;
+    if (loss != "mse" && loss != "mae" && loss != "plcc") throw Napi::RangeError::New(env, "loss must be plcc, mse or mae");
+    step_ = intField(spec, "step");
+
+    // Input normalization as the tfjs engine's table: (v / 255 - mean) / std in double, then float.
+    Napi::Value meanV = spec.Get("mean"), stdV = spec.Get("std");
+    if (!meanV.IsArray() || !stdV.IsArray()) throw Napi::TypeError::New(env, "mean and std must be arrays of 3");
+    for (uint32_t c = 0; c < 3; c++) {
+      double mean = meanV.As<Napi::Array>().Get(c).ToNumber().DoubleValue();
+      double sd = stdV.As<Napi::Array>().Get(c).ToNumber().DoubleValue();
+      if (!(sd > 0) || !std::isfinite(mean)) throw Napi::RangeError::New(env, "std must be positive and mean finite");
+      for (int v = 0; v < 256; v++) table_[c][v] = static_cast<float>((v / 255.0 - mean) / sd);
+    }
+
+    readTensors(spec);
+    readNodes(spec);
+  }
+
+  void readTensors(const Napi::Object& spec) {
+    Napi::Env env = spec.Env();
+    Napi::Value list = spec.Get("tensors");
+    if (!list.IsArray()) throw Napi::TypeError::New(env, "tensors must be an array");
+    Napi::Array a = list.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Object t = a.Get(i).As<Napi::Object>();
+      std::string name = stringField(t, "name");
+      std::vector<int64_t> shape;
+      Napi::Array s = t.Get("shape").As<Napi::Array>();
+      for (uint32_t k = 0; k < s.Length(); k++) shape.push_back(static_cast<int64_t>(s.Get(k).ToNumber().DoubleValue()));
+      torch::Tensor value = tensorFrom(float32Field(t, "data"), shape, name).to(device_);
+      if (channelsLast_ && shape.size() == 4) value = value.contiguous(torch::MemoryFormat::ChannelsLast);
+      bool parameter = stringField(t, "kind") == "parameter";
+      if (parameter) {
+        Parameter p{name, value.requires_grad_(true), torch::zeros_like(value), torch::zeros_like(value)};
+        if (t.Has("m")) p.m.copy_(tensorFrom(float32Field(t, "m"), shape, name + "#adam.m"));
+        if (t.Has("v")) p.v.copy_(tensorFrom(float32Field(t, "v"), shape, name + "#adam.v"));
+        parameters_.push_back(p);
+      }
+      if (tensors_.count(name)) throw Napi::Error::New(env, "tensor '" + name + "' given twice");
+      tensors_[name] = value;
+      order_.push_back(name);
+    }
+  }
+
+  torch::Tensor& tensor(const std::string& name) {
+    auto it = tensors_.find(name);
+    if (it == tensors_.end()) throw std::runtime_error("the graph names tensor '" + name + "', which was not given");
+    return it->second;
+  }
+
+  void readNodes(const Napi::Object& spec) {
+    Napi::Env env = spec.Env();
+    std::unordered_map<std::string, size_t> slot;
+    auto slotOf = [&](const std::string& name, bool create) -> size_t {
+      auto it = slot.find(name);
+      if (it != slot.end()) {
+        if (create) throw Napi::Error::New(env, "graph: value '" + name + "' written twice");
+        return it->second;
+      }
+      if (!create) throw Napi::Error::New(env, "graph: value '" + name + "' read before it is written");
+      slot[name] = slots_;
+      return slots_++;
+    };
+    inputSlot_ = slotOf(stringField(spec, "input"), true);
+    Napi::Value list = spec.Get("nodes");
+    if (!list.IsArray()) throw Napi::TypeError::New(env, "nodes must be an array");
+    Napi::Array a = list.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Object o = a.Get(i).As<Napi::Object>();
+      Node n;
+      n.op = stringField(o, "op");
+      Napi::Array inputs = o.Get("inputs").As<Napi::Array>();
+      for (uint32_t k = 0; k < inputs.Length(); k++) n.inputs.push_back(slotOf(inputs.Get(k).ToString().Utf8Value(), false));
+      if (n.inputs.empty()) throw Napi::Error::New(env, "graph: node " + std::to_string(i) + " has no input");
+      if (n.op == "conv") {
+        n.weight = stringField(o, "weight");
+        n.bias = o.Get("bias").IsString() ? stringField(o, "bias") : "";
+        n.kernel = intField(o, "kernel");
+        n.stride = intField(o, "stride");
+        n.pad = intField(o, "pad");
+        n.dilation = intField(o, "dilation");
+        n.groups = intField(o, "groups");
+        tensor(n.weight);
+        if (!n.bias.empty()) tensor(n.bias);
+      } else if (n.op == "batchnorm" || n.op == "gdn") {
+        n.prefix = stringField(o, "prefix");
+        if (n.op == "gdn") gdns_.emplace_back(tensor(n.prefix + ".beta"), tensor(n.prefix + ".gamma"));
+      } else if (n.op == "maxpool" || n.op == "avgpool") {
+        n.kernel = intField(o, "kernel");
+        n.stride = intField(o, "stride");
+        n.pad = intField(o, "pad");
+      } else if (n.op == "linear") {
+        n.weight = stringField(o, "weight");
+        n.bias = stringField(o, "bias");
+        n.outFeatures = intField(o, "outFeatures");
+      } else if (n.op != "relu" && n.op != "relu6" && n.op != "globalavg" && n.op != "globalmax" && n.op != "globalmin" &&
+                 n.op != "add" && n.op != "concat" && n.op != "shift") {
+        throw Napi::Error::New(env, "graph: the torch engine has no op '" + n.op + "'");
+      }
+      n.output = slotOf(stringField(o, "output"), true);
+      nodes_.push_back(n);
+    }
+    outputSlot_ = slotOf(stringField(spec, "output"), false);
+  }
+
+  // Normalized NCHW input from NHWC bytes, read in place from the JS buffer.
+  torch::Tensor input(const Napi::Uint8Array& pixels, int64_t count, int64_t size) {
+    if (static_cast<int64_t>(pixels.ElementLength()) != count * size * size * 3)
+      throw Napi::RangeError::New(pixels.Env(), "pixels: " + std::to_string(pixels.ElementLength()) + " bytes for " + std::to_string(count) + " patches of " + std::to_string(size) + " px");
+    torch::Tensor x = torch::empty({count, 3, size, size}, torch::kFloat32);
+    float* out = x.data_ptr<float>();
+    const uint8_t* in = pixels.Data();
+    const int64_t plane = size * size;
+    for (int64_t b = 0; b < count; b++)
+      for (int64_t p = 0; p < plane; p++)
+        for (int64_t c = 0; c < 3; c++) out[(b * 3 + c) * plane + p] = table_[c][in[(b * plane + p) * 3 + c]];
+    x = x.to(device_);
+    return channelsLast_ ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+  }
+
+  torch::Tensor forward(torch::Tensor x, bool training) {
+    std::vector<torch::Tensor> values(slots_);
+    values[inputSlot_] = std::move(x);
+    for (const Node& n : nodes_) {
+      const torch::Tensor& in = values[n.inputs[0]];
+      torch::Tensor y;
+      if (n.op == "conv") {
+        y = torch::conv2d(in, tensor(n.weight), n.bias.empty() ? torch::Tensor() : tensor(n.bias), n.stride, n.pad, n.dilation, n.groups);
+      } else if (n.op == "batchnorm") {
+        // Training: batch statistics, running ones updated in place (momentum 0.1, unbiased variance).
+        y = torch::batch_norm(in, tensor(n.prefix + ".weight"), tensor(n.prefix + ".bias"), tensor(n.prefix + ".running_mean"),
+                              tensor(n.prefix + ".running_var"), training, 0.1, 1e-5, false);
+      } else if (n.op == "relu") {
+        y = torch::relu(in);
+      } else if (n.op == "relu6") {
+        y = torch::hardtanh(in, 0.0, 6.0);
+      } else if (n.op == "maxpool") {
+        y = torch::max_pool2d(in, n.kernel, n.stride, n.pad);
+      } else if (n.op == "avgpool") {
+        y = torch::avg_pool2d(in, n.kernel, n.stride, n.pad, false, false);
+      } else if (n.op == "globalavg") {
+        y = in.mean({2, 3}, true);
+      } else if (n.op == "globalmax") {
+        y = in.amax({2, 3}, true);
+      } else if (n.op == "globalmin") {
+        y = in.amin({2, 3}, true);
+      } else if (n.op == "add") {
+        y = in + values[n.inputs[1]];
+      } else if (n.op == "concat") {
+        std::vector<torch::Tensor> parts;
+        for (size_t k : n.inputs) parts.push_back(values[k]);
+        y = torch::cat(parts, 1);
+      } else if (n.op == "shift") {
+        y = in.slice(2, 1).slice(3, 1);
+      } else if (n.op == "gdn") {
+        // norm_c = beta_c + sum_j gamma[j][c] x_j^2: a 1x1 conv of x^2 with weight gamma^T.
+        const torch::Tensor& gamma = tensor(n.prefix + ".gamma");
+        torch::Tensor w = gamma.t().reshape({gamma.size(1), gamma.size(0), 1, 1});
+        y = in / torch::sqrt(torch::conv2d(in * in, w, tensor(n.prefix + ".beta")));
+      } else {  // linear on a 1x1 map
+        y = torch::linear(in.flatten(1), tensor(n.weight), tensor(n.bias)).reshape({in.size(0), n.outFeatures, 1, 1});
+      }
+      values[n.output] = std::move(y);
+    }
+    return values[outputSlot_].reshape({-1});
+  }
+
+  torch::Tensor lossOf(const torch::Tensor& scores, const torch::Tensor& labels) {
+    if (loss_ == Loss::Mse) return (scores - labels).square().mean();
+    if (loss_ == Loss::Mae) return (scores - labels).abs().mean();
+    torch::Tensor a = scores - scores.mean();
+    torch::Tensor b = labels - labels.mean();
+    return 1 - (a * b).sum() / torch::sqrt(a.square().sum() * b.square().sum() + 1e-12);
+  }
+
+  void checkOpen(Napi::Env env) {
+    if (disposed_) throw Napi::Error::New(env, "GraphTrainer: used after dispose()");
+  }
+
+  // step(pixels: Uint8Array NHWC, labels: Float32Array, count, size, learningRate) -> batch loss
+  Napi::Value Step(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkOpen(env);
+    if (info.Length() < 5 || !info[0].IsTypedArray() || !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "step(pixels, labels, count, size, rate)");
+    Napi::Uint8Array pixels = info[0].As<Napi::Uint8Array>();
+    Napi::Float32Array labelsJs = info[1].As<Napi::Float32Array>();
+    int64_t count = info[2].ToNumber().Int64Value(), size = info[3].ToNumber().Int64Value();
+    double rate = info[4].ToNumber().DoubleValue();
+    if (count < 2 || static_cast<int64_t>(labelsJs.ElementLength()) != count) throw Napi::RangeError::New(env, "step: one label per patch, at least 2 patches");
+    return guarded(env, [&] {
+      torch::Tensor x = input(pixels, count, size);
+      torch::Tensor labels = torch::from_blob(labelsJs.Data(), {count}, torch::kFloat32).to(device_, false, true);
+      for (Parameter& p : parameters_) p.value.mutable_grad() = torch::Tensor();
+      torch::Tensor loss = lossOf(forward(x, true), labels);
+      loss.backward();
+      adamStep(rate);
+      return Napi::Number::New(env, loss.item<double>());
+    });
+  }
+
+  // torch.optim.Adam's update (no weight decay, no amsgrad), then GDN kept a valid normalization.
+  void adamStep(double rate) {
+    torch::NoGradGuard noGrad;
+    step_++;
+    const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+    const double correction1 = 1 - std::pow(beta1, static_cast<double>(step_));
+    const double correction2 = 1 - std::pow(beta2, static_cast<double>(step_));
+    for (Parameter& p : parameters_) {
+      torch::Tensor g = p.value.grad();
+      if (!g.defined()) g = torch::zeros_like(p.value);
+      p.m.mul_(beta1).add_(g, 1 - beta1);
+      p.v.mul_(beta2).addcmul_(g, g, 1 - beta2);
+      torch::Tensor denominator = (p.v.sqrt() / std::sqrt(correction2)).add_(eps);
+      p.value.addcdiv_(p.m, denominator, -rate / correction1);
+    }
+    for (auto& [beta, gamma] : gdns_) {
+      beta.clamp_min_(1e-6);
+      gamma.clamp_min_(0);
+    }
+  }
+
+  // scores(pixels, count, size) -> Float32Array: inference (running statistics), no gradients.
+  Napi::Value Scores(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkOpen(env);
+    if (info.Length() < 3 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "scores(pixels, count, size)");
+    Napi::Uint8Array pixels = info[0].As<Napi::Uint8Array>();
+    int64_t count = info[1].ToNumber().Int64Value(), size = info[2].ToNumber().Int64Value();
+    return guarded(env, [&] {
+      torch::NoGradGuard noGrad;
+      return toJs(env, forward(input(pixels, count, size), false));
+    });
+  }
+
+  // tensors(withAdam) -> { name: Float32Array } in PyTorch layouts; `${name}#adam.m` / `.v` with withAdam.
+  Napi::Value Tensors(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkOpen(env);
+    bool withAdam = info.Length() > 0 && info[0].ToBoolean().Value();
+    return guarded(env, [&] {
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("step", Napi::Number::New(env, static_cast<double>(step_)));
+      Napi::Object values = Napi::Object::New(env);
+      for (const std::string& name : order_) values.Set(name, toJs(env, tensors_[name]));
+      if (withAdam)
+        for (const Parameter& p : parameters_) {
+          values.Set(p.name + "#adam.m", toJs(env, p.m));
+          values.Set(p.name + "#adam.v", toJs(env, p.v));
+        }
+      out.Set("tensors", values);
+      return out;
+    });
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    parameters_.clear();
+    tensors_.clear();
+    gdns_.clear();
+    disposed_ = true;
+    return info.Env().Undefined();
+  }
+};
+
+Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("torchVersion", Napi::String::New(env, std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH)));
+  o.Set("cuda", Napi::Boolean::New(env, torch::cuda::is_available()));
+  o.Set("cudaDevices", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
+  o.Set("threads", Napi::Number::New(env, torch::get_num_threads()));
+  return o;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("GraphTrainer", GraphTrainer::Define(env));
+  exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
+  return exports;
+}
+
+NODE_API_MODULE(fqa_torch, Init)
