@@ -8,8 +8,8 @@
  *    crop per image per epoch, 120 epochs, batch 50, FocusLiteNN-10 by default, through the real
  *    dataset path (JPEG files + CSV + randomCropSource with its decoded-image cache).
  *
- *   npm run bench:train -w @fqa/bench [-- --epochs 2 --count 300]
- *   npm run bench:train -w @fqa/bench -- --focuspath-sized [--kernels 10 --epochs 120 --image 384 --dir /tmp]
+ *   npm run bench:train-native -w @fqa/bench [-- --epochs 2 --count 300]
+ *   npm run bench:train-native -w @fqa/bench -- --focuspath-sized [--kernels 10 --epochs 120 --image 384 --dir /tmp]
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';

@@ -1,4 +1,5 @@
-// Training any registry architecture from its graph (tfjs). Oracles: tfjs's own ops and gradients
+// Training any registry architecture from its graph on the tfjs engine (the torch engine is tested
+// against this one in packages/torch-engine/test). Oracles: tfjs's own ops and gradients
 // for the training ops; PyTorch's BatchNorm definition for the running statistics; the loss of a
 // real learnable task (synthetic defocus of real tissue) falling; the ONNX backend scoring the
 // trained weights exactly as tfjs does; an uninterrupted run for a resumed one.
@@ -68,7 +69,7 @@ describe.skipIf(!hasShared)('DenseNet-13 trained from its registry graph (64 px,
   let data: PatchSet;
   test('the loss falls; the model file scores the same on tfjs and ONNX; BatchNorm statistics were tracked', async () => {
     data = await syntheticDefocus({ sources: [shared('data', 'tiles', 'tissue-level0-4302-10273-4814-10785.png')], count: 24, patchSize: 64, levels: 6, sigmaPerLevel: 0.8, seed: 3, noise: 2, minTissue: 0.6 });
-    const trained = await trainArchitecture(data, { architecture: 'densenet13', epochs: 4, batchSize: 8, learningRate: 1e-3, seed: 5 });
+    const trained = await trainArchitecture(data, { architecture: 'densenet13', epochs: 4, batchSize: 8, learningRate: 1e-3, seed: 5, engine: 'tfjs' });
     const losses = trained.history.map((h) => h.loss);
     expect(losses).toHaveLength(4);
     // 1 - PLCC per batch: from about 0.5 (barely correlated) to well below.
@@ -91,7 +92,7 @@ describe.skipIf(!hasShared)('DenseNet-13 trained from its registry graph (64 px,
 
   test('a run stopped after epoch 1 and resumed ends with the weights of an uninterrupted run, bit for bit', async () => {
     const small: PatchSet = { ...data, count: 8, patches: data.patches.subarray(0, 8 * 64 * 64 * 3), labels: data.labels.subarray(0, 8) };
-    const options = { architecture: 'densenet13', epochs: 3, batchSize: 4, learningRate: 1e-3, stepSize: 2, seed: 9 } as const;
+    const options = { architecture: 'densenet13', epochs: 3, batchSize: 4, learningRate: 1e-3, stepSize: 2, seed: 9, engine: 'tfjs' } as const;
     const whole = await trainArchitecture(small, options);
     const checkpoint = path.join(work, 'resume.ckpt');
     const stop = new AbortController();

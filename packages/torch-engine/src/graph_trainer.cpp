@@ -266,9 +266,10 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
       } else if (n.op == "globalavg") {
         y = in.mean({2, 3}, true);
       } else if (n.op == "globalmax") {
-        y = in.amax({2, 3}, true);
+        // A pool over the whole map (PyTorch's MaxPool2d): at a tie one cell gets the gradient, where amax splits it.
+        y = torch::max_pool2d(in, {in.size(2), in.size(3)});
       } else if (n.op == "globalmin") {
-        y = in.amin({2, 3}, true);
+        y = -torch::max_pool2d(-in, {in.size(2), in.size(3)});
       } else if (n.op == "add") {
         y = in + values[n.inputs[1]];
       } else if (n.op == "concat") {

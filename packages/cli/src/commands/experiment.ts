@@ -1,6 +1,6 @@
 /** fqa-scan experiment transfer: the paper's Table 5 and Figure 7 in one resumable run. */
 import { parseArgs } from 'node:util';
-import { DATASET_PRESETS, TABLE5_NETWORKS, UsageError, formatPercent, getDatasetPreset, parseIntegerOption, parseNumberOption, runTransferExperiment, type TrainDatasetSpec, type TransferDataset } from '@fqa/core';
+import { DATASET_PRESETS, TABLE5_NETWORKS, UsageError, expectOneOf, formatPercent, getDatasetPreset, parseIntegerOption, parseNumberOption, runTransferExperiment, type TrainDatasetSpec, type TransferDataset } from '@fqa/core';
 import type { Command } from '../index.js';
 import { ProgressLine } from '../progress-bar.js';
 
@@ -23,7 +23,10 @@ interruption: finished cells are read back, never retrained.
   --source FILE...     in-focus slides or images for synthetic / synthetic64
   --count N            synthetic patches per dataset (default 1500)
   --allow-missing      keep only label rows whose image exists (partial copies of the datasets)
-  --epochs N, --batch N, --lr X, --step N, --gamma X, --split A,B,C   override the presets (small runs)
+  --epochs N[,NET=N...] epochs for every network, and per network (e.g. 30,resnet10=8,densenet13=10)
+  --batch N, --lr X, --step N, --gamma X, --split A,B,C   override the presets (small runs)
+  --jobs N             cells trained at once, each in its own process (default: the machine's cores)
+  --trainer T          auto (default: native for FocusLiteNN, torch for the others where built) | torch | tfjs
   --seed N             first trial's seed (default 1; trial t uses seed + t - 1)
   --cache-mb N         decoded training images kept in memory
   --threads N          native trainer threads`;
@@ -48,6 +51,7 @@ export const experimentCommand: Command = {
         'deepfocus-root': { type: 'string' }, 'deepfocus-labels': { type: 'string' }, source: { type: 'string', multiple: true }, count: { type: 'string' },
         'allow-missing': { type: 'boolean', default: false }, epochs: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' }, step: { type: 'string' },
         gamma: { type: 'string' }, split: { type: 'string' }, seed: { type: 'string' }, 'cache-mb': { type: 'string' }, threads: { type: 'string' },
+        jobs: { type: 'string' }, trainer: { type: 'string' },
       },
     });
     if (!values.out) throw new UsageError('--out DIR is required (see fqa-scan experiment --help)');
@@ -77,6 +81,16 @@ export const experimentCommand: Command = {
       split = { train: parts[0]!, validation: parts[1]!, test: parts[2]! };
     }
     const cacheMb = parseIntegerOption(values['cache-mb'], 'cache-mb', 0, 1 << 22);
+    // --epochs 30,resnet10=8: a plain number for every network, NAME=N for one.
+    const epochParts = list(values.epochs) ?? [];
+    const epochsByNetwork: Record<string, number> = {};
+    let epochs: number | undefined;
+    for (const part of epochParts) {
+      const [name, value] = part.includes('=') ? part.split('=') as [string, string] : [undefined, part];
+      const n = parseIntegerOption(value, name ? `epochs of ${name}` : 'epochs', 1, 100000)!;
+      if (name === undefined) epochs = n;
+      else epochsByNetwork[name] = n;
+    }
     const line = new ProgressLine();
     const result = await runTransferExperiment({
       datasets,
@@ -86,7 +100,8 @@ export const experimentCommand: Command = {
       outDir: values.out,
       seed: parseIntegerOption(values.seed, 'seed', 0, 2 ** 31),
       training: {
-        epochs: parseIntegerOption(values.epochs, 'epochs', 1, 100000),
+        epochs,
+        trainer: values.trainer === undefined ? undefined : expectOneOf(values.trainer, 'trainer', ['auto', 'torch', 'tfjs'] as const),
         batchSize: parseIntegerOption(values.batch, 'batch', 2, 100000),
         learningRate: parseNumberOption(values.lr, 'lr', { positive: true }),
         stepSize: parseIntegerOption(values.step, 'step', 1, 100000),
@@ -95,6 +110,8 @@ export const experimentCommand: Command = {
         cacheBytes: cacheMb === undefined ? undefined : cacheMb * 2 ** 20,
         threads: parseIntegerOption(values.threads, 'threads', 0, 1024),
       },
+      epochsByNetwork,
+      jobs: parseIntegerOption(values.jobs, 'jobs', 1, 256),
       onProgress: (message) => line.log(message),
     });
     line.clear();

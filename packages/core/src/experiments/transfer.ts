@@ -9,7 +9,12 @@
  *   figure7-<dataset>-roc.svg, figure7-<dataset>-pr.svg   best two and worst two networks by mean ROC-AUC
  * A finished cell (cell.json of the same settings) is read back, never retrained, so an interrupted
  * run continues where it stopped and a finished one rewrites the same tables byte for byte.
+ * With `jobs` > 1 the cells train at once in child processes (transfer-cell-process.ts), one per
+ * core: libtorch and the native trainer each run one thread per process there, which on a busy
+ * machine beats threads inside one process.
  */
+import { fork } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -47,7 +52,11 @@ export interface TransferOptions {
   outDir: string;
   seed?: number;
   /** Changes to the presets' training settings (fewer epochs for small runs), applied to every cell. */
-  training?: Pick<TrainRunOptions, 'epochs' | 'batchSize' | 'learningRate' | 'stepSize' | 'gamma' | 'split' | 'cacheBytes' | 'threads'>;
+  training?: Pick<TrainRunOptions, 'epochs' | 'batchSize' | 'learningRate' | 'stepSize' | 'gamma' | 'split' | 'cacheBytes' | 'threads' | 'trainer'>;
+  /** Epochs per network name (over `training.epochs` and the presets' 120), e.g. { resnet10: 6 }. */
+  epochsByNetwork?: Record<string, number>;
+  /** Cells trained at once, each in its own process (default: the machine's cores; 1 = in this process). */
+  jobs?: number;
   onProgress?: (message: string) => void;
 }
 
@@ -62,9 +71,22 @@ export interface CellTrial {
   scores: number[];
 }
 
+/** How a cell's networks were trained, for the table (what "trained until" means in each cell). */
+export interface CellTraining {
+  epochs: number;
+  /** Training patches (synthetic) or images (a dataset) per trial. */
+  trainItems: number;
+  /** Held-out split of the training dataset: SRCC per trial (null where undefined). */
+  heldOutSrcc: (number | null)[];
+  /** The engine that trained the cell, e.g. 'torch: libtorch 1.13.0 (cpu, 1 thread)'. */
+  trainer: string;
+  trainSeconds: number;
+}
+
 export interface TransferCell {
   dataset: string;
   network: string;
+  training?: CellTraining;
   /** The settings the cell was trained with; a cell of other settings is retrained. */
   run: Record<string, unknown>;
   trials: CellTrial[];
@@ -112,51 +134,124 @@ export async function runTransferExperiment(o: TransferOptions): Promise<Transfe
   if (!targets.includes(0) || !targets.includes(1)) throw new UsageError(`${o.tcga.labels}: the TCGA@Focus images found hold only one class; ROC and PR need in- and out-of-focus images`);
   await mkdir(o.outDir, { recursive: true });
 
-  const cells: TransferCell[] = [];
-  const trained: string[] = [];
+  const jobs = expectInteger(o.jobs ?? availableParallelism(), 'jobs', 1, 256);
+  const epochsByNetwork = o.epochsByNetwork ?? {};
+  for (const [name, epochs] of Object.entries(epochsByNetwork)) {
+    getTransferNetwork(name);
+    expectInteger(epochs, `epochs of ${name}`, 1, 100000);
+  }
+  // Every cell in table order; finished ones are read back, the others trained (at most `jobs` at once).
+  const cells = new Map<string, TransferCell>();
+  const order: string[] = [];
+  const pending: CellTask[] = [];
   for (const d of datasets) {
     for (const network of networks) {
       if (!applies(network, d.preset)) continue;
       const id = `${d.preset.name}/${network.name}`;
+      order.push(id);
       const dir = path.join(o.outDir, 'cells', d.preset.name, network.name);
-      // What decides a cell's numbers (threads and the image cache do not).
-      const { threads: _threads, cacheBytes: _cache, ...training } = o.training ?? {};
+      // What decides a cell's numbers (threads, the image cache and the trainer's speed do not).
+      const { threads: _threads, cacheBytes: _cache, trainer: _trainer, ...common } = o.training ?? {};
+      const training = epochsByNetwork[network.name] === undefined ? common : { ...common, epochs: epochsByNetwork[network.name] };
       const run = { network: network.name, preset: d.preset.name, data: d.data, trials, seed, training, tcga: tcga.map((i) => [path.relative(o.tcga.root, i.file), i.target]) };
       const cellFile = path.join(dir, 'cell.json');
       if (existsSync(cellFile)) {
         const cell = JSON.parse(await readFile(cellFile, 'utf8')) as TransferCell;
         if (JSON.stringify(cell.run) === JSON.stringify(run)) {
           progress(`${id}: finished before (${cellFile})`);
-          cells.push(cell);
+          cells.set(id, cell);
           continue;
         }
         progress(`${id}: settings changed since ${cellFile}; training again`);
       }
-      progress(`${id}: training ${trials} trial(s)`);
-      const start = performance.now();
-      const result = await runTraining({
-        ...o.training, dataset: d.data, preset: d.preset.name, architecture: network.architecture, kernels: network.kernels, trials, seed,
-        outDir: path.join(dir, 'train'), resume: true,
-        onProgress: (p) => {
-          if (p.phase === 'epoch') progress(`${id}: trial ${p.trial} epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(4)}`);
-        },
+      pending.push({
+        id, dir, run, dataset: d.preset.name, network: network.name, trials, seed, tcga: o.tcga,
+        training: { ...o.training, ...training, dataset: d.data, preset: d.preset.name, architecture: network.architecture, kernels: network.kernels },
       });
-      const cellTrials: CellTrial[] = [];
-      for (const t of result.trials) {
-        progress(`${id}: trial ${t.trial} on TCGA@Focus (${tcga.length} images, dense crops)`);
-        const scores = await scoreTcga(path.join(dir, 'train', t.model), tcga);
-        const positives = targets.map((v) => v === 1);
-        cellTrials.push({ trial: t.trial, seed: t.seed, model: path.join('train', t.model), rocAuc: rocAuc(scores, positives), prAuc: prAucTrapezoid(scores, positives), averagePrecision: averagePrecision(scores, positives), scores });
-      }
-      const summary = summarizeTrials(cellTrials.map((t) => ({ roc: t.rocAuc, pr: t.prAuc })));
-      const cell: TransferCell = { dataset: d.preset.name, network: network.name, run, trials: cellTrials, roc: summary.roc!, pr: summary.pr!, targets, seconds: (performance.now() - start) / 1000 };
-      await writeAtomic(cellFile, JSON.stringify(cell, null, 1) + '\n');
-      cells.push(cell);
-      trained.push(id);
     }
   }
-  const files = await writeTables(o.outDir, cells, datasets.map((d) => d.preset), networks);
-  return { cells, trained, files };
+  const trained: string[] = [];
+  const runOne = async (task: CellTask) => {
+    const cell = jobs === 1 ? await trainTransferCell(task, progress) : await cellInChildProcess(task, progress);
+    cells.set(task.id, cell);
+    trained.push(task.id);
+  };
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(jobs, pending.length) }, async () => {
+    while (next < pending.length) await runOne(pending[next++]!);
+  }));
+  const ordered = order.map((id) => cells.get(id)!);
+  const files = await writeTables(o.outDir, ordered, datasets.map((d) => d.preset), networks);
+  return { cells: ordered, trained: order.filter((id) => trained.includes(id)), files };
+}
+
+/** One cell to train: everything a child process needs, as plain data. */
+export interface CellTask {
+  id: string;
+  dir: string;
+  run: TransferCell['run'];
+  dataset: string;
+  network: string;
+  trials: number;
+  seed: number;
+  tcga: TransferOptions['tcga'];
+  training: Omit<TrainRunOptions, 'outDir' | 'trials' | 'seed' | 'resume' | 'onProgress' | 'signal'>;
+}
+
+/** Trains a cell's trials (resumable), scores each model on TCGA@Focus and writes cell.json. */
+export async function trainTransferCell(task: CellTask, progress: (message: string) => void): Promise<TransferCell> {
+  const tcga = loadDataset('tcga', task.tcga.root, task.tcga.labels, { allowMissing: task.tcga.allowMissing }).items;
+  const targets = tcga.map((i) => i.target);
+  progress(`${task.id}: training ${task.trials} trial(s)`);
+  const start = performance.now();
+  const result = await runTraining({
+    ...task.training, trials: task.trials, seed: task.seed, outDir: path.join(task.dir, 'train'), resume: true,
+    onProgress: (p) => {
+      if (p.phase === 'epoch') progress(`${task.id}: trial ${p.trial} epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(4)}`);
+    },
+  });
+  const cellTrials: CellTrial[] = [];
+  for (const t of result.trials) {
+    progress(`${task.id}: trial ${t.trial} on TCGA@Focus (${tcga.length} images, dense crops)`);
+    const scores = await scoreTcga(path.join(task.dir, 'train', t.model), tcga);
+    const positives = targets.map((v) => v === 1);
+    cellTrials.push({ trial: t.trial, seed: t.seed, model: path.join('train', t.model), rocAuc: rocAuc(scores, positives), prAuc: prAucTrapezoid(scores, positives), averagePrecision: averagePrecision(scores, positives), scores });
+  }
+  const summary = summarizeTrials(cellTrials.map((t) => ({ roc: t.rocAuc, pr: t.prAuc })));
+  const training: CellTraining = {
+    epochs: task.training.epochs ?? 120, trainItems: result.trials[0]!.trainImages, heldOutSrcc: result.trials.map((t) => t.metrics.srcc ?? null),
+    trainer: result.trainer, trainSeconds: result.trials.reduce((s, t) => s + t.seconds, 0),
+  };
+  const cell: TransferCell = { dataset: task.dataset, network: task.network, training, run: task.run, trials: cellTrials, roc: summary.roc!, pr: summary.pr!, targets, seconds: (performance.now() - start) / 1000 };
+  await writeAtomic(path.join(task.dir, 'cell.json'), JSON.stringify(cell, null, 1) + '\n');
+  return cell;
+}
+
+/** trainTransferCell in a child process (its progress lines come back over IPC; its error is this one's). */
+function cellInChildProcess(task: CellTask, progress: (message: string) => void): Promise<TransferCell> {
+  return new Promise((resolve, reject) => {
+    const child = fork(new URL('./transfer-cell-process.js', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let settled = false;
+    child.on('message', (m: { progress?: string; cell?: TransferCell; error?: string }) => {
+      if (m.progress !== undefined) progress(m.progress);
+      else if (m.cell) {
+        settled = true;
+        resolve(m.cell);
+      } else if (m.error !== undefined) {
+        settled = true;
+        reject(new Error(`${task.id}: ${m.error}`));
+      }
+    });
+    child.on('error', (err) => {
+      if (!settled) reject(err);
+      settled = true;
+    });
+    child.on('exit', (code, signal) => {
+      if (!settled) reject(new Error(`${task.id}: the cell's process ended (${signal ?? `exit ${code}`}) before it finished; run again to resume`));
+      settled = true;
+    });
+    child.send(task);
+  });
 }
 
 /**
@@ -181,13 +276,18 @@ async function writeTables(outDir: string, cells: TransferCell[], datasets: Data
   };
   const find = (dataset: string, network: string) => cells.find((c) => c.dataset === dataset && c.network === network);
   const fixed = (v: number | null | undefined) => (v === null || v === undefined ? '' : (100 * v).toFixed(2));
-  const tsv = ['dataset\tnetwork\ttrials\troc_auc_mean\troc_auc_std\tpr_auc_mean\tpr_auc_std\tpaper_roc_mean\tpaper_roc_std\tpaper_pr_mean\tpaper_pr_std\tseeds'];
+  const tsv = ['dataset\tnetwork\ttrials\troc_auc_mean\troc_auc_std\tpr_auc_mean\tpr_auc_std\tpaper_roc_mean\tpaper_roc_std\tpaper_pr_mean\tpaper_pr_std\tseeds\tepochs\ttrain_items\theldout_srcc_mean\ttrainer'];
+  const meanSrcc = (c: TransferCell) => {
+    const v = (c.training?.heldOutSrcc ?? []).filter((x): x is number => x !== null);
+    return v.length === 0 ? '' : (v.reduce((a, b) => a + b, 0) / v.length).toFixed(3);
+  };
   for (const d of datasets) {
     for (const n of networks) {
       const c = find(d.name, n.name);
       if (!c) continue;
       const p: PaperCell | null = paperCell(n.name, d.name);
-      tsv.push([d.name, n.name, c.trials.length, fixed(c.roc.mean), fixed(c.roc.std), fixed(c.pr.mean), fixed(c.pr.std), p?.roc[0] ?? '', p?.roc[1] ?? '', p?.pr[0] ?? '', p?.pr[1] ?? '', c.trials.map((t) => t.seed).join(',')].join('\t'));
+      tsv.push([d.name, n.name, c.trials.length, fixed(c.roc.mean), fixed(c.roc.std), fixed(c.pr.mean), fixed(c.pr.std), p?.roc[0] ?? '', p?.roc[1] ?? '', p?.pr[0] ?? '', p?.pr[1] ?? '', c.trials.map((t) => t.seed).join(','),
+        c.training?.epochs ?? '', c.training?.trainItems ?? '', meanSrcc(c), c.training?.trainer ?? ''].join('\t'));
     }
   }
   await write('table5.tsv', tsv.join('\n') + '\n');
@@ -208,6 +308,15 @@ async function writeTables(outDir: string, cells: TransferCell[], datasets: Data
       return c ? [`${formatPercent(c.roc)}${paper(p?.roc)}`, `${formatPercent(c.pr)}${paper(p?.pr)}`] : ['—', '—'];
     });
     md.push(`| ${n.label} | ${cols.join(' | ')} |`);
+  }
+  const how = cells.filter((c) => c.training);
+  if (how.length > 0) {
+    md.push('', 'How each cell was trained (held-out SRCC: the training dataset\'s own test split, mean over the trials):', '',
+      '| Dataset | Network | Epochs | Training items | Held-out SRCC | Training time (s, all trials) | Trainer |', '|---|---|---|---|---|---|---|');
+    for (const c of how) {
+      const label = networks.find((n) => n.name === c.network)?.label ?? c.network;
+      md.push(`| ${datasets.find((d) => d.name === c.dataset)?.title ?? c.dataset} | ${label} | ${c.training!.epochs} | ${c.training!.trainItems} | ${meanSrcc(c)} | ${c.training!.trainSeconds.toFixed(0)} | ${c.training!.trainer} |`);
+    }
   }
   await write('table5.md', md.join('\n') + '\n');
 

@@ -137,11 +137,14 @@ export function graphForward(tf: Tf, graph: Graph, w: (name: string) => TF.Tenso
       case 'globalavg':
         y = tf.mean(x, [1, 2], true);
         break;
+      // As a max pool over the whole map, not tf.max: where the largest value occurs more than once (a
+      // max pool's plateau) tf.max's gradient reaches every copy in full, a pool's (and PyTorch's
+      // MaxPool2d, which DARTS-FQA uses here) reaches one.
       case 'globalmax':
-        y = tf.max(x, [1, 2], true);
+        y = tf.maxPool(x, [x.shape[1], x.shape[2]], 1, 'valid');
         break;
       case 'globalmin':
-        y = tf.min(x, [1, 2], true);
+        y = tf.neg(tf.maxPool(tf.neg(x), [x.shape[1], x.shape[2]], 1, 'valid'));
         break;
       case 'add':
         y = tf.add(x, values.get(n.inputs[1]!)!);
