@@ -115,7 +115,9 @@ describe.skipIf(!hasTorch || !hasShared)('torch engine against the tfjs engine (
             size += wb[i]! ** 2;
           }
           expect(settled, `${g.name}: entries with a settled direction`).toBeGreaterThanOrEqual(0.5 * g.tfjs.length);
-          expect(Math.sqrt(error / size), `${g.name} after step ${k + 1}`).toBeLessThanOrEqual(loose ? 1e-3 : 1e-4);
+          // Relative to the tensor, or to 0.01 per entry where its weights are smaller: biases start at 0
+          // and move by about lr = 1e-3 a step, so their own size is the size of the steps themselves.
+          expect(Math.sqrt(error / Math.max(size, settled * 1e-4)), `${g.name} after step ${k + 1}`).toBeLessThanOrEqual(loose ? 1e-3 : 1e-4);
         }
         expect(compared).toBeGreaterThanOrEqual(0.8 * gradients.length);
         for (const t of graph.tensors.filter((u) => u.kind === 'buffer')) {
