@@ -165,7 +165,8 @@ export function createSupernet(tf: Tf, shape: SupernetShape, random: () => numbe
       }
       [s0, s1] = [s1, tf.concat(states.slice(-shape.multiplier), 3)];
     });
-    const pooled = tf.max(s1, [1, 2]) as TF.Tensor2D; // MaxPool2d(8) on the 8x8 map of a 64 px input
+    // MaxPool2d(8) on the 8x8 map of a 64 px input, as a pool (tf.max's gradient reaches every tied cell in full).
+    const pooled = tf.maxPool(s1, [s1.shape[1], s1.shape[2]], 1, 'valid').reshape([s1.shape[0], s1.shape[3]]) as TF.Tensor2D;
     return tf.add(tf.matMul(pooled, w('classifier.weight') as TF.Tensor2D), w('classifier.bias')).reshape([-1]) as TF.Tensor1D;
   };
 
