@@ -43,6 +43,11 @@ describe.skipIf(missing(ready, `the prebuilt tarballs in ${packages} (npm run pa
     const cuda = tarballs.some((f) => f.startsWith('fqa-native-linux-x64-cuda-'));
     expect(parsed.binary).toContain(path.join('node_modules', '@fqa', cuda ? 'native-linux-x64-cuda' : 'native-linux-x64', 'fqa-v'));
     expect(parsed.gpu.compiled).toBe(cuda);
+    // The scanning install has no libtorch engine: info says why, and deep training takes tfjs.
+    expect((parsed as unknown as { trainingEngines: unknown[] }).trainingEngines).toEqual([
+      { name: 'torch', available: false, reason: expect.stringMatching(/the @fqa\/torch package is not installed/) },
+      { name: 'tfjs', available: true, detail: expect.stringMatching(/^@tensorflow\/tfjs/) },
+    ]);
     // A 1024 px tissue-like image with a blurred half: scanned with the shipped model.
     const noise = Buffer.alloc(1024 * 512 * 3);
     for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24;

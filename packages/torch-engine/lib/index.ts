@@ -16,7 +16,8 @@ export const version: string = (require(path.join(packageRoot, 'package.json')) 
 export interface TorchTensorSpec {
   name: string;
   shape: number[];
-  kind: 'parameter' | 'buffer';
+  /** architecture: DARTS's alphas, moved only by searchStep('architecture'). */
+  kind: 'parameter' | 'buffer' | 'architecture';
   data: Float32Array;
   m?: Float32Array;
   v?: Float32Array;
@@ -42,11 +43,27 @@ export interface GraphTrainerSpec {
 export interface GraphTrainer {
   /** One Adam step on a batch (NHWC bytes, one label per patch); returns the batch loss. */
   step(pixels: Uint8Array, labels: Float32Array, count: number, size: number, learningRate: number): number;
+  /**
+   * One first-order DARTS step: 'architecture' moves the architecture tensors (Adam, betas 0.5 /
+   * 0.999, L2 decay), 'weights' the parameters (global-norm clip, then SGD with momentum and decay).
+   */
+  searchStep(pixels: Uint8Array, labels: Float32Array, count: number, size: number, which: 'architecture' | 'weights', settings: SearchStepSettings): number;
+  /** The batch loss and every parameter's and architecture tensor's gradient; nothing moves. */
+  gradients(pixels: Uint8Array, labels: Float32Array, count: number, size: number): { loss: number; gradients: Record<string, Float32Array> };
   /** Inference scores (running BatchNorm statistics). */
   scores(pixels: Uint8Array, count: number, size: number): Float32Array;
   /** Every tensor (PyTorch layouts), with `name#adam.m` / `name#adam.v` when asked. */
   tensors(withAdam: boolean): { step: number; tensors: Record<string, Float32Array> };
   dispose(): void;
+}
+
+export interface SearchStepSettings {
+  learningRate: number;
+  weightDecay: number;
+  /** weights only */
+  momentum?: number;
+  /** weights only: the gradient's global norm is clipped to this */
+  gradClip?: number;
 }
 
 export interface TorchBuildInfo {

@@ -2,6 +2,10 @@
 // read) built on libtorch, trained with autograd, PyTorch's own BatchNorm and the Adam update of
 // torch.optim.Adam. TypeScript owns the loop, the data, checkpoints and validation; this file only
 // holds tensors and runs steps. Every libtorch error becomes a JS Error.
+// The DARTS search network is a graph too: its mixed edges are 'mix' nodes (softmax-weighted sums by
+// a row of the architecture tensor, kind 'architecture'), its BatchNorms without affine parameters
+// 'norm' nodes; searchStep moves either the architecture (Adam) or the weights (SGD), as
+// train_search.py does in first-order DARTS.
 #include <napi.h>
 #include <torch/torch.h>
 
@@ -21,11 +25,13 @@ struct Node {
   std::string weight, bias, prefix;
   int64_t kernel = 1, stride = 1, pad = 0, dilation = 1, groups = 1;
   int64_t inFeatures = 0, outFeatures = 0;
+  std::vector<int64_t> rows, columns;  // mix: each input's (edge, op) entry of the architecture tensor
 };
 
 struct Parameter {
   std::string name;
   torch::Tensor value, m, v;
+  torch::Tensor momentum;  // SGD's buffer (the search's weight steps)
 };
 
 enum class Loss { Plcc, Mse, Mae };
@@ -60,6 +66,10 @@ torch::Tensor tensorFrom(const Napi::Float32Array& a, const std::vector<int64_t>
   return torch::from_blob(const_cast<float*>(a.Data()), shape, torch::kFloat32).clone();
 }
 
+bool endsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 Napi::Float32Array toJs(Napi::Env env, const torch::Tensor& t) {
   torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
   Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(c.numel()));
@@ -73,6 +83,8 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
     return DefineClass(env, "GraphTrainer", {
       InstanceMethod<&GraphTrainer::Step>("step"),
       InstanceMethod<&GraphTrainer::Scores>("scores"),
+      InstanceMethod<&GraphTrainer::SearchStep>("searchStep"),
+      InstanceMethod<&GraphTrainer::Gradients>("gradients"),
       InstanceMethod<&GraphTrainer::Tensors>("tensors"),
       InstanceMethod<&GraphTrainer::Dispose>("dispose"),
     });
@@ -88,6 +100,9 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
   std::vector<Node> nodes_;
   size_t inputSlot_ = 0, outputSlot_ = 0, slots_ = 0;
   std::vector<Parameter> parameters_;
+  std::vector<Parameter> architecture_;  // DARTS's alphas: trained only by searchStep('architecture')
+  int64_t architectureStep_ = 0;
+  bool sgdStarted_ = false;
   std::unordered_map<std::string, torch::Tensor> tensors_;  // parameters and buffers by name
   std::vector<std::string> order_;                            // every tensor, in the graph's order
   std::vector<std::pair<torch::Tensor, torch::Tensor>> gdns_; // (beta, gamma) kept valid after a step
@@ -154,12 +169,13 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
       for (uint32_t k = 0; k < s.Length(); k++) shape.push_back(static_cast<int64_t>(s.Get(k).ToNumber().DoubleValue()));
       torch::Tensor value = tensorFrom(float32Field(t, "data"), shape, name).to(device_);
       if (channelsLast_ && shape.size() == 4) value = value.contiguous(torch::MemoryFormat::ChannelsLast);
-      bool parameter = stringField(t, "kind") == "parameter";
-      if (parameter) {
-        Parameter p{name, value.requires_grad_(true), torch::zeros_like(value), torch::zeros_like(value)};
+      std::string kind = stringField(t, "kind");
+      if (kind != "parameter" && kind != "buffer" && kind != "architecture") throw Napi::RangeError::New(env, "tensor '" + name + "': kind must be parameter, buffer or architecture");
+      if (kind != "buffer") {
+        Parameter p{name, value.requires_grad_(true), torch::zeros_like(value), torch::zeros_like(value), torch::zeros_like(value)};
         if (t.Has("m")) p.m.copy_(tensorFrom(float32Field(t, "m"), shape, name + "#adam.m"));
         if (t.Has("v")) p.v.copy_(tensorFrom(float32Field(t, "v"), shape, name + "#adam.v"));
-        parameters_.push_back(p);
+        (kind == "parameter" ? parameters_ : architecture_).push_back(p);
       }
       if (tensors_.count(name)) throw Napi::Error::New(env, "tensor '" + name + "' given twice");
       tensors_[name] = value;
@@ -207,6 +223,21 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
         n.groups = intField(o, "groups");
         tensor(n.weight);
         if (!n.bias.empty()) tensor(n.bias);
+      } else if (n.op == "mix") {
+        n.weight = stringField(o, "alpha");
+        for (const char* key : {"rows", "columns"}) {
+          Napi::Value list = o.Get(key);
+          if (!list.IsArray()) throw Napi::TypeError::New(env, std::string("graph: mix node: '") + key + "' must be an array");
+          Napi::Array a = list.As<Napi::Array>();
+          for (uint32_t k = 0; k < a.Length(); k++) (key[0] == 'r' ? n.rows : n.columns).push_back(a.Get(k).ToNumber().Int64Value());
+        }
+        const torch::Tensor& alpha = tensor(n.weight);
+        if (alpha.dim() != 2 || n.rows.size() != n.inputs.size() || n.columns.size() != n.inputs.size())
+          throw Napi::Error::New(env, "graph: mix node " + std::to_string(i) + ": needs one (row, column) of a 2-D '" + n.weight + "' per input");
+        for (size_t k = 0; k < n.rows.size(); k++)
+          if (n.rows[k] < 0 || n.rows[k] >= alpha.size(0) || n.columns[k] < 0 || n.columns[k] >= alpha.size(1))
+            throw Napi::Error::New(env, "graph: mix node " + std::to_string(i) + ": entry out of range of '" + n.weight + "'");
+      } else if (n.op == "norm") {
       } else if (n.op == "batchnorm" || n.op == "gdn") {
         n.prefix = stringField(o, "prefix");
         if (n.op == "gdn") gdns_.emplace_back(tensor(n.prefix + ".beta"), tensor(n.prefix + ".gamma"));
@@ -255,6 +286,15 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
         // Training: batch statistics, running ones updated in place (momentum 0.1, unbiased variance).
         y = torch::batch_norm(in, tensor(n.prefix + ".weight"), tensor(n.prefix + ".bias"), tensor(n.prefix + ".running_mean"),
                               tensor(n.prefix + ".running_var"), training, 0.1, 1e-5, false);
+      } else if (n.op == "norm") {
+        // BatchNorm without affine parameters or running statistics (the search network's cells).
+        y = torch::batch_norm(in, {}, {}, {}, {}, true, 0.1, 1e-5, false);
+      } else if (n.op == "mix") {
+        torch::Tensor weights = torch::softmax(tensor(n.weight), 1);
+        for (size_t k = 0; k < n.inputs.size(); k++) {
+          torch::Tensor term = values[n.inputs[k]] * weights[n.rows[k]][n.columns[k]];
+          y = k == 0 ? term : y + term;
+        }
       } else if (n.op == "relu") {
         y = torch::relu(in);
       } else if (n.op == "relu6") {
@@ -345,6 +385,98 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
     }
   }
 
+  // Forward and backward on a batch: gradients of every parameter and architecture tensor.
+  torch::Tensor backwardOn(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "expected (pixels, labels, count, size, ...)");
+    Napi::Uint8Array pixels = info[0].As<Napi::Uint8Array>();
+    Napi::Float32Array labelsJs = info[1].As<Napi::Float32Array>();
+    int64_t count = info[2].ToNumber().Int64Value(), size = info[3].ToNumber().Int64Value();
+    if (count < 2 || static_cast<int64_t>(labelsJs.ElementLength()) != count) throw Napi::RangeError::New(env, "one label per patch, at least 2 patches");
+    torch::Tensor x = input(pixels, count, size);
+    torch::Tensor labels = torch::from_blob(labelsJs.Data(), {count}, torch::kFloat32).to(device_, false, true);
+    for (auto* group : {&parameters_, &architecture_})
+      for (Parameter& p : *group) p.value.mutable_grad() = torch::Tensor();
+    torch::Tensor loss = lossOf(forward(x, true), labels);
+    loss.backward();
+    return loss;
+  }
+
+  static torch::Tensor gradientOf(const Parameter& p) {
+    return p.value.grad().defined() ? p.value.grad() : torch::zeros_like(p.value);
+  }
+
+  // searchStep(pixels, labels, count, size, 'architecture' | 'weights', settings) -> batch loss.
+  // architecture: Adam (lr, betas 0.5 / 0.999) with L2 weight decay added to the gradient, as
+  // torch.optim.Adam(weight_decay). weights: the gradient's global norm clipped (clip_grad_norm_),
+  // then SGD with momentum and weight decay (torch.optim.SGD): train_search.py's order.
+  Napi::Value SearchStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkOpen(env);
+    if (info.Length() < 6 || !info[4].IsString() || !info[5].IsObject()) throw Napi::TypeError::New(env, "searchStep(pixels, labels, count, size, which, settings)");
+    std::string which = info[4].As<Napi::String>().Utf8Value();
+    Napi::Object o = info[5].As<Napi::Object>();
+    auto number = [&](const char* key) {
+      Napi::Value v = o.Get(key);
+      if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("searchStep settings: '") + key + "' must be a number");
+      return v.As<Napi::Number>().DoubleValue();
+    };
+    if (which != "architecture" && which != "weights") throw Napi::RangeError::New(env, "searchStep: which must be 'architecture' or 'weights'");
+    if (which == "architecture" && architecture_.empty()) throw Napi::Error::New(env, "searchStep: the graph has no architecture tensor");
+    const double rate = number("learningRate"), decay = number("weightDecay");
+    const double momentum = which == "weights" ? number("momentum") : 0, clip = which == "weights" ? number("gradClip") : 0;
+    return guarded(env, [&] {
+      torch::Tensor loss = backwardOn(info);
+      torch::NoGradGuard noGrad;
+      if (which == "architecture") {
+        architectureStep_++;
+        const double beta1 = 0.5, beta2 = 0.999, eps = 1e-8;
+        const double correction1 = 1 - std::pow(beta1, static_cast<double>(architectureStep_));
+        const double correction2 = 1 - std::pow(beta2, static_cast<double>(architectureStep_));
+        for (Parameter& p : architecture_) {
+          torch::Tensor g = gradientOf(p) + decay * p.value;
+          p.m.mul_(beta1).add_(g, 1 - beta1);
+          p.v.mul_(beta2).addcmul_(g, g, 1 - beta2);
+          p.value.addcdiv_(p.m, (p.v.sqrt() / std::sqrt(correction2)).add_(eps), -rate / correction1);
+        }
+      } else {
+        double total = 0;
+        for (const Parameter& p : parameters_) total += gradientOf(p).square().sum().item<double>();
+        const double scale = std::min(1.0, clip / (std::sqrt(total) + 1e-6));
+        for (Parameter& p : parameters_) {
+          torch::Tensor g = gradientOf(p) * scale + decay * p.value;
+          if (sgdStarted_) p.momentum.mul_(momentum).add_(g);
+          else p.momentum.copy_(g);
+          p.value.add_(p.momentum, -rate);
+        }
+        sgdStarted_ = true;
+      }
+      return Napi::Number::New(env, loss.item<double>());
+    });
+  }
+
+  // gradients(pixels, labels, count, size) -> { loss, gradients: { name: Float32Array } }; changes nothing.
+  Napi::Value Gradients(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkOpen(env);
+    return guarded(env, [&] {
+      // Batch statistics only: the running ones are put back after the pass.
+      std::vector<std::pair<torch::Tensor, torch::Tensor>> kept;
+      for (auto& [name, t] : tensors_)
+        if (endsWith(name, ".running_mean") || endsWith(name, ".running_var")) kept.emplace_back(t, t.clone());
+      torch::Tensor loss = backwardOn(info);
+      torch::NoGradGuard noGrad;
+      for (auto& [t, saved] : kept) t.copy_(saved);
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("loss", Napi::Number::New(env, loss.item<double>()));
+      Napi::Object grads = Napi::Object::New(env);
+      for (auto* group : {&parameters_, &architecture_})
+        for (const Parameter& p : *group) grads.Set(p.name, toJs(env, gradientOf(p)));
+      out.Set("gradients", grads);
+      return out;
+    });
+  }
+
   // scores(pixels, count, size) -> Float32Array: inference (running statistics), no gradients.
   Napi::Value Scores(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -380,6 +512,7 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     parameters_.clear();
+    architecture_.clear();
     tensors_.clear();
     gdns_.clear();
     disposed_ = true;

@@ -34,6 +34,7 @@ Search (defaults: DARTS-FQA's train_search.py):
   --channels C         initial channels (default ${d.channels})   --layers N   cells (default ${d.layers})
   --steps N            nodes per cell (default ${d.steps})
   --seed N             default ${d.seed}; the same seed and data give the same genotype
+  --trainer T          auto (default: torch where built, else tfjs) | torch (autograd) | tfjs
   --cache-mb N         decoded images kept in memory
 
 Evaluation network:
@@ -57,7 +58,7 @@ export const searchCommand: Command = {
         epochs: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' }, momentum: { type: 'string' }, 'weight-decay': { type: 'string' },
         'grad-clip': { type: 'string' }, 'arch-lr': { type: 'string' }, 'arch-weight-decay': { type: 'string' }, 'train-portion': { type: 'string' },
         channels: { type: 'string' }, layers: { type: 'string' }, steps: { type: 'string' }, seed: { type: 'string' }, 'cache-mb': { type: 'string' },
-        'eval-steps': { type: 'string' }, 'eval-lr': { type: 'string' }, genotype: { type: 'string' }, out: { type: 'string' },
+        'eval-steps': { type: 'string' }, 'eval-lr': { type: 'string' }, genotype: { type: 'string' }, out: { type: 'string' }, trainer: { type: 'string' },
       },
     });
     if (!values.out) throw new UsageError('--out DIR is required (see fqa-scan search --help)');
@@ -71,6 +72,7 @@ export const searchCommand: Command = {
       dataset,
       outDir: values.out,
       genotype,
+      engine: values.trainer === undefined ? undefined : expectOneOf(values.trainer, 'trainer', ['auto', 'torch', 'tfjs'] as const),
       epochs: parseIntegerOption(values.epochs, 'epochs', 1, 100_000),
       batchSize: parseIntegerOption(values.batch, 'batch', 2, 100_000),
       learningRate: parseNumberOption(values.lr, 'lr', { positive: true }),

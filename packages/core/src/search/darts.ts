@@ -2,17 +2,21 @@
  * First-order DARTS (Liu et al. 2019, train_search.py without --unrolled) over the DARTS-FQA search
  * space, with DARTS-FQA's settings as defaults: each step first moves the architecture weights alpha
  * on a batch of the validation half (Adam), then the network weights w on a batch of the training
- * half (SGD with momentum, weight decay and gradient-norm clipping), both on the PLCC loss.
+ * half (SGD with momentum, weight decay and gradient-norm clipping), both on the PLCC loss. The
+ * network runs on libtorch (autograd) where the torch engine is built, else on tfjs with the
+ * hand-written gradients of cpu-ops.ts; one seed starts both from the same network.
  */
 import type { BatchSource } from '../train/batches.js';
 import { seededRandom } from '../train/random.js';
 import { loadTf, patchesToTensor } from '../train/tfjs-models.js';
 import { tfLoss } from '../train/tfjs-trainer.js';
 import type { Genotype } from '../models/architectures/darts-fqa.js';
-import { expectInteger } from '../validate.js';
+import { expectInteger, expectOneOf } from '../validate.js';
+import { loadTorch } from '../train/engines/torch-engine.js';
 import { UsageError } from '../errors.js';
-import { deriveGenotype, PRIMITIVES } from './genotype.js';
+import { deriveGenotype, PRIMITIVES, softmaxRows } from './genotype.js';
 import { createSupernet, type SupernetShape } from './supernet.js';
+import { ALPHAS, supernetGraph } from './supernet-graph.js';
 
 /** The search's settings; defaults are DARTS-FQA's (train_search.py, search_demo.sh). */
 export interface DartsSettings extends SupernetShape {
@@ -90,6 +94,8 @@ export interface DartsRunOptions {
   onStart?: (weights: number[][]) => void;
   onEpoch?: (e: SearchEpoch) => void | Promise<void>;
   onBatch?: (done: number, total: number) => void;
+  /** auto (default): torch where its addon is built, else tfjs. */
+  engine?: 'auto' | 'torch' | 'tfjs';
 }
 
 /** An endless series of batches from a source, epoch after epoch, in a seeded order. */
@@ -104,20 +110,86 @@ async function* cycle(source: BatchSource, random: () => number, batchSize: numb
   }
 }
 
-export async function runDarts(train: BatchSource, validation: BatchSource, settings: DartsSettings, o: DartsRunOptions): Promise<DartsResult> {
+/** One search network on one engine: the two first-order DARTS steps and the current softmax(alpha). */
+interface SearchSession {
+  detail: string;
+  /** Adam on alpha from a validation batch (w held where it is); returns the batch loss. */
+  architectureStep(pixels: Uint8Array, labels: Float32Array, count: number): number;
+  /** Clipped SGD with momentum on w from a training batch; returns the batch loss. */
+  weightStep(pixels: Uint8Array, labels: Float32Array, count: number): number;
+  weights(): number[][];
+  dispose(): void;
+}
+
+/** The supernet on tfjs: its hand-written ops (cpu-ops.ts) on the pure-JS backend. */
+async function tfjsSearch(s: DartsSettings, random: () => number, mean: readonly number[], std: readonly number[]): Promise<SearchSession> {
   const { tf, package: pkg, backend } = await loadTf();
-  const s = settings;
-  if (train.size !== s.patchSize || validation.size !== s.patchSize) throw new UsageError(`the search data is ${train.size} px but the search runs on ${s.patchSize} px patches`);
-  const random = seededRandom(s.seed);
   const net = createSupernet(tf, s, random);
   const wVars = [...net.weights.values()];
   const wOptimizer = tf.train.momentum(s.learningRate, s.momentum);
   const aOptimizer = tf.train.adam(s.archLearningRate, 0.5, 0.999, 1e-8);
-  const softmaxWeights = () => tf.tidy(() => tf.softmax(net.alphas).arraySync() as number[][]);
-  const initialWeights = softmaxWeights();
+  const toInput = (pixels: Uint8Array, count: number) => patchesToTensor(tf, pixels, count, s.patchSize, mean, std);
+  return {
+    detail: `tfjs: ${pkg} (${backend})`,
+    architectureStep: (pixels, labels, count) => tf.tidy(() => {
+      const x = toInput(pixels, count);
+      const y = tf.tensor1d(labels);
+      const { value, grads } = tf.variableGrads(() => tfLoss(tf, 'plcc', net.forward(x), y), [net.alphas]);
+      // torch Adam's weight_decay: L2 added to the gradient.
+      const g = tf.add(grads[net.alphas.name]!, tf.mul(net.alphas, s.archWeightDecay));
+      aOptimizer.applyGradients([{ name: net.alphas.name, tensor: g }]);
+      return value.dataSync()[0]!;
+    }),
+    weightStep: (pixels, labels, count) => tf.tidy(() => {
+      const x = toInput(pixels, count);
+      const y = tf.tensor1d(labels);
+      const { value, grads } = tf.variableGrads(() => tfLoss(tf, 'plcc', net.forward(x), y), wVars);
+      // train_search.py: clip_grad_norm_ on the loss's gradient (scale all by min(1, clip / global
+      // norm)), then SGD adds weight decay inside its step.
+      const norm = Math.sqrt(tf.addN(wVars.map((v) => tf.sum(tf.square(grads[v.name]!)))).dataSync()[0]!);
+      const scale = Math.min(1, s.gradClip / (norm + 1e-6));
+      wOptimizer.applyGradients(wVars.map((v) => ({ name: v.name, tensor: tf.add(tf.mul(grads[v.name]!, scale), tf.mul(v, s.weightDecay)) })));
+      return value.dataSync()[0]!;
+    }),
+    weights: () => tf.tidy(() => tf.softmax(net.alphas).arraySync() as number[][]),
+    dispose: () => {
+      net.dispose();
+      wOptimizer.dispose();
+      aOptimizer.dispose();
+    },
+  };
+}
+
+/** The same supernet (the same initial values, from the tfjs one) on libtorch: autograd instead of hand-written gradients. */
+async function torchSearch(s: DartsSettings, random: () => number, mean: readonly number[], std: readonly number[]): Promise<SearchSession> {
+  const { tf } = await loadTf();
+  const load = await loadTorch();
+  if (!load.ok) throw new UsageError(`the torch training engine is not available: ${load.reason}`);
+  const net = createSupernet(tf, s, random);
+  const graph = supernetGraph(net);
+  net.dispose();
+  const trainer = new load.binding.GraphTrainer({ ...graph, step: 0, loss: 'plcc', mean, std, threads: 1, device: 'cpu', channelsLast: false });
+  const info = load.binding.buildInfo();
+  const alphaShape = graph.tensors.find((t) => t.name === ALPHAS)!.shape as [number, number];
+  return {
+    detail: `torch: libtorch ${info.torchVersion} (cpu, 1 thread)`,
+    architectureStep: (pixels, labels, count) => trainer.searchStep(pixels, labels, count, s.patchSize, 'architecture', { learningRate: s.archLearningRate, weightDecay: s.archWeightDecay }),
+    weightStep: (pixels, labels, count) => trainer.searchStep(pixels, labels, count, s.patchSize, 'weights', { learningRate: s.learningRate, weightDecay: s.weightDecay, momentum: s.momentum, gradClip: s.gradClip }),
+    weights: () => softmaxRows(Array.from({ length: alphaShape[0] }, (_, e) => Array.from(trainer.tensors(false).tensors[ALPHAS]!.subarray(e * alphaShape[1], (e + 1) * alphaShape[1])))),
+    dispose: () => trainer.dispose(),
+  };
+}
+
+export async function runDarts(train: BatchSource, validation: BatchSource, settings: DartsSettings, o: DartsRunOptions): Promise<DartsResult> {
+  const s = settings;
+  if (train.size !== s.patchSize || validation.size !== s.patchSize) throw new UsageError(`the search data is ${train.size} px but the search runs on ${s.patchSize} px patches`);
+  const engine = expectOneOf(o.engine ?? 'auto', 'engine', ['auto', 'torch', 'tfjs'] as const);
+  const onTorch = engine === 'torch' || (engine === 'auto' && (await loadTorch()).ok);
+  const random = seededRandom(s.seed);
+  const session = onTorch ? await torchSearch(s, random, o.mean, o.std) : await tfjsSearch(s, random, o.mean, o.std);
+  const initialWeights = session.weights();
   o.onStart?.(initialWeights);
   const valid = cycle(validation, seededRandom(s.seed + 1), s.batchSize);
-  const toInput = (pixels: Uint8Array, count: number) => patchesToTensor(tf, pixels, count, s.patchSize, o.mean, o.std);
   const history: SearchEpoch[] = [];
   const batchesPerEpoch = Math.floor(train.count / s.batchSize) + (train.count % s.batchSize >= 2 ? 1 : 0);
   try {
@@ -127,35 +199,15 @@ export async function runDarts(train: BatchSource, validation: BatchSource, sett
       let validSum = 0;
       let steps = 0;
       for await (const batch of train.epoch(random, s.batchSize)) {
-        // Architecture step on a validation batch (first order: w held where it is).
+        // Architecture step on a validation batch (first order: w held where it is), then a weight step.
         const vb = (await valid.next()).value!;
-        const validLoss = tf.tidy(() => {
-          const x = toInput(vb.pixels, vb.count);
-          const y = tf.tensor1d(vb.labels);
-          const { value, grads } = tf.variableGrads(() => tfLoss(tf, 'plcc', net.forward(x), y), [net.alphas]);
-          // torch Adam's weight_decay: L2 added to the gradient.
-          const g = tf.add(grads[net.alphas.name]!, tf.mul(net.alphas, s.archWeightDecay));
-          aOptimizer.applyGradients([{ name: net.alphas.name, tensor: g }]);
-          return value.dataSync()[0]!;
-        });
-        // Weight step on a training batch.
-        const trainLoss = tf.tidy(() => {
-          const x = toInput(batch.pixels, batch.count);
-          const y = tf.tensor1d(batch.labels);
-          const { value, grads } = tf.variableGrads(() => tfLoss(tf, 'plcc', net.forward(x), y), wVars);
-          const decayed = wVars.map((v) => tf.add(grads[v.name]!, tf.mul(v, s.weightDecay)));
-          // clip_grad_norm_: scale all gradients by min(1, clip / global norm).
-          const norm = Math.sqrt(tf.addN(decayed.map((g) => tf.sum(tf.square(g)))).dataSync()[0]!);
-          const scale = Math.min(1, s.gradClip / (norm + 1e-6));
-          wOptimizer.applyGradients(wVars.map((v, i) => ({ name: v.name, tensor: scale < 1 ? tf.mul(decayed[i]!, scale) : decayed[i]! })));
-          return value.dataSync()[0]!;
-        });
-        trainSum += trainLoss;
-        validSum += validLoss;
+        validSum += session.architectureStep(vb.pixels, vb.labels, vb.count);
+        trainSum += session.weightStep(batch.pixels, batch.labels, batch.count);
         steps++;
         o.onBatch?.(steps, batchesPerEpoch);
+        await new Promise((resolve) => setImmediate(resolve));
       }
-      const weights = softmaxWeights();
+      const weights = session.weights();
       const e: SearchEpoch = {
         epoch, trainLoss: trainSum / steps, validLoss: validSum / steps, seconds: (performance.now() - started) / 1000,
         weights, genotype: deriveGenotype(weights, s.steps, s.multiplier),
@@ -166,11 +218,9 @@ export async function runDarts(train: BatchSource, validation: BatchSource, sett
     }
   } finally {
     await valid.return(undefined);
-    net.dispose();
-    wOptimizer.dispose();
-    aOptimizer.dispose();
+    session.dispose();
   }
-  return { settings: s, genotype: history.at(-1)!.genotype, initialWeights, history, backend: `${pkg} (${backend})` };
+  return { settings: s, genotype: history.at(-1)!.genotype, initialWeights, history, backend: session.detail };
 }
 
 /** Header of the alphas history: epoch, edge, the edge's node and input state, one column per op. */

@@ -39,6 +39,8 @@ export interface SearchRunOptions extends Partial<DartsSettings> {
   evalSteps?: number;
   evalLearningRate?: number;
   cacheBytes?: number;
+  /** The search network's engine: auto (torch where built, else tfjs), torch or tfjs. */
+  engine?: 'auto' | 'torch' | 'tfjs';
   onProgress?: (p: SearchProgress) => void;
 }
 
@@ -88,6 +90,7 @@ export async function runSearch(o: SearchRunOptions): Promise<SearchRunResult> {
     const result = await runDarts(data.train, data.validation, settings, {
       mean: data.mean,
       std: data.std,
+      engine: o.engine,
       onStart: (weights) => {
         alphaRows.push(...alphasTsvRows(0, weights, settings.steps));
       },

@@ -177,7 +177,11 @@ export function tensorToTf(graph: Graph, name: string, data: Float32Array, shape
 
 /** The inverse of tensorToTf (tfjs layout back to the model file's PyTorch layout). */
 export function tensorFromTf(graph: Graph, name: string, data: Float32Array, shape: number[]): Float32Array {
-  if (!graph.nodes.some((n) => n.op === 'conv' && n.weight === name)) return data;
+  return graph.nodes.some((n) => n.op === 'conv' && n.weight === name) ? convFromTf(data, shape) : data;
+}
+
+/** tfjs [ky][kx][in/groups][out] (depth-wise [ky][kx][C][1]) -> PyTorch conv [out][in/groups][ky][kx] of `shape`. */
+export function convFromTf(data: Float32Array, shape: number[]): Float32Array {
   const [out, inC, kh, kw] = shape as [number, number, number, number];
   const t = new Float32Array(data.length);
   for (let o = 0; o < out; o++)

@@ -10,7 +10,8 @@ import type { EngineSession, EngineSessionOptions, EngineStatus, TrainingEngine 
 
 type TorchLoad = { ok: true; binding: TorchBinding } | { ok: false; reason: string };
 
-async function loadBinding(): Promise<TorchLoad> {
+/** The @fqa/torch addon, or why it is not there. */
+export async function loadTorch(): Promise<TorchLoad> {
   let mod: typeof import('@fqa/torch');
   try {
     mod = await import('@fqa/torch');
@@ -23,7 +24,7 @@ async function loadBinding(): Promise<TorchLoad> {
 export const torchEngine: TrainingEngine = {
   name: 'torch',
   async status(): Promise<EngineStatus> {
-    const t = await loadBinding();
+    const t = await loadTorch();
     if (!t.ok) return { name: 'torch', available: false, reason: t.reason };
     const info = t.binding.buildInfo();
     return { name: 'torch', available: true, detail: `libtorch ${info.torchVersion}, ${info.cuda ? `CUDA (${info.cudaDevices} device${info.cudaDevices === 1 ? '' : 's'})` : 'CPU only'}` };
@@ -32,7 +33,7 @@ export const torchEngine: TrainingEngine = {
 };
 
 async function openTorchSession(o: EngineSessionOptions): Promise<EngineSession> {
-  const t = await loadBinding();
+  const t = await loadTorch();
   if (!t.ok) throw new Error(`the torch engine is not available: ${t.reason}`);
   const device = o.device ?? 'cpu';
   const channelsLast = getArchitecture(o.architecture, 'arch').torchChannelsLast ?? false;
