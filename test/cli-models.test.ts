@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { loadOnnxRuntime } from '@fqa/core';
-import { hasShared, repoRoot, shared, tcgaImages } from './helpers/shared.js';
+import { hasShared, missing, repoRoot, shared, tcgaImages } from './helpers/shared.js';
+
+const onnx = !missing(loadOnnxRuntime() !== null, 'onnxruntime-node (npm install onnxruntime-node)');
 
 const bin = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
 const work = mkdtempSync(path.join(tmpdir(), 'fqa-models-'));
@@ -49,7 +51,7 @@ describe('architectures on the command line', () => {
 
     const golden = hasShared ? JSON.parse(readFileSync(shared('reference', 'deep', 'golden-deep.json'), 'utf8')) : null;
     for (const [name, arch, intended] of [['densenet13', 'densenet13', 'raw'], ['darts-fqa-focuspath', 'darts-fqa', 'tcga_norm']] as const) {
-      test.skipIf(!loadOnnxRuntime())(`fqa-scan score with converted ${name}: the crops at stride 256 are PyTorch's (${intended} input)`, () => {
+      test.skipIf(!onnx)(`fqa-scan score with converted ${name}: the crops at stride 256 are PyTorch's (${intended} input)`, () => {
         const model = path.join(work, `${name}.fqa`);
         const c = fqa('convert-reference', shared('reference', 'deep', `${name}.json`), '--arch', arch, '--out', model);
         expect(c.code, c.stderr).toBe(0);

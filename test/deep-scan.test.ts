@@ -8,13 +8,13 @@ import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { createScorer, loadModel, loadOnnxRuntime, scanSlide, scoreImage } from '@fqa/core';
 import { openSlide } from '@fqa/native';
-import { hasShared, repoRoot, shared } from './helpers/shared.js';
+import { hasShared, missing, repoRoot, shared } from './helpers/shared.js';
 
 const bin = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
 const work = mkdtempSync(path.join(tmpdir(), 'fqa-deep-'));
 const model = path.join(work, 'densenet13.fqa');
 const svs = shared('data', 'slides', 'CMU-1-Small-Region.svs');
-const onnx = loadOnnxRuntime() !== null;
+const onnx = !missing(loadOnnxRuntime() !== null, 'onnxruntime-node (npm install onnxruntime-node)');
 
 function fqa(...args: string[]) {
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: repoRoot });

@@ -8,10 +8,11 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { missing } from './shared.js';
 
 export const chromiumPath = process.env.FQA_CHROMIUM ?? '/usr/bin/chromium';
-export const hasChromium = existsSync(chromiumPath);
-if (!hasChromium) console.warn(`[fqa tests] skipping browser tests: no Chromium at ${chromiumPath} (apt-get install chromium, or set FQA_CHROMIUM)`);
+// Through missing(): under FQA_REQUIRE_ALL (CI) an absent Chromium fails instead of skipping.
+export const hasChromium = !missing(existsSync(chromiumPath), `Chromium at ${chromiumPath} (apt-get install chromium, or set FQA_CHROMIUM)`);
 
 export async function launchChromium(): Promise<Browser> {
   return puppeteer.launch({

@@ -7,8 +7,9 @@
 import { describe, expect, test } from 'vitest';
 import { architectures, createScorer, loadOnnxRuntime, parseModelFile, randomModelFile, toLoadedModel, type BackendName } from '../dist/index.js';
 import { seededRandom } from '../dist/train/random.js';
+import { missing } from '../../../test/helpers/shared.js';
 
-const onnx = loadOnnxRuntime() !== null;
+const onnx = !missing(loadOnnxRuntime() !== null, 'onnxruntime-node (npm install onnxruntime-node)');
 const cases = architectures().flatMap((d) => Object.keys(d.variants).filter((v) => !/^(2|10)-kernel/.test(v)).map((variant) => ({ architecture: d.name, variant })));
 
 describe('backends agree', () => {

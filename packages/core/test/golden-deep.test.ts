@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { convertReferenceFile, createScorer, decodeImage, loadOnnxRuntime, parseModelFile, patchesToNchw, toLoadedModel, type BackendName, type LoadedModel, type Normalization, type RgbImage } from '../dist/index.js';
-import { hasShared, shared } from '../../../test/helpers/shared.js';
+import { hasShared, missing, shared } from '../../../test/helpers/shared.js';
 
 interface Value { value: number; value_f64: number }
 interface Case { image?: string; y?: number; x?: number; size: number; raw: Value; tcga_norm: Value }
@@ -16,7 +16,7 @@ interface Golden {
 }
 
 const golden: Golden | null = hasShared ? JSON.parse(readFileSync(shared('reference', 'deep', 'golden-deep.json'), 'utf8')) : null;
-const onnx = loadOnnxRuntime() !== null;
+const onnx = !missing(loadOnnxRuntime() !== null, 'onnxruntime-node (npm install onnxruntime-node)');
 const close = (got: number, want: number) => Math.abs(got - want) <= 1e-4 * Math.max(1, Math.abs(want));
 
 /** A crop as float32 NCHW, normalized per channel ((x/255 - mean)/std). */

@@ -11,6 +11,9 @@ import {
   parseModelFile, randomWeights, readGenotypeFile, softmaxRows, toLoadedModel, type Genotype,
 } from '../dist/index.js';
 import { seededRandom } from '../dist/train/random.js';
+import { missing } from '../../../test/helpers/shared.js';
+
+const onnx = !missing(loadOnnxRuntime() !== null, 'onnxruntime-node (npm install onnxruntime-node)');
 
 const darts = findArchitecture('darts-fqa')!;
 
@@ -81,7 +84,7 @@ describe('searched genotypes in the evaluation network', () => {
     expect(parameterCount(graph)).toBeGreaterThan(parameterCount(darts.graph(darts.variants.focuspath)));
   });
 
-  test.skipIf(loadOnnxRuntime() === null)('ONNX Runtime and tfjs score a model of every op alike, from its file', async () => {
+  test.skipIf(!onnx)('ONNX Runtime and tfjs score a model of every op alike, from its file', async () => {
     const graph = darts.graph(everyOp);
     const bytes = genotypeModelFile(everyOp, { graph, tensors: randomWeights(graph, 11), losses: [], backend: 'seeded random' }, {
       name: 'every-op', mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], source: 'seeded random weights',

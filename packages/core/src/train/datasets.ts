@@ -153,7 +153,17 @@ export function splitDataset(items: DatasetItem[], fractions: { train: number; v
 export async function channelStats(items: DatasetItem[], options: { sample?: number; seed?: number } = {}): Promise<{ mean: [number, number, number]; std: [number, number, number] }> {
   if (items.length === 0) throw new UsageError('channelStats needs at least one image');
   const random = seededRandom(options.seed ?? 1);
-  const chosen = options.sample && options.sample < items.length ? [...items].sort(() => random() - 0.5).slice(0, options.sample) : items;
+  // A uniform sample: the first `sample` places of a Fisher-Yates shuffle (sorting by a random
+  // comparator is biased towards the original order).
+  let chosen = items;
+  if (options.sample && options.sample < items.length) {
+    const pool = [...items];
+    for (let i = 0; i < options.sample; i++) {
+      const j = i + Math.floor(random() * (pool.length - i));
+      [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+    }
+    chosen = pool.slice(0, options.sample);
+  }
   const sum = [0, 0, 0];
   const sq = [0, 0, 0];
   let n = 0;
