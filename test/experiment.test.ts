@@ -101,7 +101,8 @@ describe.skipIf(!hasShared)('fqa-scan experiment transfer', () => {
     const labels = await miniFocusPath(focuspath);
     const tcgaLabels = await miniTcga(tcga);
     const out = path.join(work, 'table5');
-    const args = ['experiment', 'transfer', '--datasets', 'focuspath64', '--archs', 'focuslitenn-1,eonss', '--trials', '2', '--epochs', '2',
+    // --jobs 2: the two cells train at once in processes of their own, whatever the machine's cores.
+    const args = ['experiment', 'transfer', '--datasets', 'focuspath64', '--archs', 'focuslitenn-1,eonss', '--trials', '2', '--epochs', '2', '--jobs', '2',
       '--focuspath-root', focuspath, '--focuspath-labels', labels, '--tcga-root', tcga, '--tcga-labels', tcgaLabels, '--out', out];
     const first = fqa(...args);
     expect(first.code, first.stderr).toBe(0);

@@ -54,6 +54,8 @@ describe('native binding', () => {
     ['stride 0', { ...base, stride: 0 }, RangeError, /stride/],
     ['patch larger than region', { ...base, patchWidth: 300 }, RangeError, /larger than the region/],
     ['row stride too small', { ...base, rowStride: 10 }, RangeError, /rowStride/],
+    // (height - 1) x rowStride wraps int64 to a negative byte count: it passed the buffer check and segfaulted.
+    ['size arithmetic that overflows int64', { ...base, height: 2 ** 24 + 1, rowStride: 2 ** 39 }, RangeError, /overflows a 64-bit byte count/],
     ['non-integer size', { ...base, width: 10.5 }, RangeError, /width/],
     ['string kernel name unknown', { ...base, kernel: 'sse9' as never }, TypeError, /kernel/],
     ['skip of the wrong length', { ...base, skip: new Uint8Array(3) }, RangeError, /skip/],

@@ -60,10 +60,27 @@ Napi::Float32Array float32Field(const Napi::Object& o, const char* key) {
 // A JS Float32Array copied into a tensor of `shape` (the JS memory may move or be freed later).
 torch::Tensor tensorFrom(const Napi::Float32Array& a, const std::vector<int64_t>& shape, const std::string& name) {
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape)
+    if (__builtin_mul_overflow(n, s, &n)) throw Napi::RangeError::New(a.Env(), "tensor '" + name + "': too many values");
   if (static_cast<int64_t>(a.ElementLength()) != n)
     throw Napi::RangeError::New(a.Env(), "tensor '" + name + "': " + std::to_string(a.ElementLength()) + " values for " + std::to_string(n));
   return torch::from_blob(const_cast<float*>(a.Data()), shape, torch::kFloat32).clone();
+}
+
+// A typed array argument of exactly the wanted element type (node-addon-api's As<> does not check).
+template <typename T>
+T typedArgument(const Napi::CallbackInfo& info, size_t index, napi_typedarray_type type, const char* what) {
+  if (info.Length() <= index || !info[index].IsTypedArray() || info[index].As<Napi::TypedArray>().TypedArrayType() != type)
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a " + (type == napi_uint8_array ? "Uint8Array" : "Float32Array"));
+  return info[index].As<T>();
+}
+
+// An integer argument from `min` to `max` (no NaN, no fraction).
+int64_t integerArgument(const Napi::CallbackInfo& info, size_t index, const char* what, int64_t min, int64_t max) {
+  double d = info.Length() > index && info[index].IsNumber() ? info[index].As<Napi::Number>().DoubleValue() : NAN;
+  if (!(d >= double(min) && d <= double(max)) || d != std::floor(d))
+    throw Napi::RangeError::New(info.Env(), std::string(what) + " must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
+  return static_cast<int64_t>(d);
 }
 
 bool endsWith(const std::string& s, const std::string& suffix) {
@@ -140,7 +157,11 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
     std::string loss = stringField(spec, "loss");
     loss_ = loss == "mse" ? Loss::Mse : loss == "mae" ? Loss::Mae : Loss::Plcc;
     if (loss != "mse" && loss != "mae" && loss != "plcc") throw Napi::RangeError::New(env, "loss must be plcc, mse or mae");
-    step_ = intField(spec, "step");
+    Napi::Value step = spec.Get("step");
+    if (!step.IsNumber() || !(step.As<Napi::Number>().DoubleValue() >= 0) || step.As<Napi::Number>().DoubleValue() > 9007199254740991.0 ||
+        step.As<Napi::Number>().DoubleValue() != std::floor(step.As<Napi::Number>().DoubleValue()))
+      throw Napi::RangeError::New(env, "step must be an integer from 0 to 2^53");
+    step_ = static_cast<int64_t>(step.As<Napi::Number>().DoubleValue());
 
     // Input normalization as the tfjs engine's table: (v / 255 - mean) / std in double, then float.
     Napi::Value meanV = spec.Get("mean"), stdV = spec.Get("std");
@@ -166,7 +187,11 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
       std::string name = stringField(t, "name");
       std::vector<int64_t> shape;
       Napi::Array s = t.Get("shape").As<Napi::Array>();
-      for (uint32_t k = 0; k < s.Length(); k++) shape.push_back(static_cast<int64_t>(s.Get(k).ToNumber().DoubleValue()));
+      for (uint32_t k = 0; k < s.Length(); k++) {
+        double d = s.Get(k).ToNumber().DoubleValue();
+        if (!(d >= 1 && d <= (1 << 24)) || d != std::floor(d)) throw Napi::RangeError::New(env, "tensor '" + name + "': shape entries must be integers from 1 to 2^24");
+        shape.push_back(static_cast<int64_t>(d));
+      }
       torch::Tensor value = tensorFrom(float32Field(t, "data"), shape, name).to(device_);
       if (channelsLast_ && shape.size() == 4) value = value.contiguous(torch::MemoryFormat::ChannelsLast);
       std::string kind = stringField(t, "kind");
@@ -253,6 +278,11 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
                  n.op != "add" && n.op != "concat" && n.op != "shift") {
         throw Napi::Error::New(env, "graph: the torch engine has no op '" + n.op + "'");
       }
+      // forward() reads exactly these inputs: a wrong count is an error here, not a read past the list.
+      const bool many = n.op == "concat" || n.op == "mix";
+      const size_t wanted = n.op == "add" ? 2 : 1;
+      if (many ? n.inputs.empty() : n.inputs.size() != wanted)
+        throw Napi::Error::New(env, "graph: node " + std::to_string(i) + " (" + n.op + ") takes " + (many ? std::string("at least 1 input") : std::to_string(wanted) + " input(s)") + ", has " + std::to_string(n.inputs.size()));
       n.output = slotOf(stringField(o, "output"), true);
       nodes_.push_back(n);
     }
@@ -261,6 +291,8 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
 
   // Normalized NCHW input from NHWC bytes, read in place from the JS buffer.
   torch::Tensor input(const Napi::Uint8Array& pixels, int64_t count, int64_t size) {
+    if (count < 1 || count > (1 << 20) || size < 1 || size > 4096)
+      throw Napi::RangeError::New(pixels.Env(), "patches: count must be 1 to 2^20 and size 1 to 4096 px");
     if (static_cast<int64_t>(pixels.ElementLength()) != count * size * size * 3)
       throw Napi::RangeError::New(pixels.Env(), "pixels: " + std::to_string(pixels.ElementLength()) + " bytes for " + std::to_string(count) + " patches of " + std::to_string(size) + " px");
     torch::Tensor x = torch::empty({count, 3, size, size}, torch::kFloat32);
@@ -347,16 +379,17 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
   Napi::Value Step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     checkOpen(env);
-    if (info.Length() < 5 || !info[0].IsTypedArray() || !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "step(pixels, labels, count, size, rate)");
-    Napi::Uint8Array pixels = info[0].As<Napi::Uint8Array>();
-    Napi::Float32Array labelsJs = info[1].As<Napi::Float32Array>();
-    int64_t count = info[2].ToNumber().Int64Value(), size = info[3].ToNumber().Int64Value();
-    double rate = info[4].ToNumber().DoubleValue();
+    Napi::Uint8Array pixels = typedArgument<Napi::Uint8Array>(info, 0, napi_uint8_array, "step: pixels");
+    Napi::Float32Array labelsJs = typedArgument<Napi::Float32Array>(info, 1, napi_float32_array, "step: labels");
+    int64_t count = integerArgument(info, 2, "step: count", 2, 1 << 20), size = integerArgument(info, 3, "step: size", 1, 4096);
+    double rate = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(rate >= 0) || !std::isfinite(rate)) throw Napi::RangeError::New(env, "step: the learning rate must be a finite number >= 0");
     if (count < 2 || static_cast<int64_t>(labelsJs.ElementLength()) != count) throw Napi::RangeError::New(env, "step: one label per patch, at least 2 patches");
     return guarded(env, [&] {
       torch::Tensor x = input(pixels, count, size);
       torch::Tensor labels = torch::from_blob(labelsJs.Data(), {count}, torch::kFloat32).to(device_, false, true);
-      for (Parameter& p : parameters_) p.value.mutable_grad() = torch::Tensor();
+      for (auto* group : {&parameters_, &architecture_})
+        for (Parameter& p : *group) p.value.mutable_grad() = torch::Tensor();
       torch::Tensor loss = lossOf(forward(x, true), labels);
       loss.backward();
       adamStep(rate);
@@ -372,8 +405,9 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
     const double correction1 = 1 - std::pow(beta1, static_cast<double>(step_));
     const double correction2 = 1 - std::pow(beta2, static_cast<double>(step_));
     for (Parameter& p : parameters_) {
+      // As torch.optim: a parameter the loss did not reach (no gradient) is left as it is.
       torch::Tensor g = p.value.grad();
-      if (!g.defined()) g = torch::zeros_like(p.value);
+      if (!g.defined()) continue;
       p.m.mul_(beta1).add_(g, 1 - beta1);
       p.v.mul_(beta2).addcmul_(g, g, 1 - beta2);
       torch::Tensor denominator = (p.v.sqrt() / std::sqrt(correction2)).add_(eps);
@@ -388,10 +422,9 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
   // Forward and backward on a batch: gradients of every parameter and architecture tensor.
   torch::Tensor backwardOn(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "expected (pixels, labels, count, size, ...)");
-    Napi::Uint8Array pixels = info[0].As<Napi::Uint8Array>();
-    Napi::Float32Array labelsJs = info[1].As<Napi::Float32Array>();
-    int64_t count = info[2].ToNumber().Int64Value(), size = info[3].ToNumber().Int64Value();
+    Napi::Uint8Array pixels = typedArgument<Napi::Uint8Array>(info, 0, napi_uint8_array, "pixels");
+    Napi::Float32Array labelsJs = typedArgument<Napi::Float32Array>(info, 1, napi_float32_array, "labels");
+    int64_t count = integerArgument(info, 2, "count", 2, 1 << 20), size = integerArgument(info, 3, "size", 1, 4096);
     if (count < 2 || static_cast<int64_t>(labelsJs.ElementLength()) != count) throw Napi::RangeError::New(env, "one label per patch, at least 2 patches");
     torch::Tensor x = input(pixels, count, size);
     torch::Tensor labels = torch::from_blob(labelsJs.Data(), {count}, torch::kFloat32).to(device_, false, true);
@@ -434,7 +467,8 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
         const double correction1 = 1 - std::pow(beta1, static_cast<double>(architectureStep_));
         const double correction2 = 1 - std::pow(beta2, static_cast<double>(architectureStep_));
         for (Parameter& p : architecture_) {
-          torch::Tensor g = gradientOf(p) + decay * p.value;
+          if (!p.value.grad().defined()) continue;
+          torch::Tensor g = p.value.grad() + decay * p.value;
           p.m.mul_(beta1).add_(g, 1 - beta1);
           p.v.mul_(beta2).addcmul_(g, g, 1 - beta2);
           p.value.addcdiv_(p.m, (p.v.sqrt() / std::sqrt(correction2)).add_(eps), -rate / correction1);
@@ -444,7 +478,8 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
         for (const Parameter& p : parameters_) total += gradientOf(p).square().sum().item<double>();
         const double scale = std::min(1.0, clip / (std::sqrt(total) + 1e-6));
         for (Parameter& p : parameters_) {
-          torch::Tensor g = gradientOf(p) * scale + decay * p.value;
+          if (!p.value.grad().defined()) continue;  // not reached by the loss: left alone, as torch.optim.SGD
+          torch::Tensor g = p.value.grad() * scale + decay * p.value;
           if (sgdStarted_) p.momentum.mul_(momentum).add_(g);
           else p.momentum.copy_(g);
           p.value.add_(p.momentum, -rate);
@@ -481,9 +516,8 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
   Napi::Value Scores(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     checkOpen(env);
-    if (info.Length() < 3 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "scores(pixels, count, size)");
-    Napi::Uint8Array pixels = info[0].As<Napi::Uint8Array>();
-    int64_t count = info[1].ToNumber().Int64Value(), size = info[2].ToNumber().Int64Value();
+    Napi::Uint8Array pixels = typedArgument<Napi::Uint8Array>(info, 0, napi_uint8_array, "scores: pixels");
+    int64_t count = integerArgument(info, 1, "scores: count", 1, 1 << 20), size = integerArgument(info, 2, "scores: size", 1, 4096);
     return guarded(env, [&] {
       torch::NoGradGuard noGrad;
       return toJs(env, forward(input(pixels, count, size), false));

@@ -10,16 +10,17 @@
  * A finished cell (cell.json of the same settings) is read back, never retrained, so an interrupted
  * run continues where it stopped and a finished one rewrites the same tables byte for byte.
  * With `jobs` > 1 the cells train at once in child processes (transfer-cell-process.ts), one per
- * core: libtorch and the native trainer each run one thread per process there, which on a busy
- * machine beats threads inside one process.
+ * core, each with one training thread and its share of the image cache: processes side by side beat
+ * threads inside one on a busy machine. A cell that fails stops the run: no new cell starts, the
+ * running ones are ended (their trials resume next time), and the error is the cell's own.
  */
-import { fork } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { fork, type ChildProcess } from 'node:child_process';
+import { availableParallelism, totalmem } from 'node:os';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAtomic } from '../atomic-write.js';
-import { UsageError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import { loadDataset, type DatasetItem } from '../train/datasets.js';
 import { evaluateModel } from '../train/evaluate.js';
 import { averagePrecision, prAucTrapezoid, rocAuc } from '../train/metrics.js';
@@ -150,7 +151,8 @@ export async function runTransferExperiment(o: TransferOptions): Promise<Transfe
       const id = `${d.preset.name}/${network.name}`;
       order.push(id);
       const dir = path.join(o.outDir, 'cells', d.preset.name, network.name);
-      // What decides a cell's numbers (threads, the image cache and the trainer's speed do not).
+      // What decides a cell's numbers (threads and the image cache do not; the trainer does, and is
+      // recorded in the cell's training record, but a finished cell is not retrained for it).
       const { threads: _threads, cacheBytes: _cache, trainer: _trainer, ...common } = o.training ?? {};
       const training = epochsByNetwork[network.name] === undefined ? common : { ...common, epochs: epochsByNetwork[network.name] };
       const run = { network: network.name, preset: d.preset.name, data: d.data, trials, seed, training, tcga: tcga.map((i) => [path.relative(o.tcga.root, i.file), i.target]) };
@@ -166,20 +168,33 @@ export async function runTransferExperiment(o: TransferOptions): Promise<Transfe
       }
       pending.push({
         id, dir, run, dataset: d.preset.name, network: network.name, trials, seed, tcga: o.tcga,
-        training: { ...o.training, ...training, dataset: d.data, preset: d.preset.name, architecture: network.architecture, kernels: network.kernels },
+        training: {
+          ...o.training, ...training, dataset: d.data, preset: d.preset.name, architecture: network.architecture, kernels: network.kernels,
+          // --trainer picks the deep networks' engine; FocusLiteNN keeps its native trainer.
+          trainer: network.architecture === 'focuslitenn' ? undefined : o.training?.trainer,
+          ...(jobs > 1 ? { threads: o.training?.threads ?? 1, cacheBytes: Math.floor((o.training?.cacheBytes ?? totalmem() / 2) / jobs) } : {}),
+        },
       });
     }
   }
   const trained: string[] = [];
-  const runOne = async (task: CellTask) => {
-    const cell = jobs === 1 ? await trainTransferCell(task, progress) : await cellInChildProcess(task, progress);
-    cells.set(task.id, cell);
-    trained.push(task.id);
-  };
+  const children = new Set<ChildProcess>();
+  let failure: unknown;
   let next = 0;
   await Promise.all(Array.from({ length: Math.min(jobs, pending.length) }, async () => {
-    while (next < pending.length) await runOne(pending[next++]!);
+    while (next < pending.length && failure === undefined) {
+      const task = pending[next++]!;
+      try {
+        const cell = jobs === 1 ? await trainTransferCell(task, progress) : await cellInChildProcess(task, progress, children);
+        cells.set(task.id, cell);
+        trained.push(task.id);
+      } catch (err) {
+        failure ??= err;
+        for (const child of children) child.kill('SIGTERM');
+      }
+    }
   }));
+  if (failure !== undefined) throw failure;
   const ordered = order.map((id) => cells.get(id)!);
   const files = await writeTables(o.outDir, ordered, datasets.map((d) => d.preset), networks);
   return { cells: ordered, trained: order.filter((id) => trained.includes(id)), files };
@@ -227,19 +242,25 @@ export async function trainTransferCell(task: CellTask, progress: (message: stri
   return cell;
 }
 
+/** What a cell's process sends back: progress lines, then its cell or its error (class and exit code kept). */
+export type CellMessage = { progress: string } | { cell: TransferCell } | { error: { name: string; message: string; exitCode?: number } };
+
 /** trainTransferCell in a child process (its progress lines come back over IPC; its error is this one's). */
-function cellInChildProcess(task: CellTask, progress: (message: string) => void): Promise<TransferCell> {
+function cellInChildProcess(task: CellTask, progress: (message: string) => void, children: Set<ChildProcess>): Promise<TransferCell> {
   return new Promise((resolve, reject) => {
     const child = fork(new URL('./transfer-cell-process.js', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    children.add(child);
+    child.on('exit', () => children.delete(child));
     let settled = false;
-    child.on('message', (m: { progress?: string; cell?: TransferCell; error?: string }) => {
-      if (m.progress !== undefined) progress(m.progress);
-      else if (m.cell) {
+    child.on('message', (m: CellMessage) => {
+      if ('progress' in m) progress(m.progress);
+      else if ('cell' in m) {
         settled = true;
         resolve(m.cell);
-      } else if (m.error !== undefined) {
+      } else {
         settled = true;
-        reject(new Error(`${task.id}: ${m.error}`));
+        const Class = m.error.name === 'UsageError' ? UsageError : m.error.name === 'InputError' ? InputError : Error;
+        reject(Object.assign(new Class(`${task.id}: ${m.error.message}`), m.error.exitCode === undefined ? {} : { exitCode: m.error.exitCode }));
       }
     });
     child.on('error', (err) => {

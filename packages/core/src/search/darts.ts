@@ -187,12 +187,13 @@ export async function runDarts(train: BatchSource, validation: BatchSource, sett
   const onTorch = engine === 'torch' || (engine === 'auto' && (await loadTorch()).ok);
   const random = seededRandom(s.seed);
   const session = onTorch ? await torchSearch(s, random, o.mean, o.std) : await tfjsSearch(s, random, o.mean, o.std);
-  const initialWeights = session.weights();
-  o.onStart?.(initialWeights);
   const valid = cycle(validation, seededRandom(s.seed + 1), s.batchSize);
   const history: SearchEpoch[] = [];
   const batchesPerEpoch = Math.floor(train.count / s.batchSize) + (train.count % s.batchSize >= 2 ? 1 : 0);
+  let initialWeights: number[][];
   try {
+    initialWeights = session.weights();
+    o.onStart?.(initialWeights);
     for (let epoch = 1; epoch <= s.epochs; epoch++) {
       const started = performance.now();
       let trainSum = 0;

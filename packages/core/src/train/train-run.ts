@@ -200,14 +200,18 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
   const o = applyPreset(given);
   const definition = getArchitecture(o.architecture ?? 'focuslitenn', 'arch');
   const architecture = definition.name;
-  const trainer = await resolveTrainer(definition, expectOneOf(o.trainer ?? 'auto', 'trainer', ['auto', 'native', 'torch', 'tfjs'] as const));
+  const askedTrainer = expectOneOf(o.trainer ?? 'auto', 'trainer', ['auto', 'native', 'torch', 'tfjs'] as const);
   const patchSize = o.patchSize ?? (architecture === 'darts-fqa' ? 64 : 235);
   if (patchSize !== 235 && patchSize !== 64) throw new UsageError(`Expected 235 or 64 for patch but received ${String(patchSize)}`);
   const kernels = expectInteger(o.kernels ?? 1, 'kernels', 1, 256);
   // FocusLiteNN (native or tfjs) and, on tfjs, EONSS's 235 px FocusLiteNN definition keep their
   // dedicated trainers; every other architecture and variant trains from its registry graph.
   const eonssVariant = o.variant ?? (patchSize === 64 ? '64px' : 'bioimage');
-  const onGraph = architecture !== 'focuslitenn' && !(trainer === 'tfjs' && architecture === 'eonss' && eonssVariant === 'bioimage' && patchSize === 235);
+  // EONSS's 235 px bioimage definition has its own (tfjs) trainer and schedule: auto keeps it there
+  // whether or not libtorch is installed, so what a run trains never depends on the machine.
+  const dedicatedEonss = architecture === 'eonss' && eonssVariant === 'bioimage' && patchSize === 235;
+  const trainer = dedicatedEonss && askedTrainer === 'auto' ? 'tfjs' : await resolveTrainer(definition, askedTrainer);
+  const onGraph = architecture !== 'focuslitenn' && !(trainer === 'tfjs' && dedicatedEonss);
   const variant = onGraph ? variantConfig(definition, architecture === 'eonss' ? eonssVariant : o.variant).variant : undefined;
   if (onGraph) {
     const sizes = definition.patchSizes(variantConfig(definition, variant).config);
@@ -297,7 +301,8 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
     const datasetName = ds.kind === 'synthetic' ? 'synthetic defocus' : ds.kind;
     const modelName = trials === 1 ? 'model.fqa' : `model-trial${trial}.fqa`;
     const trialFile = path.join(o.outDir, `trial-${trial}.json`);
-    const run = { architecture, variant: variant ?? null, kernels, patchSize, trainer, dataset: ds, split, normalization, seed: trialSeed, loss: common.loss, epochs, batchSize: common.batchSize, learningRate: common.learningRate, stepSize: common.stepSize, gamma: common.gamma, init: o.init ?? null, evalStride };
+    // The graph trainer's engine is not part of the run: a trial finished on one engine is kept on the other.
+    const run = { architecture, variant: variant ?? null, kernels, patchSize, trainer: onGraph ? 'graph' : trainer, dataset: ds, split, normalization, seed: trialSeed, loss: common.loss, epochs, batchSize: common.batchSize, learningRate: common.learningRate, stepSize: common.stepSize, gamma: common.gamma, init: o.init ?? null, evalStride };
     if (o.resume && existsSync(trialFile)) {
       const done = JSON.parse(await readFile(trialFile, 'utf8')) as FinishedTrial;
       if (JSON.stringify(done.run) !== JSON.stringify(run)) throw new UsageError(`${trialFile}: a trial of a different run (other options); use the same options with --resume, or another --out`);

@@ -95,7 +95,11 @@ void validateSweep(const Model& m, const Region& r, const PatchGrid& g) {
     throw std::range_error("region width and height must be positive but received " + str(r.width) + "x" + str(r.height));
   if (r.rowStride < 3 * r.width)
     throw std::range_error("region rowStride must be at least 3 * width (" + str(3 * r.width) + ") but received " + str(r.rowStride));
-  const int64_t needed = (r.height - 1) * r.rowStride + 3 * r.width;
+  // Checked: height up to 2^31 times rowStride up to 2^40 overflows int64, and a wrapped (negative)
+  // `needed` would pass the buffer check and let the sweep read far past the buffer.
+  int64_t needed = 0;
+  if (__builtin_mul_overflow(r.height - 1, r.rowStride, &needed) || __builtin_add_overflow(needed, 3 * r.width, &needed))
+    throw std::range_error("region of height " + str(r.height) + " with rowStride " + str(r.rowStride) + " overflows a 64-bit byte count");
   if (r.byteLength < needed)
     throw std::range_error("region buffer holds " + str(r.byteLength) + " bytes but " + str(r.width) + "x" +
                            str(r.height) + " RGB with rowStride " + str(r.rowStride) + " needs " + str(needed));
