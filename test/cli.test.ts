@@ -21,7 +21,11 @@ test('help lists the commands; unknown commands are usage errors (exit 2)', () =
   expect(help.stdout).toMatch(/convert-reference/);
   const bad = fqa('frobnicate');
   expect(bad.code).toBe(2);
-  expect(bad.stderr).toMatch(/unknown command 'frobnicate'/);
+  expect(bad.stderr).toMatch(/unknown command 'frobnicate' \(see fqa-scan --help\)/);
+  // A mistyped command gets a suggestion, as a mistyped option does.
+  const typo = fqa('trian');
+  expect(typo.code).toBe(2);
+  expect(typo.stderr).toMatch(/unknown command 'trian'; did you mean train\?/);
 });
 
 test('info reports the native build', () => {

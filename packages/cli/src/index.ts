@@ -72,7 +72,10 @@ export async function main(argv: string[]): Promise<number> {
       command = scanCommand;
       commandArgs = argv;
     }
-    if (!command) throw new UsageError(`unknown command '${name}' (see fqa-scan --help)`);
+    if (!command) {
+      const suggestion = closestOption(name, Object.keys(commands));
+      throw new UsageError(`unknown command '${name}'${suggestion ? `; did you mean ${suggestion}?` : ''} (see fqa-scan --help)`);
+    }
     if (commandArgs.includes('--help') || commandArgs.includes('-h')) {
       process.stdout.write(command.usage + '\n');
       return 0;

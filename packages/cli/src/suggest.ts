@@ -1,17 +1,19 @@
-/** "Did you mean": the closest known option to a mistyped one. */
+/** "Did you mean": the closest known option (or command) to a mistyped one. */
 
+/** Edits between two words: insertions, deletions, substitutions and swaps of neighbours ('trian' -> 'train' is 1). */
 function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let before = Array.from({ length: b.length + 1 }, () => 0);
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]!;
-    row[0] = i;
+    const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
+      let d = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, before[j - 2]! + 1);
+      row.push(d);
     }
+    [before, previous] = [previous, row];
   }
-  return row[b.length]!;
+  return previous[b.length]!;
 }
 
 /** The known option closest to `given` (at most a third of its letters off), or null. */
