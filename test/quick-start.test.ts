@@ -26,9 +26,11 @@ test('the quick start is two commands: install + the default job, then the tests
   expect(commands[1]).toBe('npm test');
 });
 
-test('.ci/run uses the quick start install step and ends with its test command', () => {
+test('.ci/run uses the quick start install step (with --train, the research line of the README) and ends with its test command', () => {
   const ci = ciCommands();
-  expect(ci).toContain('bash scripts/install.sh');
+  // The research install is the quick start's plus libtorch: CI runs it so the torch engine's tests run too.
+  expect(ci).toContain('bash scripts/install.sh --train');
+  expect(read('README.md')).toMatch(/`bash scripts\/install\.sh --train`/);
   expect(ci.filter((line) => /\bnpm (ci|install)\b|apt-get install/.test(line))).toEqual([]);
   expect(ci.at(-1)).toBe(quickStartCommands()[1]);
 });
