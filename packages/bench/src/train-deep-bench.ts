@@ -10,7 +10,7 @@
  * (initialGraphWeights) on torch and on tfjs must give the same loss within 1e-4 relative, else the
  * run stops. The gradients of that step (Adam's first moment) are compared too, and printed.
  *
- *   npm run bench:train -w @fqa/bench [-- --archs densenet13,eonss:64px --patches 160
+ *   npm run bench:train -w @fqa/bench [-- --archs densenet13,eonss:64px --patches 160 --seconds 10
  *        --tfjs-patches 16 --skip-tfjs]
  *
  * `--child SPEC` is the worker mode the parent forks (one per torch process): it makes the same
@@ -32,6 +32,7 @@ const { values } = parseArgs({
     archs: { type: 'string', default: 'densenet13,resnet10,resnet50,mobilenetv2,darts-fqa:focuspath,eonss:64px' },
     patches: { type: 'string', default: '160' },
     'tfjs-patches': { type: 'string', default: '16' },
+    seconds: { type: 'string', default: '10' },
     'skip-tfjs': { type: 'boolean', default: false },
     child: { type: 'string' },
     seed: { type: 'string', default: '1' },
@@ -121,8 +122,19 @@ async function child(spec: string): Promise<void> {
   await send({ type: 'ready' });
   await go;
   const cpu0 = process.cpuUsage();
-  const run = await trainArchitecture(data, { architecture: arch.architecture, variant: arch.variant, engine: 'torch', seed, ...trainOptions });
-  await send({ type: 'result', samples: run.samples, seconds: run.seconds, cpuSeconds: cpuSince(cpu0), backend: run.backend });
+  // Epochs over the same patches until at least --seconds have passed: a run of one or two seconds
+  // swings by a third with the VM's speed from one moment to the next.
+  const minimum = positive('seconds', values.seconds);
+  let samples = 0;
+  let seconds = 0;
+  let backend = '';
+  while (seconds < minimum) {
+    const run = await trainArchitecture(data, { architecture: arch.architecture, variant: arch.variant, engine: 'torch', seed, ...trainOptions });
+    samples += run.samples;
+    seconds += run.seconds;
+    backend = run.backend;
+  }
+  await send({ type: 'result', samples, seconds, cpuSeconds: cpuSince(cpu0), backend });
   process.disconnect();
 }
 
@@ -137,7 +149,7 @@ async function torchProcesses(arch: Arch, processes: number, patches: number): P
   const ready: Promise<void>[] = [];
   const results: Promise<Rate>[] = [];
   for (let i = 0; i < processes; i++) {
-    const c = fork(script, ['--child', arch.spec, '--patches', String(patches), '--seed', String(1 + i)], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const c = fork(script, ['--child', arch.spec, '--patches', String(patches), '--seconds', values.seconds, '--seed', String(1 + i)], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     children.push(c);
     const exited = new Promise<never>((_, reject) => c.once('exit', (code, signal) => reject(new Error(`torch process ${i + 1} of ${processes} (${arch.spec}) exited (${signal ?? code}) before its result`))));
     exited.catch(() => {});
@@ -233,7 +245,7 @@ async function main(): Promise<void> {
   const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
   console.log(`date ${new Date().toISOString().slice(0, 10)}; CPU ${cpuModel()} x ${os.cpus().length} (load average at start ${load()})`);
   console.log(`engines: ${status.map((s) => `${s.name}: ${s.available ? s.detail : `not available (${s.reason})`}`).join('; ')}`);
-  console.log(`${PATCH} px, batch ${BATCH}, PLCC loss, Adam; torch ${torchPatches} patches per process (one epoch after a warm-up batch), tfjs ${skipTfjs ? 'skipped' : `${tfjsPatches} patches after a warm-up batch`}`);
+  console.log(`${PATCH} px, batch ${BATCH}, PLCC loss, Adam; torch ${torchPatches} patches per process, epochs over them for at least ${values.seconds} s after a warm-up batch, tfjs ${skipTfjs ? 'skipped' : `${tfjsPatches} patches after a warm-up batch`}`);
 
   console.log('\nverification (one step from the same initial weights, torch against tfjs):');
   if (engines.length < 2) {
