@@ -4,7 +4,7 @@
 # Idempotent: only missing Debian packages are installed; uses sudo when not root.
 #   bash scripts/install.sh           scanning, scoring, FocusLiteNN training, tfjs for the deep networks
 #   bash scripts/install.sh --train   also libtorch (Debian's libtorch-dev, ~900 MB) and the torch
-#                                     training engine (@fqa/torch): the deep networks train 10-30x faster
+#                                     training engine (@fqa/torch): the deep networks train 8-32x faster
 #                                     than on tfjs (docs/experiments.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
