@@ -1,6 +1,6 @@
 // End-to-end: the fqa-scan CLI as a user runs it (node packages/cli/bin/fqa-scan.js = npx fqa-scan).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -101,5 +101,26 @@ describe.skipIf(!hasShared)('with the published reference weights', () => {
     expect(r.code).toBe(3);
     expect(r.stdout.trim().split('\n').filter((l) => l.startsWith(path.dirname(inFocus)))).toHaveLength(2);
     expect(r.stderr).toMatch(/bad\.jpg/);
+  });
+});
+
+test('demo sizes beyond the image library\'s limit are usage errors at once, not an internal error after a minute', () => {
+  const r = fqa('demo', '--size', '16384', '--out', path.join(work, 'demo-too-big'));
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/Expected integer between 1024 and 8192 for size but received 16384/);
+});
+
+describe.skipIf(!hasShared)('a slide named twice', () => {
+  test('is scanned once and listed in skipped.tsv with the reason', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fqa-twice-'));
+    copyFileSync(shared('data', 'tiles', 'medium-nuclei-score-level0.png'), path.join(dir, 'tile.png'));
+    symlinkSync(path.join(dir, 'tile.png'), path.join(dir, 'link.png'));
+    const out = path.join(dir, 'report');
+    const r = spawnSync(process.execPath, [bin, 'tile.png', './tile.png', path.join(dir, 'tile.png'), 'link.png', '--mpp', '0.25', '--out', out], { encoding: 'utf8', cwd: dir });
+    expect([0, 1]).toContain(r.status);
+    const rows = readFileSync(path.join(out, 'summary.tsv'), 'utf8').split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    expect(rows.slice(1)).toHaveLength(1);
+    const skipped = readFileSync(path.join(out, 'skipped.tsv'), 'utf8');
+    expect(skipped.match(/named twice in the input: scanned once/g)).toHaveLength(3);
   });
 });

@@ -3,7 +3,7 @@
  * `recursive` those of every subfolder), simple globs (* and ? in the last path part). Everything
  * found but not scanned is listed with the reason, so a nightly run never drops a file silently.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { openslideVersion } from '@fqa/core';
 
@@ -69,5 +69,25 @@ export function expandInputs(args: string[], options: { recursive?: boolean; exc
       slides.push(arg);
     }
   }
-  return { slides, skipped };
+  return dropRepeats(slides, skipped);
+}
+
+/** A slide named twice (a glob and a folder, `a.svs` and `./a.svs`, a link to it) is scanned once. */
+function dropRepeats(slides: string[], skipped: SkippedFile[]): ExpandedInputs {
+  const seen = new Set<string>();
+  const once: string[] = [];
+  for (const slide of slides) {
+    let key = path.resolve(slide);
+    try {
+      key = realpathSync(slide);
+    } catch {
+      // missing or unreadable: reported by the scan under the name given
+    }
+    if (seen.has(key)) skipped.push({ file: slide, reason: 'named twice in the input: scanned once' });
+    else {
+      seen.add(key);
+      once.push(slide);
+    }
+  }
+  return { slides: once, skipped };
 }

@@ -7,7 +7,7 @@ import type { Command } from '../index.js';
 
 export const demoCommand: Command = {
   summary: 'scan a synthetic slide with known out-of-focus regions and report the match',
-  usage: `Usage: fqa-scan demo [--out DIR] [--size N] [--model FILE]
+  usage: `Usage: fqa-scan demo [--out DIR] [--size N] [--model FILE]   (N from 1024 to 8192, default 4096)
 
 Writes DIR/demo-slide.tiff (a JPEG-tiled pyramidal TIFF, N x N px at 0.5 µm/px, H&E-like tissue with a
 disk and a rectangle defocused by a Gaussian PSF of sigma 3 px), scans it like any slide (reports in
@@ -15,7 +15,8 @@ DIR), and prints the intersection-over-union of the area found out of focus (the
 patches, as the report's regions and GeoJSON draw it) with the known defocused area, then per patch.`,
   async run(args) {
     const { values } = parseArgs({ args, options: { out: { type: 'string', default: 'fqa-demo' }, size: { type: 'string' }, model: { type: 'string' } } });
-    const size = parseIntegerOption(values.size, 'size', 1024, 16384) ?? 4096;
+    // The image library's limit is 16383 x 16383 px (2^28 pixels); 8192 keeps the demo to a minute.
+    const size = parseIntegerOption(values.size, 'size', 1024, 8192) ?? 4096;
     const model = values.model ?? DEFAULT_MODEL_PATH;
     mkdirSync(values.out, { recursive: true });
     const file = path.join(values.out, 'demo-slide.tiff');
