@@ -379,19 +379,10 @@ class GraphTrainer : public Napi::ObjectWrap<GraphTrainer> {
   Napi::Value Step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     checkOpen(env);
-    Napi::Uint8Array pixels = typedArgument<Napi::Uint8Array>(info, 0, napi_uint8_array, "step: pixels");
-    Napi::Float32Array labelsJs = typedArgument<Napi::Float32Array>(info, 1, napi_float32_array, "step: labels");
-    int64_t count = integerArgument(info, 2, "step: count", 2, 1 << 20), size = integerArgument(info, 3, "step: size", 1, 4096);
     double rate = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : NAN;
     if (!(rate >= 0) || !std::isfinite(rate)) throw Napi::RangeError::New(env, "step: the learning rate must be a finite number >= 0");
-    if (count < 2 || static_cast<int64_t>(labelsJs.ElementLength()) != count) throw Napi::RangeError::New(env, "step: one label per patch, at least 2 patches");
     return guarded(env, [&] {
-      torch::Tensor x = input(pixels, count, size);
-      torch::Tensor labels = torch::from_blob(labelsJs.Data(), {count}, torch::kFloat32).to(device_, false, true);
-      for (auto* group : {&parameters_, &architecture_})
-        for (Parameter& p : *group) p.value.mutable_grad() = torch::Tensor();
-      torch::Tensor loss = lossOf(forward(x, true), labels);
-      loss.backward();
+      torch::Tensor loss = backwardOn(info);
       adamStep(rate);
       return Napi::Number::New(env, loss.item<double>());
     });
