@@ -19,3 +19,10 @@ export const MPP_RANGE = { min: 0.05, max: 50 } as const;
 export function plausibleMpp(mpp: number): boolean {
   return Number.isFinite(mpp) && mpp >= MPP_RANGE.min && mpp <= MPP_RANGE.max;
 }
+
+/**
+ * Largest model file fqa reads: ResNet-101, the biggest registry network, is ~170 MB of float32
+ * weights. Checked on the open handle before a byte is read, so `--model /dev/zero` or a forged
+ * job's huge file is refused instead of read until memory runs out.
+ */
+export const MAX_MODEL_FILE_BYTES = 2 ** 30;

@@ -15,7 +15,6 @@
  * type, finiteness and a plausible range.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createNativeModel, modelLimits, type NativeModel, type NativeModelSpec } from '@fqa/native';
 import { writeAtomic } from './atomic-write.js';
@@ -26,7 +25,8 @@ import type { EonssLayerHeader } from './models/architectures/eonss.js';
 
 export { FOCUSLITENN_VARIANTS } from './models/architectures/focuslitenn.js';
 export { EONSS_LAYERS, type EonssLayerHeader } from './models/architectures/eonss.js';
-import { MPP_RANGE, plausibleMpp } from './limits.js';
+import { MAX_MODEL_FILE_BYTES, MPP_RANGE, plausibleMpp } from './limits.js';
+import { readRegularFile } from './regular-file.js';
 
 export const MODEL_MAGIC = 'FQAMODEL';
 export const MODEL_FORMAT_VERSION = 2;
@@ -210,10 +210,10 @@ export function parseModelFile(bytes: Uint8Array, source = 'model file'): ModelF
 export async function readModelFile(file: string): Promise<ModelFile> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(file);
+    bytes = await readRegularFile(file, MAX_MODEL_FILE_BYTES, 'model file');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ModelFileError(code === 'ENOENT' ? `${file}: model file not found` : `${file}: cannot read model file (${code ?? String(err)})`, { cause: err });
+    const message = (err as Error).message.replace(`${file}: no such file`, `${file}: model file not found`);
+    throw new ModelFileError(message, { cause: err });
   }
   return parseModelFile(bytes, file);
 }
