@@ -1,5 +1,5 @@
 // Readable PNGs: one colour means one score on every slide (a fixed scale in the model's units,
-// the threshold at the step from green to orange), the overview figure's title band, panels and
+// the threshold at the step from blue to orange), the overview figure's title band, panels and
 // scale bar; flagged regions. Built on a real scan whose scores are then set to known values.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -34,15 +34,15 @@ describe.skipIf(!existsSync(tile))('heatmap colours and the overview figure', ()
     scan = await scanSlide(tile, { mpp: 0.5, stride: 64, minTissue: 0, workers: 1 });
   });
 
-  test('a fixed scale: threshold ± COLOUR_SPAN on every slide, green below the threshold, orange to red above', () => {
+  test('a fixed scale: threshold ± COLOUR_SPAN on every slide, blue below the threshold, orange to brown above', () => {
     const t = scan.summary.threshold!;
     expect(colourScale(scan)).toEqual({ lo: t - COLOUR_SPAN, hi: t + COLOUR_SPAN, threshold: t, stretched: false });
     const scale = colourScale(scan);
     const [below, above] = [scaleColour(scalePosition(t - 0.01, scale)), scaleColour(scalePosition(t + 0.01, scale))];
-    expect(below[1]).toBeGreaterThan(below[0]); // green
-    expect(above[0]).toBeGreaterThan(above[1]); // orange
+    expect(below[2]).toBeGreaterThan(below[0]); // blue
+    expect(above[0]).toBeGreaterThan(above[2]); // orange
     const at = scaleColour(scalePosition(t, scale));
-    expect(at[1]).toBeGreaterThan(at[0]); // "above the threshold" is strict: the threshold itself is green
+    expect(at[2]).toBeGreaterThan(at[0]); // "above the threshold" is strict: the threshold itself is blue
     expect(scaleColour(scalePosition(t + 100, scale))).toEqual(scaleColour(1));
   });
 
@@ -77,7 +77,7 @@ describe.skipIf(!existsSync(tile))('heatmap colours and the overview figure', ()
     expect(dark).toBeGreaterThan(200); // the title's letters
     // The left panel is the thumbnail, pixel for pixel.
     for (const [x, y] of [[0, 0], [w - 1, h - 1], [w >> 1, h >> 1]] as const) expect(at(16 + x, 64 + y)).toEqual(Array.from(thumbnail.subarray((y * w + x) * 3, (y * w + x) * 3 + 3)));
-    // The right panel at a scored pixel is the heatmap's dark red over grey: red dominates.
+    // The right panel at a scored pixel is the heatmap's dark brown over grey: red dominates.
     const heat = heatmapRgba(blurry);
     const pixel = heat.findIndex((v, i) => i % 4 === 3 && v === 255) >> 2;
     expect(pixel).toBeGreaterThanOrEqual(0);

@@ -1,8 +1,8 @@
 /**
  * Heatmap PNG and the readable overview figure of a scan. Scores are interpolated between patch
  * centres (bilinear over the scored neighbours, as in the paper's Figure 9) and coloured on a
- * fixed scale in the model's score units, so one colour means one score on every slide: green below
- * the threshold, orange to dark red above it.
+ * fixed scale in the model's score units, so one colour means one score on every slide: blues below
+ * the threshold, orange to dark brown above it.
  */
 import sharp from 'sharp';
 import type { ScanResult } from './scan-slide.js';
@@ -35,16 +35,22 @@ export function colourScale(r: ScanResult): ColourScale {
 }
 
 /**
- * Colour stops over [0, 1] of the scale (0.5 = the threshold): greens below, a visible step to
- * orange at the threshold, dark red at the top. The HTML legend draws the same stops.
+ * Colour stops over [0, 1] of the scale (0.5 = the threshold): blues below, a visible step to light
+ * orange at the threshold, dark brown at the top. The HTML legend draws the same stops.
+ *
+ * Blue against orange because it survives every common colour-vision deficiency: the green-to-red
+ * scale this replaces turned "sharp" and "blurry" into the same dark olive under deuteranopia (one
+ * male reader in twelve). packages/core/test/colour-vision.test.ts simulates deuteranopia,
+ * protanopia and tritanopia and requires every colour below the threshold to stay far (CIELAB ΔE)
+ * from every colour above it.
  */
 export const COLOUR_STOPS: ReadonlyArray<readonly [number, readonly [number, number, number]]> = [
-  [0, [0, 104, 55]],
-  [0.25, [26, 152, 80]],
-  [0.5, [166, 217, 106]],
+  [0, [8, 48, 107]],
+  [0.25, [33, 113, 181]],
+  [0.5, [158, 202, 225]],
   [0.5, [253, 174, 97]],
-  [0.75, [215, 48, 39]],
-  [1, [120, 0, 30]],
+  [0.75, [230, 85, 13]],
+  [1, [127, 39, 4]],
 ];
 
 /** The colour of a position v in [0, 1] on the scale; the threshold itself is the first orange. */
