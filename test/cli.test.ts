@@ -94,6 +94,15 @@ describe.skipIf(!hasShared)('with the published reference weights', () => {
     }
   });
 
+  test('score exits 1 for an out-of-focus image (the QC failure code), 0 when every image is in focus', () => {
+    const blurry = fqa('score', inFocus, outOfFocus, '--mpp', '0.5');
+    expect(blurry.code, blurry.stderr).toBe(1);
+    expect(blurry.stdout).toMatch(/\tout-of-focus\t/);
+    const sharp = fqa('score', inFocus, '--mpp', '0.5');
+    expect(sharp.code, sharp.stderr).toBe(0);
+    expect(sharp.stdout).toMatch(/\tin-focus\t/);
+  });
+
   test('a bad image among good ones is reported and the good ones are still scored', () => {
     const text = path.join(work, 'bad.jpg');
     writeFileSync(text, '');

@@ -8,6 +8,8 @@ const usage = `Usage: fqa-scan score <image...> [--model FILE] [options]
 Scores whole images (PNG, JPEG, TIFF) with dense patches; patches without tissue are not scored. Prints a header
 (model, score scale, threshold), then per image its mean score (higher = blurrier) and a verdict:
 out-of-focus when the mean is above the model's threshold, in-focus otherwise (unknown without one).
+Exit code: 0 when every image was scored and none is out of focus, 1 when one is out of focus (as a
+failed slide in scan), 3 when an image could not be read (the others are still scored).
 
 Options:
   --model FILE     fqa model file (default: fqa's shipped model, see packages/core/models/README.md)
@@ -70,6 +72,8 @@ export const scoreCommand: Command = {
         results.push(r);
         for (const w of r.warnings) process.stderr.write(`fqa-scan: warning: ${file}: ${w}\n`);
         if (!values.json) process.stdout.write(`${file}\t${r.noTissue ? '' : r.mean.toFixed(6)}\t${verdict(r)}\t${r.patchesScored} of ${r.cols}x${r.rows} (${r.patchSize} px, stride ${r.stride})\n`);
+        // A script's `fqa-scan score img || alert` must see an out-of-focus image (exit 1, the QC failure code).
+        if (verdict(r) === 'out-of-focus') worstExit = Math.max(worstExit, 1);
       } catch (err) {
         // One bad image does not stop the others; it is reported and sets the exit code (70 for
         // an error fqa did not expect, once every image is done).
