@@ -17,9 +17,14 @@ test('fqa-scan demo finds the defocused regions of its synthetic slide', () => {
   // regions are larger against the 235 px patches); calling everything out of focus gives about 0.27.
   expect(areaIou).toBeGreaterThan(0.6);
   expect(patchIou).toBeGreaterThan(0.35);
-  for (const f of ['demo-slide.tiff', 'demo-slide.scores.tsv', 'demo-slide.heatmap.png', 'demo-slide.overview.png', 'demo-slide.html', 'index.html', 'demo-slide.geojson', 'demo-slide.json']) {
+  for (const f of ['demo-slide.tiff', 'demo-slide.scores.tsv', 'demo-slide.heatmap.png', 'demo-slide.overview.png', 'demo-slide.html', 'index.html', 'summary.tsv', 'demo-slide.geojson', 'demo-slide.json']) {
     expect(existsSync(path.join(out, f)), f).toBe(true);
   }
+  // index.html links summary.tsv: one row, the demo slide's.
+  expect(readFileSync(path.join(out, 'index.html'), 'utf8')).toMatch(/href="summary\.tsv"/);
+  const rows = readFileSync(path.join(out, 'summary.tsv'), 'utf8').split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+  expect(rows).toHaveLength(2);
+  expect(rows[1]).toMatch(/demo-slide\.tiff\t/);
   const json = JSON.parse(readFileSync(path.join(out, 'demo-slide.json'), 'utf8'));
   expect(json.vendor).toBe('generic-tiff');
   expect(json.slideMpp).toBeCloseTo(0.5, 6); // from the TIFF resolution tags

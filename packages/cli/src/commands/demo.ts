@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_PATH, makeDemoSlide, matchDemo, parseIntegerOption, scanSlide, writeIndexPage, writeSlideReports } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, makeDemoSlide, matchDemo, nativeVersion, parseIntegerOption, scanSlide, writeIndexPage, writeSlideReports, writeSummaryTsv } from '@fqa/core';
 import type { Command } from '../index.js';
 
 export const demoCommand: Command = {
@@ -24,7 +24,10 @@ patches, as the report's regions and GeoJSON draw it) with the known defocused a
     const demo = await makeDemoSlide(file, { size });
     const r = await scanSlide(file, { model });
     await writeSlideReports(values.out, 'demo-slide', r);
-    await writeIndexPage(values.out, { date: new Date().toISOString(), model: r.model.name });
+    // The folder is a report folder like any scan's: index.html links summary.tsv, so write it.
+    const date = new Date().toISOString();
+    await writeSummaryTsv(values.out, [`# fqa ${nativeVersion} demo`, `# model: ${r.model.name} ${path.resolve(model)}`, `# date: ${date}`]);
+    await writeIndexPage(values.out, { date, model: r.model.name });
     const m = matchDemo(demo, r);
     process.stdout.write(
       `scanned ${r.summary.patchesScored} tissue patches in ${r.timings.totalSeconds.toFixed(1)} s (level ${r.level}, ${r.mpp ?? '?'} µm/px, kernel ${r.kernel})\n` +
