@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { gpuInfo, sweepSync } from '@fqa/native';
-import { DEFAULT_MODEL_PATH, FqaError, UsageError, cpuInfo, decodeImage, loadModel, resolveDevice, scanSlide, scoreImage, trustDevice, verifyKernel } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, FqaError, UsageError, cpuInfo, decodeImage, loadModel, nvidiaDriverPresent, resolveDevice, scanSlide, scoreImage, trustDevice, verifyKernel } from '@fqa/core';
 import { hasShared, repoRoot, shared, tcgaImages } from './helpers/shared.js';
 
 const gpu = gpuInfo();
@@ -19,7 +19,10 @@ test('resolveDevice: cpu is the CPU, auto picks CUDA only with a usable GPU, cud
   expect(auto.device).toBe(hasGpu ? 'cuda' : 'cpu');
   expect(auto.cudaBuild).toBe(gpu.compiled);
   if (!hasGpu) {
-    expect(auto.notice).toMatch(/device auto: running on the CPU \(.+\)/);
+    // A driver that is there but does not answer is news; no NVIDIA driver at all is the ordinary CPU machine.
+    if (gpu.compiled) expect(resolveDevice('auto', () => true).notice).toMatch(/device auto: running on the CPU \(.+\)/);
+    else expect(resolveDevice('auto', () => true).notice).toBeNull(); // a CPU-only build has nothing to explain
+    expect(resolveDevice('auto', () => false).notice).toBeNull();
     expect(() => resolveDevice('cuda')).toThrow(UsageError);
     expect(() => resolveDevice('cuda')).toThrow(/no usable CUDA GPU/);
   }
@@ -28,6 +31,13 @@ test('resolveDevice: cpu is the CPU, auto picks CUDA only with a usable GPU, cud
 
 const sweepPixels = Uint8Array.from({ length: 600 * 600 * 3 }, (_, i) => (i * 2654435761) >>> 24);
 const sweepOptions = { width: 600, height: 600, rowStride: 1800, patchWidth: 235, patchHeight: 235, stride: 115, threads: 1, shareConvolution: true } as const;
+
+test.skipIf(!hasShared)('a score on a machine without an NVIDIA driver prints no device note (it did on every nightly run)', () => {
+  const r = fqa('score', shared('data', 'tcga-focus', tcgaImages['tcga-in-focus']), '--mpp', '0.5');
+  expect(r.status, r.stderr).toBe(0);
+  if (!nvidiaDriverPresent()) expect(r.stderr).not.toMatch(/note:/);
+  else if (!hasGpu) expect(r.stderr).toMatch(/note: device auto: running on the CPU/);
+});
 
 test.skipIf(hasGpu)("without a GPU the native sweep with kernel 'cuda' says why it cannot", async () => {
   const model = await loadModel(DEFAULT_MODEL_PATH);
@@ -89,7 +99,8 @@ describe.skipIf(!hasShared)('scans record the device', () => {
     expect(auto.device).toBe(hasGpu ? 'cuda' : 'cpu');
     expect(auto.summary.patchesScored).toBeGreaterThan(0);
     // Why it fell back is a fact about the machine: in deviceNotice (said once per run), never in the slide's warnings.
-    if (gpu.compiled && !hasGpu) expect(auto.deviceNotice).toMatch(/device auto: running on the CPU/);
+    if (gpu.compiled && !hasGpu && nvidiaDriverPresent()) expect(auto.deviceNotice).toMatch(/device auto: running on the CPU/);
+    if (!nvidiaDriverPresent()) expect(auto.deviceNotice).toBeNull();
     expect(auto.warnings.join('\n')).not.toMatch(/device auto/);
     const cpu = await scanSlide(slide, { model: DEFAULT_MODEL_PATH, device: 'cpu', mpp: 0.5, workers: 1 });
     expect(cpu.device).toBe('cpu');

@@ -2,6 +2,7 @@
  * Where sweeps run: 'cpu', 'cuda' (GPU 0; an error when there is none) or 'auto' (CUDA when this
  * build has it and a GPU answers, otherwise the CPU with a one-line notice saying why).
  */
+import { existsSync } from 'node:fs';
 import { gpuInfo, sweepSync, type KernelName, type NativeModel } from '@fqa/native';
 import { seededRandom } from './train/random.js';
 import { FqaError, UsageError } from './errors.js';
@@ -18,7 +19,16 @@ export interface ResolvedDevice {
   cudaBuild: boolean;
 }
 
-export function resolveDevice(requested: Device | undefined = 'auto'): ResolvedDevice {
+/**
+ * Whether this machine has an NVIDIA driver loaded at all. A CUDA build on a machine without one is
+ * the ordinary CPU case, not news: 'auto' then falls back silently (fqa-scan info still says why),
+ * instead of printing the same driver note on every nightly run.
+ */
+export function nvidiaDriverPresent(): boolean {
+  return existsSync('/proc/driver/nvidia') || existsSync('/dev/nvidiactl');
+}
+
+export function resolveDevice(requested: Device | undefined = 'auto', driverPresent: () => boolean = nvidiaDriverPresent): ResolvedDevice {
   const device = expectOneOf(requested, 'device', deviceNames);
   if (device === 'cpu') return { device: 'cpu', notice: null, cudaBuild: gpuInfo().compiled };
   const gpu = gpuInfo();
@@ -29,7 +39,7 @@ export function resolveDevice(requested: Device | undefined = 'auto'): ResolvedD
   }
   return usable
     ? { device: 'cuda', notice: null, cudaBuild: true }
-    : { device: 'cpu', notice: `device auto: running on the CPU (${gpu.error})`, cudaBuild: gpu.compiled };
+    : { device: 'cpu', notice: gpu.compiled && driverPresent() ? `device auto: running on the CPU (${gpu.error})` : null, cudaBuild: gpu.compiled };
 }
 
 export interface KernelCheck {
