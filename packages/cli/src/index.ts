@@ -3,23 +3,8 @@
  * top-level error handler: every error becomes one line on stderr and an exit code
  * (0 ok, 1 QC failure, 2 usage error, 3 unreadable input).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { FqaError, UsageError, nativeVersion } from '@fqa/core';
-import { analyzeCommand } from './commands/analyze.js';
-import { convertReferenceCommand } from './commands/convert-reference.js';
-import { demoCommand } from './commands/demo.js';
-import { evalCommand } from './commands/eval.js';
-import { experimentCommand } from './commands/experiment.js';
-import { infoCommand } from './commands/info.js';
-import { modelsCommand } from './commands/models.js';
-import { queueCommand } from './commands/queue.js';
-import { scanCommand } from './commands/scan.js';
-import { scoreCommand } from './commands/score.js';
-import { searchCommand } from './commands/search.js';
-import { trainCommand } from './commands/train.js';
-import { trainDefaultCommand } from './commands/train-default.js';
-import { workerCommand } from './commands/worker.js';
 import { closestOption, optionsInUsage } from './suggest.js';
 
 export interface Command {
@@ -28,73 +13,91 @@ export interface Command {
   run(args: string[]): Promise<number>;
 }
 
-const commands: Record<string, Command> = {
-  scan: scanCommand,
-  demo: demoCommand,
-  eval: evalCommand,
-  score: scoreCommand,
-  'convert-reference': convertReferenceCommand,
-  info: infoCommand,
-  models: modelsCommand,
-  train: trainCommand,
-  'train-default': trainDefaultCommand,
-  experiment: experimentCommand,
-  queue: queueCommand,
-  worker: workerCommand,
-  analyze: analyzeCommand,
-  search: searchCommand,
+/**
+ * Commands are imported when run, not at start-up: the queue's Redis client, ONNX Runtime, tfjs and
+ * the native addon cost half a second to load, which `--version`, `--help` of one command or a usage
+ * error should not pay (and `scan` should not pay for the queue).
+ */
+const commands: Record<string, () => Promise<Command>> = {
+  scan: async () => (await import('./commands/scan.js')).scanCommand,
+  demo: async () => (await import('./commands/demo.js')).demoCommand,
+  eval: async () => (await import('./commands/eval.js')).evalCommand,
+  score: async () => (await import('./commands/score.js')).scoreCommand,
+  'convert-reference': async () => (await import('./commands/convert-reference.js')).convertReferenceCommand,
+  info: async () => (await import('./commands/info.js')).infoCommand,
+  models: async () => (await import('./commands/models.js')).modelsCommand,
+  train: async () => (await import('./commands/train.js')).trainCommand,
+  'train-default': async () => (await import('./commands/train-default.js')).trainDefaultCommand,
+  experiment: async () => (await import('./commands/experiment.js')).experimentCommand,
+  queue: async () => (await import('./commands/queue.js')).queueCommand,
+  worker: async () => (await import('./commands/worker.js')).workerCommand,
+  analyze: async () => (await import('./commands/analyze.js')).analyzeCommand,
+  search: async () => (await import('./commands/search.js')).searchCommand,
 };
 
-function help(): string {
+/** fqa's release (every package of the monorepo shares it), read without loading the native addon. */
+function fqaVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+async function help(): Promise<string> {
   const lines = ['Usage: fqa-scan <command> [options]   (fqa-scan <slide...> = fqa-scan scan <slide...>)', '       fqa-scan --version', '', 'Commands:'];
-  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(18)} ${c.summary}`);
+  for (const [name, load] of Object.entries(commands)) lines.push(`  ${name.padEnd(18)} ${(await load()).summary}`);
   lines.push('', 'Run fqa-scan <command> --help for its options.');
   return lines.join('\n');
 }
 
+/** A usage error found before any command (and so before @fqa/core) is loaded. */
+class EarlyUsageError extends Error {}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   let command: Command | undefined;
+  let commandName = 'scan';
   try {
     if (name === '--version' || name === '-V') {
-      process.stdout.write(`fqa-scan ${nativeVersion}\n`);
+      process.stdout.write(`fqa-scan ${fqaVersion()}\n`);
       return 0;
     }
     if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-      process.stdout.write(help() + '\n');
+      process.stdout.write((await help()) + '\n');
       return name === undefined ? 2 : 0;
     }
-    command = commands[name];
     let commandArgs = rest;
+    if (Object.hasOwn(commands, name)) commandName = name;
     // `fqa-scan slide.svs ...`: anything that is not a command but looks like an input is a scan.
     // (An option first, `fqa-scan --out r slide.svs`, is a scan too.)
-    if (!command && (existsSync(name) || /[*?]/.test(name) || /\.[a-z0-9]{2,6}$/i.test(name) || name.startsWith('-') || name.includes(path.sep))) {
-      command = scanCommand;
-      commandArgs = argv;
-    }
-    if (!command) {
+    else if (existsSync(name) || /[*?]/.test(name) || /\.[a-z0-9]{2,6}$/i.test(name) || name.startsWith('-') || name.includes(path.sep)) commandArgs = argv;
+    else {
       const suggestion = closestOption(name, Object.keys(commands));
-      throw new UsageError(`unknown command '${name}'${suggestion ? `; did you mean ${suggestion}?` : ''} (see fqa-scan --help)`);
+      throw new EarlyUsageError(`unknown command '${name}'${suggestion ? `; did you mean ${suggestion}?` : ''} (see fqa-scan --help)`);
     }
+    command = await commands[commandName]!();
     if (commandArgs.includes('--help') || commandArgs.includes('-h')) {
       process.stdout.write(command.usage + '\n');
       return 0;
     }
     return await command.run(commandArgs);
   } catch (err) {
-    if (err instanceof FqaError) {
+    if (err instanceof EarlyUsageError) {
       process.stderr.write(`fqa-scan: ${err.message}\n`);
-      return err.exitCode;
+      return 2;
     }
-    // util.parseArgs errors are usage errors.
     const code = (err as { code?: string }).code;
     if (code === 'FQA_NATIVE_MISSING') {
       // An installation problem, not a bug: the loader's message lists what it tried and the fixes.
       process.stderr.write(`fqa-scan: ${(err as Error).message.replace(/^fqa: /, '')}\n`);
       return 70;
     }
+    // Loaded here, after the command: every command imports @fqa/core anyway.
+    const { FqaError } = await import('@fqa/core');
+    if (err instanceof FqaError) {
+      process.stderr.write(`fqa-scan: ${err.message}\n`);
+      return err.exitCode;
+    }
+    // util.parseArgs errors are usage errors.
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`fqa-scan: ${parseErrorMessage(err as Error, command)}\n`);
+      process.stderr.write(`fqa-scan: ${parseErrorMessage(err as Error, command, commandName)}\n`);
       return 2;
     }
     process.stderr.write(`fqa-scan: internal error: ${(err as Error).stack ?? String(err)}\n`);
@@ -103,10 +106,9 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** One line for a parseArgs error; an unknown option gets the closest one the command knows. */
-function parseErrorMessage(err: Error, command: Command | undefined): string {
+function parseErrorMessage(err: Error, command: Command | undefined, name: string): string {
   const unknown = /^Unknown option '(-[^']+)'/.exec(err.message)?.[1];
   if (unknown === undefined) return err.message.split('\n')[0]!;
-  const name = Object.entries(commands).find(([, c]) => c === command)?.[0] ?? 'scan';
   const suggestion = command ? closestOption(unknown, optionsInUsage(command.usage)) : null;
   return `unknown option '${unknown}'${suggestion ? `; did you mean ${suggestion}?` : ''} (see fqa-scan ${name} --help)`;
 }
