@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEFAULT_MODEL_PATH, FqaError, UsageError } from '@fqa/core';
 import {
   REDIS_URL_ENV, clientConnection, enqueueScans, finishedSlides, makeScanJob, openScanQueue, parseRedisUrl, resolveQueueName, sha256File,
-  startScanWorker, type ScanQueue,
+  resolveJobRoots, startScanWorker, type JobRoots, type ScanQueue,
 } from '@fqa/queue';
 import { hasShared, repoRoot, shared } from '../../../test/helpers/shared.js';
 import { RedisServer, hasRedisServer, requireAll } from './redis-server.js';
@@ -65,6 +65,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
   let connection: Redis;
   let queue: ScanQueue;
   const defaultModel = { path: null, sha256: '' };
+  let roots: JobRoots;
 
   beforeAll(async () => {
     if (externalRedis) url = externalRedis;
@@ -72,6 +73,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     connection = await clientConnection(url);
     queue = openScanQueue(connection, name);
     defaultModel.sha256 = await sha256File(DEFAULT_MODEL_PATH);
+    roots = await resolveJobRoots({ slides: [work], out: [work] });
     mkdirSync(path.join(work, 'a'));
     mkdirSync(path.join(work, 'b'));
     for (const dir of ['a', 'b']) copyFileSync(shared('data', 'slides', 'small_HE_levels.tiff'), path.join(work, dir, 'small.tiff'));
@@ -129,7 +131,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     // Anyone who can write to the Redis can add jobs: one that names a relative path is refused.
     await queue.add('scan', { ...good.data, out: path.join(work, 'out-foreign'), slide: 'relative/small.tiff' }, { jobId: 'foreign-job', attempts: 2 });
     const lines: string[] = [];
-    const worker = startScanWorker({ redis: url, ...name, workers: 1, log: (l) => lines.push(l) });
+    const worker = startScanWorker({ redis: url, ...name, roots, workers: 1, log: (l) => lines.push(l) });
     try {
       await worker.ready;
       const deadline = Date.now() + 60_000;
@@ -147,7 +149,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     expect(wrong.failedReason).toMatch(/is not the one enqueued \(sha256 [0-9a-f]{12}, enqueued ffffffffffff\)/);
     const foreign = (await queue.getJob('foreign-job'))!;
     expect([await foreign.getState(), foreign.attemptsMade]).toEqual(['failed', 1]);
-    expect(foreign.failedReason).toBe('job foreign-job: not an fqa scan job (expected absolute slide, out and model paths and a file stem)');
+    expect(foreign.failedReason).toBe("job foreign-job: slide: expected an absolute, normalized path but received 'relative/small.tiff'");
     expect(await (await queue.getJob(good.id))!.getState()).toBe('completed');
     expect(existsSync(path.join(out, 'small.json'))).toBe(true);
     expect(lines.join('\n')).toMatch(/corrupt\.svs: attempt 2 failed \(final: the job is in failed\)/);
@@ -172,7 +174,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     const job = await makeScanJob(slide, path.join(work, 'out-graceful'), defaultModel, {});
     await enqueueScans(queue, [job]);
     const lines: string[] = [];
-    const worker = startScanWorker({ redis: url, ...name, workers: 1, log: (l) => lines.push(l) });
+    const worker = startScanWorker({ redis: url, ...name, roots, workers: 1, log: (l) => lines.push(l) });
     await worker.ready;
     const deadline = Date.now() + 30_000;
     while (!lines.some((l) => l.includes('cmu-graceful.svs: started')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -189,7 +191,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     const job = await makeScanJob(slide, path.join(work, 'out-release'), defaultModel, {});
     await enqueueScans(queue, [job]);
     const lines: string[] = [];
-    const worker = startScanWorker({ redis: url, ...name, workers: 1, log: (l) => lines.push(l) });
+    const worker = startScanWorker({ redis: url, ...name, roots, workers: 1, log: (l) => lines.push(l) });
     await worker.ready;
     const deadline = Date.now() + 30_000;
     while (!lines.some((l) => l.includes('cmu.svs: started')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
