@@ -7,6 +7,6 @@ export {
 } from './queue.js';
 export { startScanWorker, jobLabel, type ScanWorker, type ScanWorkerOptions } from './worker.js';
 export {
-  RejectedJobError, admitScanJob, parseScanJobData, scanJobDataOrNull, signJobData, canonicalJobBytes, loadQueueSecret, resolveJobRoots, printable,
+  RejectedJobError, admitScanJob, rejectionReason, isRejected, hasValidSignature, parseScanJobData, scanJobDataOrNull, signJobData, canonicalJobBytes, loadQueueSecret, resolveJobRoots, printable,
   type JobRoots, type AdmittedJob,
 } from './job-check.js';

@@ -23,6 +23,18 @@ import { SCAN_JOB_FORMAT, SCAN_JOB_OPTION_KEYS, type ScanJobData } from './scan-
 /** A job that no worker will run: its reason is one line, shown by `queue status`. */
 export class RejectedJobError extends UnrecoverableError {}
 
+/**
+ * How a worker words a job's rejection (its failedReason), so `queue report` can leave the job out:
+ * its report file would be written by whoever forged it.
+ */
+export function rejectionReason(id: string, reason: string): string {
+  return `job ${printable(id)} rejected: ${reason}`;
+}
+
+export function isRejected(job: { id?: string; failedReason?: string }): boolean {
+  return typeof job.failedReason === 'string' && job.failedReason.startsWith(rejectionReason(String(job.id), ''));
+}
+
 /** A string from a job, safe to print on one line: control characters escaped, length bounded. */
 export function printable(text: string, max: number = JOB_LIMITS.reasonChars): string {
   // eslint-disable-next-line no-control-regex
@@ -62,6 +74,16 @@ export function canonicalJobBytes(data: Record<string, unknown>): string {
 export function signJobData<T extends object>(data: T, secret: Buffer): T & { signature: string } {
   const signature = createHmac('sha256', secret).update(canonicalJobBytes(data as Record<string, unknown>)).digest('hex');
   return { ...data, signature };
+}
+
+/** True when the job data carries a valid signature under `secret` (for the queue's readers). */
+export function hasValidSignature(raw: unknown, secret: Buffer): boolean {
+  try {
+    checkSignature(raw, secret);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function checkSignature(raw: unknown, secret: Buffer): void {

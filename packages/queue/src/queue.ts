@@ -8,7 +8,7 @@ import { Queue, type Job, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { UsageError, errorRow } from '@fqa/core';
 import { QUEUE_DEFAULTS } from './defaults.js';
-import { printable, scanJobDataOrNull, signJobData } from './job-check.js';
+import { hasValidSignature, isRejected, printable, scanJobDataOrNull, signJobData } from './job-check.js';
 import type { ScanJobData, ScanJobResult } from './scan-job.js';
 
 export interface QueueName {
@@ -172,7 +172,10 @@ export interface FinishedSlides {
   failed: number;
   /** Jobs for this folder not finished yet. */
   unfinished: number;
-  /** Finished jobs in the queue that are not fqa scan jobs (bad or forged data): listed by `queue status`, never reported. */
+  /**
+   * Finished jobs in the queue that are not fqa scan jobs (bad or forged data), that a worker
+   * rejected, or (with a secret) that are not signed with it: listed by `queue status`, never reported.
+   */
   invalid: number;
 }
 
@@ -180,15 +183,16 @@ export interface FinishedSlides {
  * The finished jobs whose reports went to `out`: completed jobs give their summary row, failed ones
  * an error row with the last error. A slide enqueued again with other options has one report file
  * (the later overwrote the earlier), so it gets one row: the job that finished last. Jobs whose
- * data is not a valid scan job are counted, never used: their stem would name the report file
- * written here.
+ * data is not a valid scan job, that a worker rejected (forged), or, given the queue secret, that
+ * are not signed with it are counted, never used: their stem would name the error report written
+ * here, over the report of the real slide.
  */
-export async function finishedSlides(queue: ScanQueue, out: string): Promise<FinishedSlides> {
+export async function finishedSlides(queue: ScanQueue, out: string, secret: Buffer | null = null): Promise<FinishedSlides> {
   const latest = new Map<string, { finishedOn: number; row: string; verdict: string; data: ScanJobData; reason: string }>();
   let failed = 0;
   let invalid = 0;
   for (const { job, data } of await allJobs(queue, ['completed', 'failed'])) {
-    if (job === null || data === null) {
+    if (job === null || data === null || isRejected(job) || (secret !== null && !hasValidSignature(job.data, secret))) {
       invalid++;
       continue;
     }

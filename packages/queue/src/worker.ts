@@ -14,7 +14,7 @@ import { FqaError, UsageError, loadModel, reportKey, resolveScanOptions, scanSli
 import { workerConnection } from './connection.js';
 import { QUEUE_DEFAULTS } from './defaults.js';
 import { resolveQueueName, type QueueName } from './queue.js';
-import { RejectedJobError, admitScanJob, printable, readPreviousReportFile, type JobRoots } from './job-check.js';
+import { RejectedJobError, admitScanJob, printable, rejectionReason, readPreviousReportFile, type JobRoots } from './job-check.js';
 import { jobModelPath, sha256File, type ScanJobData, type ScanJobResult } from './scan-job.js';
 
 export interface ScanWorkerOptions extends QueueName {
@@ -91,7 +91,7 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
       return await admitScanJob(job.data, roots, secret);
     } catch (err) {
       // The job's id, not its slide: a rejected job's slide may be anything.
-      if (err instanceof RejectedJobError) throw new RejectedJobError(`job ${printable(String(job.id))}: ${err.message}`);
+      if (err instanceof RejectedJobError) throw new RejectedJobError(rejectionReason(String(job.id), err.message));
       if (err instanceof FqaError) throw new Error(`${jobLabel(job)}: ${err.message}`);
       throw err;
     }

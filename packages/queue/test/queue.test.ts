@@ -149,7 +149,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     expect(wrong.failedReason).toMatch(/is not the one enqueued \(sha256 [0-9a-f]{12}, enqueued ffffffffffff\)/);
     const foreign = (await queue.getJob('foreign-job'))!;
     expect([await foreign.getState(), foreign.attemptsMade]).toEqual(['failed', 1]);
-    expect(foreign.failedReason).toBe("job foreign-job: slide: expected an absolute, normalized path but received 'relative/small.tiff'");
+    expect(foreign.failedReason).toBe("job foreign-job rejected: slide: expected an absolute, normalized path but received 'relative/small.tiff'");
     expect(await (await queue.getJob(good.id))!.getState()).toBe('completed');
     expect(existsSync(path.join(out, 'small.json'))).toBe(true);
     expect(lines.join('\n')).toMatch(/corrupt\.svs: attempt 2 failed \(final: the job is in failed\)/);

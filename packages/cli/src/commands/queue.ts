@@ -23,7 +23,7 @@ export const connectionHelp = `  --redis URL        Redis (default: $${REDIS_URL
 
 const usage = `Usage: fqa-scan queue add <slide|folder|glob...> --out DIR [--model FILE] [scan options]
        fqa-scan queue status [--json]
-       fqa-scan queue report --out DIR
+       fqa-scan queue report --out DIR [--secret-file F]
 
 A scan spread over machines (docs/queue.md): 'add' enqueues one job per slide, 'fqa-scan worker' on
 each machine scans them with the normal scan, 'status' shows waiting/active/done/failed, 'report'
@@ -40,7 +40,7 @@ Options (add):
   --attempts N       scan attempts per slide before it lands in failed (default ${QUEUE_DEFAULTS.attempts})
   --force            enqueue again slides whose job completed or failed
   --secret-file F    sign the jobs with the shared secret in F (default: $${QUEUE_SECRET_ENV} when set),
-                     for workers that run only signed jobs
+                     for workers that run only signed jobs; report: count only jobs signed with it
 Options (all):
 ${connectionHelp}
   --json             status as JSON
@@ -148,11 +148,13 @@ async function status(args: string[]): Promise<number> {
 }
 
 async function report(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...connectionOptions, out: { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { ...connectionOptions, out: { type: 'string' }, 'secret-file': { type: 'string' } } });
   if (values.out === undefined) throw new UsageError('--out DIR is required: the report folder the jobs were enqueued with');
   const out = path.resolve(values.out);
+  // With the queue secret, only signed jobs count: a forged one could otherwise put an error report over a real one.
+  const secret = await loadQueueSecret(values['secret-file']);
   return withQueue(values, async (queue, label) => {
-    const finished = await finishedSlides(queue, out);
+    const finished = await finishedSlides(queue, out, secret);
     if (finished.rows.length === 0 && finished.unfinished === 0) {
       const folders = await queueFolders(queue);
       throw new UsageError(`no job in queue ${label} writes to ${out}${folders.length ? ` (its folders: ${folders.slice(0, 5).join(', ')}${folders.length > 5 ? ', ...' : ''})` : ' (the queue is empty)'}`);
