@@ -168,7 +168,16 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
   });
   // One line per change of state, not one per reconnection attempt while Redis is down.
   let redisDown = false;
+  let unreadableSeen = false;
   worker.on('error', (err: Error) => {
+    // Job data written into Redis by hand that is not JSON: BullMQ cannot even build the job. Not a
+    // lost Redis: the job stays active without a lock until the stalled check takes it back.
+    // BullMQ tries it again every few seconds: said once.
+    if (err instanceof SyntaxError) {
+      if (!unreadableSeen) log(`a job's data in Redis is not JSON (${printable(err.message)}): it is not run (it shows as active in queue status; remove it from Redis by hand)`);
+      unreadableSeen = true;
+      return;
+    }
     if (!redisDown) log(`Redis: ${err.message} (reconnecting)`);
     redisDown = true;
   });
