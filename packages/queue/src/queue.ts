@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { Queue, type Job, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { UsageError, errorRow } from '@fqa/core';
+import { FqaError, UsageError, errorRow } from '@fqa/core';
 import { QUEUE_DEFAULTS } from './defaults.js';
 import { hasValidSignature, isRejected, printable, scanJobDataOrNull, signJobData } from './job-check.js';
 import type { ScanJobData, ScanJobResult } from './scan-job.js';
@@ -64,7 +64,10 @@ export async function enqueueScans(queue: ScanQueue, jobs: { id: string; data: S
   for (const job of jobs) {
     if (seen.has(job.id)) continue;
     seen.add(job.id);
-    const previous = await queue.getJob(job.id);
+    // A job under this id that BullMQ cannot read (its data overwritten in Redis) is not ours to judge.
+    const previous = await queue.getJob(job.id).catch((err: Error) => {
+      throw new FqaError(`job ${job.id} for ${job.data.slide} is in the queue but cannot be read (${printable(err.message)}): remove it from Redis, then add again`, 3, { cause: err });
+    });
     if (previous) {
       const state = await previous.getState();
       if (!(options.force && (state === 'completed' || state === 'failed'))) {

@@ -223,6 +223,11 @@ describe.skipIf(!hasShared || missing(hasRedisServer, 'redis-server') || missing
     expect(await done.getState(), done.failedReason).toBe('completed');
     expect(readdirSync(path.join(outRoot, 'signed'))).toContain('small.json');
     expect(readdirSync(outRoot)).not.toContain('elsewhere');
+    // queue report with the secret: only signed jobs count; the rest (also the first test's) are left out, and said to be.
+    const signedReport = fqa(['queue', 'report', '--out', path.join(outRoot, 'signed')], env);
+    expect(signedReport.code, signedReport.stderr).toBe(0);
+    expect(signedReport.stderr).toMatch(/note: \d+ finished jobs are not valid scan jobs \(bad or forged data, rejected, or not signed with the queue secret\)/);
+    expect(signedReport.stderr).toMatch(/summary\.tsv: 1 slide, 0 failed/);
     worker.child.kill('SIGTERM');
     expect(await worker.exited, worker.log).toBe(0);
     expect(worker.log).toMatch(/taking signed jobs from/);
@@ -237,7 +242,7 @@ describe.skipIf(!hasShared || missing(hasRedisServer, 'redis-server') || missing
     const queueReport = fqa(['queue', 'report', '--out', path.join(outRoot, 'night')]);
     expect(queueReport.code, queueReport.stderr).toBe(0);
     expect(queueReport.stderr).toMatch(/summary\.tsv: 1 slide, 0 failed/);
-    expect(queueReport.stderr).toMatch(/not valid scan jobs \(bad or forged data\) and not reported/);
+    expect(queueReport.stderr).toMatch(/\d+ finished jobs are not valid scan jobs \(bad or forged data, or rejected by a worker\) and not reported/);
     expect(readFileSync(path.join(outRoot, 'night', 'small.json'), 'utf8')).not.toMatch(/"verdict": ?"error"/);
   }, 120_000);
 });

@@ -155,6 +155,10 @@ async function report(args: string[]): Promise<number> {
   const secret = await loadQueueSecret(values['secret-file']);
   return withQueue(values, async (queue, label) => {
     const finished = await finishedSlides(queue, out, secret);
+    if (finished.invalid > 0) {
+      const why = secret ? 'bad or forged data, rejected, or not signed with the queue secret' : 'bad or forged data, or rejected by a worker';
+      process.stderr.write(`note: ${finished.invalid} finished job${finished.invalid === 1 ? ' is' : 's are'} not valid scan jobs (${why}) and not reported: fqa-scan queue status lists them\n`);
+    }
     if (finished.rows.length === 0 && finished.unfinished === 0) {
       const folders = await queueFolders(queue);
       throw new UsageError(`no job in queue ${label} writes to ${out}${folders.length ? ` (its folders: ${folders.slice(0, 5).join(', ')}${folders.length > 5 ? ', ...' : ''})` : ' (the queue is empty)'}`);
@@ -168,7 +172,6 @@ async function report(args: string[]): Promise<number> {
     await writeIndexPage(out, { date, model: finished.models.join(', ') });
     const file = path.join(out, 'summary.tsv');
     const pending = finished.unfinished ? `; ${finished.unfinished} not finished yet (run report again when they are)` : '';
-    if (finished.invalid > 0) process.stderr.write(`note: ${finished.invalid} finished job${finished.invalid === 1 ? ' is' : 's are'} not valid scan jobs (bad or forged data) and not reported: fqa-scan queue status lists them\n`);
     process.stderr.write(`${file}: ${rows} slide${rows === 1 ? '' : 's'}, ${finished.failed} failed${pending}; report: ${path.join(out, 'index.html')}\n`);
     return finished.failed > 0 ? 3 : finished.verdicts.includes('fail') ? 1 : 0;
   });
