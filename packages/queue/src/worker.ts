@@ -170,9 +170,9 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
   let redisDown = false;
   let unreadableSeen = false;
   worker.on('error', (err: Error) => {
-    // Job data written into Redis by hand that is not JSON: BullMQ cannot even build the job. Not a
-    // lost Redis: the job stays active without a lock until the stalled check takes it back.
-    // BullMQ tries it again every few seconds: said once.
+    // Job data written into Redis by hand that is not JSON: BullMQ cannot even build the job, so it
+    // can neither run nor fail it (it stays active, and BullMQ meets it again every few seconds).
+    // Not a lost Redis; said once, and the worker goes on with the other jobs.
     if (err instanceof SyntaxError) {
       if (!unreadableSeen) log(`a job's data in Redis is not JSON (${printable(err.message)}): it is not run (it shows as active in queue status; remove it from Redis by hand)`);
       unreadableSeen = true;
