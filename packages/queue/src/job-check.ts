@@ -236,22 +236,12 @@ async function realOf(file: string, field: string): Promise<string> {
   }
 }
 
-async function confineInput(file: string, roots: string[], field: 'slide' | 'model'): Promise<void> {
-  const real = await realOf(file, field);
-  if (!insideAny(real, roots)) throw new RejectedJobError(`${field} ${printable(file)}${real === file ? '' : ` (${printable(real)})`} is outside the worker's --slides-root folders`);
-  // A FIFO would block the scan forever, a device would be read without end: only regular files.
-  const info = await stat(real);
-  if (!info.isFile()) throw new RejectedJobError(`${field} ${printable(file)} is ${fileKind(info)}, not a regular file`);
-}
-
 /**
- * The real output folder of a job, created inside an output root. It need not exist yet: its
- * deepest existing ancestor is resolved (the path is normalized, so the rest adds no symlink and
- * no '..'), and the folder is resolved again once created.
+ * Where a path would resolve: the real path of its deepest existing ancestor plus the rest (the
+ * path is normalized, so the rest adds no symlink and no '..'). For a path that exists, its real path.
  */
-async function confineOutput(out: string, roots: string[]): Promise<string> {
-  const outside = (real: string) => new RejectedJobError(`out ${printable(out)}${real === out ? '' : ` (${printable(real)})`} is outside the worker's --out-root folders`);
-  let existing = out;
+async function plannedRealPath(file: string, field: string): Promise<string> {
+  let existing = file;
   for (;;) {
     try {
       await lstat(existing);
@@ -262,15 +252,37 @@ async function confineOutput(out: string, roots: string[]): Promise<string> {
       existing = parent;
     }
   }
-  const planned = path.join(await realOf(existing, 'out'), path.relative(existing, out));
-  if (!insideAny(planned, roots)) throw outside(planned);
+  return path.join(await realOf(existing, field), path.relative(existing, file));
+}
+
+function outsideRoots(field: string, file: string, real: string, option: string): RejectedJobError {
+  return new RejectedJobError(`${field} ${printable(file)}${real === file ? '' : ` (${printable(real)})`} is outside the worker's ${option} folders`);
+}
+
+async function confineInput(file: string, roots: string[], field: 'slide' | 'model'): Promise<void> {
+  // Outside the roots is refused whether the file exists or not: a job cannot probe the rest of the disk.
+  const planned = await plannedRealPath(file, field);
+  if (!insideAny(planned, roots)) throw outsideRoots(field, file, planned, '--slides-root');
+  const real = await realOf(file, field);
+  if (!insideAny(real, roots)) throw outsideRoots(field, file, real, '--slides-root');
+  // A FIFO would block the scan forever, a device would be read without end: only regular files.
+  const info = await stat(real);
+  if (!info.isFile()) throw new RejectedJobError(`${field} ${printable(file)} is ${fileKind(info)}, not a regular file`);
+}
+
+/** The real output folder of a job, created inside an output root if missing, and resolved again once created. */
+async function confineOutput(out: string, roots: string[]): Promise<string> {
+  const planned = await plannedRealPath(out, 'out');
+  if (!insideAny(planned, roots)) throw outsideRoots('out', out, planned, '--out-root');
   try {
     await mkdir(planned, { recursive: true });
   } catch (err) {
-    throw new InputError(`out ${printable(out)}: cannot create the folder (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw new RejectedJobError(`out ${printable(out)} is not a folder`);
+    throw new InputError(`out ${printable(out)}: cannot create the folder (${code ?? (err as Error).message})`, { cause: err });
   }
   const real = await realOf(planned, 'out');
-  if (!insideAny(real, roots)) throw outside(real);
+  if (!insideAny(real, roots)) throw outsideRoots('out', out, real, '--out-root');
   if (!(await stat(real)).isDirectory()) throw new RejectedJobError(`out ${printable(out)} is not a folder`);
   return real;
 }

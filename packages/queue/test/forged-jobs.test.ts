@@ -94,6 +94,7 @@ describe.skipIf(!hasShared || missing(hasRedisServer, 'redis-server') || missing
     symlinkSync(path.join(outside, 'model.fqa'), path.join(slidesRoot, 'link.fqa'));
     symlinkSync('/dev/zero', path.join(slidesRoot, 'zero.fqa'));
     symlinkSync(outside, path.join(outRoot, 'escape'));
+    writeFileSync(path.join(outRoot, 'a-file'), 'not a folder\n');
     server = await RedisServer.start();
     connection = await clientConnection(server.url);
     queue = openScanQueue(connection, name);
@@ -115,6 +116,8 @@ describe.skipIf(!hasShared || missing(hasRedisServer, 'redis-server') || missing
       ['out-parent', { ...v, out: `${outRoot}/../outside`, stem: 'notes' }, /out: expected an absolute, normalized path/],
       ['out-symlink', { ...v, out: path.join(outRoot, 'escape', 'night'), stem: 'index' }, /out .*escape\/night \(.*outside\/night\) is outside the worker's --out-root folders/],
       ['slide-outside', { ...v, slide: path.join(outside, 'outside.tiff') }, /slide .*outside\.tiff is outside the worker's --slides-root folders/],
+      ['slide-missing-outside', { ...v, slide: path.join(outside, 'probe', 'x.svs') }, /slide .*outside\/probe\/x\.svs is outside the worker's --slides-root folders/],
+      ['out-is-file', { ...v, out: path.join(outRoot, 'a-file') }, /out .*a-file is not a folder/],
       ['slide-symlink', { ...v, slide: path.join(slidesRoot, 'link.tiff') }, /slide .*link\.tiff \(.*outside\.tiff\) is outside the worker's --slides-root folders/],
       ['slide-fifo', { ...v, slide: path.join(slidesRoot, 'fifo.svs') }, /slide .*fifo\.svs is a FIFO \(named pipe\), not a regular file/],
       ['model-dev-zero', { ...v, model: '/dev/zero' }, /model \/dev\/zero is outside the worker's --slides-root folders/],
@@ -165,7 +168,7 @@ describe.skipIf(!hasShared || missing(hasRedisServer, 'redis-server') || missing
     expect(JSON.stringify(report)).toMatch(/"maxOutOfFocus":0\.125/);
     expect(snapshot(outside), 'nothing outside the roots changed').toEqual(before);
     // Only the valid job's folder was made in the output root.
-    expect(readdirSync(outRoot).sort()).toEqual(['escape', 'night']);
+    expect(readdirSync(outRoot).sort()).toEqual(['a-file', 'escape', 'night']);
 
     // `queue status`: one line per failed job, its reason on that line; `queue report` still works.
     const status = fqa(['queue', 'status']);
