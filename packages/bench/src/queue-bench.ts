@@ -104,7 +104,7 @@ for (let n = 1; n <= Number(values['max-workers']); n++) {
   for (let i = 0; i < slides; i++) specs.push(await makeScanJob(path.join(slideDir, `cmu-${i}.svs`), out, model, {}));
   const threads = Math.max(1, Math.floor(cores / n));
   const workers = Array.from({ length: n }, () =>
-    spawn(process.execPath, [bin, 'worker', '--redis', url, '--queue', name.queue, '--prefix', prefix, '--workers', String(threads)], { stdio: 'ignore' }));
+    spawn(process.execPath, [bin, 'worker', '--redis', url, '--queue', name.queue, '--prefix', prefix, '--slides-root', work, '--out-root', work, '--workers', String(threads)], { stdio: 'ignore' }));
   const start = performance.now();
   await enqueueScans(queue, specs);
   while ((await queue.getJobCountByTypes('completed', 'failed')) < slides) await new Promise((r) => setTimeout(r, 50));

@@ -3,7 +3,7 @@
  * connection waits for it (maxRetriesPerRequest: null, as BullMQ requires for workers), while the
  * short-lived CLI commands (queue add/status/report) fail fast with one line naming the URL.
  */
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { FqaError, UsageError } from '@fqa/core';
 
 /** Checks a redis:// or rediss:// URL before ioredis retries forever against a typo. */
@@ -20,6 +20,16 @@ export function parseRedisUrl(url: string): URL {
   return parsed;
 }
 
+/**
+ * What the URL itself cannot say to ioredis: TLS for rediss://. ioredis turns TLS on only for a URL
+ * spelled exactly 'rediss://' (not 'REDISS://', which URL parsing accepts), so it is set here from the
+ * parsed scheme. The server's certificate is verified against Node's CAs (add a private CA with
+ * NODE_EXTRA_CA_CERTS=ca.pem); the password in the URL goes to Redis only after the TLS handshake.
+ */
+function urlOptions(url: string): RedisOptions {
+  return parseRedisUrl(url).protocol === 'rediss:' ? { tls: {} } : {};
+}
+
 /** The URL without its password, for messages. */
 export function displayUrl(url: string): string {
   const parsed = new URL(url);
@@ -32,8 +42,7 @@ const retryStrategy = (times: number) => Math.min(100 * times, 2000);
 
 /** A connection for a worker: it outlives Redis restarts and network cuts. */
 export function workerConnection(url: string): Redis {
-  parseRedisUrl(url);
-  return new Redis(url, { maxRetriesPerRequest: null, retryStrategy, lazyConnect: true });
+  return new Redis(url, { ...urlOptions(url), maxRetriesPerRequest: null, retryStrategy, lazyConnect: true });
 }
 
 /**
@@ -41,8 +50,7 @@ export function workerConnection(url: string): Redis {
  * error that names the URL (exit code 3, like any input that cannot be read).
  */
 export async function clientConnection(url: string, timeoutMs = 5000): Promise<Redis> {
-  parseRedisUrl(url);
-  const client = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: timeoutMs, lazyConnect: true });
+  const client = new Redis(url, { ...urlOptions(url), maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: timeoutMs, lazyConnect: true });
   let lastError: Error | undefined;
   client.on('error', (err: Error) => {
     lastError = err;

@@ -6,8 +6,9 @@
 import path from 'node:path';
 import { Queue, type Job, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { UsageError, errorRow } from '@fqa/core';
+import { FqaError, UsageError, errorRow } from '@fqa/core';
 import { QUEUE_DEFAULTS } from './defaults.js';
+import { hasValidSignature, isRejected, printable, scanJobDataOrNull, signJobData } from './job-check.js';
 import type { ScanJobData, ScanJobResult } from './scan-job.js';
 
 export interface QueueName {
@@ -38,6 +39,8 @@ export interface EnqueueOptions {
   attempts?: number;
   /** Re-add slides whose job already completed or failed (a job still waiting or running is left alone). */
   force?: boolean;
+  /** The queue secret (loadQueueSecret): each job is signed with it, for workers that require signed jobs. */
+  secret?: Buffer | null;
 }
 
 export interface EnqueueResult {
@@ -61,7 +64,10 @@ export async function enqueueScans(queue: ScanQueue, jobs: { id: string; data: S
   for (const job of jobs) {
     if (seen.has(job.id)) continue;
     seen.add(job.id);
-    const previous = await queue.getJob(job.id);
+    // A job under this id that BullMQ cannot read (its data overwritten in Redis) is not ours to judge.
+    const previous = await queue.getJob(job.id).catch((err: Error) => {
+      throw new FqaError(`job ${job.id} for ${job.data.slide} is in the queue but cannot be read (${printable(err.message)}): remove it from Redis, then add again`, 3, { cause: err });
+    });
     if (previous) {
       const state = await previous.getState();
       if (!(options.force && (state === 'completed' || state === 'failed'))) {
@@ -76,7 +82,7 @@ export async function enqueueScans(queue: ScanQueue, jobs: { id: string; data: S
   // Adding an id that exists is a no-op in BullMQ, so two producers racing cannot duplicate a slide.
   await queue.addBulk(toAdd.map(({ id, data }) => ({
     name: 'scan',
-    data,
+    data: options.secret ? signJobData(data, options.secret) : data,
     opts: { jobId: id, attempts, backoff: { type: 'exponential', delay: 1000 * QUEUE_DEFAULTS.backoffSeconds }, removeOnComplete: false, removeOnFail: false },
   })));
   result.added = toAdd.map((j) => j.data);
@@ -91,14 +97,70 @@ export interface QueueStatus {
 
 /** Progress of a running job, 0..1 (the worker reports regions done / regions). */
 function progressOf(job: Job): number {
-  return typeof job.progress === 'number' ? job.progress : 0;
+  return typeof job.progress === 'number' && Number.isFinite(job.progress) ? Math.min(1, Math.max(0, job.progress)) : 0;
+}
+
+/**
+ * A job as the queue's readers see it. Anyone who can write to the Redis can put anything in a job,
+ * so its data is checked (null when it is not an fqa scan job) and the rest printed with care.
+ */
+interface ListedJob {
+  id: string;
+  job: Job<ScanJobData, ScanJobResult> | null;
+  data: ScanJobData | null;
+  /** The slide, or `job <id>` when the data names none. */
+  label: string;
+  /** Why the job could not be read at all (data that is not JSON), else null. */
+  unreadable: string | null;
+}
+
+function listed(id: string, job: Job<ScanJobData, ScanJobResult> | null, unreadable: string | null = null): ListedJob {
+  const data = job === null ? null : scanJobDataOrNull(job.data);
+  return { id, job, data, label: data !== null ? printable(data.slide) : `job ${printable(id)}`, unreadable };
+}
+
+/**
+ * Every job in the given states, in pages (a night's scan is thousands). A page BullMQ cannot parse
+ * (job data that is not JSON, written to Redis by hand) is read job by job, and the job that
+ * cannot be read is listed as unreadable rather than failing the whole command.
+ */
+async function allJobs(queue: ScanQueue, states: JobState[]): Promise<ListedJob[]> {
+  const out: ListedJob[] = [];
+  const page = 1000;
+  for (let start = 0; ; start += page) {
+    let jobs: ListedJob[];
+    let size: number;
+    try {
+      const found = (await queue.getJobs(states, start, start + page - 1, true)).filter(Boolean);
+      jobs = found.map((j) => listed(String(j.id), j));
+      size = found.length;
+    } catch {
+      const ids = await queue.getRanges(states, start, start + page - 1, true);
+      size = ids.length;
+      jobs = [];
+      for (const id of ids) {
+        try {
+          const job = await queue.getJob(id);
+          if (job) jobs.push(listed(id, job));
+        } catch (err) {
+          jobs.push(listed(id, null, `job data in Redis cannot be read (${(err as Error).message})`));
+        }
+      }
+    }
+    out.push(...jobs);
+    if (size < page) return out;
+  }
 }
 
 export async function queueStatus(queue: ScanQueue): Promise<QueueStatus> {
   const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
   const counts = { waiting: c.waiting ?? 0, active: c.active ?? 0, delayed: c.delayed ?? 0, completed: c.completed ?? 0, failed: c.failed ?? 0, prioritized: c.prioritized ?? 0 };
-  const active = (await queue.getJobs(['active'])).filter(Boolean).map((j) => ({ slide: j.data.slide, progress: progressOf(j), worker: j.processedBy ?? null, attempt: j.attemptsStarted }));
-  const failed = (await queue.getJobs(['failed'])).filter(Boolean).map((j) => ({ slide: j.data.slide, reason: j.failedReason, attempts: j.attemptsMade }));
+  const active = (await allJobs(queue, ['active'])).map((j) => ({
+    slide: j.label, progress: j.job ? progressOf(j.job) : 0, worker: j.job?.processedBy ? printable(j.job.processedBy) : null, attempt: j.job?.attemptsStarted ?? 0,
+  }));
+  const failed = (await allJobs(queue, ['failed'])).map((j) => ({
+    slide: j.label, reason: printable(j.unreadable ?? j.job?.failedReason ?? 'failed'), attempts: j.job?.attemptsMade ?? 0,
+  }));
   return { counts, active, failed };
 }
 
@@ -113,48 +175,52 @@ export interface FinishedSlides {
   failed: number;
   /** Jobs for this folder not finished yet. */
   unfinished: number;
-}
-
-/** Every job in the queue, in pages (a night's scan is thousands). */
-async function allJobs(queue: ScanQueue, states: JobState[]): Promise<Job<ScanJobData, ScanJobResult>[]> {
-  const out: Job<ScanJobData, ScanJobResult>[] = [];
-  const page = 1000;
-  for (let start = 0; ; start += page) {
-    const jobs = (await queue.getJobs(states, start, start + page - 1, true)).filter(Boolean);
-    out.push(...jobs);
-    if (jobs.length < page) return out;
-  }
+  /**
+   * Finished jobs in the queue that are not fqa scan jobs (bad or forged data), that a worker
+   * rejected, or (with a secret) that are not signed with it: listed by `queue status`, never reported.
+   */
+  invalid: number;
 }
 
 /**
  * The finished jobs whose reports went to `out`: completed jobs give their summary row, failed ones
  * an error row with the last error. A slide enqueued again with other options has one report file
- * (the later overwrote the earlier), so it gets one row: the job that finished last.
+ * (the later overwrote the earlier), so it gets one row: the job that finished last. Jobs whose
+ * data is not a valid scan job, that a worker rejected (forged), or, given the queue secret, that
+ * are not signed with it are counted, never used: their stem would name the error report written
+ * here, over the report of the real slide.
  */
-export async function finishedSlides(queue: ScanQueue, out: string): Promise<FinishedSlides> {
-  const latest = new Map<string, { finishedOn: number; row: string; verdict: string; job: Job<ScanJobData, ScanJobResult> }>();
+export async function finishedSlides(queue: ScanQueue, out: string, secret: Buffer | null = null): Promise<FinishedSlides> {
+  const latest = new Map<string, { finishedOn: number; row: string; verdict: string; data: ScanJobData; reason: string }>();
   let failed = 0;
-  for (const job of await allJobs(queue, ['completed', 'failed'])) {
-    if (job.data.out !== out) continue;
+  let invalid = 0;
+  for (const { job, data } of await allJobs(queue, ['completed', 'failed'])) {
+    if (job === null || data === null || isRejected(job) || (secret !== null && !hasValidSignature(job.data, secret))) {
+      invalid++;
+      continue;
+    }
+    if (data.out !== out) continue;
     const finishedOn = job.finishedOn ?? 0;
-    const previous = latest.get(job.data.stem);
+    const previous = latest.get(data.stem);
     if (previous && previous.finishedOn > finishedOn) continue;
-    const completed = job.returnvalue?.summaryRow !== undefined;
-    latest.set(job.data.stem, completed
-      ? { finishedOn, row: job.returnvalue.summaryRow, verdict: job.returnvalue.verdict, job }
-      : { finishedOn, row: errorRow(job.data.slide, job.failedReason ?? 'failed', job.data.stem), verdict: 'error', job });
+    const result = job.returnvalue as Partial<ScanJobResult> | null | undefined;
+    const completed = typeof result?.summaryRow === 'string';
+    const reason = printable(job.failedReason ?? 'failed');
+    latest.set(data.stem, completed
+      ? { finishedOn, row: result!.summaryRow!, verdict: String(result!.verdict), data, reason }
+      : { finishedOn, row: errorRow(data.slide, reason, data.stem), verdict: 'error', data, reason });
   }
-  const unfinished = (await allJobs(queue, ['waiting', 'active', 'delayed', 'prioritized'])).filter((j) => j.data.out === out).length;
+  const unfinished = (await allJobs(queue, ['waiting', 'active', 'delayed', 'prioritized'])).filter((j) => j.data?.out === out).length;
   const entries = [...latest.values()].sort((a, b) => (a.row < b.row ? -1 : 1));
   for (const e of entries) if (e.verdict === 'error') failed++;
-  const failedJobs = entries.filter((e) => e.verdict === 'error').map((e) => ({ slide: e.job.data.slide, stem: e.job.data.stem, reason: e.job.failedReason ?? 'failed' }));
-  const models = [...new Set(entries.map((e) => (e.job.data.model === null ? 'shipped model' : path.basename(e.job.data.model))))].sort();
-  return { rows: entries.map((e) => e.row), verdicts: entries.map((e) => e.verdict), failed, unfinished, failedJobs, models };
+  const failedJobs = entries.filter((e) => e.verdict === 'error').map((e) => ({ slide: e.data.slide, stem: e.data.stem, reason: e.reason }));
+  const models = [...new Set(entries.map((e) => (e.data.model === null ? 'shipped model' : path.basename(e.data.model))))].sort();
+  return { rows: entries.map((e) => e.row), verdicts: entries.map((e) => e.verdict), failed, unfinished, failedJobs, models, invalid };
 }
 
 /** The output folders jobs in this queue write to (for a message when --out names none of them). */
 export async function queueFolders(queue: ScanQueue): Promise<string[]> {
   const folders = new Set<string>();
-  for (const job of await allJobs(queue, ['completed', 'failed', 'waiting', 'active', 'delayed', 'prioritized'])) folders.add(job.data.out);
+  for (const { data } of await allJobs(queue, ['completed', 'failed', 'waiting', 'active', 'delayed', 'prioritized'])) if (data) folders.add(printable(data.out));
   return [...folders].sort();
 }

@@ -8,9 +8,9 @@
  * is one job however often it is added, and a changed slide, model or option is a new one.
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { DEFAULT_MODEL_PATH, InputError, reportStem } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, InputError, MAX_MODEL_FILE_BYTES, readRegularFile, reportStem } from '@fqa/core';
 
 /** The scan options that change a slide's scores or verdict (device and threads do not). */
 export interface ScanJobOptions {
@@ -18,7 +18,13 @@ export interface ScanJobOptions {
   stride?: number;
   mpp?: number;
   threshold?: number;
+  /** Fractions, as scanSlide takes them (the CLI's percentages / 100). */
+  minTissue?: number;
+  maxOutOfFocus?: number;
 }
+
+/** Every key a job's options may have, in the order they are hashed and signed. */
+export const SCAN_JOB_OPTION_KEYS = ['patchSize', 'stride', 'mpp', 'threshold', 'minTissue', 'maxOutOfFocus'] as const;
 
 export interface ScanJobData {
   /** Format of this record; a worker refuses jobs from a newer fqa. */
@@ -33,6 +39,8 @@ export interface ScanJobData {
   /** Checked by the worker before it scans: every machine must score with the same model. */
   modelSha256: string;
   options: ScanJobOptions;
+  /** HMAC-SHA256 of the rest (job-check.ts), present when `queue add` had the queue secret. */
+  signature?: string;
 }
 
 export interface ScanJobResult {
@@ -49,14 +57,15 @@ export interface ScanJobResult {
 
 export const SCAN_JOB_FORMAT = 1;
 
-export async function sha256File(file: string): Promise<string> {
-  return createHash('sha256').update(await readFile(file)).digest('hex');
+/** SHA-256 of a model file: a regular file of bounded size, so a FIFO or /dev/zero is an error, not a hang. */
+export async function sha256File(file: string, what = 'model'): Promise<string> {
+  return createHash('sha256').update(await readRegularFile(file, MAX_MODEL_FILE_BYTES, what)).digest('hex');
 }
 
 /** Options in a fixed key order without undefined values, so equal options hash equally. */
 function canonicalOptions(o: ScanJobOptions): ScanJobOptions {
   const out: ScanJobOptions = {};
-  for (const key of ['patchSize', 'stride', 'mpp', 'threshold'] as const) if (o[key] !== undefined) out[key] = o[key];
+  for (const key of SCAN_JOB_OPTION_KEYS) if (o[key] !== undefined) out[key] = o[key];
   return out;
 }
 

@@ -7,18 +7,25 @@
  * the per-slide JSON, written last, records its report key (slide content, model, options), so a
  * retry of a job whose reports are complete returns them without scanning again.
  */
-import { readFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
-import { FqaError, loadModel, reportKey, resolveScanOptions, scanSlide, slideFingerprint, summaryRow, writeSlideReports, type Device } from '@fqa/core';
+import { FqaError, UsageError, loadModel, reportKey, resolveScanOptions, scanSlide, slideFingerprint, summaryRow, writeSlideReports, type Device } from '@fqa/core';
 import { workerConnection } from './connection.js';
 import { QUEUE_DEFAULTS } from './defaults.js';
 import { resolveQueueName, type QueueName } from './queue.js';
-import { SCAN_JOB_FORMAT, jobModelPath, sha256File, type ScanJobData, type ScanJobResult } from './scan-job.js';
+import { RejectedJobError, admitScanJob, printable, rejectionReason, readPreviousReportFile, type JobRoots } from './job-check.js';
+import { jobModelPath, sha256File, type ScanJobData, type ScanJobResult } from './scan-job.js';
 
 export interface ScanWorkerOptions extends QueueName {
   redis: string;
+  /**
+   * The only folders this worker reads slides and models from and writes reports to, as real
+   * paths (resolveJobRoots); a job naming anything else fails. Required: a job is untrusted input.
+   */
+  roots: JobRoots;
+  /** With a secret, only jobs signed with it (queue add with the same secret) are run. */
+  secret?: Buffer | null;
   /** Slides scanned at once by this worker (default 1). */
   concurrency?: number;
   /** Scoring threads per slide (default: the cores divided by concurrency). */
@@ -49,11 +56,18 @@ interface PreviousReport {
 }
 
 async function readPreviousReport(file: string): Promise<PreviousReport | null> {
+  const text = await readPreviousReportFile(file);
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as PreviousReport;
+    return text === null ? null : (JSON.parse(text) as PreviousReport);
   } catch {
     return null; // none yet (or not ours to trust): scan
   }
+}
+
+/** How a job is named in lines: its slide when the data has one, else its id (garbage data has no slide). */
+export function jobLabel(job: { id?: string; data: unknown }): string {
+  const slide = (job.data as { slide?: unknown } | null)?.slide;
+  return typeof slide === 'string' ? printable(slide) : `job ${printable(String(job.id))}`;
 }
 
 export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
@@ -65,14 +79,26 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
   const lockMs = 1000 * (options.lockSeconds ?? QUEUE_DEFAULTS.lockSeconds);
   const stalledMs = 1000 * (options.stalledSeconds ?? QUEUE_DEFAULTS.stalledSeconds);
 
-  async function processScan(job: Job<ScanJobData, ScanJobResult>, token?: string, signal?: AbortSignal): Promise<ScanJobResult> {
-    const data = job.data;
-    if (data.format !== SCAN_JOB_FORMAT) throw new UnrecoverableError(`${String(data.slide)}: job format ${String(data.format)} is not the format ${SCAN_JOB_FORMAT} this worker's fqa reads: run the same fqa version everywhere`);
-    // Whoever can write to the Redis can put jobs in it: a job names absolute paths and a plain file stem, or it is refused.
-    const paths = [data.slide, data.out, data.model ?? '/'];
-    if (!paths.every((p) => typeof p === 'string' && path.isAbsolute(p)) || typeof data.stem !== 'string' || !/^[^/\\]+$/.test(data.stem) || data.stem.startsWith('.')) {
-      throw new UnrecoverableError(`job ${job.id}: not an fqa scan job (expected absolute slide, out and model paths and a file stem)`);
+  if (!options.roots || options.roots.slides.length === 0 || options.roots.out.length === 0) {
+    throw new UsageError('a scan worker needs its slides and output roots (resolveJobRoots): it reads and writes only inside them');
+  }
+  const roots = options.roots;
+  const secret = options.secret ?? null;
+
+  /** Signature, schema and roots (job-check.ts): a job that fails them fails for good, with the reason. */
+  async function admit(job: Job<ScanJobData, ScanJobResult>): Promise<{ data: ScanJobData; outDir: string }> {
+    try {
+      return await admitScanJob(job.data, roots, secret);
+    } catch (err) {
+      // The job's id, not its slide: a rejected job's slide may be anything.
+      if (err instanceof RejectedJobError) throw new RejectedJobError(rejectionReason(String(job.id), err.message));
+      if (err instanceof FqaError) throw new Error(`${jobLabel(job)}: ${err.message}`);
+      throw err;
     }
+  }
+
+  async function processScan(job: Job<ScanJobData, ScanJobResult>, token?: string, signal?: AbortSignal): Promise<ScanJobResult> {
+    const { data, outDir } = await admit(job);
     const modelPath = jobModelPath(data);
     const sha = await sha256File(modelPath).catch((err: Error) => {
       throw new Error(`${data.slide}: cannot read the model ${modelPath} on ${name}: ${err.message}`);
@@ -87,7 +113,7 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
       throw new Error(`${data.slide}: ${err.message}`);
     });
     const key = reportKey(fingerprint, sha, resolveScanOptions(model.header, { ...data.options, model: modelPath }));
-    const reportFile = path.join(data.out, `${data.stem}.json`);
+    const reportFile = path.join(outDir, `${data.stem}.json`);
     const previous = await readPreviousReport(reportFile);
     if (previous !== null && previous.provenance?.key === key && typeof previous.summaryRow === 'string') {
       log(`${data.slide}: report already complete and current (an earlier attempt or scan wrote it), not scanned again`);
@@ -111,8 +137,7 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
         },
       });
       const row = summaryRow(result, data.stem);
-      await mkdir(data.out, { recursive: true });
-      await writeSlideReports(data.out, data.stem, result, { provenance: { input: data.slide, fingerprint, key } });
+      await writeSlideReports(outDir, data.stem, result, { provenance: { input: data.slide, fingerprint, key } });
       log(`${data.slide}: ${result.summary.verdict}, ${result.summary.patchesScored} patches, ${result.timings.totalSeconds.toFixed(1)} s`);
       return { summaryRow: row, verdict: result.summary.verdict, report: reportFile, worker: name, reused: false };
     } catch (err) {
@@ -123,7 +148,7 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
         throw new WaitingError();
       }
       // A usage error (bad options in the job) fails the same way on every worker: no retry.
-      if (err instanceof FqaError && err.exitCode === 2) throw new UnrecoverableError(`${data.slide}: ${err.message}`);
+      if (err instanceof FqaError && err.exitCode === 2) throw new RejectedJobError(`${data.slide}: ${err.message}`);
       if (err instanceof FqaError) throw new Error(err.message);
       throw err;
     }
@@ -143,7 +168,16 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
   });
   // One line per change of state, not one per reconnection attempt while Redis is down.
   let redisDown = false;
+  let unreadableSeen = false;
   worker.on('error', (err: Error) => {
+    // Job data written into Redis by hand that is not JSON: BullMQ cannot even build the job, so it
+    // can neither run nor fail it (it stays active, and BullMQ meets it again every few seconds).
+    // Not a lost Redis; said once, and the worker goes on with the other jobs.
+    if (err instanceof SyntaxError) {
+      if (!unreadableSeen) log(`a job's data in Redis is not JSON (${printable(err.message)}): it is not run (it shows as active in queue status; remove it from Redis by hand)`);
+      unreadableSeen = true;
+      return;
+    }
     if (!redisDown) log(`Redis: ${err.message} (reconnecting)`);
     redisDown = true;
   });
@@ -154,7 +188,7 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
   worker.on('failed', (job, err) => {
     if (!job || err instanceof WaitingError || err.message === 'bullmq:movedToWait') return;
     const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
-    log(`${job.data.slide}: attempt ${job.attemptsMade} failed${final ? ' (final: the job is in failed)' : ', will be retried'}: ${err.message}`);
+    log(`${jobLabel(job)}: attempt ${job.attemptsMade} failed${final ? ' (final: the job is in failed)' : ', will be retried'}: ${err.message}`);
   });
   return {
     name,

@@ -28,9 +28,9 @@ interface WorkerProcess {
   exited: Promise<number | null>;
 }
 
-function startWorker(url: string): WorkerProcess {
+function startWorker(url: string, root: string): WorkerProcess {
   // Short lock and stalled check: a killed worker's slide is retried within seconds, not the default 35 s.
-  const child = spawn(process.execPath, [bin, 'worker', '--redis', url, '--workers', '1', '--lock-seconds', '5', '--stalled-seconds', '1'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'worker', '--redis', url, '--slides-root', root, '--out-root', root, '--workers', '1', '--lock-seconds', '5', '--stalled-seconds', '1'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
   const w: WorkerProcess = { child, log: '', exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) };
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (w.log += d));
   return w;
@@ -91,7 +91,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !requireAll))('a scan spread o
     // Idempotent: the same slides, model and options again add nothing.
     expect(fqa('queue', 'add', slidesDir, '--out', distributed, '--redis', redis.url).stderr).toMatch(/added 0 slides, 12 already there/);
 
-    for (let i = 0; i < 3; i++) workers.push(startWorker(redis.url));
+    for (let i = 0; i < 3; i++) workers.push(startWorker(redis.url, work));
     const client = new Redis(redis.url, { maxRetriesPerRequest: null, retryStrategy: () => 100 });
     client.on('error', () => {}); // expected while Redis restarts
     const queue = openScanQueue(client);

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEFAULT_MODEL_PATH, FqaError, UsageError } from '@fqa/core';
 import {
   REDIS_URL_ENV, clientConnection, enqueueScans, finishedSlides, makeScanJob, openScanQueue, parseRedisUrl, resolveQueueName, sha256File,
-  startScanWorker, type ScanQueue,
+  hasValidSignature, loadQueueSecret, parseScanJobData, resolveJobRoots, signJobData, startScanWorker, type JobRoots, type ScanQueue,
 } from '@fqa/queue';
 import { hasShared, repoRoot, shared } from '../../../test/helpers/shared.js';
 import { RedisServer, hasRedisServer, requireAll } from './redis-server.js';
@@ -48,12 +48,46 @@ test('the CLI: a usage error or an unreachable Redis is one line and its exit co
     [['queue', 'status', '--queue', 'a:b'], 2, /for queue but received 'a:b'/],
     [['worker', '--concurrency', '0'], 2, /^fqa-scan: Expected integer between 1 and 64 for concurrency but received 0/],
     [['queue', 'status', '--redis', 'redis://127.0.0.1:1'], 3, /^fqa-scan: cannot reach Redis at redis:\/\/127\.0\.0\.1:1: .*ECONNREFUSED[^\n]*\n$/],
+    // A worker without roots would read and write wherever a job says: it does not start.
+    [['worker'], 2, /^fqa-scan: --slides-root DIR is required: a worker reads and writes only inside the folders it is given/],
+    [['worker', '--slides-root', repoRoot], 2, /^fqa-scan: --out-root DIR is required/],
+    [['worker', '--slides-root', path.join(repoRoot, 'no-such-folder'), '--out-root', repoRoot], 2, /^fqa-scan: --slides-root .*no-such-folder: no such folder\n$/],
+    [['queue', 'add', 'x.svs', '--out', 'o', '--max-out-of-focus', '150'], 2, /^fqa-scan: Expected number between 0 and 100 for max-out-of-focus but received '150'\n$/],
+    [['queue', 'add', 'x.svs', '--out', 'o', '--mpp', '300'], 2, /^fqa-scan: Expected number between 0\.05 and 50 for mpp but received '300'\n$/],
+    // Never a secret on the command line (ps shows it to every user).
+    [['worker', '--secret', 'a secret of more than 16 characters'], 2, /unknown option '--secret'/],
   ];
   for (const [args, code, message] of cases) {
     const r = fqa(...args);
     expect(r.status, args.join(' ')).toBe(code);
     expect(r.stderr, args.join(' ')).toMatch(message);
   }
+});
+
+test('a queue secret: from a regular file or $FQA_QUEUE_SECRET, long enough; signatures cover every field in any order', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fqa-secret-'));
+  const file = path.join(dir, 'secret');
+  writeFileSync(file, '  0123456789abcdef-secret\n');
+  expect((await loadQueueSecret(file, {}))!.toString()).toBe('0123456789abcdef-secret');
+  expect((await loadQueueSecret(undefined, { FQA_QUEUE_SECRET: 'from the environment, long enough' }))!.toString()).toBe('from the environment, long enough');
+  expect(await loadQueueSecret(undefined, {})).toBeNull();
+  await expect(loadQueueSecret(undefined, { FQA_QUEUE_SECRET: 'short' })).rejects.toThrow(/^Expected 16 to 4096 characters for the queue secret but \$FQA_QUEUE_SECRET has 5$/);
+  await expect(loadQueueSecret(dir, {})).rejects.toThrow(/queue secret file is a folder, not a regular file/);
+  if (spawnSync('mkfifo', [path.join(dir, 'fifo')]).status === 0) await expect(loadQueueSecret(path.join(dir, 'fifo'), {})).rejects.toThrow(/is a FIFO \(named pipe\), not a regular file/);
+
+  const secret = Buffer.from('0123456789abcdef-secret');
+  const data = { format: 1, slide: '/s/a.svs', out: '/o', stem: 'a', model: null, modelSha256: 'a'.repeat(64), options: { stride: 64, mpp: 0.5 } };
+  const signed = signJobData(data, secret);
+  expect(signed.signature).toMatch(/^[0-9a-f]{64}$/);
+  expect(hasValidSignature(signed, secret)).toBe(true);
+  // The same data in another key order (another producer, a JSON round trip) keeps its signature.
+  const reordered = { options: { mpp: 0.5, stride: 64 }, signature: signed.signature, stem: 'a', out: '/o', slide: '/s/a.svs', modelSha256: 'a'.repeat(64), model: null, format: 1 };
+  expect(hasValidSignature(reordered, secret)).toBe(true);
+  for (const changed of [{ out: '/elsewhere' }, { options: { stride: 65, mpp: 0.5 } }, { model: '/m.fqa' }, { extra: 1 }]) {
+    expect(hasValidSignature({ ...signed, ...changed }, secret), JSON.stringify(changed)).toBe(false);
+  }
+  expect(hasValidSignature(signed, Buffer.from('another secret, long enough'))).toBe(false);
+  expect(hasValidSignature(data, secret)).toBe(false);
 });
 
 describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll))('on a real Redis', () => {
@@ -65,6 +99,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
   let connection: Redis;
   let queue: ScanQueue;
   const defaultModel = { path: null, sha256: '' };
+  let roots: JobRoots;
 
   beforeAll(async () => {
     if (externalRedis) url = externalRedis;
@@ -72,6 +107,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     connection = await clientConnection(url);
     queue = openScanQueue(connection, name);
     defaultModel.sha256 = await sha256File(DEFAULT_MODEL_PATH);
+    roots = await resolveJobRoots({ slides: [work], out: [work] });
     mkdirSync(path.join(work, 'a'));
     mkdirSync(path.join(work, 'b'));
     for (const dir of ['a', 'b']) copyFileSync(shared('data', 'slides', 'small_HE_levels.tiff'), path.join(work, dir, 'small.tiff'));
@@ -87,6 +123,10 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     const slide = path.join(work, 'a', 'small.tiff');
     const job = await makeScanJob(slide, out, defaultModel, { stride: 100 });
     expect(job.id).toMatch(/^scan-[0-9a-f]{40}$/);
+    // What queue add makes is what a worker admits, field for field.
+    expect(parseScanJobData(JSON.parse(JSON.stringify(job.data)))).toEqual(job.data);
+    const verdictOptions = await makeScanJob(slide, out, defaultModel, { stride: 100, maxOutOfFocus: 0.2, minTissue: 0.3 });
+    expect(parseScanJobData(verdictOptions.data).options).toEqual({ stride: 100, minTissue: 0.3, maxOutOfFocus: 0.2 });
     expect(job.data).toMatchObject({ slide, out, stem: 'small', model: null, options: { stride: 100 } });
     // Same inputs, relative path, options in another order: the same id.
     const again = await makeScanJob(path.relative(process.cwd(), slide), out, defaultModel, { threshold: undefined, stride: 100 });
@@ -98,7 +138,8 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     ];
     utimesSync(slide, new Date(), new Date(Date.now() + 5000)); // the slide was rewritten
     others.push(await makeScanJob(slide, out, defaultModel, { stride: 100 }));
-    expect(new Set([job.id, ...others.map((o) => o.id)]).size).toBe(5);
+    // --max-out-of-focus and --min-tissue change the verdict: another job.
+    expect(new Set([job.id, verdictOptions.id, ...others.map((o) => o.id)]).size).toBe(6);
 
     const first = await enqueueScans(queue, [job, again]);
     expect(first.added).toHaveLength(1);
@@ -129,7 +170,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     // Anyone who can write to the Redis can add jobs: one that names a relative path is refused.
     await queue.add('scan', { ...good.data, out: path.join(work, 'out-foreign'), slide: 'relative/small.tiff' }, { jobId: 'foreign-job', attempts: 2 });
     const lines: string[] = [];
-    const worker = startScanWorker({ redis: url, ...name, workers: 1, log: (l) => lines.push(l) });
+    const worker = startScanWorker({ redis: url, ...name, roots, workers: 1, log: (l) => lines.push(l) });
     try {
       await worker.ready;
       const deadline = Date.now() + 60_000;
@@ -147,7 +188,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     expect(wrong.failedReason).toMatch(/is not the one enqueued \(sha256 [0-9a-f]{12}, enqueued ffffffffffff\)/);
     const foreign = (await queue.getJob('foreign-job'))!;
     expect([await foreign.getState(), foreign.attemptsMade]).toEqual(['failed', 1]);
-    expect(foreign.failedReason).toBe('job foreign-job: not an fqa scan job (expected absolute slide, out and model paths and a file stem)');
+    expect(foreign.failedReason).toBe("job foreign-job rejected: slide: expected an absolute, normalized path but received 'relative/small.tiff'");
     expect(await (await queue.getJob(good.id))!.getState()).toBe('completed');
     expect(existsSync(path.join(out, 'small.json'))).toBe(true);
     expect(lines.join('\n')).toMatch(/corrupt\.svs: attempt 2 failed \(final: the job is in failed\)/);
@@ -172,7 +213,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     const job = await makeScanJob(slide, path.join(work, 'out-graceful'), defaultModel, {});
     await enqueueScans(queue, [job]);
     const lines: string[] = [];
-    const worker = startScanWorker({ redis: url, ...name, workers: 1, log: (l) => lines.push(l) });
+    const worker = startScanWorker({ redis: url, ...name, roots, workers: 1, log: (l) => lines.push(l) });
     await worker.ready;
     const deadline = Date.now() + 30_000;
     while (!lines.some((l) => l.includes('cmu-graceful.svs: started')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -189,7 +230,7 @@ describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll)
     const job = await makeScanJob(slide, path.join(work, 'out-release'), defaultModel, {});
     await enqueueScans(queue, [job]);
     const lines: string[] = [];
-    const worker = startScanWorker({ redis: url, ...name, workers: 1, log: (l) => lines.push(l) });
+    const worker = startScanWorker({ redis: url, ...name, roots, workers: 1, log: (l) => lines.push(l) });
     await worker.ready;
     const deadline = Date.now() + 30_000;
     while (!lines.some((l) => l.includes('cmu.svs: started')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -24,13 +25,15 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function answers(port: number): Promise<boolean> {
+/** Whether a Redis answers on the port (a password-protected one answers NOAUTH). */
+async function answers(port: number, useTls: boolean): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
+    // The probe only asks whether the server is up: the tests check the certificate themselves.
+    const socket = useTls ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : net.connect(port, '127.0.0.1');
     socket.setTimeout(500);
-    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on(useTls ? 'secureConnect' : 'connect', () => socket.write('PING\r\n'));
     socket.on('data', (d) => {
-      resolve(d.toString().startsWith('+PONG'));
+      resolve(/^(\+PONG|-NOAUTH)/.test(d.toString()));
       socket.destroy();
     });
     socket.on('error', () => resolve(false));
@@ -41,29 +44,40 @@ async function answers(port: number): Promise<boolean> {
   });
 }
 
+export interface RedisServerOptions {
+  /** requirepass: clients must give it (redis://:password@...). */
+  password?: string;
+  /** TLS only (no plain port): the server's certificate and key, PEM files. */
+  tls?: { cert: string; key: string };
+}
+
 export class RedisServer {
   private process: ChildProcess | null = null;
   readonly dir = mkdtempSync(path.join(tmpdir(), 'fqa-redis-'));
-  private constructor(readonly port: number) {}
+  private constructor(readonly port: number, private readonly options: RedisServerOptions) {}
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `${this.options.tls ? 'rediss' : 'redis'}://${this.options.password ? `:${encodeURIComponent(this.options.password)}@` : ''}127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<RedisServer> {
+  static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
     if (!hasRedisServer) throw new Error('redis-server is not installed (apt-get install redis-server)');
-    const server = new RedisServer(await freePort());
+    const server = new RedisServer(await freePort(), options);
     await server.launch();
     return server;
   }
 
   private async launch(): Promise<void> {
+    const { password, tls: certs } = this.options;
+    const listen = certs
+      ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', certs.cert, '--tls-key-file', certs.key, '--tls-ca-cert-file', certs.cert, '--tls-auth-clients', 'no']
+      : ['--port', String(this.port)];
     this.process = spawn('redis-server', [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '',
-      '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction',
+      ...listen, '--bind', '127.0.0.1', '--dir', this.dir, '--save', '',
+      '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction', ...(password ? ['--requirepass', password] : []),
     ], { stdio: 'ignore' });
     const deadline = Date.now() + 10_000;
-    while (!(await answers(this.port))) {
+    while (!(await answers(this.port, certs !== undefined))) {
       if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${this.port}`);
       if (this.process.exitCode !== null) throw new Error(`redis-server exited with code ${this.process.exitCode}`);
       await new Promise((r) => setTimeout(r, 50));

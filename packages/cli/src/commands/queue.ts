@@ -6,10 +6,13 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_PATH, FqaError, UsageError, loadModel, nativeVersion, parseIntegerOption, parseNumberOption, writeErrorReport, writeIndexPage, writeSummaryTsv } from '@fqa/core';
 import {
-  DEFAULT_REDIS_URL, QUEUE_DEFAULTS, REDIS_URL_ENV, clientConnection, displayUrl, enqueueScans, finishedSlides, makeScanJob, openScanQueue,
-  queueFolders, queueStatus, resolveQueueName, sha256File, type ScanQueue,
+  DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, FqaError, MPP_RANGE, UsageError, loadModel, nativeVersion, parseIntegerOption, parseNumberOption,
+  validateScanOptions, writeErrorReport, writeIndexPage, writeSummaryTsv,
+} from '@fqa/core';
+import {
+  DEFAULT_REDIS_URL, QUEUE_DEFAULTS, QUEUE_SECRET_ENV, REDIS_URL_ENV, clientConnection, displayUrl, enqueueScans, finishedSlides, loadQueueSecret, makeScanJob,
+  openScanQueue, queueFolders, queueStatus, resolveQueueName, sha256File, type ScanQueue,
 } from '@fqa/queue';
 import type { Command } from '../index.js';
 import { expandInputs } from '../inputs.js';
@@ -20,7 +23,7 @@ export const connectionHelp = `  --redis URL        Redis (default: $${REDIS_URL
 
 const usage = `Usage: fqa-scan queue add <slide|folder|glob...> --out DIR [--model FILE] [scan options]
        fqa-scan queue status [--json]
-       fqa-scan queue report --out DIR
+       fqa-scan queue report --out DIR [--secret-file F]
 
 A scan spread over machines (docs/queue.md): 'add' enqueues one job per slide, 'fqa-scan worker' on
 each machine scans them with the normal scan, 'status' shows waiting/active/done/failed, 'report'
@@ -32,14 +35,25 @@ Options (add):
   --out DIR          output folder for the reports (required)
   --model FILE       fqa model file (default: the workers' shipped model, checked to be this one)
   --patch P, --stride S, --mpp X, --threshold T    as for fqa-scan scan
+  --max-out-of-focus PCT   a slide fails when more than PCT % of its tissue is out of focus (default ${100 * DEFAULT_MAX_OUT_OF_FOCUS})
+  --min-tissue PCT   score a patch when at least PCT % of it is tissue (default ${100 * DEFAULT_MIN_TISSUE})
   --attempts N       scan attempts per slide before it lands in failed (default ${QUEUE_DEFAULTS.attempts})
   --force            enqueue again slides whose job completed or failed
+  --secret-file F    sign the jobs with the shared secret in F (default: $${QUEUE_SECRET_ENV} when set),
+                     for workers that run only signed jobs; report: count only jobs signed with it
 Options (all):
 ${connectionHelp}
   --json             status as JSON
 
 Exit codes: add 0, or 3 when some input is missing; report 0 all pass, 1 some slide fails QC,
 3 some slide failed every attempt; 2 usage error; 3 Redis unreachable.`;
+
+/** A percentage option as the fraction scanSlide takes (the same message as fqa-scan scan's). */
+function parsePercent(text: string | undefined, name: string): number | undefined {
+  const v = parseNumberOption(text, name);
+  if (v !== undefined && !(v >= 0 && v <= 100)) throw new UsageError(`Expected number between 0 and 100 for ${name} but received '${text}'`);
+  return v === undefined ? undefined : v / 100;
+}
 
 function redisUrl(value: string | undefined): string {
   return value ?? process.env[REDIS_URL_ENV] ?? DEFAULT_REDIS_URL;
@@ -67,6 +81,7 @@ async function add(args: string[]): Promise<number> {
     options: {
       ...connectionOptions, out: { type: 'string' }, model: { type: 'string' }, patch: { type: 'string' }, stride: { type: 'string' },
       mpp: { type: 'string' }, threshold: { type: 'string' }, attempts: { type: 'string' }, force: { type: 'boolean', default: false },
+      'max-out-of-focus': { type: 'string' }, 'min-tissue': { type: 'string' }, 'secret-file': { type: 'string' },
     },
   });
   if (positionals.length === 0) throw new UsageError('no slides given (see fqa-scan queue --help)');
@@ -74,9 +89,14 @@ async function add(args: string[]): Promise<number> {
   const options = {
     patchSize: parseIntegerOption(values.patch, 'patch', 8, 4096),
     stride: parseIntegerOption(values.stride, 'stride', 1, 4096),
-    mpp: parseNumberOption(values.mpp, 'mpp', { positive: true }),
+    mpp: parseNumberOption(values.mpp, 'mpp', { range: MPP_RANGE }),
     threshold: parseNumberOption(values.threshold, 'threshold'),
+    minTissue: parsePercent(values['min-tissue'], 'min-tissue'),
+    maxOutOfFocus: parsePercent(values['max-out-of-focus'], 'max-out-of-focus'),
   };
+  // The checks a worker makes on the job's options: a bad value is one usage error here, not a failed job per slide.
+  validateScanOptions(options);
+  const secret = await loadQueueSecret(values['secret-file']);
   const attempts = parseIntegerOption(values.attempts, 'attempts', 1, 100);
   // The model is validated here, once, so a bad model file is one error and not a failed job per slide.
   const modelFile = values.model ?? DEFAULT_MODEL_PATH;
@@ -97,7 +117,7 @@ async function add(args: string[]): Promise<number> {
   }
   mkdirSync(values.out, { recursive: true });
   const result = await withQueue(values, async (queue, label) => {
-    const r = await enqueueScans(queue, jobs, { attempts, force: values.force });
+    const r = await enqueueScans(queue, jobs, { attempts, force: values.force, secret });
     for (const e of r.existing) process.stderr.write(`${e.data.slide}: already in the queue (${e.state}), not added${e.state === 'completed' || e.state === 'failed' ? ' (--force to enqueue it again)' : ''}\n`);
     process.stderr.write(`queue ${label}: added ${r.added.length} slide${r.added.length === 1 ? '' : 's'}, ${r.existing.length} already there\n`);
     return r;
@@ -128,11 +148,17 @@ async function status(args: string[]): Promise<number> {
 }
 
 async function report(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...connectionOptions, out: { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { ...connectionOptions, out: { type: 'string' }, 'secret-file': { type: 'string' } } });
   if (values.out === undefined) throw new UsageError('--out DIR is required: the report folder the jobs were enqueued with');
   const out = path.resolve(values.out);
+  // With the queue secret, only signed jobs count: a forged one could otherwise put an error report over a real one.
+  const secret = await loadQueueSecret(values['secret-file']);
   return withQueue(values, async (queue, label) => {
-    const finished = await finishedSlides(queue, out);
+    const finished = await finishedSlides(queue, out, secret);
+    if (finished.invalid > 0) {
+      const why = secret ? 'bad or forged data, rejected, or not signed with the queue secret' : 'bad or forged data, or rejected by a worker';
+      process.stderr.write(`note: ${finished.invalid} finished job${finished.invalid === 1 ? ' is' : 's are'} not valid scan jobs (${why}) and not reported: fqa-scan queue status lists them\n`);
+    }
     if (finished.rows.length === 0 && finished.unfinished === 0) {
       const folders = await queueFolders(queue);
       throw new UsageError(`no job in queue ${label} writes to ${out}${folders.length ? ` (its folders: ${folders.slice(0, 5).join(', ')}${folders.length > 5 ? ', ...' : ''})` : ' (the queue is empty)'}`);
