@@ -535,7 +535,7 @@ class ReadRegionWorker : public Napi::AsyncWorker {
       if (direct_ && direct_->levelOf[size_t(level_)] >= 0) {
         // Level pixel of the level-0 position, as OpenSlide computes it (x / downsample).
         const double ds = reader_->info().levels[size_t(level_)].downsample;
-        direct_->reader->readLevelRegion(direct_->levelOf[size_t(level_)], int64_t(double(x_) / ds), int64_t(double(y_) / ds), w_, h_,
+        direct_->reader->readLevelRegion(direct_->levelOf[size_t(level_)], fqa::levelPosition(x_, ds), fqa::levelPosition(y_, ds), w_, h_,
                                          pixels_.data(), fqa::checkedMul(3, w_, "region row byte count"));
         return;
       }
@@ -716,8 +716,10 @@ Napi::Value SlideHandle::SweepRegions(const Napi::CallbackInfo& info) {
   std::vector<int64_t> geometry(regions.ElementLength());
   for (size_t i = 0; i < regions.ElementLength(); i += 4) {
     const std::string name = "regions[" + std::to_string(i / 4) + "]";
-    geometry[i] = int64_t(double(integer(env, Napi::Number::New(env, regions[i]), name + ".x", -(int64_t(1) << 40), int64_t(1) << 40)) / downsample);
-    geometry[i + 1] = int64_t(double(integer(env, Napi::Number::New(env, regions[i + 1]), name + ".y", -(int64_t(1) << 40), int64_t(1) << 40)) / downsample);
+    const int64_t x = integer(env, Napi::Number::New(env, regions[i]), name + ".x", -(int64_t(1) << 40), int64_t(1) << 40);
+    const int64_t y = integer(env, Napi::Number::New(env, regions[i + 1]), name + ".y", -(int64_t(1) << 40), int64_t(1) << 40);
+    geometry[i] = guardedCount(env, [&] { return fqa::levelPosition(x, downsample); });
+    geometry[i + 1] = guardedCount(env, [&] { return fqa::levelPosition(y, downsample); });
     geometry[i + 2] = integer(env, Napi::Number::New(env, regions[i + 2]), name + ".columns", 1, fqa::kMaxRegionSide);
     geometry[i + 3] = integer(env, Napi::Number::New(env, regions[i + 3]), name + ".rows", 1, fqa::kMaxRegionSide);
   }

@@ -36,6 +36,14 @@ int64_t readRegionBytes(int64_t width, int64_t height) {
   return checkedMul(pixels, 3, "region byte count");
 }
 
+int64_t levelPosition(int64_t level0, double downsample) {
+  const double at = double(level0) / downsample;
+  constexpr double kMax = double(int64_t(1) << 40);
+  if (!(at >= -kMax && at <= kMax))
+    throw std::range_error("level-0 position " + str(level0) + " at downsample " + std::to_string(downsample) + " lies beyond 2^40 level pixels");
+  return int64_t(at);
+}
+
 int64_t regionPatchCount(const int64_t* geometry, size_t regions, int64_t skipEntries) {
   int64_t patches = 0;
   for (size_t i = 0; i < regions; ++i) {

@@ -23,6 +23,11 @@ constexpr int64_t kMaxReadPixels = int64_t(1) << 28;
 // readRegion(): the byte count of a width x height RGB read.
 int64_t readRegionBytes(int64_t width, int64_t height);
 
+// readRegion()/sweepRegions(): the level pixel of a level-0 position (x / downsample, as OpenSlide
+// computes it). The downsample comes from the slide file: a result that is not finite or lies beyond
+// 2^40 px is a std::range_error, not a double converted out of int64's range.
+int64_t levelPosition(int64_t level0, double downsample);
+
 // sweepRegions(): the patch count of `regions` regions given as (x, y, columns, rows) in turn,
 // which the skip mask of skipEntries bytes must equal.
 int64_t regionPatchCount(const int64_t* geometry, size_t regions, int64_t skipEntries);
