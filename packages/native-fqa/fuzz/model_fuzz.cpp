@@ -4,6 +4,7 @@
 // arbitrary specs: a spec is accepted and sweeps in bounds, or is refused with an exception.
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <vector>
@@ -70,28 +71,40 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const std::exception&) {
     return 0;
   }
-  // Accepted: sweep a small region with the scalar reference and the best kernel.
+  // Accepted: sweep a small region with the scalar reference and the best kernel. The region's
+  // geometry comes from the input too: its size, rows padded past 3 * width, a buffer exactly as long
+  // as it claims and sometimes a few bytes short (validateSweep must refuse it; ASan sees any read
+  // past it), patches of any width and height (not only the model's), a grid derived from them or
+  // off by one, and a skip mask.
   const int64_t width = in.ConsumeIntegralInRange<int64_t>(1, 300), height = in.ConsumeIntegralInRange<int64_t>(1, 300);
-  std::vector<uint8_t> pixels(size_t(width * height * 3));
+  const int64_t rowStride = 3 * width + in.ConsumeIntegralInRange<int64_t>(in.ConsumeBool() ? -3 : 0, 64);
+  const int64_t exact = (height - 1) * rowStride + 3 * width;
+  const int64_t byteLength = std::max<int64_t>(1, exact - (in.ConsumeIntegralInRange<int>(0, 7) == 0 ? in.ConsumeIntegralInRange<int64_t>(1, 3) : 0));
+  std::vector<uint8_t> pixels(static_cast<size_t>(byteLength));
   for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = uint8_t(i * 2654435761u >> 24);
   fqa::Region r;
   r.pixels = pixels.data();
   r.width = width;
   r.height = height;
-  r.rowStride = width * 3;
-  r.byteLength = int64_t(pixels.size());
+  r.rowStride = rowStride;
+  r.byteLength = byteLength;
   fqa::PatchGrid g;
-  g.patchWidth = std::min<int64_t>(m.patchSize, width);
-  g.patchHeight = std::min<int64_t>(m.patchSize, height);
-  g.stride = in.ConsumeIntegralInRange<int64_t>(1, 300);
-  g.columns = (width - g.patchWidth) / g.stride + 1;
-  g.rows = (height - g.patchHeight) / g.stride + 1;
+  const bool modelPatch = in.ConsumeBool();
+  g.patchWidth = modelPatch ? std::min<int64_t>(m.patchSize, width) : in.ConsumeIntegralInRange<int64_t>(0, width + 2);
+  g.patchHeight = modelPatch ? std::min<int64_t>(m.patchSize, height) : in.ConsumeIntegralInRange<int64_t>(0, height + 2);
+  g.stride = in.ConsumeIntegralInRange<int64_t>(in.ConsumeBool() ? 0 : 1, 300);
+  const int64_t columns = g.stride > 0 && g.patchWidth <= width ? (width - g.patchWidth) / g.stride + 1 : 1;
+  const int64_t rows = g.stride > 0 && g.patchHeight <= height ? (height - g.patchHeight) / g.stride + 1 : 1;
   // At most 4 x 4 patches (a grid smaller than the region is valid): the scalar EONSS reference under
   // ASan takes milliseconds a patch, and thousands of them made single inputs time out. The fuzzer is
-  // after memory errors in validation and indexing; the arithmetic is the tests' job.
-  g.columns = std::min<int64_t>(g.columns, 4);
-  g.rows = std::min<int64_t>(g.rows, 4);
-  std::vector<float> scores(size_t(g.columns * g.rows));
+  // after memory errors in validation and indexing; the arithmetic is the tests' job. One more column
+  // or row than fits must be refused.
+  g.columns = std::min<int64_t>(columns, 4) + in.ConsumeIntegralInRange<int64_t>(in.ConsumeBool() ? -1 : 0, 1);
+  g.rows = std::min<int64_t>(rows, 4) + in.ConsumeIntegralInRange<int64_t>(in.ConsumeBool() ? -1 : 0, 1);
+  const size_t patches = size_t(std::max<int64_t>(0, g.columns) * std::max<int64_t>(0, g.rows));
+  std::vector<uint8_t> skip = in.ConsumeBytes<uint8_t>(patches);
+  if (skip.size() == patches && in.ConsumeBool()) g.skip = skip.data();
+  std::vector<float> scores(patches);
   for (fqa::Kernel k : {fqa::Kernel::Reference, fqa::Kernel::Auto}) {
     fqa::SweepOptions o;
     o.kernel = k;

@@ -80,3 +80,16 @@ test.skipIf(noCudaBuild)('the CUDA host test fails on an off-by-one in the inter
 test.skipIf(missing(process.env.FQA_WERROR !== undefined, 'FQA_WERROR in the environment (.ci/run sets it)'))('the tested binary was built with -Werror exactly when FQA_WERROR=ON', () => {
   expect(buildInfo().werror).toBe(process.env.FQA_WERROR === 'ON');
 });
+
+// The direct reader's tile cache under 8 concurrent readers, a 3-tile cache and damaged tiles
+// (test/tile_cache_stress.cpp; npm run test:tsan runs the same binary under ThreadSanitizer). Built
+// only with libtiff and libjpeg, like the reader itself.
+const tileCacheStress = path.resolve(path.dirname(binary), 'fqa_tile_cache_stress');
+test.skipIf(missing(existsSync(tileCacheStress), `${tileCacheStress} (built with the direct JPEG-tile reader: libtiff-dev, libjpeg62-turbo-dev)`))(
+  'C++ tile cache: concurrent readers of failing and evicted tiles get their pixels or the tile\'s own error', async () => {
+    const run = await runAsync(tileCacheStress, process.env);
+    expect(run.stdout, run.stderr).toContain('tile cache stress: ok');
+    expect(run.stdout).not.toMatch(/^FAIL/m);
+    expect(run.stdout).toMatch(/12000 reads on 8 threads, [1-9]\d* decode errors/);
+    expect(run.status).toBe(0);
+  });

@@ -60,8 +60,8 @@ describe.skipIf(!hasShared)('sweepRegions: decode and sweep in one native pass',
     expect(() => slide.sweepRegions(m, 1, new Float64Array([0, 0, 1, 1]), new Uint8Array(1), options, noop)).toThrow(/level/);
     expect(() => slide.sweepRegions(m, 0, new Float64Array([0.5, 0, 1, 1]), new Uint8Array(1), options, noop)).toThrow(/regions\[0\]\.x/);
     expect(() => slide.sweepRegions(m, 0, new Float64Array([0, 0, 1, 1]), new Uint8Array(1), { ...options, stride: 0 }, noop)).toThrow(/stride/);
-    // A patch smaller than the model's convolution is the model's own geometry error.
-    await expect(slide.sweepRegions(m, 0, new Float64Array([0, 0, 1, 1]), new Uint8Array(1), { ...options, patchSize: 4 }, noop).promise).rejects.toThrow(/smaller than the 7x7 convolution/);
+    // A patch smaller than the model's convolution is the model's own geometry error, also before the sweep is queued.
+    expect(() => slide.sweepRegions(m, 0, new Float64Array([0, 0, 1, 1]), new Uint8Array(1), { ...options, patchSize: 4 }, noop)).toThrow(/smaller than the 7x7 convolution/);
     slide.close();
   });
 

@@ -25,6 +25,8 @@
 #include "region_sweep.h"
 #include "tiff_jpeg_reader.h"
 #endif
+#include "call_args.h"
+#include "checked.h"
 #include "model.h"
 #include "sweep.h"
 
@@ -56,6 +58,17 @@ Napi::Value guarded(const Napi::Env& env, Fn fn) {
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
+}
+
+// A count computed with checked arithmetic (checked.h): its std::range_error becomes a RangeError.
+template <typename Fn>
+int64_t guardedCount(const Napi::Env& env, Fn fn) {
+  int64_t out = 0;
+  guarded(env, [&]() -> Napi::Value {
+    out = fn();
+    return env.Undefined();
+  });
+  return out;
 }
 
 Napi::Value field(const Napi::Object& o, const std::string& name) {
@@ -191,29 +204,25 @@ SweepCall parseSweep(const Napi::CallbackInfo& info) {
   call.region.width = integer(env, field(o, "width"), "width", 1, maxDim);
   call.region.height = integer(env, field(o, "height"), "height", 1, maxDim);
   call.region.rowStride = integer(env, field(o, "rowStride"), "rowStride", 1, int64_t(1) << 40);
-  call.grid.patchWidth = integer(env, field(o, "patchWidth"), "patchWidth", 1, maxDim);
-  call.grid.patchHeight = integer(env, field(o, "patchHeight"), "patchHeight", 1, maxDim);
-  call.grid.stride = integer(env, field(o, "stride"), "stride", 1, maxDim);
-  if (call.grid.patchWidth <= call.region.width && call.grid.patchHeight <= call.region.height) {
-    call.grid.columns = (call.region.width - call.grid.patchWidth) / call.grid.stride + 1;
-    call.grid.rows = (call.region.height - call.grid.patchHeight) / call.grid.stride + 1;
-  }
+  const int64_t patchWidth = integer(env, field(o, "patchWidth"), "patchWidth", 1, maxDim);
+  const int64_t patchHeight = integer(env, field(o, "patchHeight"), "patchHeight", 1, maxDim);
+  const int64_t stride = integer(env, field(o, "stride"), "stride", 1, maxDim);
   const Napi::Value skip = field(o, "skip");
+  const uint8_t* skipData = nullptr;
+  int64_t skipEntries = -1;
   if (!skip.IsUndefined() && !skip.IsNull()) {
     if (!skip.IsTypedArray() || skip.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
       throw Napi::TypeError::New(env, "Expected Uint8Array for skip");
-    auto s = skip.As<Napi::Uint8Array>();
-    if (int64_t(s.ElementLength()) != call.grid.rows * call.grid.columns)
-      throw Napi::RangeError::New(env, "Expected skip to hold " + std::to_string(call.grid.rows * call.grid.columns) +
-                                           " entries (one per patch) but received " + std::to_string(s.ElementLength()));
-    call.grid.skip = s.Data();
+    skipData = skip.As<Napi::Uint8Array>().Data();
+    skipEntries = int64_t(skip.As<Napi::Uint8Array>().ElementLength());
   }
   call.options.threads = int(integer(env, field(o, "threads"), "threads", 0, 1024));
   const Napi::Value kernel = field(o, "kernel");
   if (!kernel.IsString()) throw Napi::TypeError::New(env, "Expected string for kernel");
   guarded(env, [&]() -> Napi::Value {
     call.options.kernel = fqa::parseKernel(kernel.As<Napi::String>().Utf8Value());
-    fqa::validateSweep(*call.model, call.region, call.grid);
+    call.grid = fqa::sweepCallGrid(*call.model, call.region, patchWidth, patchHeight, stride, skipEntries);
+    call.grid.skip = skipData;
     if (call.options.kernel == Kernel::Cuda && !fqa::kernelSupported(Kernel::Cuda))
       throw std::invalid_argument("kernel cuda: no usable CUDA device (" + fqa::probeGpu().error + ")");
     if (!fqa::kernelSupported(call.options.kernel))
@@ -253,7 +262,7 @@ class SweepWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
-      scores_.assign(size_t(call_.grid.rows * call_.grid.columns), 0.f);
+      scores_.assign(size_t(fqa::checkedMul(call_.grid.rows, call_.grid.columns, "patch count")), 0.f);
       stats_ = fqa::sweep(*call_.model, call_.region, call_.grid, call_.options, scores_.data());
     } catch (const std::exception& e) {
       SetError(e.what());
@@ -290,7 +299,7 @@ Napi::Value Sweep(const Napi::CallbackInfo& info) {
 Napi::Value SweepSync(const Napi::CallbackInfo& info) {
   SweepCall call = parseSweep(info);
   return guarded(info.Env(), [&]() -> Napi::Value {
-    std::vector<float> scores(size_t(call.grid.rows * call.grid.columns));
+    std::vector<float> scores(size_t(fqa::checkedMul(call.grid.rows, call.grid.columns, "patch count")));
     fqa::SweepStats stats = fqa::sweep(*call.model, call.region, call.grid, call.options, scores.data());
     return makeResult(info.Env(), scores, stats, call.grid);
   });
@@ -347,6 +356,7 @@ Napi::Value MeasureFmaPeak(const Napi::CallbackInfo& info) {
   if (info.Length() != 3 || !info[0].IsString()) throw Napi::TypeError::New(env, "measureFmaPeak expects (kernel, threads, seconds)");
   const int threads = int(integer(env, info[1], "threads", 1, 1024));
   const double seconds = number(env, info[2], "seconds");
+  if (!(seconds > 0 && seconds <= 60)) throw Napi::RangeError::New(env, "Expected seconds in (0, 60] for measureFmaPeak");
   return guarded(env, [&]() -> Napi::Value {
     return Napi::Number::New(env, fqa::measureFmaPeakGflops(fqa::parseKernel(info[0].As<Napi::String>().Utf8Value()),
                                                             threads, seconds));
@@ -520,17 +530,17 @@ class ReadRegionWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
-      pixels_.resize(size_t(w_ * h_ * 3));
+      pixels_.resize(size_t(fqa::readRegionBytes(w_, h_)));
 #ifdef FQA_HAVE_TIFF_JPEG
       if (direct_ && direct_->levelOf[size_t(level_)] >= 0) {
         // Level pixel of the level-0 position, as OpenSlide computes it (x / downsample).
         const double ds = reader_->info().levels[size_t(level_)].downsample;
-        direct_->reader->readLevelRegion(direct_->levelOf[size_t(level_)], int64_t(double(x_) / ds), int64_t(double(y_) / ds), w_, h_,
-                                         pixels_.data(), 3 * w_);
+        direct_->reader->readLevelRegion(direct_->levelOf[size_t(level_)], fqa::levelPosition(x_, ds), fqa::levelPosition(y_, ds), w_, h_,
+                                         pixels_.data(), fqa::checkedMul(3, w_, "region row byte count"));
         return;
       }
 #endif
-      reader_->readRegion(level_, x_, y_, w_, h_, pixels_.data(), 3 * w_);
+      reader_->readRegion(level_, x_, y_, w_, h_, pixels_.data(), fqa::checkedMul(3, w_, "region row byte count"));
     } catch (const std::exception& e) {
       SetError(e.what());
     }
@@ -575,7 +585,7 @@ Napi::Value SlideHandle::ReadRegion(const Napi::CallbackInfo& info) {
   const int64_t y = integer(env, info[2], "y", -(int64_t(1) << 40), int64_t(1) << 40);
   const int64_t w = integer(env, info[3], "width", 1, 1 << 16);
   const int64_t h = integer(env, info[4], "height", 1, 1 << 16);
-  if (w * h > (int64_t(1) << 28)) throw Napi::RangeError::New(env, "region of " + std::to_string(w * h) + " pixels is larger than 2^28; read it in parts");
+  guardedCount(env, [&] { return fqa::readRegionBytes(w, h); });
   std::shared_ptr<DirectReader> direct = readerName == "openslide" ? nullptr : direct_;
   if (readerName == "direct" && !(direct && direct->levelOf[size_t(level)] >= 0))
     throw Napi::Error::New(env, "the direct JPEG-tile reader cannot read level " + std::to_string(level) + " of this slide");
@@ -604,9 +614,7 @@ class RegionSweepWorker : public Napi::AsyncProgressWorker<int64_t> {
  protected:
   void Execute(const ExecutionProgress& progress) override {
     try {
-      size_t patches = 0;
-      for (size_t i = 0; i < geometry_.size(); i += 4) patches += size_t(geometry_[i + 2] * geometry_[i + 3]);
-      scores_.assign(patches, 0.f);
+      scores_.assign(size_t(fqa::regionPatchCount(geometry_.data(), geometry_.size() / 4, int64_t(skip_.size()))), 0.f);
       std::vector<fqa::SlideRegion> regions;
       size_t offset = 0;
       for (size_t i = 0; i < geometry_.size(); i += 4) {
@@ -617,7 +625,7 @@ class RegionSweepWorker : public Napi::AsyncProgressWorker<int64_t> {
         r.rows = geometry_[i + 3];
         r.skip = skip_.data() + offset;
         r.scores = scores_.data() + offset;
-        offset += size_t(r.columns * r.rows);
+        offset += size_t(r.columns * r.rows);  // summed without overflow by regionPatchCount
         regions.push_back(r);
       }
       std::atomic<int64_t> done{0};
@@ -706,20 +714,27 @@ Napi::Value SlideHandle::SweepRegions(const Napi::CallbackInfo& info) {
   // Level pixel of a level-0 position, as readRegion and OpenSlide compute it (x / downsample).
   const double downsample = r->info().levels[size_t(level)].downsample;
   std::vector<int64_t> geometry(regions.ElementLength());
-  int64_t patches = 0;
   for (size_t i = 0; i < regions.ElementLength(); i += 4) {
     const std::string name = "regions[" + std::to_string(i / 4) + "]";
-    geometry[i] = int64_t(double(integer(env, Napi::Number::New(env, regions[i]), name + ".x", -(int64_t(1) << 40), int64_t(1) << 40)) / downsample);
-    geometry[i + 1] = int64_t(double(integer(env, Napi::Number::New(env, regions[i + 1]), name + ".y", -(int64_t(1) << 40), int64_t(1) << 40)) / downsample);
+    const int64_t x = integer(env, Napi::Number::New(env, regions[i]), name + ".x", -(int64_t(1) << 40), int64_t(1) << 40);
+    const int64_t y = integer(env, Napi::Number::New(env, regions[i + 1]), name + ".y", -(int64_t(1) << 40), int64_t(1) << 40);
+    geometry[i] = guardedCount(env, [&] { return fqa::levelPosition(x, downsample); });
+    geometry[i + 1] = guardedCount(env, [&] { return fqa::levelPosition(y, downsample); });
     geometry[i + 2] = integer(env, Napi::Number::New(env, regions[i + 2]), name + ".columns", 1, fqa::kMaxRegionSide);
     geometry[i + 3] = integer(env, Napi::Number::New(env, regions[i + 3]), name + ".rows", 1, fqa::kMaxRegionSide);
-    patches += geometry[i + 2] * geometry[i + 3];
   }
   auto skip = info[3].As<Napi::Uint8Array>();
-  if (int64_t(skip.ElementLength()) != patches)
-    throw Napi::RangeError::New(env, "Expected skip to hold " + std::to_string(patches) + " entries (one per patch of every region) but received " +
-                                         std::to_string(skip.ElementLength()));
+  guardedCount(env, [&] { return fqa::regionPatchCount(geometry.data(), geometry.size() / 4, int64_t(skip.ElementLength())); });
   auto model = Napi::ObjectWrap<ModelHandle>::Unwrap(info[0].As<Napi::Object>())->model();
+  // The sweep's own argument checks, here so that a bad call throws instead of rejecting.
+  guarded(env, [&]() -> Napi::Value {
+    std::vector<fqa::SlideRegion> shapes(geometry.size() / 4);
+    for (size_t i = 0; i < shapes.size(); ++i)
+      std::tie(shapes[i].x, shapes[i].y, shapes[i].columns, shapes[i].rows) =
+          std::tie(geometry[4 * i], geometry[4 * i + 1], geometry[4 * i + 2], geometry[4 * i + 3]);
+    fqa::validateRegionSweep(*model, shapes, options);
+    return env.Undefined();
+  });
   auto* worker = new RegionSweepWorker(env, direct_, model, direct_->levelOf[size_t(level)], std::move(geometry),
                                        std::vector<uint8_t>(skip.Data(), skip.Data() + skip.ElementLength()), std::move(options),
                                        info[5].As<Napi::Function>());
@@ -781,9 +796,7 @@ fqa::PatchBatch parseBatch(const Napi::CallbackInfo& info, std::shared_ptr<const
   b.pixels = px.Data();
   b.count = integer(env, info[2], "count", 1, int64_t(1) << 24);
   b.size = integer(env, info[3], "size", 1, 4096);
-  if (int64_t(px.ByteLength()) != b.count * b.size * b.size * 3)
-    throw Napi::RangeError::New(env, "patches holds " + std::to_string(px.ByteLength()) + " bytes but " + std::to_string(b.count) +
-                                         " RGB patches of " + std::to_string(b.size) + " px need " + std::to_string(b.count * b.size * b.size * 3));
+  guardedCount(env, [&] { return fqa::checkPatchBatch(b.count, b.size, int64_t(px.ByteLength())); });
   return b;
 }
 
@@ -795,10 +808,10 @@ Napi::Value TrainForward(const Napi::CallbackInfo& info) {
   fqa::PatchBatch b = parseBatch(info, model);
   const int threads = int(integer(env, info[4], "threads", 0, 1024));
   return guarded(env, [&]() -> Napi::Value {
-    const size_t k = size_t(model->kernels);
+    const size_t entries = size_t(fqa::checkedMul(b.count, model->kernels, "mins entry count"));
     auto scores = Napi::Float32Array::New(env, size_t(b.count));
-    auto mins = Napi::Float32Array::New(env, size_t(b.count) * k);
-    auto argmin = Napi::Int32Array::New(env, size_t(b.count) * k);
+    auto mins = Napi::Float32Array::New(env, entries);
+    auto argmin = Napi::Int32Array::New(env, entries);
     fqa::focusliteForwardBatch(*model, b, threads, scores.Data(), mins.Data(), argmin.Data());
     Napi::Object o = Napi::Object::New(env);
     o.Set("scores", scores);
@@ -815,18 +828,20 @@ Napi::Value TrainBackward(const Napi::CallbackInfo& info) {
   std::shared_ptr<const fqa::Model> model;
   fqa::PatchBatch b = parseBatch(info, model);
   if (model->arch != fqa::Architecture::FocusLiteNN) throw Napi::TypeError::New(env, "training supports FocusLiteNN models only");
+  // count <= 2^24 and kernels <= 256 (checked on entry): count * kernels fits, checked anyway.
+  const size_t entries = size_t(guardedCount(env, [&] { return fqa::checkedMul(b.count, model->kernels, "mins entry count"); }));
   const size_t k = size_t(model->kernels);
   auto typed = [&](int i, napi_typedarray_type type, size_t length, const char* name) {
     if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != type ||
         info[i].As<Napi::TypedArray>().ElementLength() != length)
       throw Napi::TypeError::New(env, std::string("Expected a typed array of ") + std::to_string(length) + " for " + name);
   };
-  typed(4, napi_float32_array, size_t(b.count) * k, "mins");
-  typed(5, napi_int32_array, size_t(b.count) * k, "argmin");
+  typed(4, napi_float32_array, entries, "mins");
+  typed(5, napi_int32_array, entries, "argmin");
   typed(6, napi_float32_array, size_t(b.count), "upstream");
   const int64_t out = fqa::convOutputSize(b.size, model->convKernel, model->convStride, model->convPad);
   const int32_t* am = info[5].As<Napi::Int32Array>().Data();
-  for (size_t i = 0; i < size_t(b.count) * k; ++i)
+  for (size_t i = 0; i < entries; ++i)
     if (am[i] < 0 || am[i] >= out * out) throw Napi::RangeError::New(env, "argmin out of range");
   return guarded(env, [&]() -> Napi::Value {
     auto conv = Napi::Float64Array::New(env, k * 3 * model->convKernel * model->convKernel);

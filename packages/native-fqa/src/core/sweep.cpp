@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "checked.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -93,24 +94,28 @@ void validateSweep(const Model& m, const Region& r, const PatchGrid& g) {
   if (!r.pixels) throw std::invalid_argument("region pixels must be a non-empty buffer");
   if (r.width <= 0 || r.height <= 0)
     throw std::range_error("region width and height must be positive but received " + str(r.width) + "x" + str(r.height));
-  if (r.rowStride < 3 * r.width)
-    throw std::range_error("region rowStride must be at least 3 * width (" + str(3 * r.width) + ") but received " + str(r.rowStride));
-  // Checked: height up to 2^31 times rowStride up to 2^40 overflows int64, and a wrapped (negative)
-  // `needed` would pass the buffer check and let the sweep read far past the buffer.
-  int64_t needed = 0;
-  if (__builtin_mul_overflow(r.height - 1, r.rowStride, &needed) || __builtin_add_overflow(needed, 3 * r.width, &needed))
-    throw std::range_error("region of height " + str(r.height) + " with rowStride " + str(r.rowStride) + " overflows a 64-bit byte count");
+  const int64_t rowBytes = checkedMul(3, r.width, "region row byte count");
+  if (r.rowStride < rowBytes)
+    throw std::range_error("region rowStride must be at least 3 * width (" + str(rowBytes) + ") but received " + str(r.rowStride));
+  // Height up to 2^31 times rowStride up to 2^40 overflows int64, and a wrapped (negative) count
+  // would pass the buffer check and let the sweep read far past the buffer.
+  const int64_t needed = checkedAdd(checkedMul(r.height - 1, r.rowStride, "region byte count"), rowBytes, "region byte count");
   if (r.byteLength < needed)
     throw std::range_error("region buffer holds " + str(r.byteLength) + " bytes but " + str(r.width) + "x" +
                            str(r.height) + " RGB with rowStride " + str(r.rowStride) + " needs " + str(needed));
+  validateGrid(m, r.width, r.height, g);
+}
+
+void validateGrid(const Model& m, int64_t width, int64_t height, const PatchGrid& g) {
   if (g.stride <= 0) throw std::range_error("stride must be positive but received " + str(g.stride));
   if (g.patchWidth <= 0 || g.patchHeight <= 0)
     throw std::range_error("patch size must be positive but received " + str(g.patchWidth) + "x" + str(g.patchHeight));
-  if (g.patchWidth > r.width || g.patchHeight > r.height)
+  if (g.patchWidth > width || g.patchHeight > height)
     throw std::range_error("patch " + str(g.patchWidth) + "x" + str(g.patchHeight) + " is larger than the region " +
-                           str(r.width) + "x" + str(r.height));
-  if (g.columns <= 0 || g.rows <= 0 || (g.columns - 1) * g.stride + g.patchWidth > r.width ||
-      (g.rows - 1) * g.stride + g.patchHeight > r.height)
+                           str(width) + "x" + str(height));
+  if (g.columns <= 0 || g.rows <= 0 ||
+      checkedAdd(checkedMul(g.columns - 1, g.stride, "patch grid width"), g.patchWidth, "patch grid width") > width ||
+      checkedAdd(checkedMul(g.rows - 1, g.stride, "patch grid height"), g.patchHeight, "patch grid height") > height)
     throw std::range_error("patch grid " + str(g.columns) + "x" + str(g.rows) + " does not fit the region");
   if (m.arch == Architecture::FocusLiteNN) {
     if (convOutputSize(g.patchWidth, m.convKernel, m.convStride, m.convPad) < 1 ||

@@ -43,7 +43,10 @@ struct SweepStats {
 PatchGrid makeGrid(const Model& model, const Region& region, int64_t patchSize, int64_t stride);
 
 // Throws std::invalid_argument / std::range_error naming the bad argument.
+// Every size product is checked (checked.h): an overflow is a std::range_error too.
 void validateSweep(const Model& model, const Region& region, const PatchGrid& grid);
+// The grid and model checks of validateSweep for a width x height region, without a buffer.
+void validateGrid(const Model& model, int64_t width, int64_t height, const PatchGrid& grid);
 
 // scores must hold grid.rows * grid.columns floats (row-major). Skipped patches get NaN.
 SweepStats sweep(const Model& model, const Region& region, const PatchGrid& grid,

@@ -1,5 +1,6 @@
 #include "region_sweep.h"
 
+#include "checked.h"
 #include "parallel.h"
 
 #include <algorithm>
@@ -20,30 +21,6 @@ std::string str(int64_t v) { return std::to_string(v); }
 // neighbouring bands both convert and convolve (patch - stride) stay a small share of the work.
 int64_t bandPatchRows(int64_t patch, int64_t stride) {
   return std::max<int64_t>(1, std::max<int64_t>(256, 4 * (patch - stride)) / stride);
-}
-
-void validate(const TiffJpegReader& reader, int level, const Model& model, const std::vector<SlideRegion>& regions,
-              const RegionSweepOptions& o) {
-  if (level < 0 || level >= int(reader.levels().size())) throw std::range_error("level " + str(level) + " does not exist");
-  if (o.patchSize < 1 || o.patchSize > kMaxRegionSide)
-    throw std::range_error("Expected integer between 1 and " + str(kMaxRegionSide) + " for patchSize but received " + str(o.patchSize));
-  if (o.stride < 1 || o.stride > kMaxRegionSide)
-    throw std::range_error("Expected integer between 1 and " + str(kMaxRegionSide) + " for stride but received " + str(o.stride));
-  if (o.kernel == Kernel::Cuda) throw std::invalid_argument("the fused region sweep runs CPU kernels only");
-  const Kernel kernel = o.kernel == Kernel::Auto ? bestKernel() : o.kernel;
-  if (!kernelSupported(kernel)) throw std::invalid_argument(std::string("kernel ") + kernelName(kernel) + " is not supported by this CPU");
-  for (size_t i = 0; i < regions.size(); ++i) {
-    const SlideRegion& r = regions[i];
-    if (!r.skip || !r.scores) throw std::invalid_argument("region " + std::to_string(i) + " has no skip or scores buffer");
-    if (r.columns < 1 || r.rows < 1 || (r.columns - 1) * o.stride + o.patchSize > kMaxRegionSide ||
-        (r.rows - 1) * o.stride + o.patchSize > kMaxRegionSide)
-      throw std::range_error("region " + std::to_string(i) + " of " + str(r.columns) + "x" + str(r.rows) + " patches is empty or wider than " +
-                             str(kMaxRegionSide) + " px");
-  }
-  // The model's own geometry checks (patch against its convolution or its fixed size), on one patch.
-  std::vector<uint8_t> one(size_t(3 * o.patchSize * o.patchSize));
-  Region patch{one.data(), o.patchSize, o.patchSize, 3 * o.patchSize, int64_t(one.size())};
-  validateSweep(model, patch, makeGrid(model, patch, o.patchSize, o.stride));
 }
 
 // One band of one region: patch rows [r0, r1).
@@ -82,9 +59,37 @@ SweepStats sweepBand(TiffJpegReader& reader, int level, const Model& model, cons
 
 }  // namespace
 
+void validateRegionSweep(const Model& model, const std::vector<SlideRegion>& regions, const RegionSweepOptions& o) {
+  if (o.patchSize < 1 || o.patchSize > kMaxRegionSide)
+    throw std::range_error("Expected integer between 1 and " + str(kMaxRegionSide) + " for patchSize but received " + str(o.patchSize));
+  if (o.stride < 1 || o.stride > kMaxRegionSide)
+    throw std::range_error("Expected integer between 1 and " + str(kMaxRegionSide) + " for stride but received " + str(o.stride));
+  if (o.kernel == Kernel::Cuda) throw std::invalid_argument("the fused region sweep runs CPU kernels only");
+  const Kernel kernel = o.kernel == Kernel::Auto ? bestKernel() : o.kernel;
+  if (!kernelSupported(kernel)) throw std::invalid_argument(std::string("kernel ") + kernelName(kernel) + " is not supported by this CPU");
+  for (size_t i = 0; i < regions.size(); ++i) {
+    const SlideRegion& r = regions[i];
+    if (r.columns < 1 || r.rows < 1 ||
+        checkedAdd(checkedMul(r.columns - 1, o.stride, "region width"), o.patchSize, "region width") > kMaxRegionSide ||
+        checkedAdd(checkedMul(r.rows - 1, o.stride, "region height"), o.patchSize, "region height") > kMaxRegionSide)
+      throw std::range_error("region " + std::to_string(i) + " of " + str(r.columns) + "x" + str(r.rows) + " patches is empty or wider than " +
+                             str(kMaxRegionSide) + " px");
+    // The reader adds the region's size to its position.
+    if (r.x < -kMaxRegionOffset || r.x > kMaxRegionOffset || r.y < -kMaxRegionOffset || r.y > kMaxRegionOffset)
+      throw std::range_error("region " + std::to_string(i) + " at (" + str(r.x) + ", " + str(r.y) + ") lies beyond 2^40 px");
+  }
+  // The model's own geometry checks (patch against its convolution or its fixed size), on one patch:
+  // no buffer (a 2^16 px patch would be 12 GiB of pixels).
+  const Region patch{nullptr, o.patchSize, o.patchSize, 0, 0};
+  validateGrid(model, o.patchSize, o.patchSize, makeGrid(model, patch, o.patchSize, o.stride));
+}
+
 SweepStats sweepSlideRegions(TiffJpegReader& reader, int level, const Model& model, const std::vector<SlideRegion>& regions,
                              const RegionSweepOptions& o) {
-  validate(reader, level, model, regions, o);
+  if (level < 0 || level >= int(reader.levels().size())) throw std::range_error("level " + str(level) + " does not exist");
+  validateRegionSweep(model, regions, o);
+  for (size_t i = 0; i < regions.size(); ++i)
+    if (!regions[i].skip || !regions[i].scores) throw std::invalid_argument("region " + std::to_string(i) + " has no skip or scores buffer");
   SweepStats stats;
   stats.kernelUsed = o.kernel == Kernel::Auto ? bestKernel() : o.kernel;
   // Bands in stripes across the slide: for each row of regions (same y), band 0 of every region,

@@ -42,6 +42,13 @@ struct SweepCancelled : std::runtime_error {
 
 // The largest region side (level pixels) a caller may ask for: a band buffer is at most this wide.
 constexpr int64_t kMaxRegionSide = int64_t(1) << 16;
+// The farthest a region's corner may lie from the level's origin, in level pixels (as readRegion).
+constexpr int64_t kMaxRegionOffset = int64_t(1) << 40;
+
+// The argument checks of sweepSlideRegions that need neither the reader nor the regions' buffers
+// (options, kernel, each region's size and position, the patch against the model), with checked
+// arithmetic: the binding makes them before it queues a sweep, the binding-argument fuzzer directly.
+void validateRegionSweep(const Model& model, const std::vector<SlideRegion>& regions, const RegionSweepOptions& options);
 
 // Throws std::invalid_argument / std::range_error for bad arguments (before any decode), the
 // reader's std::runtime_error naming file and tile for damaged data, SweepCancelled when cancelled.

@@ -295,8 +295,8 @@ void TiffJpegReader::readLevelRegion(int level, int64_t x, int64_t y, int64_t wi
 
 TiffJpegReader::Tile TiffJpegReader::tile(int level, size_t index) const {
   const auto key = std::make_pair(level, index);
-  std::shared_ptr<std::promise<Tile>> promise;
-  std::shared_future<Tile> future;
+  std::shared_ptr<std::promise<Decoded>> promise;
+  std::shared_future<Decoded> future;
   {
     std::lock_guard<std::mutex> lock(cacheLock_);
     auto it = cache_.find(key);
@@ -305,7 +305,7 @@ TiffJpegReader::Tile TiffJpegReader::tile(int level, size_t index) const {
       future = it->second.first;
       ++hits_;
     } else {
-      promise = std::make_shared<std::promise<Tile>>();
+      promise = std::make_shared<std::promise<Decoded>>();
       future = promise->get_future().share();
       if (!everDecoded_.insert(key).second) ++redecoded_;
       recency_.push_front(key);
@@ -314,11 +314,29 @@ TiffJpegReader::Tile TiffJpegReader::tile(int level, size_t index) const {
   }
   if (promise) {
     // This reader decodes; concurrent readers of the same tile wait on the future.
+    Decoded outcome;
     try {
-      Tile decoded = decodeTile(level, index);
-      promise->set_value(decoded);
+      outcome.tile = decodeTile(level, index);
+    } catch (const std::exception& e) {
+      outcome.error = e.what();
+    } catch (...) {
+      outcome.error = path_ + ": tile " + std::to_string(index) + " of level " + std::to_string(level) + " failed to decode";
+    }
+    if (!outcome.error.empty()) {
+      {
+        // Forgotten before its waiters see the failure: a later read tries again, and eviction
+        // (which takes only ready entries) never meets a failed tile. A pending entry is erased only
+        // here, by its decoder, so the entry under `key` is still this one.
+        std::lock_guard<std::mutex> lock(cacheLock_);
+        auto it = cache_.find(key);
+        recency_.erase(it->second.second);
+        cache_.erase(it);
+      }
+      promise->set_value(std::move(outcome));
+    } else {
+      const int64_t added = outcome.tile ? int64_t(outcome.tile->size()) : 0;
+      promise->set_value(std::move(outcome));
       std::lock_guard<std::mutex> lock(cacheLock_);
-      const int64_t added = decoded ? int64_t(decoded->size()) : 0;
       cachedBytes_ += added;
       processCachedBytes += added;
       // Over this slide's capacity, or over the process's budget: evict this reader's least recent.
@@ -326,24 +344,18 @@ TiffJpegReader::Tile TiffJpegReader::tile(int level, size_t index) const {
              recency_.size() > 1) {
         auto victim = cache_.find(recency_.back());
         if (victim->second.first.wait_for(std::chrono::seconds(0)) != std::future_status::ready) break;
-        const Tile old = victim->second.first.get();
+        const Tile old = victim->second.first.get().tile;  // ready entries hold tiles (failures are erased first)
         const int64_t freed = old ? int64_t(old->size()) : 0;
         cachedBytes_ -= freed;
         processCachedBytes -= freed;
         recency_.pop_back();
         cache_.erase(victim);
       }
-    } catch (...) {
-      promise->set_exception(std::current_exception());
-      std::lock_guard<std::mutex> lock(cacheLock_);
-      auto it = cache_.find(key);
-      if (it != cache_.end()) {  // forget the failure so a later read tries again
-        recency_.erase(it->second.second);
-        cache_.erase(it);
-      }
     }
   }
-  return future.get();  // rethrows a decode error
+  const Decoded& decoded = future.get();
+  if (!decoded.error.empty()) throw std::runtime_error(decoded.error);
+  return decoded.tile;
 }
 
 TiffJpegReader::Tile TiffJpegReader::decodeTile(int level, size_t index) const {

@@ -64,6 +64,14 @@ class TiffJpegReader {
     size_t size() const { return length; }
   };
   using Tile = std::shared_ptr<const TilePixels>;
+  // A decode's outcome, shared by every reader waiting for it: the tile, or its error's message.
+  // Each waiter throws an exception of its own: one exception object rethrown on many threads
+  // (a promise's set_exception) is freed by whichever releases it last, through a reference count
+  // in the uninstrumented C++ runtime that ThreadSanitizer reports as a race.
+  struct Decoded {
+    Tile tile;
+    std::string error;
+  };
   // The decoded tile, from the cache or decoded now; concurrent readers of one tile wait for a
   // single decode.
   Tile tile(int level, size_t index) const;
@@ -81,7 +89,8 @@ class TiffJpegReader {
   // LRU cache of decoded tiles, large enough to keep the tiles that a scan's ~2048-px regions share
   // with the next row of regions (at least 256 MB, or 12 tile rows of the widest level).
   mutable std::mutex cacheLock_;
-  mutable std::map<std::pair<int, size_t>, std::pair<std::shared_future<Tile>, std::list<std::pair<int, size_t>>::iterator>> cache_;
+  // A failed decode is erased before its waiters see it, so every ready entry holds a tile.
+  mutable std::map<std::pair<int, size_t>, std::pair<std::shared_future<Decoded>, std::list<std::pair<int, size_t>>::iterator>> cache_;
   mutable std::list<std::pair<int, size_t>> recency_;  // front = most recent
   mutable int64_t cachedBytes_ = 0;
   std::atomic<int64_t> cacheCapacity_{0};
