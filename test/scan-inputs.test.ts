@@ -125,6 +125,17 @@ describe.skipIf(!hasShared)('fqa-scan inputs', () => {
     }
   });
 
+  test('an output folder written before the marker existed (summary.tsv beside fqa-assets/) is not scanned either', async () => {
+    const { dir } = inputTree();
+    const old = await fqa(dir, 'in', '--mpp', '0.25', '--out', 'in/qc-old');
+    expect([0, 1], old.stderr).toContain(old.code);
+    rmSync(path.join(dir, 'in', 'qc-old', OUTPUT_MARKER));
+    const r = await fqa(dir, 'in', '--recursive', '--mpp', '0.25', '--out', 'in/qc-new');
+    expect([0, 1], r.stderr).toContain(r.code);
+    expect(summaryRows(path.join(dir, 'in', 'qc-new')).map((row) => row[0])).toEqual(['in/tile.png']);
+    expect(skippedRows(path.join(dir, 'in', 'qc-new'))).toEqual([['in/qc-old', 'fqa output folder']]);
+  });
+
   test('--out inside the input, named directly or through a symlink, is not scanned even without its marker', async () => {
     const { dir } = inputTree();
     const first = await fqa(dir, 'in', '--recursive', '--mpp', '0.25', '--out', 'in/qc');

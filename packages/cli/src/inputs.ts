@@ -99,7 +99,10 @@ export function expandInputs(args: string[], options: InputOptions = {}): Expand
       // unreadable: the marker and identity checks still apply
     }
     const ours = out !== null && (identity(info) === out.id || real.startsWith(out.real + path.sep));
-    if (!ours && !names.includes(OUTPUT_MARKER)) return false;
+    // Folders written before the marker existed hold summary.tsv beside fqa-assets/ (the viewer's
+    // script, written by every fqa that could walk folders): a lab's older nightly folders count too.
+    const unmarked = names.includes('summary.tsv') && names.includes('fqa-assets');
+    if (!ours && !unmarked && !names.includes(OUTPUT_MARKER)) return false;
     skipped.push({ file: dir, reason: SKIP_REASONS.outputFolder });
     return true;
   };
