@@ -76,6 +76,10 @@ describe.skipIf(!hasShared)('fqa-scan inputs', () => {
       // Not followed unless asked; followed, each folder is still walked once.
       for (const [, reason] of links) expect(reason).toMatch(follow.length ? /reached again .*walked once/ : /link to a folder: not followed \(use --follow-links/);
     }
+    // Without --recursive, --follow-links would do nothing: said at once rather than ignored.
+    const alone = await fqa(dir, 'in', '--follow-links', '--out', path.join(dir, 'out-alone'));
+    expect(alone.code).toBe(2);
+    expect(errorLines(alone.stderr)).toEqual(['fqa-scan: --follow-links only applies to the walk of subfolders: give --recursive with it']);
   });
 
   test('a slide reached by two paths (a hard link) is scanned once: the same device and inode', async () => {

@@ -88,6 +88,7 @@ export const scanCommand: Command = {
     });
     if (positionals.length === 0) throw new UsageError('no slides given (see fqa-scan scan --help)');
     if (values.force && values.reuse) throw new UsageError('--force and --reuse contradict each other: give one');
+    if (values['follow-links'] && !values.recursive) throw new UsageError('--follow-links only applies to the walk of subfolders: give --recursive with it');
     const device = expectOneOf(values.device ?? 'auto', 'device', deviceNames);
     const modelFile = values.model ?? DEFAULT_MODEL_PATH;
     const options: ScanOptions = {
