@@ -2,10 +2,16 @@
  * Turns scan arguments into slide files: files as given, folders (their slide files, and with
  * `recursive` those of every subfolder), simple globs (* and ? in the last path part). Everything
  * found but not scanned is listed with the reason, so a nightly run never drops a file silently.
+ *
+ * The walk is safe on any tree a scanner or a colleague leaves behind: only regular files become
+ * slides (a FIFO would block the scan, a device never ends); each folder is walked once by its
+ * (device, inode), so link loops end; links to folders are followed only when asked; fqa output
+ * folders (marked with OUTPUT_MARKER, or this run's --out however it is spelled) are never walked,
+ * so last night's reports are not tonight's input.
  */
-import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { openslideVersion } from '@fqa/core';
+import { OUTPUT_MARKER, fileKind, openslideVersion } from '@fqa/core';
 
 export const SLIDE_EXTENSIONS = /\.(svs|tif|tiff|ndpi|vms|vmu|scn|mrxs|svslide|bif|png|jpe?g)$/i;
 
@@ -19,6 +25,28 @@ export interface ExpandedInputs {
   skipped: SkippedFile[];
 }
 
+export interface InputOptions {
+  /** Also walk subfolders. */
+  recursive?: boolean;
+  /** Under `recursive`, also walk links to folders (each folder is still walked once). */
+  followLinks?: boolean;
+  /** This run's output folder: never walked, whatever path or link leads to it. */
+  out?: string;
+}
+
+/** Why a folder is not walked or a file not scanned, in the words skipped.tsv uses. */
+export const SKIP_REASONS = {
+  outputFolder: 'fqa output folder',
+  hiddenFile: "hidden file (name starts with '.'): not scanned; name it to scan it",
+  hiddenFolder: "hidden folder (name starts with '.'): not walked; name it to scan it",
+  walkedOnce: 'folder reached again (named twice, or through a link): walked once',
+  folderLink: 'link to a folder: not followed (use --follow-links with --recursive to walk it)',
+  subfolder: 'folder (use --recursive to scan subfolders)',
+  unreadable: 'cannot be read (broken link or no permission)',
+  notSlideName: 'not a slide or image file name (.svs, .tif, .ndpi, .mrxs, .png, ...)',
+  namedTwice: 'named twice in the input: scanned once',
+} as const;
+
 /** What the installed OpenSlide says about DICOM (read since OpenSlide 4.0). */
 function dicomReason(): string {
   let version = 'none installed';
@@ -30,60 +58,139 @@ function dicomReason(): string {
   return `DICOM: name one file of the series explicitly to scan it (needs OpenSlide >= 4.0; this machine has ${version})`;
 }
 
-export function expandInputs(args: string[], options: { recursive?: boolean; exclude?: string } = {}): ExpandedInputs {
+/** A file's identity: the same file reached by two paths (links, hard links, `./`) has one. */
+function identity(info: Stats): string {
+  return `${info.dev}:${info.ino}`;
+}
+
+function statOrNull(file: string, follow = true): Stats | null {
+  try {
+    return follow ? statSync(file) : lstatSync(file);
+  } catch {
+    return null;
+  }
+}
+
+/** The run's output folder, as the walk recognises it: by identity and by real path (for what lies under it). */
+interface OutputFolder {
+  id: string;
+  real: string;
+}
+
+function outputFolderOf(out: string | undefined): OutputFolder | null {
+  if (out === undefined) return null;
+  const info = statOrNull(out);
+  if (!info?.isDirectory()) return null; // not there yet: nothing of it can be in the input
+  return { id: identity(info), real: realpathSync(out) };
+}
+
+export function expandInputs(args: string[], options: InputOptions = {}): ExpandedInputs {
   const slides: string[] = [];
   const skipped: SkippedFile[] = [];
-  const exclude = options.exclude === undefined ? undefined : path.resolve(options.exclude);
-  const walk = (dir: string) => {
-    const names = readdirSync(dir).filter((n) => !n.startsWith('.')).sort();
+  const out = outputFolderOf(options.out);
+  const walked = new Set<string>();
+
+  /** True (and listed) when `dir` is an fqa output folder: marked, this run's --out, or inside it. */
+  const isOutputFolder = (dir: string, info: Stats, names: string[]): boolean => {
+    let real = dir;
+    try {
+      real = realpathSync(dir);
+    } catch {
+      // unreadable: the marker and identity checks still apply
+    }
+    const ours = out !== null && (identity(info) === out.id || real.startsWith(out.real + path.sep));
+    // Folders written before the marker existed hold summary.tsv beside fqa-assets/ (the viewer's
+    // script, written by every fqa that could walk folders): a lab's older nightly folders count too.
+    const unmarked = names.includes('summary.tsv') && names.includes('fqa-assets');
+    if (!ours && !unmarked && !names.includes(OUTPUT_MARKER)) return false;
+    skipped.push({ file: dir, reason: SKIP_REASONS.outputFolder });
+    return true;
+  };
+
+  const walkFolder = (dir: string, info: Stats) => {
+    const id = identity(info);
+    if (walked.has(id)) {
+      skipped.push({ file: dir, reason: SKIP_REASONS.walkedOnce });
+      return;
+    }
+    walked.add(id);
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch {
+      skipped.push({ file: dir, reason: SKIP_REASONS.unreadable });
+      return;
+    }
+    if (isOutputFolder(dir, info, names)) return;
     // An MRXS slide's data lives in a folder of the same name beside it.
     const mrxs = new Set(names.filter((n) => /\.mrxs$/i.test(n)).map((n) => n.replace(/\.mrxs$/i, '')));
-    for (const name of names) {
-      const file = path.join(dir, name);
-      let isDirectory = false;
-      try {
-        isDirectory = statSync(file).isDirectory();
-      } catch {
-        skipped.push({ file, reason: 'cannot be read (broken link or no permission)' });
-        continue;
-      }
-      if (isDirectory) {
-        if (path.resolve(file) === exclude || mrxs.has(name)) continue;
-        if (options.recursive) walk(file);
-        else skipped.push({ file, reason: 'folder (use --recursive to scan subfolders)' });
-      } else if (SLIDE_EXTENSIONS.test(name)) slides.push(file);
-      else if (/\.dcm$/i.test(name)) skipped.push({ file, reason: dicomReason() });
-      else skipped.push({ file, reason: 'not a slide or image file name (.svs, .tif, .ndpi, .mrxs, .png, ...)' });
-    }
+    for (const name of names) visitEntry(path.join(dir, name), name, mrxs.has(name));
   };
+
+  /** One entry found in a walked folder: a slide, a subfolder to walk, or a skipped file with its reason. */
+  const visitEntry = (file: string, name: string, mrxsData: boolean) => {
+    const link = statOrNull(file, false);
+    const info = statOrNull(file);
+    if (!link || !info) {
+      skipped.push({ file, reason: SKIP_REASONS.unreadable });
+      return;
+    }
+    if (info.isDirectory()) {
+      if (mrxsData) return; // part of the slide beside it
+      if (name.startsWith('.')) skipped.push({ file, reason: SKIP_REASONS.hiddenFolder });
+      else if (!options.recursive) skipped.push({ file, reason: SKIP_REASONS.subfolder });
+      else if (link.isSymbolicLink() && !options.followLinks) skipped.push({ file, reason: SKIP_REASONS.folderLink });
+      else walkFolder(file, info);
+    } else if (name.startsWith('.')) skipped.push({ file, reason: SKIP_REASONS.hiddenFile });
+    else if (!info.isFile()) skipped.push({ file, reason: `${fileKind(info)}: not a slide file, never opened` });
+    else if (out !== null && link.isSymbolicLink() && realpathSync(file).startsWith(out.real + path.sep)) skipped.push({ file, reason: SKIP_REASONS.outputFolder });
+    else if (SLIDE_EXTENSIONS.test(name)) slides.push(file);
+    else if (/\.dcm$/i.test(name)) skipped.push({ file, reason: dicomReason() });
+    else skipped.push({ file, reason: SKIP_REASONS.notSlideName });
+  };
+
+  /**
+   * One name from the command line (or a glob's match): a folder is walked, anything else is a
+   * slide as named; a name that is not a regular file is refused when the scan opens it (one error
+   * line, never a blocking open).
+   */
+  const visitArgument = (arg: string) => {
+    const info = statOrNull(arg);
+    if (info?.isDirectory() && !/\.(svs|mrxs)$/i.test(arg)) walkFolder(arg, info);
+    else slides.push(arg);
+  };
+
   for (const arg of args) {
     if (/[*?]/.test(path.basename(arg))) {
       const dir = path.dirname(arg);
-      const re = new RegExp('^' + path.basename(arg).replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+      const pattern = path.basename(arg);
+      const re = new RegExp('^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
       const matches = existsSync(dir) ? readdirSync(dir).filter((f) => re.test(f)).sort() : [];
       if (matches.length === 0) slides.push(arg); // reported as missing
-      for (const f of matches) slides.push(path.join(dir, f));
-    } else if (existsSync(arg) && statSync(arg).isDirectory() && !/\.(svs|mrxs)$/i.test(arg)) {
-      walk(arg);
-    } else {
-      slides.push(arg);
-    }
+      for (const name of matches) {
+        // As in a shell, a wildcard does not match a leading dot; the file is listed, not dropped.
+        if (name.startsWith('.') && !pattern.startsWith('.')) {
+          const hidden = statOrNull(path.join(dir, name))?.isDirectory();
+          skipped.push({ file: path.join(dir, name), reason: hidden ? SKIP_REASONS.hiddenFolder : SKIP_REASONS.hiddenFile });
+        } else visitArgument(path.join(dir, name));
+      }
+    } else visitArgument(arg);
   }
   return dropRepeats(slides, skipped);
 }
 
-/** A slide named twice (a glob and a folder, `a.svs` and `./a.svs`, a link to it) is scanned once. */
+/**
+ * A slide named twice (a glob and a folder, `a.svs` and `./a.svs`, a link or a hard link to it) is
+ * scanned once: slides are the same when their (device, inode) is.
+ */
 function dropRepeats(slides: string[], skipped: SkippedFile[]): ExpandedInputs {
   const seen = new Set<string>();
   const once: string[] = [];
   for (const slide of slides) {
-    let key = path.resolve(slide);
-    try {
-      key = realpathSync(slide);
-    } catch {
-      // missing or unreadable: reported by the scan under the name given
-    }
-    if (seen.has(key)) skipped.push({ file: slide, reason: 'named twice in the input: scanned once' });
+    const info = statOrNull(slide);
+    // Missing or unreadable: reported by the scan under the name given, keyed by that name.
+    const key = info ? identity(info) : `path:${path.resolve(slide)}`;
+    if (seen.has(key)) skipped.push({ file: slide, reason: SKIP_REASONS.namedTwice });
     else {
       seen.add(key);
       once.push(slide);

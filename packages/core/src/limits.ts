@@ -26,3 +26,12 @@ export function plausibleMpp(mpp: number): boolean {
  * job's huge file is refused instead of read until memory runs out.
  */
 export const MAX_MODEL_FILE_BYTES = 2 ** 30;
+
+/**
+ * Most a scan up-samples a slide to reach the model's resolution (slide µm/px over model µm/px).
+ * Up-sampling adds no detail: a slide 4x coarser than the model is already far from what the model
+ * learned to judge, and each 2x costs 4x the pixels, so a 50 µm/px overview scanned for a 0.5 µm/px
+ * model (100x, 10,000x the pixels) would run for minutes to score interpolation. Beyond this the
+ * slide is refused with both resolutions named.
+ */
+export const MAX_UPSAMPLING = 4;

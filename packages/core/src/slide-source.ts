@@ -9,6 +9,7 @@ import { openSlide, openslideVersion, type NativeModel, type NativeSlide, type R
 import { InputError } from './errors.js';
 import { decodeImage, type RgbImage } from './image.js';
 import { plausibleMpp } from './limits.js';
+import { fileKind } from './regular-file.js';
 
 export interface SourceLevel {
   width: number;
@@ -47,6 +48,8 @@ export async function openSource(path: string | Uint8Array): Promise<SlideSource
   try {
     const s = await stat(path);
     if (s.isDirectory()) throw new InputError(`${path}: is a directory, not a slide`);
+    // A FIFO, socket or device would block or never end when opened and read: refused by its kind.
+    if (!s.isFile()) throw new InputError(`${path}: is ${fileKind(s)}, not a slide file`);
     size = s.size;
   } catch (err) {
     if (err instanceof InputError) throw err;

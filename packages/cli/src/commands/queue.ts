@@ -104,7 +104,7 @@ async function add(args: string[]): Promise<number> {
   const model = { path: values.model ?? null, sha256: await sha256File(modelFile) };
   const jobs: Awaited<ReturnType<typeof makeScanJob>>[] = [];
   let missing = 0;
-  const { slides, skipped } = expandInputs(positionals, { exclude: values.out });
+  const { slides, skipped } = expandInputs(positionals, { out: values.out });
   for (const s of skipped) process.stderr.write(`fqa-scan: ${s.file}: not enqueued (${s.reason})\n`);
   for (const slide of slides) {
     try {

@@ -1,13 +1,13 @@
 /** fqa-scan [scan] <slide|folder|glob...> [--model FILE] [options]: whole-slide focus QC with reports. */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  BACKEND_NAMES, MPP_RANGE, DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, DEFAULT_VIEW_SIZE, FqaError, InputError, UsageError,
+  BACKEND_NAMES, MPP_RANGE, OUTPUT_MARKER, DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, DEFAULT_VIEW_SIZE, FqaError, InputError, UsageError,
   allocateStem, deviceNames, expectOneOf, kernelNames, loadModel, nativeVersion, parseIntegerOption, parseNumberOption,
-  readReportFolder, reportKey, resolveDevice, resolveScanOptions, scanSlide, slideFingerprint, summaryJson, validateScanOptions,
+  readReportFolder, reportKey, requireRegularFile, resolveDevice, resolveScanOptions, scanSlide, slideFingerprint, summaryJson, validateScanOptions,
   writeAtomic, writeErrorReport, writeIndexPage, writeSlideReports, writeSummaryTsv, type ScanOptions,
 } from '@fqa/core';
 import type { Command } from '../index.js';
@@ -25,6 +25,7 @@ Options:
   --model FILE             fqa model file (default: fqa's shipped model, see packages/core/models/README.md)
   --out DIR                output folder (default: fqa-report)
   --recursive              also scan the slides in subfolders of the folders given
+  --follow-links           with --recursive, also walk links to folders (each folder is walked once)
   --patch P                patch size in working pixels (default: the model's)
   --stride S               stride in working pixels (default: the model's)
   --mpp X                  µm/px of level 0 for slides without metadata (or to override it)
@@ -80,12 +81,14 @@ export const scanCommand: Command = {
         model: { type: 'string' }, out: { type: 'string', default: 'fqa-report' }, patch: { type: 'string' }, stride: { type: 'string' },
         mpp: { type: 'string' }, threshold: { type: 'string' }, workers: { type: 'string' }, json: { type: 'boolean', default: false },
         force: { type: 'boolean', default: false }, device: { type: 'string' }, recursive: { type: 'boolean', default: false },
+        'follow-links': { type: 'boolean', default: false },
         reuse: { type: 'boolean', default: false }, 'max-out-of-focus': { type: 'string' }, 'min-tissue': { type: 'string' },
         kernel: { type: 'string' }, 'view-size': { type: 'string' }, backend: { type: 'string' },
       },
     });
     if (positionals.length === 0) throw new UsageError('no slides given (see fqa-scan scan --help)');
     if (values.force && values.reuse) throw new UsageError('--force and --reuse contradict each other: give one');
+    if (values['follow-links'] && !values.recursive) throw new UsageError('--follow-links only applies to the walk of subfolders: give --recursive with it');
     const device = expectOneOf(values.device ?? 'auto', 'device', deviceNames);
     const modelFile = values.model ?? DEFAULT_MODEL_PATH;
     const options: ScanOptions = {
@@ -121,13 +124,15 @@ export const scanCommand: Command = {
     const cores = Math.max(1, availableParallelism());
     if (options.workers !== undefined && options.workers > cores) notice(`--workers ${options.workers} capped at the ${cores} cores`);
 
-    const { slides, skipped } = expandInputs(positionals, { recursive: values.recursive, exclude: values.out });
+    const { slides, skipped } = expandInputs(positionals, { recursive: values.recursive, followLinks: values['follow-links'], out: values.out });
     const skippedFile = path.join(values.out, 'skipped.tsv');
     if (slides.length === 0) {
       const why = skipped.length === 0 ? 'no files found' : skippedLine(skipped);
       throw new InputError(`nothing to scan in ${positionals.join(', ')}: ${why}`);
     }
     ensureWritableFolder(values.out);
+    // Marks the folder as fqa output, so no later run walking a tree that holds it scans its images.
+    if (!existsSync(path.join(values.out, OUTPUT_MARKER))) writeFileSync(path.join(values.out, OUTPUT_MARKER), 'fqa-scan reports: fqa never scans this folder as input.\n');
     await writeAtomic(skippedFile, ['file\treason', ...skipped.map((s) => `${s.file}\t${s.reason}`)].join('\n') + '\n');
     if (skipped.length > 0) process.stderr.write(`fqa-scan: ${skippedLine(skipped, skippedFile)}\n`);
 
@@ -143,6 +148,7 @@ export const scanCommand: Command = {
       const previous = folder.get(stem);
       let fingerprint: string | null = null;
       try {
+        await requireRegularFile(slide, 'slide'); // a FIFO named on the command line would block the open below
         fingerprint = await slideFingerprint(slide);
       } catch {
         // unreadable: scanSlide below says why, in its own words

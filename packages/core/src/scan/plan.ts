@@ -2,6 +2,8 @@
  * The tiling plan of a scan: which pyramid level and resampling give the model's working
  * resolution, the patch grid in working pixels, and regions of whole patches to score.
  */
+import { InputError, UsageError } from '../errors.js';
+import { MAX_UPSAMPLING } from '../limits.js';
 import type { SourceLevel } from '../slide-source.js';
 
 export interface LevelChoice {
@@ -33,6 +35,28 @@ export function chooseLevel(levels: SourceLevel[], slideMpp: number | null, mode
   if (Math.abs(resample - 1) < 0.02) resample = 1;
   if (resample < 1) warnings.push(`slide resolution ${slideMpp.toFixed(3)} µm/px is coarser than the model's ${modelMpp} µm/px: upsampled ${(1 / resample).toFixed(2)}x`);
   return { level, resample, level0PerWorking: resample * levels[level]!.downsample, mpp: modelMpp, warnings };
+}
+
+/** How many times a slide at `slideMpp` is up-sampled to reach the model's `modelMpp` (1 when it is not). */
+export function upsamplingFactor(slideMpp: number | null, modelMpp: number | null): number {
+  return slideMpp === null || modelMpp === null ? 1 : Math.max(1, slideMpp / modelMpp);
+}
+
+function fixed(mpp: number): string {
+  return String(Number(mpp.toPrecision(4)));
+}
+
+/**
+ * Refuses a resolution that would be up-sampled more than MAX_UPSAMPLING to reach the model's, before
+ * any pixel is read. From --mpp it is a usage error (it applies to every slide of the run); from a
+ * slide's metadata it is that slide's input error, and a batch goes on with the next slide.
+ */
+export function requireUpsamplingWithinBound(file: string, slideMpp: number | null, modelMpp: number | null, from: 'mpp-option' | 'metadata'): void {
+  const factor = upsamplingFactor(slideMpp, modelMpp);
+  if (factor <= MAX_UPSAMPLING * 1.0001) return;
+  const detail = `is ${factor.toFixed(1)}x coarser than the model's ${fixed(modelMpp!)} µm/px; fqa up-samples at most ${MAX_UPSAMPLING}x (up-sampling adds no detail, only pixels to score)`;
+  if (from === 'mpp-option') throw new UsageError(`--mpp ${fixed(slideMpp!)} µm/px ${detail}`);
+  throw new InputError(`${file}: not scanned: its resolution ${fixed(slideMpp!)} µm/px (from the slide's metadata; --mpp overrides it) ${detail}`);
 }
 
 export interface GridRegion {

@@ -22,7 +22,7 @@ import { openSource, type SlideSource } from '../slide-source.js';
 import { checkBackground, verdictBlocker } from '../domain.js';
 import { detectTissue, patchTissueFractions, type TissueMask } from '../tissue.js';
 import { expectInteger, expectOneOf } from '../validate.js';
-import { chooseLevel, planRegions, type GridRegion } from './plan.js';
+import { chooseLevel, planRegions, requireUpsamplingWithinBound, type GridRegion } from './plan.js';
 import { BACKEND_NAMES, type BackendName } from '../models/registry.js';
 import { backendAvailable } from '../models/backends/scorer.js';
 import type { RegionTask } from './worker.js';
@@ -223,10 +223,13 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
   }
   // The GPU is trusted only after it reproduces the CPU reference with this model and geometry.
   device = trustDevice(options.device ?? 'auto', device, () => verifyKernel(model.native!, 'cuda', patchSize, stride));
+  // --mpp is refused before the slide is opened; a slide's own resolution once it is.
+  if (options.mpp !== undefined) requireUpsamplingWithinBound(path, options.mpp, model.header.micronsPerPixel, 'mpp-option');
   const source = await openSource(input);
   const warnings: string[] = [];
   let pool: Piscina | undefined;
   try {
+    if (options.mpp === undefined) requireUpsamplingWithinBound(path, source.mpp, model.header.micronsPerPixel, 'metadata');
     const tOpen = performance.now();
     const tissueMask = await tissueOf(source);
     const tTissue = performance.now();
