@@ -141,33 +141,34 @@ function textureEnergy(rgb: Uint8Array, width: number, height: number, rowStride
     let p = y * rowStride;
     for (let x = 0; x < width; x++, p += 3) luma[y * width + x] = (rgb[p]! + rgb[p + 1]! + rgb[p + 2]!) / 3;
   }
-  const local = boxMean(luma, width, height, 2);
-  const detail = new Float32Array(width * height);
-  for (let i = 0; i < detail.length; i++) detail[i] = Math.abs(luma[i]! - local[i]!);
+  // The detail overwrites the local mean: a mask level can be large (fqa-scan score runs this on
+  // whole images), so stage 2 keeps to a few bytes per pixel.
+  const detail = boxMean(luma, width, height, 2);
+  for (let i = 0; i < detail.length; i++) detail[i] = Math.abs(luma[i]! - detail[i]!);
   return boxMean(detail, width, height, TEXTURE_RADIUS);
 }
 
-/** Mean over the (2r+1)^2 box around each pixel (clipped at the edges), from one summed-area table. */
+/** Mean over the (2r+1)^2 box around each pixel (clipped at the edges): running sums, rows then columns. */
 function boxMean(values: Float32Array, width: number, height: number, r: number): Float32Array {
-  const w = width + 1;
-  const table = new Float64Array(w * (height + 1));
+  const rows = new Float32Array(width * height);
   for (let y = 0; y < height; y++) {
-    let row = 0;
+    const o = y * width;
+    let sum = 0;
+    for (let x = 0; x < Math.min(width, r); x++) sum += values[o + x]!;
     for (let x = 0; x < width; x++) {
-      row += values[y * width + x]!;
-      table[(y + 1) * w + x + 1] = table[y * w + x + 1]! + row;
+      if (x + r < width) sum += values[o + x + r]!;
+      if (x - r - 1 >= 0) sum -= values[o + x - r - 1]!;
+      rows[o + x] = sum;
     }
   }
   const out = new Float32Array(width * height);
+  const columns = new Float64Array(width);
+  for (let y = 0; y < Math.min(height, r); y++) for (let x = 0; x < width; x++) columns[x]! += rows[y * width + x]!;
   for (let y = 0; y < height; y++) {
-    const y0 = Math.max(0, y - r) * w;
-    const y1 = Math.min(height, y + r + 1) * w;
-    const rows = (y1 - y0) / w;
-    for (let x = 0; x < width; x++) {
-      const x0 = Math.max(0, x - r);
-      const x1 = Math.min(width, x + r + 1);
-      out[y * width + x] = (table[y1 + x1]! - table[y0 + x1]! - table[y1 + x0]! + table[y0 + x0]!) / ((x1 - x0) * rows);
-    }
+    if (y + r < height) for (let x = 0; x < width; x++) columns[x]! += rows[(y + r) * width + x]!;
+    if (y - r - 1 >= 0) for (let x = 0; x < width; x++) columns[x]! -= rows[(y - r - 1) * width + x]!;
+    const tall = Math.min(height, y + r + 1) - Math.max(0, y - r);
+    for (let x = 0; x < width; x++) out[y * width + x] = columns[x]! / (tall * (Math.min(width, x + r + 1) - Math.max(0, x - r)));
   }
   return out;
 }
@@ -184,6 +185,10 @@ function penRegions(classes: Uint8Array, texture: Float32Array, width: number, h
   const flatPixels = new Uint8Array(n);
   for (let i = 0; i < n; i++) flatPixels[i] = (classes[i] === PixelClass.Tissue || classes[i] === PixelClass.Pen) && texture[i]! < FLAT_TEXTURE ? 1 : 0;
   const flat = (i: number) => flatPixels[i] === 1;
+  // Most slides have no flat ink at all: no region can be pen.
+  let flatInk = 0;
+  for (let i = 0; i < n; i++) if (flatPixels[i] && classes[i] === PixelClass.Pen) flatInk++;
+  if (flatInk === 0) return new Uint8Array(n);
   // Label the regions (0 = not flat), counting each one's pixels and ink-coloured pixels.
   const label = new Int32Array(n);
   const sizes: number[] = [0];
@@ -241,24 +246,10 @@ function boxAny(on: Uint8Array, width: number, height: number, r: number): Uint8
 
 /** Stage 4's cleaning: 3x3 majority (edges use the pixels that exist). */
 function majority3x3(raw: Uint8Array, width: number, height: number): Uint8Array {
+  // The share of tissue in the clipped 3x3 box; exactly 0.5 (3 of 6 on an edge) is not a majority.
+  const share = boxMean(Float32Array.from(raw), width, height, 1);
   const mask = new Uint8Array(width * height);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      let on = 0;
-      let all = 0;
-      for (let dy = -1; dy <= 1; dy++) {
-        const yy = y + dy;
-        if (yy < 0 || yy >= height) continue;
-        for (let dx = -1; dx <= 1; dx++) {
-          const xx = x + dx;
-          if (xx < 0 || xx >= width) continue;
-          all++;
-          on += raw[yy * width + xx]!;
-        }
-      }
-      mask[y * width + x] = 2 * on > all ? 1 : 0;
-    }
-  }
+  for (let i = 0; i < mask.length; i++) mask[i] = share[i]! > 0.5 ? 1 : 0;
   return mask;
 }
 
