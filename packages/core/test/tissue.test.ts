@@ -123,6 +123,18 @@ describe.skipIf(!hasShared)('real tiles', () => {
     expect((await tissueOf(tcga('tcga-in-focus'))).fraction).toBeGreaterThanOrEqual(0.9);
   });
 
+  // The texture threshold is absolute, so it must hold at the sizes a mask level comes in.
+  test('resampled from 256 to 1024 px: the dark TCGA patch stays tissue, the red stroke stays pen', async () => {
+    for (const size of [256, 384, 512, 768, 1024]) {
+      const at = async (file: string) => {
+        const { data } = await sharp(file).removeAlpha().resize(size, size, { kernel: 'linear', fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+        return detectTissue(new Uint8Array(data.buffer, data.byteOffset, data.length), size, size);
+      };
+      expect((await at(tcga('tcga-out-of-focus'))).fraction, `TCGA at ${size}`).toBeGreaterThanOrEqual(0.9);
+      expect((await at(tile('no-tissue-red-pen.png'))).fraction, `red pen at ${size}`).toBeLessThan(0.05);
+    }
+  });
+
   test('a scan of the out-of-focus TCGA patch scores its dark half', async () => {
     const file = tcga('tcga-out-of-focus');
     const r = await scanSlide(file, { mpp: 0.5, workers: 1 });
