@@ -89,8 +89,8 @@ const FLAT_TEXTURE = 0.7;
 const PEN_SEED_SHARE = 0.1;
 /**
  * Flat regions smaller than this share of the mask are gaps inside tissue (between nuclei, a
- * vessel), never pen: 0.1 % of a 1024 x 768 mask is ~28 x 28 px, half a millimetre on a slide,
- * narrower than a marker stroke.
+ * vessel), never pen: 0.1 % of a 1024 x 768 mask is ~28 x 28 px, 0.5-1 mm square on a whole
+ * slide's mask, less than any marker stroke covers.
  */
 const MIN_PEN_SHARE = 0.001;
 /**
@@ -256,7 +256,8 @@ function majority3x3(raw: Uint8Array, width: number, height: number): Uint8Array
 /**
  * Share of tissue pixels (classifyPixel) in a w x h window at (x0, y0) of an RGB image `rowWidth` px
  * wide, sampled every `step` px in both directions: the training-data generators' check that a crop
- * holds enough tissue.
+ * holds enough tissue. Colour only (stage 1), as before the texture rule: ink-coloured dark stain
+ * counts as no tissue here, which keeps the shipped default model's recipe reproducible.
  */
 export function sampledTissueShare(rgb: Uint8Array, rowWidth: number, x0: number, y0: number, w: number, h: number, step: number): number {
   let tissue = 0;
