@@ -198,6 +198,10 @@ const labelled = {
   'medium-nuclei-score-green-pen-level1': 'tiles/medium-nuclei-score-green-pen-level1.png',
   'high-nuclei-score-red-pen-level1': 'tiles/high-nuclei-score-red-pen-level1.png',
   'tissue-level2-4640-4649-8736-8746': 'tiles/tissue-level2-4640-4649-8736-8746.png',
+  'tissue-level0-4302-10273-4814-10785': 'tiles/tissue-level0-4302-10273-4814-10785.png',
+  'tissue-level2-1784-6289-5880-10386': 'tiles/tissue-level2-1784-6289-5880-10386.png',
+  'medium-nuclei-score-level0': 'tiles/medium-nuclei-score-level0.png',
+  'ihc': 'tiles/ihc.png',
   'tcga-out-of-focus': `tcga-focus/${tcgaImages['tcga-out-of-focus']}`,
   'tcga-in-focus': `tcga-focus/${tcgaImages['tcga-in-focus']}`,
 } as const;
@@ -238,12 +242,19 @@ async function compareWithLabels(name: keyof typeof labelled) {
 }
 
 describe.skipIf(!hasShared)('the detector against masks labelled by eye', () => {
-  test.each(['tcga-out-of-focus', 'tcga-in-focus', 'high-nuclei-score-red-pen-level1', 'medium-nuclei-score-green-pen-level1', 'tissue-level2-4640-4649-8736-8746'] as const)(
+  test.each(['tcga-out-of-focus', 'tcga-in-focus', 'high-nuclei-score-red-pen-level1', 'medium-nuclei-score-green-pen-level1', 'tissue-level2-4640-4649-8736-8746', 'medium-nuclei-score-level0'] as const)(
     '%s: tissue IoU >= 0.9',
     async (name) => {
       expect((await compareWithLabels(name)).iou).toBeGreaterThanOrEqual(0.9);
     },
   );
+
+  // Known limit, not about pen: the glass rule (min >= 205, unsaturated) calls pale IHC stroma and
+  // loose connective tissue glass (measured IoU 0.69, 0.86, 0.88). These fail today; when the glass
+  // rule is fixed they pass, and vitest reports that, so the marker comes off.
+  test.fails.each(['ihc', 'tissue-level2-1784-6289-5880-10386', 'tissue-level0-4302-10273-4814-10785'] as const)('%s: tissue IoU >= 0.9 (known limit: pale stroma taken for glass)', async (name) => {
+    expect((await compareWithLabels(name)).iou).toBeGreaterThanOrEqual(0.9);
+  });
 
   test.each(['no-tissue', 'no-tissue2', 'no-tissue-line', 'no-tissue-green-pen', 'no-tissue-red-pen'] as const)('%s: labelled without tissue, detected tissue < 5 %% of the cells', async (name) => {
     const c = await compareWithLabels(name);
