@@ -11,6 +11,20 @@ export const MIN_PATCHES_FOR_VERDICT = 20;
 /** A patch of a plain image (fqa-scan score) with less tissue than this is background, not scored. */
 export const SCORE_MIN_TISSUE = 0.02;
 
+/**
+ * Share of the slide's area excluded as marker pen above which the scan warns. A pen circle around
+ * a region covers ~1-3 % of a slide; whatever the detector excludes at that size deserves a look
+ * at the overview, because what it took for ink could be dark tissue (a fold, a thick section)
+ * that was then never scored.
+ */
+export const PEN_WARNING_SHARE = 0.01;
+
+/** The scan's warning for a slide with more than PEN_WARNING_SHARE of its area excluded as pen, else null. */
+export function penWarning(penFraction: number): string | null {
+  if (!(penFraction > PEN_WARNING_SHARE)) return null;
+  return `${(100 * penFraction).toFixed(1)} % of the slide excluded as marker pen (not scored): check on the overview that it is ink, not dark tissue`;
+}
+
 /** Share of near-black pixels above which the image has a dark background. */
 const DARK_PIXEL_SHARE = 0.5;
 

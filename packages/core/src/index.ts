@@ -99,7 +99,7 @@ export { conv2dIm2col } from './train/im2col-conv.js';
 export { readCheckpoint, writeCheckpoint, type Checkpoint, type CheckpointHeader } from './train/checkpoint.js';
 export { architectureModelFile } from './train/export.js';
 export { DATASET_PRESETS, getDatasetPreset, paperSchedule, type DatasetPreset } from './train/presets.js';
-export { MIN_PATCHES_FOR_VERDICT, SCORE_MIN_TISSUE, DARK_BACKGROUND_WARNING, checkBackground, verdictBlocker, type BackgroundCheck } from './domain.js';
+export { MIN_PATCHES_FOR_VERDICT, SCORE_MIN_TISSUE, DARK_BACKGROUND_WARNING, PEN_WARNING_SHARE, checkBackground, penWarning, verdictBlocker, type BackgroundCheck } from './domain.js';
 export { nvidiaDriverPresent, resolveDevice, trustDevice, verifyKernel, deviceNames, type Device, type ResolvedDevice, type KernelCheck } from './device.js';
 export { svd, singularValues, matrix, transpose, type Matrix, type Svd } from './analysis/svd.js';
 export { fminbound, type BoundedMinimum, type BoundedOptions } from './analysis/fminbound.js';

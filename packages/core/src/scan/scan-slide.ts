@@ -19,7 +19,7 @@ import { MAX_DECODED_PIXELS, MPP_RANGE, plausibleMpp } from '../limits.js';
 import { DEFAULT_MODEL_PATH, loadModel, type ModelHeader } from '../model-file.js';
 import { expectFiniteScores } from '../score.js';
 import { openSource, type SlideSource } from '../slide-source.js';
-import { checkBackground, verdictBlocker } from '../domain.js';
+import { checkBackground, penWarning, verdictBlocker } from '../domain.js';
 import { detectTissue, patchTissueFractions, type TissueMask } from '../tissue.js';
 import { expectInteger, expectOneOf } from '../validate.js';
 import { chooseLevel, planRegions, requireUpsamplingWithinBound, type GridRegion } from './plan.js';
@@ -60,6 +60,8 @@ export interface ScanOptions {
 
 export interface ScanSummary {
   tissueFraction: number;
+  /** Fraction of the slide's area excluded as marker pen (neither tissue nor scored). */
+  penFraction: number;
   patchesScored: number;
   /** Tissue-weighted fraction of scored patches above the threshold; null without a threshold. */
   outOfFocusFraction: number | null;
@@ -345,6 +347,7 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       : verdictBlocker({ darkBackground: background.darkBackground, patchesScored: scored.length, threshold, resolutionKnown: slideMpp !== null || model.header.micronsPerPixel === null });
     const summary: ScanSummary = {
       tissueFraction: tissueMask.fraction,
+      penFraction: tissueMask.penFraction,
       patchesScored: scored.length,
       outOfFocusFraction,
       mean: scored.length ? scored.reduce((a, b) => a + b, 0) / scored.length : Number.NaN,
@@ -355,6 +358,8 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       verdictReason: blocker,
     };
     if (blocker !== null) warnings.push(scored.length === 0 || threshold === null ? blocker : `no verdict: ${blocker}`);
+    const pen = penWarning(tissueMask.penFraction);
+    if (pen !== null) warnings.push(pen);
     const end = performance.now();
     return {
       file: path,
