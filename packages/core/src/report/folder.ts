@@ -50,18 +50,28 @@ export function readReportFolder(dir: string): Map<string, FolderReport> {
   return reports;
 }
 
+/** Report names by their case-folded form, per `taken` map (kept beside it, not in it, so callers' maps stay plain). */
+const foldedNames = new WeakMap<Map<string, string>, Map<string, string>>();
+
 /**
- * The report name of a slide: its file name without the extension, unless another input already
- * holds that name in this folder (two folders with a slide.svs each): then the name gets 8 hex
- * digits of the input's absolute path, so it is the same in every run and never collides.
+ * The report name of a slide: reportStem (its file name made safe), unless another input already
+ * holds that name in this folder (two folders with a slide.svs each; `A.svs` and `a.svs`, which are
+ * one file on a case-insensitive file system; `a#b.svs` and `a?b.svs`, both `a_b`): then the name
+ * gets 8 hex digits of the input's absolute path, so it is the same in every run and never collides.
  * `taken` maps report names to their inputs; the chosen name is added to it.
  */
 export function allocateStem(input: string, taken: Map<string, string>): string {
   const absolute = path.resolve(input);
+  let folded = foldedNames.get(taken);
+  if (folded === undefined || folded.size !== taken.size) {
+    folded = new Map([...taken].map(([stem, owner]) => [stem.toLowerCase(), owner]));
+    foldedNames.set(taken, folded);
+  }
   const base = reportStem(input);
-  const owner = taken.get(base);
+  const owner = folded.get(base.toLowerCase());
   const stem = owner === undefined || owner === absolute ? base : `${base}-${createHash('sha256').update(absolute).digest('hex').slice(0, 8)}`;
   taken.set(stem, absolute);
+  folded.set(stem.toLowerCase(), absolute);
   return stem;
 }
 
