@@ -234,7 +234,7 @@ export const scanCommand: Command = {
       outputFailure ??= err;
     }
     if (outputFailure) {
-      const left = notScanned > 0 ? `; ${notScanned} slide${notScanned === 1 ? '' : 's'} not scanned` : '';
+      const left = notScanned > 0 ? `; ${notScanned} slide${notScanned === 1 ? '' : 's'} got no new report` : '';
       throw new OutputError(`${outputFailure.message}${left}; the reports already in the folder are kept`);
     }
     return internalError ? 70 : unreadable ? 3 : worstVerdict;
