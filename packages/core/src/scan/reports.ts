@@ -47,9 +47,9 @@ function truncateUtf8(text: string, bytes: number): string {
 
 /**
  * Report name of a slide: its file name without the extension, made safe for a file name and a link:
- * unsafe characters (UNSAFE_IN_NAME) and a leading `.` become `_`, `index` becomes `index_`, and a name longer than
- * MAX_STEM_BYTES is cut and gets 8 hex digits of the whole file name, so long names that share
- * their start stay apart. Two names that differ only in replaced characters or in case are told
+ * unsafe characters (UNSAFE_IN_NAME) and a leading `.` become `_`, `index` becomes `index_`, and a
+ * name longer than MAX_STEM_BYTES is cut and gets 8 hex digits of the whole file name, so long names
+ * that share their start stay apart. Two names that differ only in replaced characters or in case are told
  * apart by allocateStem.
  */
 export function reportStem(file: string): string {
@@ -142,21 +142,20 @@ export const SUMMARY_COLUMNS = [
 ] as const;
 
 const num = (v: number | null, digits: number) => (v === null || Number.isNaN(v) ? '' : v.toFixed(digits));
-const clean = tsvField;
 
 /** The slide's summary.tsv row; `report` is its report name (<report>.json etc. in the folder). */
 export function summaryRow(r: ScanResult, report = ''): string {
   const s = r.summary;
   return [
-    clean(r.file), r.vendor, String(r.width), String(r.height), num(r.slideMpp, 4), num(100 * s.tissueFraction, 2), String(s.patchesScored),
+    tsvField(r.file), r.vendor, String(r.width), String(r.height), num(r.slideMpp, 4), num(100 * s.tissueFraction, 2), String(s.patchesScored),
     num(s.outOfFocusFraction === null ? null : 100 * s.outOfFocusFraction, 2), num(s.mean, 4), num(s.p10, 4), num(s.p90, 4), s.verdict,
-    r.timings.totalSeconds.toFixed(2), clean(r.warnings.join('; ')), report,
+    r.timings.totalSeconds.toFixed(2), tsvField(r.warnings.join('; ')), report,
   ].join('\t');
 }
 
 /** A row for a slide that could not be read: verdict "error", the message in warnings. */
 export function errorRow(file: string, message: string, report = ''): string {
-  return [clean(file), '', '', '', '', '', '', '', '', '', '', 'error', '', clean(message), report].join('\t');
+  return [tsvField(file), '', '', '', '', '', '', '', '', '', '', 'error', '', tsvField(message), report].join('\t');
 }
 
 /** The GeoJSON FeatureCollection as JSON text, one feature per chunk. */
@@ -225,7 +224,7 @@ async function stageSlideReports(dir: string, stage: string, stem: string, r: Sc
   await writeAtomic(file('.heatmap.png'), await heatmapPng(r));
   // The figure's title is SVG text, where control characters are not allowed at all (libvips stops
   // with an XML error): they are shown as U+FFFD.
-  const printable = (text: string) => text.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|[\t\n\r]/g, '\ufffd');
+  const printable = (text: string) => text.replace(/[\x00-\x1f\x7f]/g, '\ufffd');
   await writeAtomic(file('.overview.png'), await overviewPng({ ...r, model: { ...r.model, name: printable(r.model.name) } }, printable(r.file)));
   await writeAtomic(file('.geojson'), geoJsonChunks(r));
   const { width, height, thumbnail } = r.tissueMask;
