@@ -201,33 +201,61 @@ describe.skipIf(!hasShared)('fqa-scan output folders', () => {
     for (const row of data) expect(row.page).toMatch(/^\.\/[^#?:]+\.html$/);
   });
 
-  test('fuzzed file names: random bytes, every control character, URL characters, names up to 255 bytes', async () => {
-    const controls = [...Array.from({ length: 31 }, (_, i) => i + 1), 0x7f];
-    const randomName = (i: number): Buffer => {
-      // Bytes a Linux file name may hold (not NUL, not /), so that the name ends in .png.
-      const length = 1 + (randomBytes(1)[0]! % 240);
-      const bytes = [...randomBytes(length)].map((b) => (b === 0 || b === 0x2f ? 0x41 : b));
-      bytes[0] = controls[i % controls.length]!; // every control character appears in some name
-      const prefix = ['', '#', '?', '%', 'javascript:', 'JavaScript:'][i % 6]!;
-      return Buffer.concat([Buffer.from(prefix), Buffer.from(bytes), Buffer.from(`-${i}.png`)]).subarray(-255);
+  test('fuzzed file names: random characters, every control character, URL characters, names up to 255 bytes', async () => {
+    // Seeded (FQA_FUZZ_SEED repeats a run); the seed is in every failure message.
+    const seed = Number(process.env.FQA_FUZZ_SEED ?? randomBytes(4).readUInt32LE());
+    let state = seed;
+    const random = (n: number) => {
+      state = (state + 0x6d2b79f5) >>> 0; // mulberry32
+      let t = Math.imul(state ^ (state >>> 15), state | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return (((t ^ (t >>> 14)) >>> 0) % n);
     };
-    // Names that are valid UTF-8 (random code points) and names that are not (random bytes).
-    const utf8 = Array.from({ length: 24 }, (_, i) => {
-      const raw = randomName(i).toString('utf8').replace(/[\u0000/\ufffd]/g, 'B');
-      let name = raw;
-      while (Buffer.byteLength(name) > 255) name = name.slice(1);
-      return name.endsWith('.png') ? name : `${name.slice(0, -4)}.png`;
+    const controls = [...Array.from({ length: 31 }, (_, i) => i + 1), 0x7f];
+    const prefixes = ['', '#', '?', '%', 'javascript:', 'JavaScript:'];
+    const count = 24;
+    const names = Array.from({ length: count }, (_, i) => {
+      // Random code points (ASCII, accented, CJK, emoji), never NUL or /, then the suffix.
+      const suffix = `-${i}.png`;
+      const limit = i % 4 === 0 ? 255 : 1 + random(255);
+      let name = prefixes[i % prefixes.length]! + String.fromCharCode(controls[i % 32]!, controls[(i + 16) % 32]!);
+      while (true) {
+        const plane = random(4);
+        const code = plane === 0 ? 0x20 + random(0x5f) : plane === 1 ? 0xa0 + random(0x2000) : plane === 2 ? 0x4e00 + random(0x5000) : 0x1f300 + random(0x300);
+        const ch = code === 0x2f ? '_' : String.fromCodePoint(code);
+        if (Buffer.byteLength(name + ch + suffix) > limit) break;
+        name += ch;
+      }
+      return name + suffix;
     });
-    const dir = slidesNamed('fuzzed', utf8);
-    const out = path.join(work, 'fuzzed-report');
+    const why = `fuzz seed ${seed} (FQA_FUZZ_SEED=${seed} repeats it)`;
+    const present = new Set(names.join('').split('').map((c) => c.charCodeAt(0)));
+    expect(controls.filter((c) => !present.has(c)), why).toEqual([]);
+    expect(Math.max(...names.map((n) => Buffer.byteLength(n))), why).toBe(255);
+    const dir = slidesNamed(`fuzzed-${seed}`, names);
+    const out = path.join(work, `fuzzed-${seed}-report`);
     const r = await fqa([dir, ...scanArgs, '--view-size', '64', '--out', out]);
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, `${why}\n${r.stderr}`).toBe(0);
     const rows = summary(out);
-    expect(rows).toHaveLength(utf8.length);
-    expect(rows.map((row) => path.basename(row.slide!)).sort()).toEqual([...utf8].sort());
-    expect(rows.every((row) => row.verdict === 'pass')).toBe(true);
-    expect(new Set(rows.map((row) => row.report!.toLowerCase())).size).toBe(utf8.length);
-    expect(readFileSync(path.join(out, 'skipped.tsv'), 'utf8')).toBe('file\treason\n');
+    expect(rows.map((row) => path.basename(row.slide!)).sort(), why).toEqual([...names].sort());
+    expect(rows.every((row) => row.verdict === 'pass'), why).toBe(true);
+    expect(new Set(rows.map((row) => row.report!.toLowerCase())).size, why).toBe(count);
+    for (const row of rows) expect(existsSync(path.join(out, `${row.report}_files`)), why).toBe(true);
+    expect(readFileSync(path.join(out, 'skipped.tsv'), 'utf8'), why).toBe('file\treason\n');
+  });
+
+  test('a model name with a tab, a newline and a control character stays on its `# model:` line', async () => {
+    const evil = path.join(work, 'evil.fqa');
+    const made = spawnSync(process.execPath, [bin, 'convert-reference', shared('reference', 'focuslitenn', 'focuslitenn-1kernel.json'), '--arch', 'focuslitenn', '--name', 'evil\tname\nrow\u0001', '--out', evil], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    const out = path.join(work, 'evil-model-report');
+    const r = await fqa([tile, ...scanArgs.slice(2), '--model', evil, '--out', out]); // scanArgs without its --model
+    expect(r.code, r.stderr).toBe(0);
+    const lines = readFileSync(path.join(out, 'summary.tsv'), 'utf8').trimEnd().split('\n');
+    expect(lines.filter((l) => l.startsWith('#'))).toHaveLength(5);
+    const model = lines.find((l) => l.startsWith('# model: '))!;
+    expect(unescapeField(model.slice('# model: '.length).split(' (sha256')[0]!)).toBe('evil\tname\nrow\u0001');
+    expect(summary(out)).toHaveLength(1);
   });
 
   test('names that are not UTF-8 do not stop the run, and every row stays one row', async () => {
