@@ -9,7 +9,7 @@ import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { tsvField } from '@fqa/core';
+import { allocateStem, reportStem, tsvField } from '@fqa/core';
 import { hasShared, missing, repoRoot, shared } from './helpers/shared.js';
 
 const bin = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
@@ -287,6 +287,21 @@ describe.skipIf(!hasShared)('fqa-scan output folders', () => {
     expect(r.stderr).toMatch(/exit 0\n$/);
     expect(r.stderr).not.toMatch(/EPIPE|internal error/);
     expect(summary(out).map((row) => row.verdict)).toEqual(['pass', 'pass', 'pass']);
+  });
+
+  test('report names: long names cut on a character boundary with a hash, case and replaced characters never collide', () => {
+    const long = (tail: string) => `${'é'.repeat(130)}${tail}.svs`; // 2-byte characters, 260+ bytes
+    const [a, b] = [reportStem(long('a')), reportStem(long('b'))];
+    expect(a).not.toBe(b);
+    for (const stem of [a, b]) {
+      expect(Buffer.byteLength(stem)).toBeLessThanOrEqual(200);
+      expect(Buffer.from(stem).toString('utf8')).toBe(stem); // not cut inside a character
+    }
+    const taken = new Map<string, string>();
+    const stems = ['/s/A.svs', '/s/a.svs', '/s/a#b.svs', '/s/a?b.svs', '/s/a_b.svs', '/s/index.svs', '/s/.hidden.svs'].map((f) => allocateStem(f, taken));
+    expect(new Set(stems.map((x) => x.toLowerCase())).size).toBe(stems.length);
+    expect(stems.slice(5)).toEqual(['index_', '_hidden']);
+    expect(allocateStem('/s/a#b.svs', taken)).toBe(stems[2]); // the same name in every run
   });
 
   test('TSV fields escape tabs, newlines, carriage returns, backslashes and control characters, and unescape back', () => {
