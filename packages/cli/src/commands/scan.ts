@@ -136,10 +136,10 @@ export const scanCommand: Command = {
     ensureWritableFolder(values.out);
     // Report names before anything is written: a folder fqa did not make is refused when it holds
     // one of them (reportStem: allocateStem only adds suffixes to names an fqa folder already holds).
-    claimOutputFolder(values.out, slides.map(reportStem));
+    await writeOutput(values.out, 'its marker', async () => claimOutputFolder(values.out, slides.map(reportStem)));
     // Released when the process exits, however the run ends; a run killed outright leaves a lock
     // that the next run finds stale (its pid is gone).
-    process.once('exit', lockOutputFolder(values.out));
+    process.once('exit', await writeOutput(values.out, 'its lock', async () => lockOutputFolder(values.out)));
     removeAbandonedStages(values.out);
     await writeOutput(values.out, 'skipped.tsv', () => writeAtomic(skippedFile, ['file\treason', ...skipped.map((s) => `${tsvField(s.file)}\t${tsvField(s.reason)}`)].join('\n') + '\n'));
     if (skipped.length > 0) process.stderr.write(`fqa-scan: ${skippedLine(skipped, skippedFile)}\n`);
