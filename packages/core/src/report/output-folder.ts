@@ -71,7 +71,7 @@ function processAlive(pid: number): boolean {
  * Files in `dir` that fqa would overwrite: the folder-wide files and every entry named
  * <stem><suffix> for the given report names.
  */
-function wouldOverwrite(dir: string, names: string[], stems: Iterable<string>): string[] {
+function wouldOverwrite(names: string[], stems: Iterable<string>): string[] {
   const present = new Set(names);
   const hits: string[] = FOLDER_FILES.filter((f) => present.has(f));
   for (const stem of stems) for (const suffix of REPORT_SUFFIXES) if (present.has(stem + suffix)) hits.push(stem + suffix);
@@ -97,7 +97,7 @@ export function claimOutputFolder(dir: string, stems: Iterable<string>): void {
   mkdirSync(dir, { recursive: true });
   if (existsSync(path.join(dir, OUTPUT_MARKER))) return;
   const names = readdirSync(dir);
-  const clashes = wouldOverwrite(dir, names, stems);
+  const clashes = wouldOverwrite(names, stems);
   if (clashes.length > 0 && !olderFqaFolder(dir)) {
     const shown = clashes.slice(0, 3).join(', ') + (clashes.length > 3 ? `, ... (${clashes.length} in all)` : '');
     throw new UsageError(`--out ${dir}: not an fqa output folder (no ${OUTPUT_MARKER}) and it holds files fqa would overwrite: ${shown}; give an empty or new folder, or create ${path.join(dir, OUTPUT_MARKER)} to let fqa write there`);
