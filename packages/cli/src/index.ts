@@ -50,7 +50,22 @@ async function help(): Promise<string> {
 /** A usage error found before any command (and so before @fqa/core) is loaded. */
 class EarlyUsageError extends Error {}
 
+/**
+ * A reader that stops early (`fqa-scan ... --json | head -1`) closes the pipe: writes then fail with
+ * EPIPE. That must not stop a scan before its reports and summary.tsv are written, so such errors on
+ * stdout and stderr are ignored (the lines are lost, the run goes on and exits as it would have).
+ */
+function ignoreClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount('error') > 0) continue;
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  ignoreClosedPipes();
   const [name, ...rest] = argv;
   let command: Command | undefined;
   let commandName = 'scan';

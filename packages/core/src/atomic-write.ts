@@ -6,7 +6,8 @@ import path from 'node:path';
 /** `data` may be chunks, for files larger than one string can be (V8 strings stop at ~2^29 characters). */
 export async function writeAtomic(file: string, data: string | Uint8Array | Iterable<string>): Promise<void> {
   // Random, not only the pid: queue workers on several machines (same pids) may share the folder.
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  // Not named after the file: a file name near NAME_MAX (255 bytes) would make the temp name too long.
+  const temp = path.join(path.dirname(file), `.fqa-tmp.${process.pid}.${randomBytes(6).toString('hex')}`);
   const handle = await open(temp, 'w');
   try {
     if (typeof data === 'string' || data instanceof Uint8Array) {

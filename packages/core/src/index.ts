@@ -62,11 +62,11 @@ export { openSource, type SlideSource, type SourceLevel } from './slide-source.j
 export { chooseLevel, planRegions, type LevelChoice, type GridRegion } from './scan/plan.js';
 export { scanSlide, scanImage, resolveScanOptions, validateScanOptions, DEFAULT_MIN_TISSUE, DEFAULT_MAX_OUT_OF_FOCUS, type ScanOptions, type ScanResult, type ScanSummary, type ScanModelInfo, type ResolvedScanOptions } from './scan/scan-slide.js';
 export { writeAtomic } from './atomic-write.js';
-export { writeSlideReports, writeErrorReport, reportStem, scoresTsv, summaryJson, summaryRow, errorRow, SUMMARY_COLUMNS, type ReportProvenance, type SlideReportOptions } from './scan/reports.js';
+export { writeSlideReports, writeErrorReport, reportStem, tsvField, unescapeTsvField, MAX_STEM_BYTES, scoresTsv, summaryJson, summaryRow, errorRow, SUMMARY_COLUMNS, type ReportProvenance, type SlideReportOptions } from './scan/reports.js';
 export { heatmapPng, overviewPng, heatmapRgba, colourScale, scaleColour, scalePosition, scaleBarLength, COLOUR_SPAN, COLOUR_STOPS, type ColourScale } from './scan/images.js';
 export { slideFingerprint, reportKey } from './report/key.js';
-export { OUTPUT_MARKER } from './report/output-marker.js';
 export { readReportFolder, allocateStem, writeSummaryTsv, type FolderReport } from './report/folder.js';
+export { OutputError, OUTPUT_MARKER, LOCK_FILE, claimOutputFolder, lockOutputFolder, removeAbandonedStages, outputFullCode, outputFullError } from './report/output-folder.js';
 export { flaggedRegions, type FlaggedRegion } from './report/regions.js';
 export { writeDeepZoom, DEFAULT_VIEW_SIZE, type DeepZoomView } from './report/deepzoom.js';
 export { writeIndexPage, thumbnailName } from './report/index-page.js';

@@ -1,14 +1,15 @@
 /** fqa-scan [scan] <slide|folder|glob...> [--model FILE] [options]: whole-slide focus QC with reports. */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  BACKEND_NAMES, MPP_RANGE, OUTPUT_MARKER, DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, DEFAULT_VIEW_SIZE, FqaError, InputError, UsageError,
-  allocateStem, deviceNames, expectOneOf, kernelNames, loadModel, nativeVersion, parseIntegerOption, parseNumberOption,
-  readReportFolder, reportKey, requireRegularFile, resolveDevice, resolveScanOptions, scanSlide, slideFingerprint, summaryJson, validateScanOptions,
-  writeAtomic, writeErrorReport, writeIndexPage, writeSlideReports, writeSummaryTsv, type ScanOptions,
+  BACKEND_NAMES, MPP_RANGE, DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, DEFAULT_VIEW_SIZE, FqaError, InputError, OutputError, UsageError,
+  allocateStem, claimOutputFolder, deviceNames, expectOneOf, kernelNames, loadModel, lockOutputFolder, nativeVersion, outputFullCode, outputFullError,
+  parseIntegerOption, parseNumberOption, readReportFolder, removeAbandonedStages, reportKey, reportStem, requireRegularFile, resolveDevice, resolveScanOptions, scanSlide,
+  slideFingerprint, summaryJson, tsvField, validateScanOptions, writeAtomic, writeErrorReport, writeIndexPage, writeSlideReports, writeSummaryTsv,
+  type ScanOptions,
 } from '@fqa/core';
 import type { Command } from '../index.js';
 import { expandInputs, type SkippedFile } from '../inputs.js';
@@ -41,8 +42,13 @@ Options:
   --force                  rescan every slide, even when its report is up to date
   --json                   print each scanned slide's summary as a JSON line
 
+The output folder is marked as fqa's (.fqa-output) and locked while a run writes it: a second run
+into it stops with one line, and a folder fqa did not make is refused if it holds files fqa would
+overwrite (summary.tsv, index.html, a slide's <name>.html, <name>_files/, ...).
+
 Exit codes: 0 every slide passed; 1 some slide did not pass (fail, no-tissue or unknown); 2 usage
-error; 3 some input could not be read, or nothing to scan was found.`;
+error; 3 some input could not be read, or nothing to scan was found; 4 the output folder could not
+be written (disk full, over quota, read-only) or is in use by another run.`;
 
 /** A percentage option as the fraction scanSlide takes. */
 function parsePercent(text: string | undefined, name: string): number | undefined {
@@ -131,9 +137,14 @@ export const scanCommand: Command = {
       throw new InputError(`nothing to scan in ${positionals.join(', ')}: ${why}`);
     }
     ensureWritableFolder(values.out);
-    // Marks the folder as fqa output, so no later run walking a tree that holds it scans its images.
-    if (!existsSync(path.join(values.out, OUTPUT_MARKER))) writeFileSync(path.join(values.out, OUTPUT_MARKER), 'fqa-scan reports: fqa never scans this folder as input.\n');
-    await writeAtomic(skippedFile, ['file\treason', ...skipped.map((s) => `${s.file}\t${s.reason}`)].join('\n') + '\n');
+    // Report names before anything is written: a folder fqa did not make is refused when it holds
+    // one of them (reportStem: allocateStem only adds suffixes to names an fqa folder already holds).
+    await writeOutput(values.out, 'its marker', async () => claimOutputFolder(values.out, slides.map(reportStem)));
+    // Released when the process exits, however the run ends; a run killed outright leaves a lock
+    // that the next run finds stale (its pid is gone).
+    process.once('exit', await writeOutput(values.out, 'its lock', async () => lockOutputFolder(values.out)));
+    removeAbandonedStages(values.out);
+    await writeOutput(values.out, 'skipped.tsv', () => writeAtomic(skippedFile, ['file\treason', ...skipped.map((s) => `${tsvField(s.file)}\t${tsvField(s.reason)}`)].join('\n') + '\n'));
     if (skipped.length > 0) process.stderr.write(`fqa-scan: ${skippedLine(skipped, skippedFile)}\n`);
 
     const folder = readReportFolder(values.out);
@@ -141,10 +152,19 @@ export const scanCommand: Command = {
     let worstVerdict = 0;
     let unreadable = false;
     let internalError = false;
+    // A full or read-only folder stops the run: every later slide would fail the same way. The
+    // reports already there are kept, and the summary is still written if it fits.
+    let outputFailure: OutputError | null = null;
+    let notScanned = 0;
     const tty = process.stderr.isTTY;
     for (const [i, slide] of slides.entries()) {
+      if (outputFailure) {
+        notScanned++;
+        continue;
+      }
       const stem = allocateStem(slide, taken);
-      const step = `[${i + 1}/${slides.length}] ${slide}`;
+      // tsvField: a control character in a slide's name must not drive the terminal or break the line.
+      const step = `[${i + 1}/${slides.length}] ${tsvField(slide)}`;
       const previous = folder.get(stem);
       let fingerprint: string | null = null;
       try {
@@ -180,12 +200,23 @@ export const scanCommand: Command = {
         if (values.json) process.stdout.write(summaryJson(result).replace(/\n\s*/g, ' ').trim() + '\n');
       } catch (err) {
         if (err instanceof FqaError && err.exitCode === 2) throw err; // a usage error applies to every slide
+        if (tty) process.stderr.write('\r\x1b[K');
+        // Not the slide's fault: its previous report (if any) stays, without an error row over it.
+        if (err instanceof OutputError) {
+          outputFailure = err;
+          notScanned++;
+          continue;
+        }
         // Anything else is this slide's error report; the batch goes on. An error fqa did not expect
         // (a bug) says so and makes the run's exit code 70 once every slide is done.
         const message = err instanceof FqaError ? err.message : `${slide}: internal error: ${(err as Error).message ?? String(err)}`;
-        if (tty) process.stderr.write('\r\x1b[K');
-        process.stderr.write(`fqa-scan: ${message}\n`);
-        await writeErrorReport(values.out, stem, slide, message);
+        process.stderr.write(`fqa-scan: ${tsvField(message)}\n`);
+        try {
+          await writeOutput(values.out, `the error report of ${slide}`, () => writeErrorReport(values.out, stem, slide, message));
+        } catch (writeErr) {
+          if (!(writeErr instanceof OutputError)) throw writeErr;
+          outputFailure = writeErr;
+        }
         if (err instanceof FqaError) unreadable = true;
         else internalError = true;
       }
@@ -193,14 +224,34 @@ export const scanCommand: Command = {
     const date = new Date().toISOString();
     const header = [
       `# fqa ${nativeVersion}`,
-      `# model: ${model.header.name} (sha256 ${modelSha256.slice(0, 12)}) ${path.resolve(modelFile)}`,
+      `# model: ${tsvField(model.header.name)} (sha256 ${modelSha256.slice(0, 12)}) ${tsvField(path.resolve(modelFile))}`,
       `# options: ${JSON.stringify(resolvedOptions)}`,
       `# date: ${date}`,
       '# rows: every slide reported in this folder, earlier runs included; each row\'s model and options are in <report>.json',
     ];
-    await writeSummaryTsv(values.out, header);
-    await writeIndexPage(values.out, { date, model: model.header.name });
-    process.stderr.write(`report: ${path.join(values.out, 'index.html')}\n`);
+    try {
+      await writeOutput(values.out, 'summary.tsv', () => writeSummaryTsv(values.out, header));
+      await writeOutput(values.out, 'index.html', () => writeIndexPage(values.out, { date, model: model.header.name }));
+      process.stderr.write(`report: ${path.join(values.out, 'index.html')}\n`);
+    } catch (err) {
+      if (!(err instanceof OutputError)) throw err;
+      outputFailure ??= err;
+    }
+    if (outputFailure) {
+      const left = notScanned > 0 ? `; ${notScanned} slide${notScanned === 1 ? '' : 's'} got no new report` : '';
+      throw new OutputError(`${outputFailure.message}${left}; the reports already in the folder are kept`);
+    }
     return internalError ? 70 : unreadable ? 3 : worstVerdict;
   },
 };
+
+/** Runs a write into the output folder; a full, over-quota or read-only folder becomes an OutputError naming `what`. */
+async function writeOutput<T>(dir: string, what: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (err instanceof OutputError) throw err;
+    const code = outputFullCode(err);
+    throw code === null ? err : outputFullError(dir, code, what, err);
+  }
+}

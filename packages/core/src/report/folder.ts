@@ -50,18 +50,47 @@ export function readReportFolder(dir: string): Map<string, FolderReport> {
   return reports;
 }
 
+/** Lookups over a `taken` map, kept beside it (not in it, so callers' maps stay plain). */
+interface TakenIndex {
+  /** Case-folded report name -> its input. */
+  folded: Map<string, string>;
+  /** Input -> its report name. */
+  byInput: Map<string, string>;
+}
+const takenIndexes = new WeakMap<Map<string, string>, TakenIndex>();
+
+function indexOf(taken: Map<string, string>): TakenIndex {
+  let index = takenIndexes.get(taken);
+  if (index === undefined || index.byInput.size > taken.size) {
+    index = { folded: new Map(), byInput: new Map() };
+    for (const [stem, input] of taken) {
+      index.folded.set(stem.toLowerCase(), input);
+      if (!index.byInput.has(input)) index.byInput.set(input, stem);
+    }
+    takenIndexes.set(taken, index);
+  }
+  return index;
+}
+
 /**
- * The report name of a slide: its file name without the extension, unless another input already
- * holds that name in this folder (two folders with a slide.svs each): then the name gets 8 hex
- * digits of the input's absolute path, so it is the same in every run and never collides.
+ * The report name of a slide: the name its report already has in this folder (so names are the same
+ * in every run, also for reports named by an older fqa), else reportStem (its file name made safe),
+ * unless another input already holds that name (two folders with a slide.svs each; `A.svs` and
+ * `a.svs`, which are one file on a case-insensitive file system; `a#b.svs` and `a?b.svs`, both
+ * `a_b`): then the name gets 8 hex digits of the input's absolute path, so it never collides.
  * `taken` maps report names to their inputs; the chosen name is added to it.
  */
 export function allocateStem(input: string, taken: Map<string, string>): string {
   const absolute = path.resolve(input);
+  const index = indexOf(taken);
+  const existing = index.byInput.get(absolute);
+  if (existing !== undefined && taken.get(existing) === absolute) return existing;
   const base = reportStem(input);
-  const owner = taken.get(base);
+  const owner = index.folded.get(base.toLowerCase());
   const stem = owner === undefined || owner === absolute ? base : `${base}-${createHash('sha256').update(absolute).digest('hex').slice(0, 8)}`;
   taken.set(stem, absolute);
+  index.folded.set(stem.toLowerCase(), absolute);
+  index.byInput.set(absolute, stem);
   return stem;
 }
 

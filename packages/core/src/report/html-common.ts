@@ -15,6 +15,15 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/**
+ * A link to a file in the report folder: `./` and the name percent-encoded, so `#`, `?`, `%` or a
+ * leading `javascript:` in a name (from an older fqa, or a slide's path shown as text) stay part of
+ * the path and never become a fragment, a query or a scheme.
+ */
+export function fileHref(name: string): string {
+  return './' + name.split('/').map(encodeURIComponent).join('/');
+}
+
 /** JSON for a <script type="application/json"> block: `<` escaped so no string can close the tag. */
 export function embedJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c');

@@ -9,7 +9,7 @@ import { version as fqaVersion } from '@fqa/native';
 import { writeAtomic } from '../atomic-write.js';
 import { SUMMARY_COLUMNS } from '../scan/reports.js';
 import { readReportFolder } from './folder.js';
-import { STYLE, embedJson, escapeHtml } from './html-common.js';
+import { STYLE, embedJson, escapeHtml, fileHref } from './html-common.js';
 
 /** Thumbnail file of a slide in the report folder. */
 export const thumbnailName = (stem: string) => `${stem}.thumb.jpg`;
@@ -78,8 +78,8 @@ export async function writeIndexPage(dir: string, run: { date: string; model: st
     const fields = report.summaryRow.split('\t');
     const row: Record<string, string> = Object.fromEntries(SUMMARY_COLUMNS.map((c, i) => [c, fields[i] ?? '']));
     row.report = report.stem;
-    if (existsSync(path.join(dir, thumbnailName(report.stem)))) row.thumb = thumbnailName(report.stem);
-    if (existsSync(path.join(dir, `${report.stem}.html`))) row.page = `${report.stem}.html`;
+    if (existsSync(path.join(dir, thumbnailName(report.stem)))) row.thumb = fileHref(thumbnailName(report.stem));
+    if (existsSync(path.join(dir, `${report.stem}.html`))) row.page = fileHref(`${report.stem}.html`);
     return row;
   });
   const counts = new Map<string, number>();

@@ -8,7 +8,7 @@ import { writeAtomic } from '../atomic-write.js';
 import { COLOUR_STOPS, colourScale, heatmapPng, shortScale } from '../scan/images.js';
 import type { ScanResult } from '../scan/scan-slide.js';
 import type { DeepZoomView } from './deepzoom.js';
-import { ASSETS_DIR, STYLE, embedJson, escapeHtml } from './html-common.js';
+import { ASSETS_DIR, STYLE, embedJson, escapeHtml, fileHref } from './html-common.js';
 import { flaggedRegions } from './regions.js';
 
 /** The legend's CSS gradient: the PNGs' colour stops, with the step at the threshold. */
@@ -96,7 +96,7 @@ ${regions.map((g, i) => `<tr><td>${i + 1}</td><td class="num">${g.x}, ${g.y}</td
 <header><h1>${escapeHtml(r.file)} <span class="verdict verdict-${escapeHtml(s.verdict)}">${escapeHtml(s.verdict)}</span></h1>
 <p><a href="index.html">← all slides</a> · model ${escapeHtml(r.model.name)} · ${escapeHtml(r.width + ' × ' + r.height)} px${r.slideMpp === null ? '' : ` at ${r.slideMpp.toFixed(3)} µm/px`}</p></header>
 <main class="layout">
-<section>${view ? '<div id="viewer" role="img" aria-label="zoomable slide view"></div>' : `<p>No zoomable view for this slide: ${escapeHtml(String(viewOrReason))}.</p><img src="${escapeHtml(files.overview)}" alt="overview" style="max-width: 100%">`}</section>
+<section>${view ? '<div id="viewer" role="img" aria-label="zoomable slide view"></div>' : `<p>No zoomable view for this slide: ${escapeHtml(String(viewOrReason))}.</p><img src="${escapeHtml(fileHref(files.overview))}" alt="overview" style="max-width: 100%">`}</section>
 <aside>
 <div class="controls"><label><input type="checkbox" id="heatmap-toggle" checked> focus heatmap</label>
 <label>opacity <input type="range" id="heatmap-opacity" min="0" max="100" value="60"> <span id="opacity-value">60 %</span></label>
@@ -113,7 +113,7 @@ ${regions.map((g, i) => `<tr><td>${i + 1}</td><td class="num">${g.x}, ${g.y}</td
 <tr><th>mean / p10 / p90 score</th><td>${num(s.mean, 2)} / ${num(s.p10, 2)} / ${num(s.p90, 2)}</td></tr>
 <tr><th>time</th><td>${r.timings.totalSeconds.toFixed(1)} s on ${escapeHtml(r.device)}</td></tr>
 <tr><th>warnings</th><td class="warn">${r.warnings.map(escapeHtml).join('<br>') || '–'}</td></tr>
-<tr><th>files</th><td>${Object.values(files).map((f) => `<a href="${escapeHtml(f)}">${escapeHtml(f)}</a>`).join('<br>')}</td></tr>
+<tr><th>files</th><td>${Object.values(files).map((f) => `<a href="${escapeHtml(fileHref(f))}">${escapeHtml(f)}</a>`).join('<br>')}</td></tr>
 </table>
 <h2>Flagged regions</h2>
 ${regionRows}

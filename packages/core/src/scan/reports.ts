@@ -2,8 +2,9 @@
  * Scan reports: per-slide patch TSV, JSON summary, images, GeoJSON and HTML page. Every file is
  * written atomically (temp file + rename), so an interrupted run never leaves a half-written one.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { version as fqaVersion } from '@fqa/native';
@@ -11,13 +12,69 @@ import { writeAtomic } from '../atomic-write.js';
 import { geoJsonFeatures } from './geojson.js';
 import { DEFAULT_VIEW_SIZE, writeDeepZoom, type DeepZoomView } from '../report/deepzoom.js';
 import { writeViewerAssets } from '../report/html-common.js';
+import { STAGE_PREFIX, hostTag, outputFullCode, outputFullError } from '../report/output-folder.js';
 import { writeSlidePage } from '../report/slide-page.js';
 import { heatmapPng, overviewPng } from './images.js';
 import type { ScanResult } from './scan-slide.js';
 
-/** Output file stem of a slide: its name without the extension. */
+/**
+ * Longest report name in bytes. NAME_MAX is 255 bytes, and the longest name fqa makes from a stem is
+ * <stem>-<8 hex> (allocateStem) + `.overview.png`: 200 leaves room for both and for a suffix or two
+ * added later.
+ */
+export const MAX_STEM_BYTES = 200;
+
+/**
+ * Characters never put in a report name: control characters (they break terminals, TSV rows and
+ * libvips's XML), `#`, `?` and `%` (they end or escape a URL path, so a link to the page would miss
+ * it), `:` (a leading `javascript:` would make a link a script; Windows shares refuse it), `\`, and
+ * U+FFFD, which stands for bytes that were not UTF-8.
+ */
+const UNSAFE_IN_NAME = /[\x00-\x1f\x7f-\x9f#?%:\\\ufffd]/g;
+
+/** `text` cut to at most `bytes` UTF-8 bytes, never inside a character. */
+function truncateUtf8(text: string, bytes: number): string {
+  let used = 0;
+  let end = 0;
+  for (const ch of text) {
+    const size = Buffer.byteLength(ch);
+    if (used + size > bytes) break;
+    used += size;
+    end += ch.length;
+  }
+  return text.slice(0, end);
+}
+
+/**
+ * Report name of a slide: its file name without the extension, made safe for a file name and a link:
+ * unsafe characters (UNSAFE_IN_NAME) and a leading `.` become `_`, `index` becomes `index_`, and a
+ * name longer than MAX_STEM_BYTES is cut and gets 8 hex digits of the whole file name, so long names
+ * that share their start stay apart. Two names that differ only in replaced characters or in case are told
+ * apart by allocateStem.
+ */
 export function reportStem(file: string): string {
-  return path.basename(file).replace(/\.[^.]+$/, '');
+  const name = path.basename(file);
+  let stem = name.replace(/\.[^.]+$/, '').replace(UNSAFE_IN_NAME, '_').replace(/^\./, '_') || '_';
+  // <stem>.html of a slide named index would be the folder's index.html.
+  if (stem.toLowerCase() === 'index') stem += '_';
+  if (Buffer.byteLength(stem) <= MAX_STEM_BYTES) return stem;
+  return `${truncateUtf8(stem, MAX_STEM_BYTES - 9)}-${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
+}
+
+/**
+ * The escaping of every text field in fqa's TSV files (summary.tsv, skipped.tsv, the `#` header):
+ * backslash becomes `\\`, tab `\t`, newline `\n`, carriage return `\r`, and any other control
+ * character (U+0000–U+001F, U+007F) `\xHH`, so a field never splits a row or a column.
+ */
+export function tsvField(text: string): string {
+  return text.replace(/[\\\x00-\x1f\x7f]/g, (c) =>
+    c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** The inverse of tsvField. */
+export function unescapeTsvField(text: string): string {
+  return text.replace(/\\(x[0-9a-fA-F]{2}|[tnr\\])/g, (_, e: string) =>
+    e === 't' ? '\t' : e === 'n' ? '\n' : e === 'r' ? '\r' : e === '\\' ? '\\' : String.fromCharCode(parseInt(e.slice(1), 16)));
 }
 
 /** One row per scored patch: x, y, width, height in level-0 pixels, score, tissue fraction. */
@@ -85,21 +142,20 @@ export const SUMMARY_COLUMNS = [
 ] as const;
 
 const num = (v: number | null, digits: number) => (v === null || Number.isNaN(v) ? '' : v.toFixed(digits));
-const clean = (s: string) => s.replace(/[\t\n]/g, ' ');
 
 /** The slide's summary.tsv row; `report` is its report name (<report>.json etc. in the folder). */
 export function summaryRow(r: ScanResult, report = ''): string {
   const s = r.summary;
   return [
-    clean(r.file), r.vendor, String(r.width), String(r.height), num(r.slideMpp, 4), num(100 * s.tissueFraction, 2), String(s.patchesScored),
+    tsvField(r.file), r.vendor, String(r.width), String(r.height), num(r.slideMpp, 4), num(100 * s.tissueFraction, 2), String(s.patchesScored),
     num(s.outOfFocusFraction === null ? null : 100 * s.outOfFocusFraction, 2), num(s.mean, 4), num(s.p10, 4), num(s.p90, 4), s.verdict,
-    r.timings.totalSeconds.toFixed(2), clean(r.warnings.join('; ')), report,
+    r.timings.totalSeconds.toFixed(2), tsvField(r.warnings.join('; ')), report,
   ].join('\t');
 }
 
 /** A row for a slide that could not be read: verdict "error", the message in warnings. */
 export function errorRow(file: string, message: string, report = ''): string {
-  return [clean(file), '', '', '', '', '', '', '', '', '', '', 'error', '', clean(message), report].join('\t');
+  return [tsvField(file), '', '', '', '', '', '', '', '', '', '', 'error', '', tsvField(message), report].join('\t');
 }
 
 /** The GeoJSON FeatureCollection as JSON text, one feature per chunk. */
@@ -132,32 +188,99 @@ export interface SlideReportOptions {
   viewSize?: number;
 }
 
+/** Files of a report besides the JSON, in the order they are swapped into the folder. */
+const REPORT_FILES = ['.scores.tsv', '.heatmap.png', '.overview.png', '.geojson', '.thumb.jpg', '.dzi', '.html'] as const;
+
 /**
  * Every per-slide report file in `dir`: <stem>.scores.tsv, .heatmap.png, .overview.png, .geojson,
  * .thumb.jpg, the HTML page <stem>.html with its pyramid (<stem>.dzi, <stem>_files/), and
  * <stem>.json last, so its presence marks a slide whose reports are complete.
+ *
+ * All of them are first written into a staging folder inside `dir` and then renamed into place, so
+ * a run that fails (disk full) or is killed while writing leaves the slide's previous report as it
+ * was; while the files are swapped the slide has no <stem>.json, so a run killed then rescans it.
+ * A full, over-quota or read-only folder is an OutputError naming it.
  */
 export async function writeSlideReports(dir: string, stem: string, r: ScanResult, options: SlideReportOptions = {}): Promise<void> {
-  const file = (suffix: string) => path.join(dir, `${stem}${suffix}`);
-  await mkdir(dir, { recursive: true });
+  try {
+    await mkdir(dir, { recursive: true });
+    const stage = await mkdtemp(path.join(dir, `${STAGE_PREFIX}${hostTag}.${process.pid}.`));
+    try {
+      await stageSlideReports(dir, stage, stem, r, options);
+      await swapInStagedReports(stage, dir, stem);
+    } finally {
+      await rm(stage, { recursive: true, force: true });
+    }
+  } catch (err) {
+    const code = outputFullCode(err);
+    throw code === null ? err : outputFullError(dir, code, `the report of ${r.file}`, err);
+  }
+}
+
+/** Writes the slide's report files, its JSON included, into `stage` (and the viewer's script into `dir`). */
+async function stageSlideReports(dir: string, stage: string, stem: string, r: ScanResult, options: SlideReportOptions): Promise<void> {
+  const file = (suffix: string) => path.join(stage, `${stem}${suffix}`);
   await writeAtomic(file('.scores.tsv'), scoresTsv(r));
   await writeAtomic(file('.heatmap.png'), await heatmapPng(r));
-  await writeAtomic(file('.overview.png'), await overviewPng(r));
+  // The figure's title is SVG text, where control characters are not allowed at all (libvips stops
+  // with an XML error): they are shown as U+FFFD.
+  const printable = (text: string) => text.replace(/[\x00-\x1f\x7f]/g, '\ufffd');
+  await writeAtomic(file('.overview.png'), await overviewPng({ ...r, model: { ...r.model, name: printable(r.model.name) } }, printable(r.file)));
   await writeAtomic(file('.geojson'), geoJsonChunks(r));
   const { width, height, thumbnail } = r.tissueMask;
   await writeAtomic(file('.thumb.jpg'), await sharp(thumbnail, { raw: { width, height, channels: 3 } }).resize(160, 160, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer());
   const viewSize = options.viewSize ?? DEFAULT_VIEW_SIZE;
-  // The zoomable view is a convenience: a slide it cannot be made for still gets its report.
+  // The zoomable view is a convenience: a slide it cannot be made for still gets its report. A full
+  // disk is not the slide's fault, though: that stops the report.
   let view: DeepZoomView | null = null;
   let noView = viewSize > 0 ? 'the slide was not given as a file' : 'no zoomable view was asked for (view size 0)';
   if (viewSize > 0 && existsSync(r.file)) {
     try {
-      view = await writeDeepZoom(r.file, dir, stem, viewSize);
+      view = await writeDeepZoom(r.file, stage, stem, viewSize);
     } catch (err) {
+      if (outputFullCode(err) !== null) throw err;
       noView = (err as Error).message;
     }
   }
   await writeViewerAssets(dir);
-  await writeSlidePage(dir, stem, r, view ?? noView, { overview: `${stem}.overview.png`, scores: `${stem}.scores.tsv`, geojson: `${stem}.geojson`, json: `${stem}.json` });
+  await writeSlidePage(stage, stem, r, view ?? noView, { overview: `${stem}.overview.png`, scores: `${stem}.scores.tsv`, geojson: `${stem}.geojson`, json: `${stem}.json` });
   await writeAtomic(file('.json'), summaryJson(r, { summaryRow: summaryRow(r, stem) }, options.provenance));
+}
+
+/**
+ * Renames the staged report into `dir`: the previous <stem>.json out first (the slide is not done
+ * while its files change), then each file over its previous version, the new view folder in place of
+ * the previous one (which goes into `stage`, to be deleted with it; a report without a view drops the
+ * previous view), and the new JSON last. Renames within one folder need no space, so a full disk
+ * fails before this, while staging.
+ */
+async function swapInStagedReports(stage: string, dir: string, stem: string): Promise<void> {
+  const staged = (suffix: string) => path.join(stage, `${stem}${suffix}`);
+  const target = (suffix: string) => path.join(dir, `${stem}${suffix}`);
+  const previousJson = path.join(stage, 'previous.json');
+  const hadJson = await renameIfExists(target('.json'), previousJson);
+  try {
+    for (const suffix of REPORT_FILES) {
+      if (existsSync(staged(suffix))) await rename(staged(suffix), target(suffix));
+      else await rm(target(suffix), { force: true });
+    }
+    await renameIfExists(target('_files'), path.join(stage, 'previous_files'));
+    await renameIfExists(staged('_files'), target('_files'));
+    await rename(staged('.json'), target('.json'));
+  } catch (err) {
+    // Keep the slide's previous report marked done rather than lose it (its files may be newer).
+    if (hadJson && !existsSync(target('.json'))) await rename(previousJson, target('.json')).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** rename(from, to) when `from` exists; whether it did. */
+async function renameIfExists(from: string, to: string): Promise<boolean> {
+  try {
+    await rename(from, to);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
 }
