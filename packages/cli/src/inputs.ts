@@ -43,6 +43,8 @@ export const SKIP_REASONS = {
   folderLink: 'link to a folder: not followed (use --follow-links with --recursive to walk it)',
   subfolder: 'folder (use --recursive to scan subfolders)',
   unreadable: 'cannot be read (broken link or no permission)',
+  // Node reads such a name with U+FFFD in place of the bad bytes, a path that does not exist.
+  notUtf8: 'file name is not UTF-8 text, so it cannot be opened by name: rename the file to scan it',
   notSlideName: 'not a slide or image file name (.svs, .tif, .ndpi, .mrxs, .png, ...)',
   namedTwice: 'named twice in the input: scanned once',
 } as const;
@@ -132,7 +134,7 @@ export function expandInputs(args: string[], options: InputOptions = {}): Expand
     const link = statOrNull(file, false);
     const info = statOrNull(file);
     if (!link || !info) {
-      skipped.push({ file, reason: SKIP_REASONS.unreadable });
+      skipped.push({ file, reason: name.includes('\uFFFD') ? SKIP_REASONS.notUtf8 : SKIP_REASONS.unreadable });
       return;
     }
     if (info.isDirectory()) {

@@ -4,7 +4,10 @@
  * verdict. A changed slide, model or option gives another key, and the slide is scanned again.
  */
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { InputError } from '../errors.js';
+import { fileKind } from '../regular-file.js';
 import type { ResolvedScanOptions } from '../scan/scan-slide.js';
 
 /** Bytes hashed at each end of a slide file (whole slides are gigabytes; their ends differ per scan). */
@@ -17,9 +20,13 @@ const FINGERPRINT_BYTES = 4 * 1024 * 1024;
  * the scan. Multi-file formats (MRXS) are fingerprinted by their index file.
  */
 export async function slideFingerprint(file: string): Promise<string> {
-  const handle = await open(file, 'r');
+  // Non-blocking, and checked on the open handle: a FIFO swapped in after the caller's check must
+  // not hang the run.
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const { size } = await handle.stat();
+    const info = await handle.stat();
+    if (!info.isFile()) throw new InputError(`${file}: is ${fileKind(info)}, not a slide file`);
+    const { size } = info;
     const hash = createHash('sha256').update(`size ${size}\n`);
     const read = async (position: number, length: number) => {
       const buffer = Buffer.alloc(length);
