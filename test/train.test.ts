@@ -110,9 +110,13 @@ describe.skipIf(!hasShared)('bootstrapping with the scanner model (--psf scanner
     expect(r.code, r.stderr).toBe(0);
     const model = await loadModel(path.join(out, 'model.fqa'));
     expect(model.header.score.scale).toMatch(/defocus blur disk of radius L px/);
-    expect(model.header.score.threshold).toBe(2.5);
+    // The default recipe's levels and threshold rule (DEFAULT_RECIPE, inFocusThreshold), not a fixed 2.5.
+    expect(model.header.score.threshold! % 0.5).toBe(0);
+    expect(model.header.score.threshold).toBeGreaterThan(0);
+    expect(model.header.provenance.notes).toMatch(/trained on level\^0\.5, threshold: at most 5 % of the in-focus training patches above it/);
     const result = JSON.parse(readFileSync(path.join(out, 'result.json'), 'utf8'));
-    expect(result.trials[0].metrics.srcc).toBeGreaterThan(0.6); // held-out synthetic patches, levels 0..12
+    expect(result.options.dataset).toMatchObject({ psf: 'scanner' });
+    expect(result.trials[0].metrics.srcc).toBeGreaterThan(0.6); // held-out synthetic crops, levels 0..16
   }, 180_000);
 });
 
