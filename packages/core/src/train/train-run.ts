@@ -96,6 +96,7 @@ export interface TrainRunOptions extends Pick<TrainOptions, 'loss' | 'epochs' | 
  * level with at most DEFAULT_RECIPE.inFocusFalsePositives of the in-focus training patches above it.
  */
 function scannerThreshold(spec: FocusLiteNNSpec, data: PatchSet): number {
+  if (!data.labels.includes(0)) throw new UsageError(`none of the ${data.count} training patches is in focus, so the threshold rule has nothing to go on: raise --count or give --threshold-level`);
   const scores = trainForward(createNativeModel(spec), data.patches, data.count, data.size).scores;
   return inFocusThreshold(scores, data.labels, DEFAULT_RECIPE.inFocusFalsePositives);
 }
@@ -274,8 +275,6 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
     const trialSeed = seed + trial - 1;
     // Split, normalization and the training batches of this trial.
     let source: BatchSource | PatchSet;
-    // What the trainers fit: the source, or for the scanner model the recipe's level^labelPower.
-    let target: BatchSource | PatchSet;
     let trainCount: number;
     let mean: [number, number, number] = [0, 0, 0];
     let std: [number, number, number] = [1, 1, 1];
@@ -298,7 +297,8 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
       }
       source = randomCropSource(parts.train, { size: patchSize, cacheBytes: o.cacheBytes, onDecode: (done, total) => progress({ phase: 'decode', trial, done, total }) });
     }
-    target = ds.kind === 'synthetic' && ds.psf === 'scanner' ? { ...(source as PatchSet), labels: (source as PatchSet).labels.map((l) => l ** DEFAULT_RECIPE.labelPower) } : source;
+    // What the trainers fit: the source, or for the scanner model the recipe's level^labelPower.
+    const target: BatchSource | PatchSet = ds.kind === 'synthetic' && ds.psf === 'scanner' ? { ...(source as PatchSet), labels: (source as PatchSet).labels.map((l) => l ** DEFAULT_RECIPE.labelPower) } : source;
     if (normalization === 'paper') ({ mean, std } = PAPER_NORMALIZATION);
     else if (typeof normalization === 'object') ({ mean, std } = normalization);
 
