@@ -110,10 +110,21 @@ describe.skipIf(!hasShared)('bootstrapping with the scanner model (--psf scanner
     expect(r.code, r.stderr).toBe(0);
     const model = await loadModel(path.join(out, 'model.fqa'));
     expect(model.header.score.scale).toMatch(/defocus blur disk of radius L px/);
-    expect(model.header.score.threshold).toBe(2.5);
+    // The default recipe's levels and threshold rule (DEFAULT_RECIPE, inFocusThreshold), not a fixed 2.5.
+    expect(model.header.score.threshold! % 0.5).toBe(0);
+    expect(model.header.score.threshold).toBeGreaterThan(0);
+    expect(model.header.provenance.notes).toMatch(/trained on level\^0\.5, threshold: at most 5 % of the in-focus training patches above it/);
     const result = JSON.parse(readFileSync(path.join(out, 'result.json'), 'utf8'));
-    expect(result.trials[0].metrics.srcc).toBeGreaterThan(0.6); // held-out synthetic patches, levels 0..12
+    expect(result.options.dataset).toMatchObject({ psf: 'scanner' });
+    expect(result.trials[0].metrics.srcc).toBeGreaterThan(0.6); // held-out synthetic crops, levels 0..16
   }, 180_000);
+
+  test('too few patches to have an in-focus one for the threshold rule: one usage line, not a crash', () => {
+    // Seed 4 draws no level-0 patch among the 16 training patches of 20 (20 % are in focus on average).
+    const r = fqa('train', '--dataset', 'synthetic', '--psf', 'scanner', '--source', shared('data', 'tiles', 'ihc.png'), '--count', '20', '--patch', '64', '--kernels', '1', '--epochs', '1', '--seed', '4', '--out', path.join(work, 'scanner-few'));
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/none of the 16 training patches is in focus, so the threshold rule has nothing to go on: raise --count or give --threshold-level/);
+  }, 120_000);
 });
 
 test('bad dataset folders and options are one-line errors with the right exit code', async () => {

@@ -77,14 +77,14 @@ export { syntheticDefocus, diskKernel, type DefocusOptions, type PatchSet } from
 export { scannerDefocus, DEFAULT_SCANNER, type ScannerDefocusOptions, type ScannerModel } from './train/scanner-defocus.js';
 export { defocusPsf, convolveChannel, gaussianBlur, jitterStains, addSensorNoise, SRGB_TO_LINEAR, linearToSrgb, type Psf, type PsfOptions } from './train/optics.js';
 export { trainFocusLite, lossAndGradient, trainingSchedule, type TrainOptions, type CommonTrainOptions, type EpochRecord, type TrainResult, type LossName, type InitName } from './train/trainer.js';
-export { seededRandom } from './train/random.js';
+export { seededRandom, shuffle } from './train/random.js';
 export { buildDefaultModel, makeDefaultTrainingSet, trainDefaultModel, inFocusThreshold, DEFAULT_RECIPE, type DefaultModelBuild, type DefaultRecipe } from './train/default-model.js';
 export { makeDemoSlide, matchDemo, type DemoSlide, type DemoMatch, type Overlap } from './demo.js';
 export { runAccuracySuite, accuracyTable, scoreSeries, readPlanes, type SuiteModel, type SuiteResult, type SeriesResult } from './validation/accuracy-suite.js';
 export { plcc, srcc, krcc, rmse, ranks, curves, rocAuc, prAucTrapezoid, averagePrecision, bestThresholdAccuracy, type CurvePoint } from './train/metrics.js';
 export { loadDataset, splitDataset, channelStats, type Dataset, type DatasetItem, type DatasetKind, type Split } from './train/datasets.js';
 export { evaluateModel, type EvaluationResult } from './train/evaluate.js';
-export { patchSetSource, randomCropSource, type Batch, type BatchSource, type RandomCropOptions } from './train/batches.js';
+export { patchSetSource, patchSubset, randomCropSource, splitByCrop, type Batch, type BatchSource, type RandomCropOptions } from './train/batches.js';
 export { focusLiteInit } from './train/trainer.js';
 export { trainedModelFile, type TrainedModelInfo } from './train/export.js';
 export { loadTf, conv2dTrainable, focusLiteTfModel, eonssTfModel, eonssInit, patchesToTensor, tfToTorchConv, type Tf, type TfModel, type TfRuntime } from './train/tfjs-models.js';

@@ -12,9 +12,10 @@ import {
   architectureModelFile, backendAvailable, batchNormTraining, conv2dIm2col, createScorer, loadTf, parseModelFile, readCheckpoint, syntheticDefocus,
   toLoadedModel, trainArchitecture, type PatchSet,
 } from '../dist/index.js';
-import { hasShared, shared } from '../../../test/helpers/shared.js';
+import { hasShared, missing, shared } from '../../../test/helpers/shared.js';
 
 const { tf } = await loadTf();
+const onnx = !missing(backendAvailable('onnx'), 'onnxruntime-node (npm install onnxruntime-node)');
 const work = mkdtempSync(path.join(tmpdir(), 'fqa-graph-train-'));
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -67,7 +68,8 @@ test("training BatchNorm equals tfjs's batchNorm on tf.moments, values and gradi
 
 describe.skipIf(!hasShared)('DenseNet-13 trained from its registry graph (64 px, tiny data)', () => {
   let data: PatchSet;
-  test('the loss falls; the model file scores the same on tfjs and ONNX; BatchNorm statistics were tracked', async () => {
+  let model: ReturnType<typeof toLoadedModel>;
+  test('the loss falls; BatchNorm statistics were tracked; the model file loads', async () => {
     data = await syntheticDefocus({ sources: [shared('data', 'tiles', 'tissue-level0-4302-10273-4814-10785.png')], count: 24, patchSize: 64, levels: 6, sigmaPerLevel: 0.8, seed: 3, noise: 2, minTissue: 0.6 });
     const trained = await trainArchitecture(data, { architecture: 'densenet13', epochs: 4, batchSize: 8, learningRate: 1e-3, seed: 5, engine: 'tfjs' });
     const losses = trained.history.map((h) => h.loss);
@@ -80,12 +82,14 @@ describe.skipIf(!hasShared)('DenseNet-13 trained from its registry graph (64 px,
       name: 'densenet13-test', stride: 32, score: { scale: 'test', threshold: null }, micronsPerPixel: null,
       provenance: { source: 'test', license: null, createdBy: 'test', createdAt: new Date(0).toISOString() },
     });
-    const model = toLoadedModel(parseModelFile(bytes, 'densenet13-test.fqa'), 'densenet13-test.fqa');
+    model = toLoadedModel(parseModelFile(bytes, 'densenet13-test.fqa'), 'densenet13-test.fqa');
     expect(model.header.architecture).toBe('densenet13');
+  }, 600_000);
+
+  test.skipIf(!onnx)('the trained model file scores the same on tfjs and ONNX', async () => {
     const count = 6;
     const pixels = data.patches.subarray(0, count * 64 * 64 * 3);
     const viaTfjs = await (await createScorer(model, { backend: 'tfjs' })).score(pixels, count, 64);
-    expect(backendAvailable('onnx')).toBe(true);
     const viaOnnx = await (await createScorer(model, { backend: 'onnx' })).score(pixels, count, 64);
     for (let i = 0; i < count; i++) expect(Math.abs(viaTfjs[i]! - viaOnnx[i]!)).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(viaOnnx[i]!)));
   }, 600_000);

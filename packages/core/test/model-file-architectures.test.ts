@@ -1,8 +1,9 @@
 // Model files of every registered architecture: written and read back through the registry, and
 // hostile headers (unknown architecture or variant, tensors of the wrong shape, missing or extra
 // tensors) rejected with one line naming the file. Old FocusLiteNN/EONSS files keep loading.
+import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { DEFAULT_MODEL_PATH, architectures, encodeModelFile, modelArchitecture, parseModelFile, randomModelFile, readModelFile, type ModelHeader } from '../dist/index.js';
+import { DEFAULT_MODEL_PATH, MODEL_FORMAT_VERSION, architectures, encodeModelFile, modelArchitecture, parseModelFile, randomModelFile, readModelFile, type ModelHeader } from '../dist/index.js';
 
 /** Re-encodes a model file with its header edited (the weights stay consistent with their hash). */
 function edited(bytes: Buffer, edit: (h: ModelHeader, tensors: { name: string; shape: number[]; data: Float32Array }[]) => void): Buffer {
@@ -22,7 +23,8 @@ describe('model files for every architecture', () => {
     expect(m.header.tensors.map((t) => t.name)).toEqual(graph.tensors.map((t) => t.name));
   });
 
-  test('the shipped default model (format 1, FocusLiteNN) still loads', async () => {
+  test(`the shipped default model (format ${MODEL_FORMAT_VERSION}, FocusLiteNN) loads on the native backend`, async () => {
+    expect(readFileSync(DEFAULT_MODEL_PATH).readUInt32LE(8), 'the format version after the magic').toBe(MODEL_FORMAT_VERSION);
     const m = await readModelFile(DEFAULT_MODEL_PATH);
     expect(modelArchitecture(m).backends[0]).toBe('native');
   });

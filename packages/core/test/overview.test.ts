@@ -1,16 +1,14 @@
 // Readable PNGs: one colour means one score on every slide (a fixed scale in the model's units,
 // the threshold at the step from blue to orange), the overview figure's title band, panels and
 // scale bar; flagged regions. Built on a real scan whose scores are then set to known values.
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, test } from 'vitest';
 import {
   COLOUR_SPAN, colourScale, flaggedRegions, heatmapRgba, overviewPng, scaleBarLength, scaleColour, scalePosition, scanSlide, type ScanResult,
 } from '../dist/index.js';
+import { hasShared, shared, tcgaImages } from '../../../test/helpers/shared.js';
 
-const sharedRoot = process.env.FQA_SHARED ?? path.resolve(import.meta.dirname, '..', '..', '..', '..', 'shared');
-const tile = path.join(sharedRoot, 'data', 'tcga-focus', 'TCGA@Focus_patch_i_9651_j_81514.png');
+const tile = shared('data', 'tcga-focus', tcgaImages['tcga-out-of-focus']);
 
 /** The scan with every scored patch's score replaced by `score(col, row)`. */
 function withScores(r: ScanResult, score: (col: number, row: number) => number): ScanResult {
@@ -28,7 +26,7 @@ function colours(rgba: Uint8Array, width: number, x0: number, x1: number): Set<s
   return seen;
 }
 
-describe.skipIf(!existsSync(tile))('heatmap colours and the overview figure', () => {
+describe.skipIf(!hasShared)('heatmap colours and the overview figure', () => {
   let scan: ScanResult;
   beforeAll(async () => {
     scan = await scanSlide(tile, { mpp: 0.5, stride: 64, minTissue: 0, workers: 1 });

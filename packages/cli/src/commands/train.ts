@@ -1,6 +1,6 @@
 /** fqa-scan train: train any registry architecture on a public dataset, a CSV dataset or synthetic defocus. */
 import { parseArgs } from 'node:util';
-import { DATASET_PRESETS, UsageError, architectures, expectOneOf, getDatasetPreset, parseIntegerOption, parseNumberOption, runTraining } from '@fqa/core';
+import { DATASET_PRESETS, DEFAULT_RECIPE, UsageError, architectures, expectOneOf, getDatasetPreset, parseIntegerOption, parseNumberOption, runTraining } from '@fqa/core';
 import type { Command } from '../index.js';
 import { ProgressLine } from '../progress-bar.js';
 import { DATASET_KINDS, datasetFromOptions } from '../dataset-options.js';
@@ -28,9 +28,11 @@ Data:
   --source FILE...     synthetic: in-focus slides or images (several after one --source, or repeated)
   --count N            synthetic: patches to make (default 1500)
   --psf P              synthetic: gaussian (default, sigma 0.5 px per level) | disk (radius 1 px per level) |
-                       scanner (the default model's: stain, linear-light disk PSF, noise, JPEG; radius 1 px per level)
-  --levels N           synthetic: defocus levels 0..N-1 (default 10)
-  --threshold-level L  synthetic: the calibrated model's threshold in levels (default: sigma 1.25 px)
+                       scanner (the default model's recipe: stain, linear-light disk PSF, noise, JPEG; radius
+                       1 px per level, trained on level^${DEFAULT_RECIPE.labelPower})
+  --levels N           synthetic: defocus levels 0..N-1 (default 10; scanner: ${DEFAULT_RECIPE.maxLevel + 1}, the default recipe's)
+  --threshold-level L  synthetic: the calibrated model's threshold in levels (default: sigma 1.25 px;
+                       scanner: the default recipe's rule, ${100 * DEFAULT_RECIPE.inFocusFalsePositives} % of in-focus training patches above it)
   --mpp X              µm/px of the training tissue, written into the model (scans resample to it)
 
 Model and training:

@@ -2,11 +2,12 @@
  * The search's data: the training set split in two halves (upstream --train_portion 0.5), one for
  * the network weights and one for the architecture weights, each a BatchSource of 64 px patches.
  * Image datasets are split by slide and cropped at random each epoch, as training does; synthetic
- * defocus patches are made once and split by a seeded shuffle.
+ * defocus patches are made once and split by crop with a seeded shuffle.
  */
 import { UsageError } from '../errors.js';
-import { randomCropSource, patchSetSource, patchSetStats, patchSubset, type BatchSource } from '../train/batches.js';
+import { randomCropSource, patchSetSource, patchSetStats, splitByCrop, type BatchSource } from '../train/batches.js';
 import { channelStats, loadDataset, splitDataset } from '../train/datasets.js';
+import { DEFAULT_RECIPE } from '../train/default-model.js';
 import { seededRandom } from '../train/random.js';
 import { scannerDefocus } from '../train/scanner-defocus.js';
 import { syntheticDefocus, type PatchSet } from '../train/synthetic.js';
@@ -27,21 +28,20 @@ export async function searchData(spec: TrainDatasetSpec, o: { patchSize: number;
   if (spec.kind === 'synthetic') {
     if (spec.sources.length === 0) throw new UsageError('synthetic search data needs at least one --source slide or image');
     const all = spec.psf === 'scanner'
-      ? await scannerDefocus({ sources: spec.sources, count: Math.ceil(spec.count / 2), levelsPerCrop: 2, patchSize: o.patchSize, maxLevel: (spec.levels ?? 13) - 1, inFocusShare: 0.2, seed: o.seed })
+      // The default recipe's scanner model and levels, as fqa-scan train --psf scanner.
+      ? await scannerDefocus({
+        sources: spec.sources, count: Math.ceil(spec.count / DEFAULT_RECIPE.levelsPerCrop), levelsPerCrop: DEFAULT_RECIPE.levelsPerCrop, patchSize: o.patchSize,
+        maxLevel: spec.levels !== undefined ? spec.levels - 1 : DEFAULT_RECIPE.maxLevel, inFocusShare: DEFAULT_RECIPE.inFocusShare, minTissue: DEFAULT_RECIPE.minTissue,
+        scanner: DEFAULT_RECIPE.scanner, seed: o.seed,
+      })
       : await syntheticDefocus({
         sources: spec.sources, count: spec.count, patchSize: o.patchSize, levels: spec.levels ?? 10, sigmaPerLevel: spec.sigmaPerLevel ?? 0.5, psf: spec.psf,
         seed: o.seed, noise: spec.noise ?? 2, jpegQuality: spec.jpegQuality, minTissue: 0.6,
       });
-    const order = Array.from({ length: all.count }, (_, i) => i);
-    const random = seededRandom(o.seed);
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [order[i], order[j]] = [order[j]!, order[i]!];
-    }
-    const nTrain = Math.floor(all.count * o.trainPortion);
-    if (nTrain < 2 || all.count - nTrain < 2) throw new UsageError(`the search needs at least 2 patches in each half, but ${all.count} patches split ${nTrain} / ${all.count - nTrain}`);
-    const train = patchSubset(all, order.slice(0, nTrain));
-    return { train: patchSetSource(train), validation: patchSetSource(patchSubset(all, order.slice(nTrain))), ...patchSetStats(train), description: `${all.count} synthetic defocus patches of ${o.patchSize} px` };
+    // By crop: the levels of one crop are the same tissue and stay in one half.
+    const { first: train, rest: validation } = splitByCrop(all, Math.floor(all.count * o.trainPortion), seededRandom(o.seed));
+    if (train.count < 2 || validation.count < 2) throw new UsageError(`the search needs at least 2 patches in each half, but ${all.count} patches split ${train.count} / ${validation.count}`);
+    return { train: patchSetSource(train), validation: patchSetSource(validation), ...patchSetStats(train), description: `${all.count} synthetic defocus patches of ${o.patchSize} px` };
   }
   const items = loadDataset(spec.kind, spec.root, spec.labels, { allowMissing: spec.allowMissing }).items;
   const parts = splitDataset(items, { train: o.trainPortion, validation: 1 - o.trainPortion, test: 0 }, o.seed);

@@ -10,6 +10,7 @@ import os from 'node:os';
 import { InputError, UsageError } from '../errors.js';
 import { decodeImage, type RgbImage } from '../image.js';
 import type { DatasetItem } from './datasets.js';
+import { shuffle } from './random.js';
 import type { PatchSet } from './synthetic.js';
 
 export interface Batch {
@@ -29,12 +30,7 @@ export interface BatchSource {
 }
 
 function shuffled(n: number, random: () => number): number[] {
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  return order;
+  return shuffle(Array.from({ length: n }, (_, i) => i), random);
 }
 
 /**
@@ -148,5 +144,26 @@ export function patchSubset(data: PatchSet, ids: number[]): PatchSet {
     patches.set(data.patches.subarray(id * bytes, (id + 1) * bytes), i * bytes);
     labels[i] = data.labels[id]!;
   });
-  return { patches, labels, count: ids.length, size: data.size };
+  return { patches, labels, count: ids.length, size: data.size, ...(data.crops ? { crops: Uint32Array.from(ids, (id) => data.crops![id]!) } : {}) };
+}
+
+/**
+ * A seeded split of a patch set by source crop (PatchSet.crops): `first` takes whole crops in
+ * shuffled order until it holds at least `firstCount` patches, `rest` the others. The levels of one
+ * crop are the same tissue, so a crop on both sides would let validation see its training tissue.
+ * With one patch per crop this is a per-patch shuffle (the same order as before crops were kept).
+ */
+export function splitByCrop(data: PatchSet, firstCount: number, random: () => number): { first: PatchSet; rest: PatchSet } {
+  const members = new Map<number, number[]>();
+  for (let id = 0; id < data.count; id++) {
+    const crop = data.crops ? data.crops[id]! : id;
+    const ids = members.get(crop);
+    if (ids) ids.push(id);
+    else members.set(crop, [id]);
+  }
+  const order = shuffle([...members.keys()], random);
+  const first: number[] = [];
+  const rest: number[] = [];
+  for (const crop of order) (first.length < firstCount ? first : rest).push(...members.get(crop)!);
+  return { first: patchSubset(data, first), rest: patchSubset(data, rest) };
 }

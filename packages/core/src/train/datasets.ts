@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { decodeImage } from '../image.js';
 import { InputError, UsageError } from '../errors.js';
-import { seededRandom } from './random.js';
+import { seededRandom, shuffle } from './random.js';
 
 export type DatasetKind = 'focuspath' | 'bioimage' | 'deepfocus' | 'tcga' | 'csv';
 
@@ -128,12 +128,7 @@ export interface Split {
 export function splitDataset(items: DatasetItem[], fractions: { train: number; validation: number; test: number }, seed: number): Split {
   const total = fractions.train + fractions.validation + fractions.test;
   if (!(Math.abs(total - 1) < 1e-9)) throw new UsageError(`split fractions must add up to 1 but add up to ${total}`);
-  const groups = [...new Set(items.map((i) => i.group))].sort();
-  const random = seededRandom(seed);
-  for (let i = groups.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [groups[i], groups[j]] = [groups[j]!, groups[i]!];
-  }
+  const groups = shuffle([...new Set(items.map((i) => i.group))].sort(), seededRandom(seed));
   const nTrain = Math.round(groups.length * fractions.train);
   const nValidation = Math.round(groups.length * fractions.validation);
   const part = new Map<string, keyof Split>();
@@ -152,18 +147,8 @@ export function splitDataset(items: DatasetItem[], fractions: { train: number; v
  */
 export async function channelStats(items: DatasetItem[], options: { sample?: number; seed?: number } = {}): Promise<{ mean: [number, number, number]; std: [number, number, number] }> {
   if (items.length === 0) throw new UsageError('channelStats needs at least one image');
-  const random = seededRandom(options.seed ?? 1);
-  // A uniform sample: the first `sample` places of a Fisher-Yates shuffle (sorting by a random
-  // comparator is biased towards the original order).
-  let chosen = items;
-  if (options.sample && options.sample < items.length) {
-    const pool = [...items];
-    for (let i = 0; i < options.sample; i++) {
-      const j = i + Math.floor(random() * (pool.length - i));
-      [pool[i], pool[j]] = [pool[j]!, pool[i]!];
-    }
-    chosen = pool.slice(0, options.sample);
-  }
+  // A uniform sample: the first `sample` items of a seeded shuffle.
+  const chosen = options.sample && options.sample < items.length ? shuffle([...items], seededRandom(options.seed ?? 1)).slice(0, options.sample) : items;
   const sum = [0, 0, 0];
   const sq = [0, 0, 0];
   let n = 0;

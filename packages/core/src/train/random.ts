@@ -15,3 +15,17 @@ export function gaussian(random: () => number): number {
   const u = Math.max(1e-12, random());
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
 }
+
+/**
+ * Shuffles `items` in place (Fisher-Yates, from the end) and returns them: every permutation is
+ * equally likely for a uniform `random`, unlike sorting by a random comparator, which is biased
+ * towards the original order. Every seeded shuffle and sample in training goes through here, so a
+ * seed gives one order everywhere.
+ */
+export function shuffle<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}

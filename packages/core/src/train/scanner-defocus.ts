@@ -141,6 +141,8 @@ export async function scannerDefocus(o: ScannerDefocusOptions): Promise<PatchSet
     if (usable.length === 0) throw new InputError(`no source is large enough for ${side} px crops: ${o.sources.join(', ')}`);
     const patches = new Uint8Array(total * size * size * 3);
     const labels = new Float32Array(total);
+    const crops = new Uint32Array(total);
+    let crop = 0;
     const linear = new Float32Array(side * side * 3);
     const blurred = new Float32Array(size * size * 3);
     const developed = new Uint8Array(size * size * 3);
@@ -197,10 +199,12 @@ export async function scannerDefocus(o: ScannerDefocusOptions): Promise<PatchSet
         }
         patches.set(patch, made * size * size * 3);
         labels[made] = level;
+        crops[made] = crop;
         made++;
       }
+      crop++;
     }
-    return { patches, labels, count: total, size };
+    return { patches, labels, count: total, size, crops };
   } finally {
     for (const s of sources) s.close();
   }

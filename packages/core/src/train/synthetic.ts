@@ -39,6 +39,11 @@ export interface PatchSet {
   labels: Float32Array;
   count: number;
   size: number;
+  /**
+   * The source crop of each patch: patches of one crop are the same tissue at other defocus levels,
+   * so a split keeps them on one side (splitByCrop). Absent: every patch is a crop of its own.
+   */
+  crops?: Uint32Array;
 }
 
 /** A normalized uniform disk of radius r px, each tap weighted by the fraction of it inside (4x4 supersampling). */

@@ -10,7 +10,7 @@
  * continues an interrupted run: finished trials are read back, an unfinished one continues from
  * its last epoch.
  */
-import { version as nativeVersion } from '@fqa/native';
+import { createNativeModel, trainForward, version as nativeVersion, type FocusLiteNNSpec } from '@fqa/native';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -20,11 +20,12 @@ import { createScorer } from '../models/backends/scorer.js';
 import { getArchitecture, variantConfig, type ArchitectureDefinition, type Normalization, type TrainerName } from '../models/index.js';
 import { FOCUSLITENN_VARIANTS, parseModelFile, toLoadedModel, type LoadedModel } from '../model-file.js';
 import { expectInteger, expectOneOf } from '../validate.js';
-import { patchSetStats, patchSubset, randomCropSource, type BatchSource } from './batches.js';
+import { patchSetStats, randomCropSource, splitByCrop, type BatchSource } from './batches.js';
 import { channelStats, loadDataset, splitDataset, type DatasetKind, type DatasetItem } from './datasets.js';
 import { torchEngine } from './engines/torch-engine.js';
 import { evaluateModel } from './evaluate.js';
 import { fitLevels, foldCalibration } from './calibrate.js';
+import { DEFAULT_RECIPE, inFocusThreshold } from './default-model.js';
 import { architectureModelFile, trainedModelFile } from './export.js';
 import { trainArchitecture } from './graph-trainer.js';
 import { averagePrecision, bestThresholdAccuracy, krcc, plcc, prAucTrapezoid, rmse, rocAuc, srcc } from './metrics.js';
@@ -80,11 +81,24 @@ export interface TrainRunOptions extends Pick<TrainOptions, 'loss' | 'epochs' | 
   /** Evaluation crop stride (default: 128 for 235 px, 32 for 64 px, as the paper). */
   evalStride?: number;
   cacheBytes?: number;
-  /** Synthetic data: the calibrated model's threshold in levels (default: sigma 1.25 px, 2.5 levels at 0.5 px per level). */
+  /**
+   * Synthetic data: the calibrated model's threshold in levels (default: sigma 1.25 px, 2.5 levels at
+   * 0.5 px per level; --psf scanner: the default recipe's rule, inFocusThreshold on the training patches).
+   */
   thresholdLevel?: number;
   /** µm/px the model works at (the training tissue's resolution), written into the model file. */
   micronsPerPixel?: number;
   onProgress?: (p: TrainProgress) => void;
+}
+
+/**
+ * The default recipe's threshold rule for a model trained on the scanner model: the smallest half
+ * level with at most DEFAULT_RECIPE.inFocusFalsePositives of the in-focus training patches above it.
+ */
+function scannerThreshold(spec: FocusLiteNNSpec, data: PatchSet): number {
+  if (!data.labels.includes(0)) throw new UsageError(`none of the ${data.count} training patches is in focus, so the threshold rule has nothing to go on: raise --count or give --threshold-level`);
+  const scores = trainForward(createNativeModel(spec), data.patches, data.count, data.size).scores;
+  return inFocusThreshold(scores, data.labels, DEFAULT_RECIPE.inFocusFalsePositives);
 }
 
 export interface MetricSummary {
@@ -235,8 +249,13 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
     if (ds.sources.length === 0) throw new UsageError('synthetic training needs at least one --source slide or image');
     progress({ phase: 'prepare', message: `making ${ds.count} synthetic defocus patches of ${patchSize} px` });
     synthetic = ds.psf === 'scanner'
-      // The scanner model (the default model's): continuous levels = defocus-disk radii 0..levels-1 px, two per crop.
-      ? await scannerDefocus({ sources: ds.sources, count: Math.ceil(ds.count / 2), levelsPerCrop: 2, patchSize, maxLevel: (ds.levels ?? 13) - 1, inFocusShare: 0.2, seed })
+      // The default model's scanner model and levels (DEFAULT_RECIPE): continuous defocus-disk radii
+      // 0..levels-1 px (default 0..maxLevel), levelsPerCrop per crop, the same in-focus share and tissue.
+      ? await scannerDefocus({
+        sources: ds.sources, count: Math.ceil(ds.count / DEFAULT_RECIPE.levelsPerCrop), levelsPerCrop: DEFAULT_RECIPE.levelsPerCrop, patchSize,
+        maxLevel: ds.levels !== undefined ? ds.levels - 1 : DEFAULT_RECIPE.maxLevel, inFocusShare: DEFAULT_RECIPE.inFocusShare, minTissue: DEFAULT_RECIPE.minTissue,
+        scanner: DEFAULT_RECIPE.scanner, seed,
+      })
       : await syntheticDefocus({
         sources: ds.sources, count: ds.count, patchSize, levels: ds.levels ?? 10, sigmaPerLevel: ds.sigmaPerLevel ?? 0.5, psf: ds.psf, seed,
         noise: ds.noise ?? 2, jpegQuality: ds.jpegQuality, minTissue: 0.6,
@@ -262,15 +281,10 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
     let testItems: DatasetItem[] = [];
     let testPatches: PatchSet | undefined;
     if (synthetic) {
-      const order = Array.from({ length: synthetic.count }, (_, i) => i);
-      const r = seededRandom(trialSeed);
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = Math.floor(r() * (i + 1));
-        [order[i], order[j]] = [order[j]!, order[i]!];
-      }
-      const nTest = Math.max(2, Math.round(synthetic.count * split.test));
-      testPatches = patchSubset(synthetic, order.slice(0, nTest));
-      source = patchSubset(synthetic, order.slice(nTest));
+      // Split by crop: the levels of one crop are the same tissue and stay on one side.
+      const parts = splitByCrop(synthetic, Math.max(2, Math.round(synthetic.count * split.test)), seededRandom(trialSeed));
+      testPatches = parts.first;
+      source = parts.rest;
       trainCount = source.count;
       if (normalization === 'dataset') ({ mean, std } = patchSetStats(source));
     } else {
@@ -283,6 +297,8 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
       }
       source = randomCropSource(parts.train, { size: patchSize, cacheBytes: o.cacheBytes, onDecode: (done, total) => progress({ phase: 'decode', trial, done, total }) });
     }
+    // What the trainers fit: the source, or for the scanner model the recipe's level^labelPower.
+    const target: BatchSource | PatchSet = ds.kind === 'synthetic' && ds.psf === 'scanner' ? { ...(source as PatchSet), labels: (source as PatchSet).labels.map((l) => l ** DEFAULT_RECIPE.labelPower) } : source;
     if (normalization === 'paper') ({ mean, std } = PAPER_NORMALIZATION);
     else if (typeof normalization === 'object') ({ mean, std } = normalization);
 
@@ -319,18 +335,18 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
     let trained: Omit<TrainResult, 'spec'>;
     let graphTrained: Awaited<ReturnType<typeof trainArchitecture>> | undefined;
     if (onGraph) {
-      graphTrained = await trainArchitecture(source, {
+      graphTrained = await trainArchitecture(target, {
         ...common, architecture, variant, checkpoint: path.join(o.outDir, `checkpoint-trial${trial}.bin`), resume: o.resume, signal: o.signal,
         engine: trainer === 'torch' ? 'torch' : 'tfjs', device: o.device,
       });
       backend = graphTrained.backend;
       trained = graphTrained;
     } else if (trainer === 'native') {
-      const t = await trainFocusLite(source, { ...common, threads: o.threads });
+      const t = await trainFocusLite(target, { ...common, threads: o.threads });
       spec = t.spec;
       trained = t;
     } else {
-      const t = await trainTfjs(source, { ...common, architecture: architecture as 'focuslitenn' | 'eonss' });
+      const t = await trainTfjs(target, { ...common, architecture: architecture as 'focuslitenn' | 'eonss' });
       backend = t.backend;
       spec = t.spec;
       trained = t;
@@ -350,12 +366,16 @@ export async function runTraining(given: TrainRunOptions): Promise<TrainRunResul
         const sigma = ds.sigmaPerLevel ?? 0.5;
         const psf = ds.psf ?? 'gaussian';
         score = psf === 'scanner'
-          ? { scale: 'estimated defocus level: level L = defocus blur disk of radius L px (0 = in focus); higher = blurrier', threshold: o.thresholdLevel ?? 2.5 }
+          ? { scale: 'estimated defocus level: level L = defocus blur disk of radius L px (0 = in focus); higher = blurrier', threshold: o.thresholdLevel ?? scannerThreshold(spec, source as PatchSet) }
           : {
             scale: `estimated defocus level: level L = ${psf === 'disk' ? `disk PSF of radius ${2 * sigma}*L px` : `Gaussian blur of sigma ${sigma}*L px`} (0 = in focus); higher = blurrier`,
             threshold: o.thresholdLevel ?? Math.round((1.25 / sigma) * 2) / 2,
           };
         calibration = `, calibrated onto the levels: a=${fit.a.toFixed(5)} b=${fit.b.toFixed(5)}`;
+        if (psf === 'scanner') {
+          calibration += `, trained on level^${DEFAULT_RECIPE.labelPower}`;
+          if (o.thresholdLevel === undefined) calibration += `, threshold: at most ${100 * DEFAULT_RECIPE.inFocusFalsePositives} % of the in-focus training patches above it`;
+        }
       } else {
         calibration = ', not calibrated (the fit onto the levels had a negative slope)';
       }
