@@ -3,12 +3,12 @@
 // tell from the verdicts whether a slide was really scanned or a stale report was kept.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { DEFAULT_MODEL_PATH, gpuInfo, loadModel, openSource, scanSlide } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, gpuInfo, loadModel, nvidiaDriverPresent, openSource, scanSlide } from '@fqa/core';
 import { hasShared, repoRoot, shared } from './helpers/shared.js';
 
 const bin = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
@@ -155,8 +155,12 @@ describe.skipIf(!hasShared)('nightly runs', () => {
     expect((await fqa(shared('data', 'slides', 'small_HE_levels.tiff'), '--out', out)).code).toBe(1);
     expect((await fqa(path.join(root, 'sharp.png'), path.join(root, 'broken.svs'), '--out', out)).code).toBe(3);
     expect(summary(out).find((row) => row.report === 'broken')?.verdict).toBe('error');
-    // A slide that errored is tried again next run (and still errors).
-    expect((await fqa(path.join(root, 'broken.svs'), '--out', out)).stderr).toMatch(/broken\.svs: neither a slide format/);
+    // The same unchanged broken file is not retried (it would fail the same way, and alert every night);
+    // --exit-on all still counts it, --force tries it again.
+    const kept = await fqa(path.join(root, 'broken.svs'), '--out', out);
+    expect([kept.code, kept.stderr]).toEqual([0, expect.stringMatching(/broken\.svs: error, report up to date/)]);
+    expect((await fqa(path.join(root, 'broken.svs'), '--out', out, '--exit-on', 'all')).code).toBe(3);
+    expect((await fqa(path.join(root, 'broken.svs'), '--out', out, '--force')).stderr).toMatch(/broken\.svs: neither a slide format/);
     const typo = await fqa(path.join(root, 'sharp.png'), '--out', out, '--treshold', '3');
     expect([typo.code, typo.stderr.trim()]).toEqual([2, "fqa-scan: unknown option '--treshold'; did you mean --threshold? (see fqa-scan scan --help)"]);
     expect((await fqa(path.join(root, 'sharp.png'), '--out', out, '--force', '--reuse')).code).toBe(2);
@@ -180,9 +184,60 @@ describe.skipIf(!hasShared)('nightly runs', () => {
     expect(json.provenance.key).toMatch(/^[0-9a-f]{16}$/);
     const notes = r.stderr.split('\n').filter((l) => l.startsWith('fqa-scan: note:'));
     const gpu = gpuInfo();
-    expect(notes).toHaveLength(gpu.compiled && gpu.deviceCount === 0 ? 1 : 0);
+    expect(notes).toHaveLength(gpu.compiled && gpu.deviceCount === 0 && nvidiaDriverPresent() ? 1 : 0);
     for (const row of summary(out)) expect(row.warnings).not.toMatch(/device|CUDA/);
     expect(spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8' }).stdout).toBe(`fqa-scan ${version}\n`);
+  });
+
+  test('a cron job: reruns alert once per problem; deleted slides are missing; a moved folder is not rescanned', async () => {
+    const root = tree('cron', { 'day1/sharp.png': sharpTissue, 'day1/blurry.png': blurredTissue, 'day1/other.png': sharpTissue });
+    const out = path.join(work, 'cron-report');
+    const night = (...extra: string[]) => fqa(root, '--recursive', '--out', out, ...extra);
+    const byName = () => Object.fromEntries(summary(out).map((row) => [path.basename(row.slide!), row]));
+
+    // Night 1: the blurry slide fails (exit 1); every row is new and says when it was scanned.
+    const first = await night();
+    expect(first.code, first.stderr).toBe(1);
+    expect(Object.values(byName()).map((row) => [row.verdict, row.new])).toEqual([['fail', 'yes'], ['pass', 'yes'], ['pass', 'yes']]);
+    for (const row of summary(out)) expect(Date.now() - Date.parse(row.scanned_at!)).toBeLessThan(10 * 60_000);
+
+    // Night 2, nothing changed: exit 0, nothing new; --json still has a line per slide; --exit-on all keeps the old rule.
+    const second = await night('--json');
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr.match(/report up to date/g)).toHaveLength(3);
+    expect(second.stdout.trim().split('\n').map((l) => JSON.parse(l).run)).toEqual(['kept', 'kept', 'kept']);
+    expect(Object.values(byName()).map((row) => row.new)).toEqual(['no', 'no', 'no']);
+    expect((await night('--exit-on', 'all')).code).toBe(1);
+
+    // A slide deleted: its row stays, as missing. A broken slide added: exit 3 that night only.
+    rmSync(path.join(root, 'day1', 'other.png'));
+    writeFileSync(path.join(root, 'day1', 'broken.svs'), 'not a slide\n');
+    const third = await night();
+    expect(third.code, third.stderr).toBe(3);
+    expect(byName()['other.png']?.verdict).toBe('missing');
+    expect([byName()['broken.svs']?.verdict, byName()['broken.svs']?.new]).toEqual(['error', 'yes']);
+    expect((await night()).code).toBe(0);
+
+    // The folder moved into archive/: recognised by content, not rescanned, no second row.
+    mkdirSync(path.join(root, 'archive'));
+    renameSync(path.join(root, 'day1'), path.join(root, 'archive', 'day1'));
+    const moved = await night();
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(moved.stderr.match(/up to date \(slide moved from/g)).toHaveLength(3);
+    const rows = summary(out);
+    expect(rows.map((row) => [path.relative(root, row.slide!), row.verdict])).toEqual([
+      ['archive/day1/blurry.png', 'fail'], ['archive/day1/broken.svs', 'error'], ['archive/day1/sharp.png', 'pass'], ['day1/other.png', 'missing'],
+    ]);
+    expect(JSON.parse(readFileSync(path.join(out, 'sharp.json'), 'utf8')).provenance).toMatchObject({ input: path.join(root, 'archive', 'day1', 'sharp.png'), movedFrom: [path.join(root, 'day1', 'sharp.png')] });
+    // The index lists the new columns and explains every verdict it can show.
+    const index = readFileSync(path.join(out, 'index.html'), 'utf8');
+    for (const word of ['<b>unknown</b>', '<b>missing</b>', 'new this run', 'scanned at']) expect(index).toContain(word);
+  });
+
+  test('a share below 1 % is said to be percent, once', async () => {
+    const root = tree('share', { 'sharp.png': sharpTissue });
+    const r = await fqa(root, '--out', path.join(work, 'share-report'), '--max-out-of-focus', '0.05');
+    expect(r.stderr.match(/--max-out-of-focus 0\.05 is 0\.05 %, not 5 %: shares are given in percent/g)).toHaveLength(1);
   });
 
   test('scanSlide() uses the shipped model when none is given', async () => {

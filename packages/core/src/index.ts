@@ -65,7 +65,7 @@ export { writeAtomic } from './atomic-write.js';
 export { writeSlideReports, writeErrorReport, reportStem, tsvField, unescapeTsvField, MAX_STEM_BYTES, scoresTsv, summaryJson, summaryRow, errorRow, SUMMARY_COLUMNS, type ReportProvenance, type SlideReportOptions } from './scan/reports.js';
 export { heatmapPng, overviewPng, heatmapRgba, colourScale, scaleColour, scalePosition, scaleBarLength, COLOUR_SPAN, COLOUR_STOPS, type ColourScale } from './scan/images.js';
 export { slideFingerprint, reportKey } from './report/key.js';
-export { readReportFolder, allocateStem, writeSummaryTsv, type FolderReport } from './report/folder.js';
+export { readReportFolder, allocateStem, writeSummaryTsv, folderRows, adoptMovedReport, reportStands, FOLDER_COLUMNS, type FolderReport } from './report/folder.js';
 export { OutputError, OUTPUT_MARKER, LOCK_FILE, claimOutputFolder, lockOutputFolder, removeAbandonedStages, outputFullCode, outputFullError } from './report/output-folder.js';
 export { flaggedRegions, type FlaggedRegion } from './report/regions.js';
 export { writeDeepZoom, DEFAULT_VIEW_SIZE, type DeepZoomView } from './report/deepzoom.js';

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   BACKEND_NAMES, MPP_RANGE, DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, DEFAULT_VIEW_SIZE, FqaError, InputError, OutputError, UsageError,
-  allocateStem, claimOutputFolder, deviceNames, expectOneOf, kernelNames, loadModel, lockOutputFolder, nativeVersion, outputFullCode, outputFullError,
-  parseIntegerOption, parseNumberOption, readReportFolder, removeAbandonedStages, reportKey, reportStem, requireRegularFile, resolveDevice, resolveScanOptions, scanSlide,
+  adoptMovedReport, allocateStem, claimOutputFolder, deviceNames, expectOneOf, kernelNames, loadModel, lockOutputFolder, nativeVersion, outputFullCode, outputFullError,
+  parseIntegerOption, parseNumberOption, readReportFolder, removeAbandonedStages, reportKey, reportStands, reportStem, requireRegularFile, resolveDevice, resolveScanOptions, scanSlide,
   slideFingerprint, summaryJson, tsvField, validateScanOptions, writeAtomic, writeErrorReport, writeIndexPage, writeSlideReports, writeSummaryTsv,
   type ScanOptions,
 } from '@fqa/core';
@@ -40,22 +40,34 @@ Options:
   --view-size PX           longest side of each slide page's zoomable view (default ${DEFAULT_VIEW_SIZE}; 0: none)
   --reuse                  keep existing reports even when the model, options or slide changed
   --force                  rescan every slide, even when its report is up to date
-  --json                   print each scanned slide's summary as a JSON line
+  --json                   print one JSON line per slide in the input (scanned, kept or failed: "run" says which)
+  --exit-on WHICH          new (default): the exit code reflects the slides scanned in this run; all: every
+                           slide of the input, reports kept from earlier runs included
 
 The output folder is marked as fqa's (.fqa-output) and locked while a run writes it: a second run
 into it stops with one line, and a folder fqa did not make is refused if it holds files fqa would
 overwrite (summary.tsv, index.html, a slide's <name>.html, <name>_files/, ...).
 
-Exit codes: 0 every slide passed; 1 some slide did not pass (fail, no-tissue or unknown); 2 usage
-error; 3 some input could not be read, or nothing to scan was found; 4 the output folder could not
-be written (disk full, over quota, read-only) or is in use by another run.`;
+Exit codes (of the slides scanned in this run; --exit-on all: of every slide in the input): 0 every
+slide passed; 1 some slide did not pass (fail, no-tissue or unknown); 2 usage error; 3 some input
+could not be read, or nothing to scan was found; 4 the output folder could not be written (disk
+full, over quota, read-only) or is in use by another run. A report kept from an earlier run (same
+file, model and options; an unreadable file's error included) does not count again, so a nightly
+'|| notify' fires once per problem, not every night.`;
 
-/** A percentage option as the fraction scanSlide takes. */
-function parsePercent(text: string | undefined, name: string): number | undefined {
+/**
+ * A share given in percent, checked; the fraction scanSlide takes. A value below 1 is kept as
+ * given (0.5 % is a legitimate limit) but said once: it is the usual sign of a fraction typed where
+ * a percent was meant (0.05 for 5 %).
+ */
+function parsePercent(text: string | undefined, name: string, notice: (line: string) => void = () => {}): number | undefined {
   const v = parseNumberOption(text, name);
   if (v !== undefined && !(v >= 0 && v <= 100)) throw new UsageError(`Expected number between 0 and 100 for ${name} but received '${text}'`);
+  if (v !== undefined && v > 0 && v < 1) notice(`--${name} ${text} is ${text} %, not ${100 * v} %: shares are given in percent`);
   return v === undefined ? undefined : v / 100;
 }
+
+
 
 /** Creates the output folder and proves a file can be written in it, before any slide is scanned. */
 function ensureWritableFolder(dir: string): void {
@@ -89,13 +101,15 @@ export const scanCommand: Command = {
         force: { type: 'boolean', default: false }, device: { type: 'string' }, recursive: { type: 'boolean', default: false },
         'follow-links': { type: 'boolean', default: false },
         reuse: { type: 'boolean', default: false }, 'max-out-of-focus': { type: 'string' }, 'min-tissue': { type: 'string' },
-        kernel: { type: 'string' }, 'view-size': { type: 'string' }, backend: { type: 'string' },
+        kernel: { type: 'string' }, 'view-size': { type: 'string' }, backend: { type: 'string' }, 'exit-on': { type: 'string', default: 'new' },
       },
     });
     if (positionals.length === 0) throw new UsageError('no slides given (see fqa-scan scan --help)');
     if (values.force && values.reuse) throw new UsageError('--force and --reuse contradict each other: give one');
     if (values['follow-links'] && !values.recursive) throw new UsageError('--follow-links only applies to the walk of subfolders: give --recursive with it');
     const device = expectOneOf(values.device ?? 'auto', 'device', deviceNames);
+    const exitOnAll = expectOneOf(values['exit-on'], 'exit-on', ['new', 'all'] as const) === 'all';
+    const shareNotices: string[] = [];
     const modelFile = values.model ?? DEFAULT_MODEL_PATH;
     const options: ScanOptions = {
       model: modelFile,
@@ -104,8 +118,8 @@ export const scanCommand: Command = {
       workers: parseIntegerOption(values.workers, 'workers', 1, 256),
       mpp: parseNumberOption(values.mpp, 'mpp', { range: MPP_RANGE }),
       threshold: parseNumberOption(values.threshold, 'threshold'),
-      maxOutOfFocus: parsePercent(values['max-out-of-focus'], 'max-out-of-focus'),
-      minTissue: parsePercent(values['min-tissue'], 'min-tissue'),
+      maxOutOfFocus: parsePercent(values['max-out-of-focus'], 'max-out-of-focus', (line) => shareNotices.push(line)),
+      minTissue: parsePercent(values['min-tissue'], 'min-tissue', (line) => shareNotices.push(line)),
       kernel: values.kernel === undefined ? undefined : expectOneOf(values.kernel, 'kernel', kernelNames),
       device,
       backend: values.backend === undefined ? undefined : expectOneOf(values.backend, 'backend', ['auto', ...BACKEND_NAMES] as const),
@@ -127,6 +141,7 @@ export const scanCommand: Command = {
       if (text) notices.add(text);
     };
     if (resolved.cudaBuild || values.device === 'auto') notice(resolved.notice);
+    for (const line of shareNotices) notice(line);
     const cores = Math.max(1, availableParallelism());
     if (options.workers !== undefined && options.workers > cores) notice(`--workers ${options.workers} capped at the ${cores} cores`);
 
@@ -152,6 +167,8 @@ export const scanCommand: Command = {
     let worstVerdict = 0;
     let unreadable = false;
     let internalError = false;
+    // Report names this run wrote: summary.tsv's and the index's `new` column.
+    const scannedNow = new Set<string>();
     // A full or read-only folder stops the run: every later slide would fail the same way. The
     // reports already there are kept, and the summary is still written if it fits.
     let outputFailure: OutputError | null = null;
@@ -162,10 +179,6 @@ export const scanCommand: Command = {
         notScanned++;
         continue;
       }
-      const stem = allocateStem(slide, taken);
-      // tsvField: a control character in a slide's name must not drive the terminal or break the line.
-      const step = `[${i + 1}/${slides.length}] ${tsvField(slide)}`;
-      const previous = folder.get(stem);
       let fingerprint: string | null = null;
       try {
         await requireRegularFile(slide, 'slide'); // a FIFO named on the command line would block the open below
@@ -174,9 +187,19 @@ export const scanCommand: Command = {
         // unreadable: scanSlide below says why, in its own words
       }
       const key = fingerprint === null ? null : reportKey(fingerprint, modelSha256, resolvedOptions);
-      if (previous && previous.verdict !== 'error' && fingerprint !== null && !values.force && (previous.key === key || values.reuse)) {
-        process.stderr.write(`${step}: ${previous.verdict}, report ${previous.key === key ? 'up to date' : 'kept (--reuse; made with another model, options or slide content)'}: ${stem}.json\n`);
-        if (previous.verdict !== 'pass') worstVerdict = 1;
+      // A slide moved (a folder into archive/) keeps its report under its old name, not a second row.
+      const known = [...folder.values()].some((r) => r.input === path.resolve(slide));
+      const moved = fingerprint === null || known ? null : await writeOutput(values.out, 'a moved slide\'s report', () => adoptMovedReport(values.out, folder, taken, slide, fingerprint!));
+      const stem = moved ?? allocateStem(slide, taken);
+      // tsvField: a control character in a slide's name must not drive the terminal or break the line.
+      const step = `[${i + 1}/${slides.length}] ${tsvField(slide)}`;
+      const previous = folder.get(stem);
+      if (!values.force && reportStands(previous, key, values.reuse)) {
+        const why = moved !== null ? `up to date (slide moved from ${tsvField(previous.summaryRow.split('\t')[0] ?? '')})` : previous.key === key ? 'up to date' : 'kept (--reuse; made with another model, options or slide content)';
+        process.stderr.write(`${step}: ${previous.verdict}, report ${why}: ${stem}.json\n`);
+        if (exitOnAll && previous.verdict === 'error') unreadable = true;
+        else if (exitOnAll && previous.verdict !== 'pass') worstVerdict = 1;
+        if (values.json) process.stdout.write(keptReportJson(values.out, stem) + '\n');
         continue;
       }
       try {
@@ -193,11 +216,12 @@ export const scanCommand: Command = {
         if (tty) process.stderr.write('\r\x1b[K');
         notice(result.deviceNotice);
         await writeSlideReports(values.out, stem, result, { viewSize, provenance: { input: path.resolve(slide), fingerprint: fingerprint!, key: key! } });
+        scannedNow.add(stem);
         if (result.summary.verdict !== 'pass') worstVerdict = 1;
         const s = result.summary;
         const blur = s.outOfFocusFraction === null ? 'n/a' : `${(100 * s.outOfFocusFraction).toFixed(1)}%`;
         process.stderr.write(`${step}: ${s.verdict}, ${s.patchesScored} patches, out of focus ${blur} of tissue, ${result.timings.totalSeconds.toFixed(1)} s -> ${stem}.html\n`);
-        if (values.json) process.stdout.write(summaryJson(result).replace(/\n\s*/g, ' ').trim() + '\n');
+        if (values.json) process.stdout.write(summaryJson(result, { run: 'scanned', report: stem }).replace(/\n\s*/g, ' ').trim() + '\n');
       } catch (err) {
         if (err instanceof FqaError && err.exitCode === 2) throw err; // a usage error applies to every slide
         if (tty) process.stderr.write('\r\x1b[K');
@@ -212,7 +236,10 @@ export const scanCommand: Command = {
         const message = err instanceof FqaError ? err.message : `${slide}: internal error: ${(err as Error).message ?? String(err)}`;
         process.stderr.write(`fqa-scan: ${tsvField(message)}\n`);
         try {
-          await writeOutput(values.out, `the error report of ${slide}`, () => writeErrorReport(values.out, stem, slide, message));
+          const identity = fingerprint !== null && key !== null ? { fingerprint, key } : undefined;
+          await writeOutput(values.out, `the error report of ${slide}`, () => writeErrorReport(values.out, stem, slide, message, identity));
+          scannedNow.add(stem);
+          if (values.json) process.stdout.write(JSON.stringify({ file: slide, run: 'error', report: stem, summary: { verdict: 'error' }, error: message }) + '\n');
         } catch (writeErr) {
           if (!(writeErr instanceof OutputError)) throw writeErr;
           outputFailure = writeErr;
@@ -225,13 +252,13 @@ export const scanCommand: Command = {
     const header = [
       `# fqa ${nativeVersion}`,
       `# model: ${tsvField(model.header.name)} (sha256 ${modelSha256.slice(0, 12)}) ${tsvField(path.resolve(modelFile))}`,
-      `# options: ${JSON.stringify(resolvedOptions)}`,
+      `# options: ${JSON.stringify(optionsInPercent(resolvedOptions))}`,
       `# date: ${date}`,
       '# rows: every slide reported in this folder, earlier runs included; each row\'s model and options are in <report>.json',
     ];
     try {
-      await writeOutput(values.out, 'summary.tsv', () => writeSummaryTsv(values.out, header));
-      await writeOutput(values.out, 'index.html', () => writeIndexPage(values.out, { date, model: model.header.name }));
+      await writeOutput(values.out, 'summary.tsv', () => writeSummaryTsv(values.out, header, scannedNow));
+      await writeOutput(values.out, 'index.html', () => writeIndexPage(values.out, { date, model: model.header.name }, scannedNow));
       process.stderr.write(`report: ${path.join(values.out, 'index.html')}\n`);
     } catch (err) {
       if (!(err instanceof OutputError)) throw err;
@@ -244,6 +271,18 @@ export const scanCommand: Command = {
     return internalError ? 70 : unreadable ? 3 : worstVerdict;
   },
 };
+
+/** The options as a reader of summary.tsv sees them: shares in percent, with the unit in the name (as typed on the command line). */
+function optionsInPercent(o: ReturnType<typeof resolveScanOptions>): Record<string, unknown> {
+  const { minTissue, maxOutOfFocus, ...rest } = o;
+  return { ...rest, minTissuePct: 100 * minTissue, maxOutOfFocusPct: 100 * maxOutOfFocus };
+}
+
+/** A kept report as one --json line: the slide's JSON report without its rows, marked "run": "kept". */
+function keptReportJson(dir: string, stem: string): string {
+  const { summaryRow: _row, ...report } = JSON.parse(readFileSync(path.join(dir, `${stem}.json`), 'utf8')) as Record<string, unknown>;
+  return JSON.stringify({ ...report, run: 'kept', report: stem });
+}
 
 /** Runs a write into the output folder; a full, over-quota or read-only folder becomes an OutputError naming `what`. */
 async function writeOutput<T>(dir: string, what: string, write: () => Promise<T>): Promise<T> {

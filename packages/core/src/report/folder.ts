@@ -4,21 +4,37 @@
  * rebuilt from every report in the folder so it accumulates across runs.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { version as fqaVersion } from '@fqa/native';
 import path from 'node:path';
 import { writeAtomic } from '../atomic-write.js';
-import { SUMMARY_COLUMNS, reportStem } from '../scan/reports.js';
+import { SUMMARY_COLUMNS, reportStem, tsvField } from '../scan/reports.js';
 
 /** What a run needs to know about one slide report already in the folder. */
 export interface FolderReport {
   stem: string;
   /** Absolute path of the slide it was made from. */
   input: string;
-  /** The report key (see reportKey); null for error reports and reports of older fqa versions. */
+  /** The report key (see reportKey); null for reports of older fqa versions. */
   key: string | null;
+  /** The slide's content fingerprint (slideFingerprint) when the report was made; null for older reports. */
+  fingerprint: string | null;
+  /** When the report was written (ISO 8601), and by which fqa version. */
+  scannedAt: string | null;
+  fqa: string | null;
   verdict: string;
+  /** Share of the slide excluded as marker pen or other artefact, 0..1; null when not recorded. */
+  artefactFraction: number | null;
   summaryRow: string;
 }
+
+/**
+ * summary.tsv's columns: a report's own row (SUMMARY_COLUMNS) and what the folder knows about it —
+ * the artefact share, when it was scanned, and whether this run scanned it. A report whose slide is
+ * gone from its path has verdict `missing`.
+ */
+export const FOLDER_COLUMNS = [...SUMMARY_COLUMNS, 'artefact_pct_of_slide', 'scanned_at', 'new'] as const;
+export const VERDICT_COLUMN = SUMMARY_COLUMNS.indexOf('verdict');
 
 /** Every slide report (<stem>.json with a summaryRow) in `dir`; unreadable JSON files are ignored. */
 export function readReportFolder(dir: string): Map<string, FolderReport> {
@@ -32,7 +48,8 @@ export function readReportFolder(dir: string): Map<string, FolderReport> {
   for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
     try {
       const json = JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as {
-        file?: string; summaryRow?: string; summary?: { verdict?: string }; provenance?: { input?: string; key?: string };
+        file?: string; summaryRow?: string; summary?: { verdict?: string; penFraction?: number };
+        provenance?: { input?: string; key?: string | null; fingerprint?: string | null; date?: string; fqa?: string };
       };
       if (typeof json.summaryRow !== 'string' || typeof json.file !== 'string') continue;
       const stem = name.slice(0, -'.json'.length);
@@ -40,7 +57,11 @@ export function readReportFolder(dir: string): Map<string, FolderReport> {
         stem,
         input: json.provenance?.input ?? path.resolve(json.file),
         key: json.provenance?.key ?? null,
+        fingerprint: json.provenance?.fingerprint ?? null,
+        scannedAt: json.provenance?.date ?? null,
+        fqa: json.provenance?.fqa ?? null,
         verdict: json.summary?.verdict ?? 'error',
+        artefactFraction: typeof json.summary?.penFraction === 'number' ? json.summary.penFraction : null,
         summaryRow: json.summaryRow,
       });
     } catch {
@@ -95,11 +116,65 @@ export function allocateStem(input: string, taken: Map<string, string>): string 
 }
 
 /**
- * summary.tsv: a `#` header (fqa version, the latest run's model, options and date) and one row per
- * slide report in the folder, this run's and earlier runs', in slide path order.
+ * The folder's rows (FOLDER_COLUMNS, TSV-escaped fields) in slide path order: every report, this
+ * run's and earlier runs'. `scannedNow` holds the report names this run wrote (column `new`).
  */
-export async function writeSummaryTsv(dir: string, header: string[]): Promise<number> {
-  const rows = [...readReportFolder(dir).values()].sort((a, b) => (a.input < b.input ? -1 : a.input > b.input ? 1 : 0)).map((r) => r.summaryRow);
-  await writeAtomic(path.join(dir, 'summary.tsv'), header.concat(SUMMARY_COLUMNS.join('\t'), rows).join('\n') + '\n');
+export function folderRows(dir: string, scannedNow: ReadonlySet<string> = new Set()): string[][] {
+  return [...readReportFolder(dir).values()]
+    .sort((a, b) => (a.input < b.input ? -1 : a.input > b.input ? 1 : 0))
+    .map((r) => {
+      const fields = r.summaryRow.split('\t');
+      while (fields.length < SUMMARY_COLUMNS.length) fields.push(''); // reports of older fqa versions
+      fields.length = SUMMARY_COLUMNS.length;
+      // A slide deleted or moved away: its last report stays listed, but says so instead of its old verdict.
+      if (!existsSync(r.input)) fields[VERDICT_COLUMN] = 'missing';
+      const artefact = r.artefactFraction === null ? '' : (100 * r.artefactFraction).toFixed(2);
+      return [...fields, artefact, r.scannedAt ?? '', scannedNow.has(r.stem) ? 'yes' : 'no'];
+    });
+}
+
+/**
+ * summary.tsv: a `#` header (fqa version, the latest run's model, options and date) and one row per
+ * slide report in the folder (folderRows).
+ */
+export async function writeSummaryTsv(dir: string, header: string[], scannedNow: ReadonlySet<string> = new Set()): Promise<number> {
+  const rows = folderRows(dir, scannedNow).map((fields) => fields.join('\t'));
+  await writeAtomic(path.join(dir, 'summary.tsv'), header.concat(FOLDER_COLUMNS.join('\t'), rows).join('\n') + '\n');
   return rows.length;
+}
+
+/**
+ * A slide at a new path whose content a report in this folder already describes, made when the
+ * slide was at a path that no longer exists (a folder moved into archive/): the report is the
+ * slide's, so it is pointed at the new path instead of scanning the slide again under a second
+ * name. Returns the report's name, or null when there is no such report.
+ */
+export async function adoptMovedReport(dir: string, folder: Map<string, FolderReport>, taken: Map<string, string>, input: string, fingerprint: string): Promise<string | null> {
+  const absolute = path.resolve(input);
+  const candidates = [...folder.values()].filter((r) => r.fingerprint === fingerprint && r.input !== absolute && !existsSync(r.input));
+  // Two copies of one file (same content) that both moved: each takes the report of its own name.
+  const report = candidates.find((r) => path.basename(r.input) === path.basename(absolute)) ?? candidates[0];
+  if (report === undefined) return null;
+  const file = path.join(dir, `${report.stem}.json`);
+  const json = JSON.parse(readFileSync(file, 'utf8')) as { file: string; summaryRow: string; provenance: { input: string; movedFrom?: string[] } };
+  const fields = json.summaryRow.split('\t');
+  fields[0] = tsvField(input);
+  json.provenance.movedFrom = [...(json.provenance.movedFrom ?? []), json.provenance.input];
+  json.provenance.input = absolute;
+  json.file = input;
+  json.summaryRow = fields.join('\t');
+  await writeAtomic(file, JSON.stringify(json, null, 1) + '\n');
+  const moved = { ...report, input: absolute, summaryRow: json.summaryRow };
+  folder.set(report.stem, moved);
+  taken.set(report.stem, absolute);
+  return report.stem;
+}
+
+/** Whether a report of this slide, made with this key by this fqa version, still stands (no rescan). */
+export function reportStands(previous: FolderReport | undefined, key: string | null, reuse: boolean): previous is FolderReport {
+  if (previous === undefined || key === null) return false;
+  // An error report is kept only for the same file, model and options under the same fqa: an
+  // upgrade may read what this version could not.
+  if (previous.verdict === 'error') return previous.key === key && previous.fqa === fqaVersion;
+  return previous.key === key || reuse;
 }

@@ -7,8 +7,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { version as fqaVersion } from '@fqa/native';
 import { writeAtomic } from '../atomic-write.js';
-import { SUMMARY_COLUMNS } from '../scan/reports.js';
-import { readReportFolder } from './folder.js';
+import { unescapeTsvField } from '../scan/reports.js';
+import { FOLDER_COLUMNS, folderRows } from './folder.js';
 import { STYLE, embedJson, escapeHtml, fileHref } from './html-common.js';
 
 /** Thumbnail file of a slide in the report folder. */
@@ -21,6 +21,9 @@ const COLUMNS: { key: string; label: string; numeric?: boolean }[] = [
   { key: 'out_of_focus_pct_of_tissue', label: 'out of focus (% of tissue)', numeric: true },
   { key: 'tissue_pct', label: 'tissue (% of slide)', numeric: true },
   { key: 'patches_scored', label: 'patches', numeric: true },
+  { key: 'artefact_pct_of_slide', label: 'pen / artefact (% of slide)', numeric: true },
+  { key: 'scanned_at', label: 'scanned at (UTC)' },
+  { key: 'new', label: 'new this run' },
   { key: 'seconds', label: 'time (s)', numeric: true },
   { key: 'warnings', label: 'warnings / errors' },
 ];
@@ -73,13 +76,13 @@ render();
 `;
 
 /** Writes <dir>/index.html from the slide reports in the folder (the rows of summary.tsv). */
-export async function writeIndexPage(dir: string, run: { date: string; model: string }): Promise<void> {
-  const rows = [...readReportFolder(dir).values()].map((report) => {
-    const fields = report.summaryRow.split('\t');
-    const row: Record<string, string> = Object.fromEntries(SUMMARY_COLUMNS.map((c, i) => [c, fields[i] ?? '']));
-    row.report = report.stem;
-    if (existsSync(path.join(dir, thumbnailName(report.stem)))) row.thumb = fileHref(thumbnailName(report.stem));
-    if (existsSync(path.join(dir, `${report.stem}.html`))) row.page = fileHref(`${report.stem}.html`);
+export async function writeIndexPage(dir: string, run: { date: string; model: string }, scannedNow: ReadonlySet<string> = new Set()): Promise<void> {
+  const rows = folderRows(dir, scannedNow).map((fields) => {
+    const row: Record<string, string> = Object.fromEntries(FOLDER_COLUMNS.map((c, i) => [c, fields[i] ?? '']));
+    for (const key of ['slide', 'warnings']) row[key] = unescapeTsvField(row[key]!);
+    const stem = row.report!;
+    if (existsSync(path.join(dir, thumbnailName(stem)))) row.thumb = fileHref(thumbnailName(stem));
+    if (existsSync(path.join(dir, `${stem}.html`))) row.page = fileHref(`${stem}.html`);
     return row;
   });
   const counts = new Map<string, number>();
@@ -99,7 +102,7 @@ export async function writeIndexPage(dir: string, run: { date: string; model: st
 <label>verdict <select id="filter-verdict"><option value="">all</option>${[...counts.keys()].sort().map((v) => `<option>${escapeHtml(v)}</option>`).join('')}</select></label>
 <span id="shown"></span></div>
 <table id="slides"><thead><tr>${COLUMNS.map((c) => `<th data-key="${c.key}"${c.key === 'thumb' ? '' : ' class="sortable"'}>${escapeHtml(c.label)}</th>`).join('')}</tr></thead><tbody></tbody></table>
-<p>Verdict <b>fail</b>: more than the limit (default 5 %) of the tissue scores above the model's threshold. <b>no-tissue</b>: nothing was scored. <b>error</b>: the slide could not be read (the message is in the last column).</p>
+<p>Verdict <b>pass</b>: at most the limit (default 5 %) of the tissue scores above the model's threshold. <b>fail</b>: more than that. <b>no-tissue</b>: no tissue was found, nothing was scored. <b>unknown</b>: scored, but no verdict can be given (the model has no threshold, too few patches, or the image is outside the model's domain: the reason is in the last column). <b>error</b>: the slide could not be read (the message is in the last column). <b>missing</b>: the slide is no longer at its path; this is its last report. <b>new this run</b>: scanned (or rescanned) by the latest run; the others are reports kept from earlier runs, still valid for the same file, model and options.</p>
 </main>
 <script type="application/json" id="fqa-data">${embedJson(rows)}</script>
 <script type="application/json" id="fqa-columns">${embedJson(COLUMNS)}</script>

@@ -173,8 +173,11 @@ function* geoJsonChunks(r: ScanResult): Generator<string> {
  * The report of a slide that could not be read: <stem>.json with verdict "error" and the message,
  * so the folder's summary and HTML report keep listing it until a later run reads it.
  */
-export async function writeErrorReport(dir: string, stem: string, file: string, message: string): Promise<void> {
-  const json = { file, provenance: { fqa: fqaVersion, date: new Date().toISOString(), input: path.resolve(file), key: null }, summary: { verdict: 'error' }, error: message, summaryRow: errorRow(file, message, stem) };
+export async function writeErrorReport(dir: string, stem: string, file: string, message: string, identity?: { fingerprint: string; key: string }): Promise<void> {
+  // With the slide's fingerprint and key, a nightly run knows the same unchanged file would fail the
+  // same way, and keeps this report instead of retrying (and alerting) every night.
+  const provenance = { fqa: fqaVersion, date: new Date().toISOString(), input: path.resolve(file), fingerprint: identity?.fingerprint ?? null, key: identity?.key ?? null };
+  const json = { file, provenance, summary: { verdict: 'error' }, error: message, summaryRow: errorRow(file, message, stem) };
   await writeAtomic(path.join(dir, `${stem}.json`), JSON.stringify(json, null, 1) + '\n');
 }
 
