@@ -234,6 +234,19 @@ describe.skipIf(!hasShared)('nightly runs', () => {
     for (const word of ['<b>unknown</b>', '<b>missing</b>', 'new this run', 'scanned at']) expect(index).toContain(word);
   });
 
+  test('an image smaller than one patch is too-small (exit 1, once), not an unreadable error (exit 3, every night)', async () => {
+    const root = tree('small', { 'sharp.png': sharpTissue });
+    await sharp(sharpTissue).extract({ left: 0, top: 0, width: 120, height: 120 }).toFile(path.join(root, 'tiny.png'));
+    const out = path.join(work, 'small-report');
+    const first = await fqa(root, '--out', out);
+    expect(first.code, first.stderr).toBe(1);
+    const tiny = summary(out).find((row) => row.report === 'tiny');
+    expect([tiny?.verdict, tiny?.warnings]).toEqual(['too-small', expect.stringMatching(/tiny\.png: 120x120 working pixels is smaller than one \d+ px patch: nothing to score/)]);
+    const again = await fqa(root, '--out', out);
+    expect([again.code, again.stderr]).toEqual([0, expect.stringMatching(/tiny\.png: too-small, report up to date/)]);
+    expect(readFileSync(path.join(out, 'index.html'), 'utf8')).toContain('<b>too-small</b>');
+  });
+
   test('a share below 1 % is said to be percent, once', async () => {
     const root = tree('share', { 'sharp.png': sharpTissue });
     const r = await fqa(root, '--out', path.join(work, 'share-report'), '--max-out-of-focus', '0.05');

@@ -29,3 +29,14 @@ export class InputError extends FqaError {
 
 /** A model file that fails validation (exit code 3: it is an unreadable input). */
 export class ModelFileError extends InputError {}
+
+/**
+ * An image or slide smaller than one patch at the model's resolution: readable, but there is
+ * nothing the model can score. Not an unreadable input (exit 3) but a slide that does not pass QC
+ * (exit 1), reported with its own status `too-small`.
+ */
+export class TooSmallError extends FqaError {
+  constructor(message: string) {
+    super(message, 1);
+  }
+}

@@ -1,4 +1,4 @@
-export { FqaError, UsageError, InputError, ModelFileError } from './errors.js';
+export { FqaError, UsageError, InputError, ModelFileError, TooSmallError } from './errors.js';
 export { expectInteger, expectOneOf, parseIntegerOption, parseNumberOption } from './validate.js';
 export {
   MODEL_MAGIC,

@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  BACKEND_NAMES, MPP_RANGE, DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, DEFAULT_VIEW_SIZE, FqaError, InputError, OutputError, UsageError,
+  BACKEND_NAMES, MPP_RANGE, TooSmallError, DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, DEFAULT_VIEW_SIZE, FqaError, InputError, OutputError, UsageError,
   adoptMovedReport, allocateStem, claimOutputFolder, deviceNames, expectOneOf, kernelNames, loadModel, lockOutputFolder, nativeVersion, outputFullCode, outputFullError,
   parseIntegerOption, parseNumberOption, readReportFolder, removeAbandonedStages, reportKey, reportStands, reportStem, requireRegularFile, resolveDevice, resolveScanOptions, scanSlide,
   slideFingerprint, summaryJson, tsvField, validateScanOptions, writeAtomic, writeErrorReport, writeIndexPage, writeSlideReports, writeSummaryTsv,
@@ -198,6 +198,7 @@ export const scanCommand: Command = {
         const why = moved !== null ? `up to date (slide moved from ${tsvField(previous.summaryRow.split('\t')[0] ?? '')})` : previous.key === key ? 'up to date' : 'kept (--reuse; made with another model, options or slide content)';
         process.stderr.write(`${step}: ${previous.verdict}, report ${why}: ${stem}.json\n`);
         if (exitOnAll && previous.verdict === 'error') unreadable = true;
+        else if (exitOnAll && previous.verdict === 'too-small') worstVerdict = 1;
         else if (exitOnAll && previous.verdict !== 'pass') worstVerdict = 1;
         if (values.json) process.stdout.write(keptReportJson(values.out, stem) + '\n');
         continue;
@@ -237,14 +238,16 @@ export const scanCommand: Command = {
         process.stderr.write(`fqa-scan: ${tsvField(message)}\n`);
         try {
           const identity = fingerprint !== null && key !== null ? { fingerprint, key } : undefined;
-          await writeOutput(values.out, `the error report of ${slide}`, () => writeErrorReport(values.out, stem, slide, message, identity));
+          const verdict = err instanceof TooSmallError ? 'too-small' : 'error';
+          await writeOutput(values.out, `the error report of ${slide}`, () => writeErrorReport(values.out, stem, slide, message, identity, verdict));
           scannedNow.add(stem);
-          if (values.json) process.stdout.write(JSON.stringify({ file: slide, run: 'error', report: stem, summary: { verdict: 'error' }, error: message }) + '\n');
+          if (values.json) process.stdout.write(JSON.stringify({ file: slide, run: verdict === 'error' ? 'error' : 'scanned', report: stem, summary: { verdict }, error: message }) + '\n');
         } catch (writeErr) {
           if (!(writeErr instanceof OutputError)) throw writeErr;
           outputFailure = writeErr;
         }
-        if (err instanceof FqaError) unreadable = true;
+        if (err instanceof TooSmallError) worstVerdict = 1; // readable, but nothing to score: a slide that does not pass
+        else if (err instanceof FqaError) unreadable = true;
         else internalError = true;
       }
     }

@@ -175,6 +175,6 @@ export function reportStands(previous: FolderReport | undefined, key: string | n
   if (previous === undefined || key === null) return false;
   // An error report is kept only for the same file, model and options under the same fqa: an
   // upgrade may read what this version could not.
-  if (previous.verdict === 'error') return previous.key === key && previous.fqa === fqaVersion;
+  if (previous.verdict === 'error' || previous.verdict === 'too-small') return previous.key === key && previous.fqa === fqaVersion;
   return previous.key === key || reuse;
 }

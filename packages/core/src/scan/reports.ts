@@ -154,8 +154,8 @@ export function summaryRow(r: ScanResult, report = ''): string {
 }
 
 /** A row for a slide that could not be read: verdict "error", the message in warnings. */
-export function errorRow(file: string, message: string, report = ''): string {
-  return [tsvField(file), '', '', '', '', '', '', '', '', '', '', 'error', '', tsvField(message), report].join('\t');
+export function errorRow(file: string, message: string, report = '', verdict: 'error' | 'too-small' = 'error'): string {
+  return [tsvField(file), '', '', '', '', '', '', '', '', '', '', verdict, '', tsvField(message), report].join('\t');
 }
 
 /** The GeoJSON FeatureCollection as JSON text, one feature per chunk. */
@@ -173,11 +173,11 @@ function* geoJsonChunks(r: ScanResult): Generator<string> {
  * The report of a slide that could not be read: <stem>.json with verdict "error" and the message,
  * so the folder's summary and HTML report keep listing it until a later run reads it.
  */
-export async function writeErrorReport(dir: string, stem: string, file: string, message: string, identity?: { fingerprint: string; key: string }): Promise<void> {
+export async function writeErrorReport(dir: string, stem: string, file: string, message: string, identity?: { fingerprint: string; key: string }, verdict: 'error' | 'too-small' = 'error'): Promise<void> {
   // With the slide's fingerprint and key, a nightly run knows the same unchanged file would fail the
   // same way, and keeps this report instead of retrying (and alerting) every night.
   const provenance = { fqa: fqaVersion, date: new Date().toISOString(), input: path.resolve(file), fingerprint: identity?.fingerprint ?? null, key: identity?.key ?? null };
-  const json = { file, provenance, summary: { verdict: 'error' }, error: message, summaryRow: errorRow(file, message, stem) };
+  const json = { file, provenance, summary: { verdict }, error: message, summaryRow: errorRow(file, message, stem, verdict) };
   await writeAtomic(path.join(dir, `${stem}.json`), JSON.stringify(json, null, 1) + '\n');
 }
 

@@ -14,7 +14,7 @@ import { Piscina } from 'piscina';
 import sharp from 'sharp';
 import { kernelNames, type KernelName, type NativeModel } from '@fqa/native';
 import { resolveDevice, trustDevice, verifyKernel, type Device } from '../device.js';
-import { FqaError, InputError, UsageError } from '../errors.js';
+import { FqaError, InputError, UsageError, TooSmallError } from '../errors.js';
 import { MAX_DECODED_PIXELS, MPP_RANGE, plausibleMpp } from '../limits.js';
 import { DEFAULT_MODEL_PATH, loadModel, type ModelHeader } from '../model-file.js';
 import { expectFiniteScores } from '../score.js';
@@ -244,7 +244,7 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     const workW = Math.floor(level0.width / choice.level0PerWorking);
     const workH = Math.floor(level0.height / choice.level0PerWorking);
     if (workW < patchSize || workH < patchSize) {
-      throw new InputError(`${path}: ${workW}x${workH} working pixels is smaller than one ${patchSize} px patch`);
+      throw new TooSmallError(`${path}: ${workW}x${workH} working pixels is smaller than one ${patchSize} px patch: nothing to score`);
     }
     const columns = Math.floor((workW - patchSize) / stride) + 1;
     const rows = Math.floor((workH - patchSize) / stride) + 1;
