@@ -114,6 +114,16 @@ describe.skipIf(!hasShared)('fqa-scan inputs', () => {
     expect(verdicts(out).map(([slide, verdict]) => [slide, verdict === 'error'])).toEqual([['in/pipe.svs', true], ['in/tile.png', false]]);
   });
 
+  test.skipIf(!hasMkfifo)('--model /dev/zero, a FIFO or a folder is one error line before any slide (exit 3), never read until memory runs out', async () => {
+    const { dir } = inputTree();
+    expect(spawnSync('mkfifo', [path.join(dir, 'model.fqa')]).status).toBe(0);
+    for (const [model, kind] of [['/dev/zero', 'a device'], ['model.fqa', 'a FIFO \\(named pipe\\)'], ['in', 'a folder']] as const) {
+      const r = await fqa(dir, 'in/tile.png', '--mpp', '0.25', '--model', model, '--out', path.join(dir, 'out-model'));
+      expect(r.timedOut, `fqa-scan hung on --model ${model}`).toBe(false);
+      expect([r.code, errorLines(r.stderr)]).toEqual([3, [expect.stringMatching(new RegExp(`^fqa-scan: ${model}: model file is ${kind}, not a regular file$`))]]);
+    }
+  });
+
   test('dated output folders inside the input (in/qc-day1, in/qc-day2) are not scanned on the next run', async () => {
     const { dir } = inputTree();
     for (const day of ['qc-day1', 'qc-day2', 'qc-day3']) {

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, test } from 'vitest';
 import { openScanQueue } from '@fqa/queue';
-import { hasShared, repoRoot, shared } from '../../../test/helpers/shared.js';
-import { RedisServer, hasRedisServer, requireAll } from './redis-server.js';
+import { hasShared, missing, repoRoot, shared } from '../../../test/helpers/shared.js';
+import { RedisServer, hasRedisServer } from './redis-server.js';
 
 const bin = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
 const SLIDES = ['CMU-1-Small-Region.svs', 'kidney-48-5.tif', 'small_HE_levels.tiff'];
@@ -58,7 +58,7 @@ function summaryBySlide(file: string): Map<string, string[]> {
   return rows;
 }
 
-describe.skipIf(!hasShared || (!hasRedisServer && !requireAll))('a scan spread over three workers', () => {
+describe.skipIf(!hasShared || missing(hasRedisServer, 'redis-server (apt-get install redis-server)'))('a scan spread over three workers', () => {
   const work = mkdtempSync(path.join(tmpdir(), 'fqa-queue-'));
   const slidesDir = path.join(work, 'slides');
   let redis: RedisServer | undefined;

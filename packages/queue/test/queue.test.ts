@@ -14,8 +14,8 @@ import {
   REDIS_URL_ENV, clientConnection, enqueueScans, finishedSlides, makeScanJob, openScanQueue, parseRedisUrl, resolveQueueName, sha256File,
   hasValidSignature, loadQueueSecret, parseScanJobData, resolveJobRoots, signJobData, startScanWorker, type JobRoots, type ScanQueue,
 } from '@fqa/queue';
-import { hasShared, repoRoot, shared } from '../../../test/helpers/shared.js';
-import { RedisServer, hasRedisServer, requireAll } from './redis-server.js';
+import { hasShared, missing, repoRoot, shared } from '../../../test/helpers/shared.js';
+import { RedisServer, hasRedisServer } from './redis-server.js';
 
 const externalRedis = process.env[REDIS_URL_ENV];
 
@@ -90,7 +90,7 @@ test('a queue secret: from a regular file or $FQA_QUEUE_SECRET, long enough; sig
   expect(hasValidSignature(data, secret)).toBe(false);
 });
 
-describe.skipIf(!hasShared || (!hasRedisServer && !externalRedis && !requireAll))('on a real Redis', () => {
+describe.skipIf(!hasShared || (!externalRedis && missing(hasRedisServer, 'redis-server (apt-get install redis-server)')))('on a real Redis', () => {
   const work = mkdtempSync(path.join(tmpdir(), 'fqa-queue-api-'));
   const out = path.join(work, 'out');
   const name = { queue: `test-${randomUUID().slice(0, 8)}`, prefix: 'fqa-test' };
