@@ -200,6 +200,12 @@ describe.skipIf(!hasShared)('nightly runs', () => {
     expect(first.code, first.stderr).toBe(1);
     expect(Object.values(byName()).map((row) => [row.verdict, row.new])).toEqual([['fail', 'yes'], ['pass', 'yes'], ['pass', 'yes']]);
     for (const row of summary(out)) expect(Date.now() - Date.parse(row.scanned_at!)).toBeLessThan(10 * 60_000);
+    // Each slide's usable-tissue mask (PNG and GeoJSON) for tiling pipelines: most of the sharp slide, little of the blurry one.
+    const usable = (stem: string) => JSON.parse(readFileSync(path.join(out, `${stem}.json`), 'utf8')).usableTissue;
+    expect(usable('sharp')).toMatchObject({ png: 'sharp.usable.png', geojson: 'sharp.usable.geojson', micronsPerPixel: expect.any(Number) });
+    expect(usable('sharp').usablePctOfTissue).toBeGreaterThan(80);
+    expect(usable('blurry').usablePctOfTissue).toBeLessThan(20);
+    for (const f of ['sharp.usable.png', 'sharp.usable.geojson']) expect(existsSync(path.join(out, f)), f).toBe(true);
 
     // Night 2, nothing changed: exit 0, nothing new; --json still has a line per slide; --exit-on all keeps the old rule.
     const second = await night('--json');

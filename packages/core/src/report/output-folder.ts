@@ -26,7 +26,7 @@ export const LOCK_FILE = '.fqa-lock';
 export const FOLDER_FILES = ['summary.tsv', 'index.html', 'skipped.tsv', 'fqa-assets'] as const;
 
 /** Per-slide file suffixes (<stem><suffix>); `_files` is the view's tile folder. */
-export const REPORT_SUFFIXES = ['.json', '.scores.tsv', '.heatmap.png', '.overview.png', '.geojson', '.thumb.jpg', '.html', '.dzi', '_files'] as const;
+export const REPORT_SUFFIXES = ['.json', '.scores.tsv', '.heatmap.png', '.overview.png', '.geojson', '.usable.png', '.usable.geojson', '.thumb.jpg', '.html', '.dzi', '_files'] as const;
 
 /** Write errors that no retry or other slide can fix: the folder is full, over quota or read-only. */
 const OUTPUT_FULL_CODES: Record<string, string> = {

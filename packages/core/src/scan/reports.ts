@@ -2,6 +2,7 @@
  * Scan reports: per-slide patch TSV, JSON summary, images, GeoJSON and HTML page. Every file is
  * written atomically (temp file + rename), so an interrupted run never leaves a half-written one.
  */
+import { usableTissue, usableTissueGeoJson, usableTissuePng } from './usable-tissue.js';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
@@ -192,7 +193,7 @@ export interface SlideReportOptions {
 }
 
 /** Files of a report besides the JSON, in the order they are swapped into the folder. */
-const REPORT_FILES = ['.scores.tsv', '.heatmap.png', '.overview.png', '.geojson', '.thumb.jpg', '.dzi', '.html'] as const;
+const REPORT_FILES = ['.scores.tsv', '.heatmap.png', '.overview.png', '.geojson', '.usable.png', '.usable.geojson', '.thumb.jpg', '.dzi', '.html'] as const;
 
 /**
  * Every per-slide report file in `dir`: <stem>.scores.tsv, .heatmap.png, .overview.png, .geojson,
@@ -230,6 +231,17 @@ async function stageSlideReports(dir: string, stage: string, stem: string, r: Sc
   const printable = (text: string) => text.replace(/[\x00-\x1f\x7f]/g, '\ufffd');
   await writeAtomic(file('.overview.png'), await overviewPng({ ...r, model: { ...r.model, name: printable(r.model.name) } }, printable(r.file)));
   await writeAtomic(file('.geojson'), geoJsonChunks(r));
+  // For tiling pipelines: the tissue that was scored and is in focus (none without a threshold).
+  const usable = usableTissue(r);
+  if (usable !== null) {
+    await writeAtomic(file('.usable.png'), await usableTissuePng(usable));
+    await writeAtomic(file('.usable.geojson'), JSON.stringify(usableTissueGeoJson(r)) + '\n');
+  }
+  const usableRecord = usable && {
+    png: `${stem}.usable.png`, geojson: `${stem}.usable.geojson`, width: usable.width, height: usable.height,
+    level0PerPixel: usable.level0PerPixel, micronsPerPixel: usable.micronsPerPixel,
+    usablePctOfTissue: usable.usableFractionOfTissue === null ? null : 100 * usable.usableFractionOfTissue,
+  };
   const { width, height, thumbnail } = r.tissueMask;
   await writeAtomic(file('.thumb.jpg'), await sharp(thumbnail, { raw: { width, height, channels: 3 } }).resize(160, 160, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer());
   const viewSize = options.viewSize ?? DEFAULT_VIEW_SIZE;
@@ -247,7 +259,7 @@ async function stageSlideReports(dir: string, stage: string, stem: string, r: Sc
   }
   await writeViewerAssets(dir);
   await writeSlidePage(stage, stem, r, view ?? noView, { overview: `${stem}.overview.png`, scores: `${stem}.scores.tsv`, geojson: `${stem}.geojson`, json: `${stem}.json` });
-  await writeAtomic(file('.json'), summaryJson(r, { summaryRow: summaryRow(r, stem) }, options.provenance));
+  await writeAtomic(file('.json'), summaryJson(r, { summaryRow: summaryRow(r, stem), usableTissue: usableRecord }, options.provenance));
 }
 
 /**
