@@ -237,7 +237,7 @@ describe.skipIf(!hasShared)('nightly runs', () => {
     expect(JSON.parse(readFileSync(path.join(out, 'sharp.json'), 'utf8')).provenance).toMatchObject({ input: path.join(root, 'archive', 'day1', 'sharp.png'), movedFrom: [path.join(root, 'day1', 'sharp.png')] });
     // The index lists the new columns and explains every verdict it can show.
     const index = readFileSync(path.join(out, 'index.html'), 'utf8');
-    for (const word of ['<b>unknown</b>', '<b>missing</b>', 'new this run', 'scanned at']) expect(index).toContain(word);
+    for (const word of ['<b>unknown</b>', '<b>missing</b>', 'new this run', 'scanned at', '<section id="cohort">', 'by slide format (scanner vendor)']) expect(index).toContain(word);
   });
 
   test('an image smaller than one patch is too-small (exit 1, once), not an unreadable error (exit 3, every night)', async () => {

@@ -261,7 +261,7 @@ export const scanCommand: Command = {
     ];
     try {
       await writeOutput(values.out, 'summary.tsv', () => writeSummaryTsv(values.out, header, scannedNow));
-      await writeOutput(values.out, 'index.html', () => writeIndexPage(values.out, { date, model: model.header.name }, scannedNow));
+      await writeOutput(values.out, 'index.html', () => writeIndexPage(values.out, { date, model: model.header.name, maxOutOfFocusPct: 100 * resolvedOptions.maxOutOfFocus }, scannedNow));
       process.stderr.write(`report: ${path.join(values.out, 'index.html')}\n`);
     } catch (err) {
       if (!(err instanceof OutputError)) throw err;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { version as fqaVersion } from '@fqa/native';
 import { writeAtomic } from '../atomic-write.js';
 import { unescapeTsvField } from '../scan/reports.js';
+import { COHORT_STYLE, cohortSection } from './cohort.js';
 import { FOLDER_COLUMNS, folderRows } from './folder.js';
 import { STYLE, embedJson, escapeHtml, fileHref } from './html-common.js';
 
@@ -76,7 +77,7 @@ render();
 `;
 
 /** Writes <dir>/index.html from the slide reports in the folder (the rows of summary.tsv). */
-export async function writeIndexPage(dir: string, run: { date: string; model: string }, scannedNow: ReadonlySet<string> = new Set()): Promise<void> {
+export async function writeIndexPage(dir: string, run: { date: string; model: string; maxOutOfFocusPct?: number }, scannedNow: ReadonlySet<string> = new Set()): Promise<void> {
   const rows = folderRows(dir, scannedNow).map((fields) => {
     const row: Record<string, string> = Object.fromEntries(FOLDER_COLUMNS.map((c, i) => [c, fields[i] ?? '']));
     for (const key of ['slide', 'warnings']) row[key] = unescapeTsvField(row[key]!);
@@ -92,7 +93,7 @@ export async function writeIndexPage(dir: string, run: { date: string; model: st
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <title>fqa focus report</title>
-<style>${STYLE}</style></head>
+<style>${STYLE}${COHORT_STYLE}</style></head>
 <body>
 <header><h1>Focus quality report</h1>
 <p>${rows.length} slides: ${escapeHtml(countText)} · last run ${escapeHtml(run.date)} with model ${escapeHtml(run.model)} · fqa ${escapeHtml(fqaVersion)} · <a href="summary.tsv">summary.tsv</a></p></header>
@@ -103,6 +104,7 @@ export async function writeIndexPage(dir: string, run: { date: string; model: st
 <span id="shown"></span></div>
 <table id="slides"><thead><tr>${COLUMNS.map((c) => `<th data-key="${c.key}"${c.key === 'thumb' ? '' : ' class="sortable"'}>${escapeHtml(c.label)}</th>`).join('')}</tr></thead><tbody></tbody></table>
 <p>Verdict <b>pass</b>: at most the limit (default 5 %) of the tissue scores above the model's threshold. <b>fail</b>: more than that. <b>no-tissue</b>: no tissue was found, nothing was scored. <b>unknown</b>: scored, but no verdict can be given (the model has no threshold, too few patches, or the image is outside the model's domain: the reason is in the last column). <b>too-small</b>: smaller than one patch at the model's resolution, nothing to score. <b>error</b>: the slide could not be read (the message is in the last column). <b>missing</b>: the slide is no longer at its path; this is its last report. <b>new this run</b>: scanned (or rescanned) by the latest run; the others are reports kept from earlier runs, still valid for the same file, model and options.</p>
+${cohortSection(rows, run.maxOutOfFocusPct ?? 5)}
 </main>
 <script type="application/json" id="fqa-data">${embedJson(rows)}</script>
 <script type="application/json" id="fqa-columns">${embedJson(COLUMNS)}</script>
