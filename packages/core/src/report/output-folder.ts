@@ -8,6 +8,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { FqaError, UsageError } from '../errors.js';
+import { REPORT_FILES } from '../scan/report-files.js';
 import { OUTPUT_MARKER } from './output-marker.js';
 
 export { OUTPUT_MARKER };
@@ -26,7 +27,7 @@ export const LOCK_FILE = '.fqa-lock';
 export const FOLDER_FILES = ['summary.tsv', 'index.html', 'skipped.tsv', 'fqa-assets'] as const;
 
 /** Per-slide file suffixes (<stem><suffix>); `_files` is the view's tile folder. */
-export const REPORT_SUFFIXES = ['.json', '.scores.tsv', '.heatmap.png', '.overview.png', '.geojson', '.usable.png', '.usable.geojson', '.thumb.jpg', '.html', '.dzi', '_files'] as const;
+export const REPORT_SUFFIXES = ['.json', ...REPORT_FILES, '_files'] as const;
 
 /** Write errors that no retry or other slide can fix: the folder is full, over quota or read-only. */
 const OUTPUT_FULL_CODES: Record<string, string> = {

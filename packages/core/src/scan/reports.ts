@@ -2,6 +2,7 @@
  * Scan reports: per-slide patch TSV, JSON summary, images, GeoJSON and HTML page. Every file is
  * written atomically (temp file + rename), so an interrupted run never leaves a half-written one.
  */
+import { REPORT_FILES } from './report-files.js';
 import { usableTissue, usableTissueGeoJson, usableTissuePng } from './usable-tissue.js';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -193,7 +194,6 @@ export interface SlideReportOptions {
 }
 
 /** Files of a report besides the JSON, in the order they are swapped into the folder. */
-const REPORT_FILES = ['.scores.tsv', '.heatmap.png', '.overview.png', '.geojson', '.usable.png', '.usable.geojson', '.thumb.jpg', '.dzi', '.html'] as const;
 
 /**
  * Every per-slide report file in `dir`: <stem>.scores.tsv, .heatmap.png, .overview.png, .geojson,
