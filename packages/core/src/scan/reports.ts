@@ -2,8 +2,6 @@
  * Scan reports: per-slide patch TSV, JSON summary, images, GeoJSON and HTML page. Every file is
  * written atomically (temp file + rename), so an interrupted run never leaves a half-written one.
  */
-import { REPORT_FILES } from './report-files.js';
-import { usableTissue, usableTissueGeoJson, usableTissuePng } from './usable-tissue.js';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
@@ -17,6 +15,8 @@ import { writeViewerAssets } from '../report/html-common.js';
 import { STAGE_PREFIX, hostTag, outputFullCode, outputFullError } from '../report/output-folder.js';
 import { writeSlidePage } from '../report/slide-page.js';
 import { heatmapPng, overviewPng } from './images.js';
+import { REPORT_FILES } from './report-files.js';
+import { usableTissue, usableTissueGeoJson, usableTissuePng } from './usable-tissue.js';
 import type { ScanResult } from './scan-slide.js';
 
 /**
