@@ -56,6 +56,12 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .legend { font-size: 12px; position: relative; width: 300px; }
 .legend .ticks { display: flex; justify-content: space-between; }
 .legend .mark { position: absolute; top: 0; height: 18px; border-left: 2px solid #000; }
+.legend .ticks span { max-width: 33%; }
+.legend .ticks span:nth-child(2):not(:last-child) { text-align: center; }
+.legend .ticks span:last-child { text-align: right; }
+.legend .not-scored { margin-top: 6px; display: flex; gap: 6px; align-items: flex-start; }
+.legend .swatch { flex: none; width: 14px; height: 14px; border: 1px solid #444; }
+header p.verdict-reason { color: #fff; font-size: 14px; font-weight: bold; }
 .region-box { outline: 2px dashed #00e5ff; }
 #viewer.hide-regions .region-box { display: none !important; }
 .layout { display: grid; grid-template-columns: minmax(0, 1fr) 390px; gap: 16px; }
