@@ -54,9 +54,10 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 #viewer { width: 100%; height: 70vh; min-height: 420px; background: #222; border: 1px solid #999; }
 .legend-bar { width: 300px; height: 14px; border: 1px solid #444; }
 .legend { font-size: 12px; position: relative; width: 300px; }
+.legend .not-scored { width: 370px; }
 .legend .ticks { display: flex; justify-content: space-between; }
 .legend .mark { position: absolute; top: 0; height: 18px; border-left: 2px solid #000; }
-.legend .ticks span { max-width: 33%; }
+.legend .ticks span { white-space: nowrap; }
 .legend .ticks span:nth-child(2):not(:last-child) { text-align: center; }
 .legend .ticks span:last-child { text-align: right; }
 .legend .not-scored { margin-top: 6px; display: flex; gap: 6px; align-items: flex-start; }

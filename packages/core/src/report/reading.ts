@@ -78,6 +78,12 @@ export function scoreText(level: number | null, b: BlurScale | null): string {
   return blurAmount(level, b, ` ${blurName(b)}`);
 }
 
+/** A pair of scores (a region's mean and max): "2.65 / 2.76 µm blur radius (level 5.31 / 5.51)". */
+export function scorePairText(a: number, b: number, blur: BlurScale | null): string {
+  if (blur === null || !(a > 0 && b > 0) || blur.micronsPerPixel === null) return `${scoreText(a, blur)} / ${scoreText(b, blur)}`;
+  return `${num(blurMicrons(a, blur)!)} / ${num(blurMicrons(b, blur)!)} µm ${blurName(blur)} (level ${num(a)} / ${num(b)})`;
+}
+
 /** The legend's title: what its numbers are. */
 export function legendTitle(r: Pick<ScanResult, 'model' | 'mpp'>, shortScale: string): string {
   const b = blurScale(r);

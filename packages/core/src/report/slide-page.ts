@@ -11,7 +11,7 @@ import type { ScanResult } from '../scan/scan-slide.js';
 import type { DeepZoomView } from './deepzoom.js';
 import { ASSETS_DIR, STYLE, embedJson, escapeHtml, fileHref } from './html-common.js';
 import { flaggedRegions, type FlaggedRegion } from './regions.js';
-import { NOT_SCORED_GREY, blurScale, legendTicks, legendTitle, nothingScoredReason, notScoredLabel, num, percent, scoreText, verdictReason, type BlurScale } from './reading.js';
+import { NOT_SCORED_GREY, blurScale, legendTicks, legendTitle, nothingScoredReason, notScoredLabel, num, percent, scorePairText, scoreText, verdictReason, type BlurScale } from './reading.js';
 
 /** The legend's CSS gradient: the PNGs' colour stops, with the step at the threshold. */
 export function legendGradient(): string {
@@ -146,8 +146,7 @@ function regionSection(r: ScanResult, regions: FlaggedRegion[], blur: BlurScale 
     const judged = s.verdict === 'pass' || s.verdict === 'fail' ? '' : ` The slide has no verdict: ${escapeHtml(verdictReason(r).replace(/^no verdict: /, ''))}.`;
     return `<p id="regions-none">No region scores above the threshold (${escapeHtml(scoreText(s.threshold, blur))}) among the ${s.patchesScored} patches scored.${judged}</p>`;
   }
-  const score = (v: number) => escapeHtml(scoreText(v, blur));
   return `<table id="regions"><thead><tr><th>#</th><th>x, y (level-0 px)</th><th>size (px)</th><th>patches</th><th>mean / max ${blur === null ? 'score' : 'blur'}</th><th>mm²</th><th></th></tr></thead><tbody>
-${regions.map((g, i) => `<tr><td>${i + 1}</td><td class="num">${g.x}, ${g.y}</td><td class="num">${g.width} × ${g.height}</td><td class="num">${g.patches}</td><td class="num">${score(g.meanScore)} / ${score(g.maxScore)}</td><td class="num">${g.areaMm2 === null ? '–' : num(g.areaMm2, 3)}</td><td><button type="button" data-region="${i}">zoom</button></td></tr>`).join('\n')}
+${regions.map((g, i) => `<tr><td>${i + 1}</td><td class="num">${g.x}, ${g.y}</td><td class="num">${g.width} × ${g.height}</td><td class="num">${g.patches}</td><td>${escapeHtml(scorePairText(g.meanScore, g.maxScore, blur))}</td><td class="num">${g.areaMm2 === null ? '–' : num(g.areaMm2, 3)}</td><td><button type="button" data-region="${i}">zoom</button></td></tr>`).join('\n')}
 </tbody></table>`;
 }
