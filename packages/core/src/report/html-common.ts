@@ -53,8 +53,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .warn { color: #8a4b00; max-width: 420px; }
 #viewer { width: 100%; height: 70vh; min-height: 420px; background: #222; border: 1px solid #999; }
 .legend-bar { width: 300px; height: 14px; border: 1px solid #444; }
-.legend { font-size: 12px; position: relative; width: 300px; }
-.legend .not-scored { width: 370px; }
+.legend { font-size: 12px; position: relative; width: 370px; }
+.legend .ticks, .legend .bar-box { width: 300px; position: relative; }
 .legend .ticks { display: flex; justify-content: space-between; }
 .legend .mark { position: absolute; top: 0; height: 18px; border-left: 2px solid #000; }
 .legend .ticks span { white-space: nowrap; }

@@ -100,7 +100,7 @@ export async function writeSlidePage(dir: string, stem: string, r: ScanResult, v
 <label>opacity <input type="range" id="heatmap-opacity" min="0" max="100" value="60"> <span id="opacity-value">60 %</span></label>
 <label><input type="checkbox" id="regions-toggle" checked> flagged regions</label></div>
 <div class="legend"><div title="${escapeHtml(r.model.scoreScale)}">${escapeHtml(legendTitle(r, shortScale(r.model.scoreScale)))}${scale.stretched ? ' (range of this slide: no threshold)' : ''}</div>
-<div style="position: relative"><div class="legend-bar" style="background: ${legendGradient()}"></div>${markAt}</div>
+<div class="bar-box"><div class="legend-bar" style="background: ${legendGradient()}"></div>${markAt}</div>
 <div class="ticks">${legendTicks(scale, blur).map((t) => `<span>${escapeHtml(t.label)}<br>${escapeHtml(t.value)}</span>`).join('')}</div>
 <div class="not-scored"><span class="swatch" style="background: ${NOT_SCORED_GREY}"></span>${escapeHtml(notScoredLabel(r))}: grey in the overview figure, uncoloured in the zoomable view</div></div>
 <h2>Summary</h2>
@@ -144,7 +144,7 @@ function regionSection(r: ScanResult, regions: FlaggedRegion[], blur: BlurScale 
   if (s.threshold === null) return `<p id="regions-none">No regions: the model has no threshold and none was given (--threshold), so nothing can be above it.</p>`;
   if (regions.length === 0) {
     const judged = s.verdict === 'pass' || s.verdict === 'fail' ? '' : ` The slide has no verdict: ${escapeHtml(verdictReason(r).replace(/^no verdict: /, ''))}.`;
-    return `<p id="regions-none">No region scores above the threshold (${escapeHtml(scoreText(s.threshold, blur))}) among the ${s.patchesScored} patches scored.${judged}</p>`;
+    return `<p id="regions-none">No region scores above the threshold of ${escapeHtml(scoreText(s.threshold, blur))} among the ${s.patchesScored} patches scored.${judged}</p>`;
   }
   return `<table id="regions"><thead><tr><th>#</th><th>x, y (level-0 px)</th><th>size (px)</th><th>patches</th><th>mean / max ${blur === null ? 'score' : 'blur'}</th><th>mm²</th><th></th></tr></thead><tbody>
 ${regions.map((g, i) => `<tr><td>${i + 1}</td><td class="num">${g.x}, ${g.y}</td><td class="num">${g.width} × ${g.height}</td><td class="num">${g.patches}</td><td>${escapeHtml(scorePairText(g.meanScore, g.maxScore, blur))}</td><td class="num">${g.areaMm2 === null ? '–' : num(g.areaMm2, 3)}</td><td><button type="button" data-region="${i}">zoom</button></td></tr>`).join('\n')}
