@@ -1,9 +1,12 @@
 // The HTML report in a real headless Chromium: a scan of the shared slides (one with a flagged
 // region, one without tissue, one unreadable file), served from 127.0.0.1 and opened from the file
 // system. The viewer's pixels are compared, with a tolerance, against the slide itself (heatmap
-// off) and the heatmap PNG (heatmap on at full opacity).
+// off) and the heatmap PNG (heatmap on at full opacity). A second run (a limit of 1 % fails the
+// same slide; a tile without resolution gets no verdict) gives every verdict a page: each says its
+// reason, shows the grey "not scored" swatch and no negative blur, and is kept as a screenshot in
+// test-output/screenshots/ (gitignored) for a person to look at.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,6 +22,11 @@ const work = mkdtempSync(path.join(tmpdir(), 'fqa-html-'));
 const out = path.join(work, 'report');
 const svs = shared('data', 'slides', 'CMU-1-Small-Region.svs');
 const stem = 'CMU-1-Small-Region';
+// The second run: the same slide against a 1 % limit (it fails), and a tile without resolution (unknown).
+const out2 = path.join(work, 'report-2');
+const tile = shared('data', 'tiles', 'tissue-level0-4302-10273-4814-10785.png');
+const tileStem = 'tissue-level0-4302-10273-4814-10785';
+const screenshots = path.join(repoRoot, 'test-output', 'screenshots');
 
 interface Raw { data: Buffer; width: number; height: number; channels: number }
 const raw = async (image: sharp.Sharp): Promise<Raw> => {
@@ -112,14 +120,21 @@ async function viewerShot(page: Page): Promise<Raw> {
 describe.skipIf(!hasShared || !hasChromium)('HTML report in Chromium', () => {
   let browser: Browser;
   let server: Server;
+  let root: string;
   let base: string;
 
   beforeAll(async () => {
     const broken = path.join(work, 'broken.svs');
     writeFileSync(broken, 'not a slide\n');
-    const r = spawnSync(process.execPath, [path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js'), svs, shared('data', 'slides', 'small_HE_levels.tiff'), broken, '--out', out, '--workers', '2'], { encoding: 'utf8' });
+    const cli = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
+    const r = spawnSync(process.execPath, [cli, svs, shared('data', 'slides', 'small_HE_levels.tiff'), broken, '--out', out, '--workers', '2'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(3);
-    ({ server, url: base } = await serveFolder(out));
+    const r2 = spawnSync(process.execPath, [cli, tile, svs, '--max-out-of-focus', '1', '--out', out2, '--workers', '2'], { encoding: 'utf8' });
+    expect(r2.status, r2.stderr).toBe(1);
+    mkdirSync(screenshots, { recursive: true });
+    // Both folders under one server: the first run at /, the second at /report-2/.
+    ({ server, url: root } = await serveFolder(work));
+    base = root + 'report/';
     browser = await launchChromium();
   }, 120_000);
 
@@ -159,12 +174,14 @@ describe.skipIf(!hasShared || !hasChromium)('HTML report in Chromium', () => {
     await page.setViewport({ width: 1280, height: 900 });
     const problems = collectProblems(page);
     await openSlidePage(page, base + `${stem}.html`);
-    // The fixed scale: threshold ± 5 in score units.
-    const t = (await loadModel(DEFAULT_MODEL_PATH)).header.score.threshold!;
-    const level = (v: number) => v.toFixed(2).replace('.', '\\.');
-    expect(await page.$eval('.legend', (e) => e.textContent)).toMatch(new RegExp(`estimated defocus level.*≤ ${level(t - 5)} sharp.*threshold ${level(t)}.*blurry ≥ ${level(t + 5)}`, 's'));
+    // The fixed scale: threshold ± 5 levels, read as µm of blur radius at the model's µm/px.
+    const header = (await loadModel(DEFAULT_MODEL_PATH)).header;
+    const t = header.score.threshold!;
+    const um = (level: number) => String(level * header.micronsPerPixel!);
+    expect(t - 5).toBeLessThanOrEqual(0); // the bar starts in focus
+    expect(await page.$eval('.legend', (e) => e.textContent)).toMatch(new RegExp(`blur radius in µm.*in focus.*level ≤ ${t - 5}.*threshold ${um(t)} µm.*level ${t}.*blurry ≥ ${um(t + 5)} µm.*level ≥ ${t + 5}`, 's'));
     const regions = await page.$$eval('#regions tbody tr', (rows) => rows.length);
-    expect(regions).toBeGreaterThan(0); // the slide fails by a hair: at least one region is flagged
+    expect(regions).toBeGreaterThan(0); // 1.4 % of the tissue is out of focus: at least one region is flagged
     const layout = await viewerLayout(page);
     expect(layout.width).toBeGreaterThan(200);
 
@@ -219,9 +236,66 @@ describe.skipIf(!hasShared || !hasChromium)('HTML report in Chromium', () => {
     await page.goto(pathToFileURL(path.join(out, 'index.html')).href, { waitUntil: 'load' });
     expect(await page.$$eval('#slides tbody tr', (rows) => rows.length)).toBe(3);
     await openSlidePage(page, pathToFileURL(path.join(out, `${stem}.html`)).href);
-    // The no-tissue slide's page has no flagged regions and says so.
+    // The no-tissue slide's page says that nothing was scored, never "no region above the threshold".
     await page.goto(pathToFileURL(path.join(out, 'small_HE_levels.html')).href, { waitUntil: 'load' });
-    expect(await page.$eval('main', (e) => e.textContent)).toMatch(/No region scores above the threshold/);
+    expect(await page.$eval('main', (e) => e.textContent)).toMatch(/Nothing was scored, so no region can be flagged: no tissue patch to score/);
+    expect(await page.$eval('main', (e) => e.textContent)).not.toMatch(/No region scores above the threshold/);
     expect(problems).toEqual([]);
+  });
+
+  // Each verdict's page, with the reason expected from its JSON report (the oracle: what the scan recorded).
+  const pct = (share: number) => `${(100 * share < 1 && share > 0 ? (100 * share).toFixed(2) : (100 * share).toFixed(1)).replace('.', '\\.')} %`;
+  const verdictPages: Array<{ verdict: string; folder: string; stem: string; reason: (j: any) => RegExp }> = [
+    { verdict: 'pass', folder: 'report', stem, reason: (j) => new RegExp(`^pass: ${pct(j.summary.outOfFocusFraction)} of scored tissue out of focus, within the limit of 5\\.0 %$`) },
+    { verdict: 'fail', folder: 'report-2', stem, reason: (j) => new RegExp(`^fail: ${pct(j.summary.outOfFocusFraction)} of scored tissue out of focus, more than the limit of 1\\.0 %$`) },
+    { verdict: 'no-tissue', folder: 'report', stem: 'small_HE_levels', reason: (j) => new RegExp(`^no verdict: no tissue patch to score \\(tissue ${pct(j.summary.tissueFraction)} of the slide, ${pct(j.summary.penFraction)} excluded as marker pen; patches need ≥ 50\\.0 % tissue\\)$`) },
+    { verdict: 'unknown', folder: 'report-2', stem: tileStem, reason: () => /^no verdict: the slide's resolution is unknown \(no mpp in its metadata\): give --mpp/ },
+  ];
+
+  test.each(verdictPages)('the $verdict page says why, shows the grey "not scored" swatch and no negative blur (screenshot)', async ({ verdict, folder, stem: name, reason }) => {
+    const json = JSON.parse(readFileSync(path.join(work, folder, `${name}.json`), 'utf8'));
+    expect(json.summary.verdict).toBe(verdict);
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    const problems = collectProblems(page);
+    await openSlidePage(page, `${root}${folder}/${name}.html`);
+    // The band under the title and the summary's verdict row give the same reason.
+    const band = await page.$eval('#verdict-reason', (e) => e.textContent!);
+    expect(band).toMatch(reason(json));
+    expect(await page.$eval('#summary tr:first-child td', (e) => e.textContent)).toContain(band);
+    // The legend's grey swatch, drawn and named.
+    const swatch = await page.$eval('.legend .not-scored .swatch', (e) => {
+      const box = e.getBoundingClientRect();
+      return { colour: getComputedStyle(e).backgroundColor, width: box.width, height: box.height };
+    });
+    expect(swatch.colour).toBe('rgb(189, 189, 189)');
+    expect(swatch.width).toBeGreaterThanOrEqual(10);
+    expect(await page.$eval('.legend .not-scored', (e) => e.textContent)).toMatch(/^not scored: no tissue, or < 50\.0 % tissue \(--min-tissue\)/);
+    // No negative blur anywhere a person reads (a level below 0 is "in focus"), and the scores
+    // are in µm where the slide's resolution is known.
+    const text = await page.$eval('body', (e) => e.innerText);
+    expect(text).not.toMatch(/[−-]\s*\d+(\.\d+)?\s*µm/);
+    if (json.summary.patchesScored > 0) {
+      expect(await page.$eval('#summary', (e) => e.textContent)).toMatch(/mean blur/);
+      if (json.summary.mean < 0) expect(await page.$eval('#summary', (e) => e.textContent)).toContain(`in focus (level −${Math.abs(json.summary.mean).toFixed(2)})`);
+    }
+    if (json.mpp !== null) expect(await page.$eval('.legend', (e) => e.textContent)).toMatch(/threshold 2\.5 µm/);
+    else expect(await page.$eval('.legend', (e) => e.textContent)).toMatch(/µm unknown: no slide resolution/);
+    // "No region above the threshold" only where patches were scored against it.
+    if (json.summary.patchesScored === 0) expect(text).not.toMatch(/No region scores above the threshold/);
+    await page.screenshot({ path: path.join(screenshots, `slide-${verdict}.png`), fullPage: true });
+    expect(problems).toEqual([]);
+  });
+
+  test('index.html of both runs, kept as screenshots', async () => {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 700 });
+    for (const [folder, shot] of [['report', 'index-pass-no-tissue-error.png'], ['report-2', 'index-fail-unknown.png']] as const) {
+      const problems = collectProblems(page);
+      await page.goto(`${root}${folder}/index.html`, { waitUntil: 'networkidle0' });
+      expect(await page.$$eval('#slides tbody tr', (rows) => rows.length)).toBe(folder === 'report' ? 3 : 2);
+      await page.screenshot({ path: path.join(screenshots, shot), fullPage: true });
+      expect(problems).toEqual([]);
+    }
   });
 });

@@ -68,6 +68,7 @@ export { slideFingerprint, reportKey } from './report/key.js';
 export { readReportFolder, allocateStem, writeSummaryTsv, folderRows, adoptMovedReport, reportStands, FOLDER_COLUMNS, type FolderReport } from './report/folder.js';
 export { OutputError, OUTPUT_MARKER, LOCK_FILE, claimOutputFolder, lockOutputFolder, removeAbandonedStages, outputFullCode, outputFullError } from './report/output-folder.js';
 export { flaggedRegions, type FlaggedRegion } from './report/regions.js';
+export { blurScale, scoreText, legendTicks, legendTitle, verdictReason, nothingScoredReason, notScoredLabel, NOT_SCORED_GREY, type BlurScale, type LegendTick } from './report/reading.js';
 export { writeDeepZoom, DEFAULT_VIEW_SIZE, type DeepZoomView } from './report/deepzoom.js';
 export { writeIndexPage, thumbnailName } from './report/index-page.js';
 export { writeViewerAssets } from './report/html-common.js';

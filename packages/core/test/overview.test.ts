@@ -4,7 +4,8 @@
 import sharp from 'sharp';
 import { beforeAll, describe, expect, test } from 'vitest';
 import {
-  COLOUR_SPAN, colourScale, flaggedRegions, heatmapRgba, overviewPng, scaleBarLength, scaleColour, scalePosition, scanSlide, type ScanResult,
+  COLOUR_SPAN, NOT_SCORED_GREY, blurScale, colourScale, flaggedRegions, heatmapRgba, legendTicks, legendTitle, notScoredLabel, overviewPng, scaleBarLength, scaleColour,
+  scalePosition, scanSlide, scoreText, verdictReason, type ScanResult,
 } from '../dist/index.js';
 import { hasShared, shared, tcgaImages } from '../../../test/helpers/shared.js';
 
@@ -70,18 +71,60 @@ describe.skipIf(!hasShared)('heatmap colours and the overview figure', () => {
     const at = (x: number, y: number) => Array.from(data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3));
     expect(info.width).toBeGreaterThanOrEqual(2 * w + 48);
     expect(at(2, 2)).toEqual([240, 240, 240]); // title band
+    // The band grows with its lines of text (the reason wraps): its height is where its grey ends.
+    let band = 0;
+    while (at(2, band).join() === '240,240,240') band++;
+    expect(band).toBeGreaterThanOrEqual(64);
     let dark = 0;
-    for (let y = 0; y < 64; y++) for (let x = 0; x < info.width; x++) if (at(x, y)[0]! < 120) dark++;
+    for (let y = 0; y < band; y++) for (let x = 0; x < info.width; x++) if (at(x, y)[0]! < 120) dark++;
     expect(dark).toBeGreaterThan(200); // the title's letters
     // The left panel is the thumbnail, pixel for pixel.
-    for (const [x, y] of [[0, 0], [w - 1, h - 1], [w >> 1, h >> 1]] as const) expect(at(16 + x, 64 + y)).toEqual(Array.from(thumbnail.subarray((y * w + x) * 3, (y * w + x) * 3 + 3)));
+    for (const [x, y] of [[0, 0], [w - 1, h - 1], [w >> 1, h >> 1]] as const) expect(at(16 + x, band + y)).toEqual(Array.from(thumbnail.subarray((y * w + x) * 3, (y * w + x) * 3 + 3)));
+    // The legend band below the panels has the grey "not scored" swatch (a 14 px square, inside its outline).
+    const grey = [1, 3, 5].map((k) => parseInt(NOT_SCORED_GREY.slice(k, k + 2), 16)).join();
+    let swatch = 0;
+    for (let y = band + h; y < info.height; y++) for (let x = 0; x < info.width; x++) if (at(x, y).join() === grey) swatch++;
+    expect(swatch).toBeGreaterThanOrEqual(12 * 12);
     // The right panel at a scored pixel is the heatmap's dark brown over grey: red dominates.
     const heat = heatmapRgba(blurry);
     const pixel = heat.findIndex((v, i) => i % 4 === 3 && v === 255) >> 2;
     expect(pixel).toBeGreaterThanOrEqual(0);
-    const [r, g, b] = at(32 + w + (pixel % w), 64 + Math.floor(pixel / w));
+    const [r, g, b] = at(32 + w + (pixel % w), band + Math.floor(pixel / w));
     expect(r!).toBeGreaterThan(g! + 40);
     expect(r!).toBeGreaterThan(b! + 20);
+  });
+
+  test('scores read as µm of blur with the level: a level at or below 0 is "in focus", never a negative radius', () => {
+    // The shipped model: level L = a blur disk of radius L px at 0.5 µm/px; the scan ran at 0.5 µm/px.
+    const b = blurScale(scan)!;
+    expect(b).toEqual({ kind: 'radius', pxPerLevel: 1, micronsPerPixel: 0.5 });
+    expect(scoreText(5, b)).toBe('2.50 µm blur radius (level 5.00)');
+    expect(scoreText(-4.05, b)).toBe('in focus (level −4.05)');
+    expect(scoreText(0, b)).toBe('in focus (level 0.00)');
+    expect(scoreText(Number.NaN, b)).toBe('–');
+    expect(legendTicks(colourScale(scan), b).map((t) => `${t.label} / ${t.value}`)).toEqual(['in focus / level ≤ 0', 'threshold 2.5 µm / level 5', 'blurry ≥ 5 µm / level ≥ 10']);
+    expect(legendTitle(scan, 'estimated defocus level')).toBe('blur radius in µm (defocus level: px at 0.50 µm/px)');
+    // A synthetic-trained model's Gaussian levels: σ, and px per level from the scale text.
+    const gaussian = { model: { ...scan.model, scoreScale: 'estimated defocus level: level L = Gaussian blur of sigma 0.5*L px (0 = in focus); higher = blurrier' }, mpp: 0.5 };
+    expect(scoreText(4, blurScale(gaussian))).toBe('1.00 µm blur σ (level 4.00)');
+    // A slide without resolution: levels, clamped, but no µm.
+    expect(scoreText(3, blurScale({ ...scan, mpp: null }))).toBe('level 3.00 (µm unknown: no slide resolution)');
+    // Converted reference weights: an arbitrary scale, raw scores (negative is a valid score there).
+    const reference = { model: { ...scan.model, scoreScale: 'arbitrary (as trained); higher = blurrier' }, mpp: 0.5 };
+    expect(blurScale(reference)).toBeNull();
+    expect(scoreText(-21.45, null)).toBe('−21.45');
+    expect(legendTicks({ lo: -3, hi: 7, threshold: null }, null).map((t) => `${t.label} / ${t.value}`)).toEqual(['sharp / score ≤ −3', 'blurry / score ≥ 7']);
+  });
+
+  test('the verdict with its reason: the share and the limit, or why there is none', () => {
+    const withSummary = (summary: Partial<ScanResult['summary']>) => ({ ...scan, summary: { ...scan.summary, ...summary } });
+    expect(verdictReason(withSummary({ verdict: 'pass', outOfFocusFraction: 0.014 }))).toBe('pass: 1.4 % of scored tissue out of focus, within the limit of 5.0 %');
+    expect(verdictReason(withSummary({ verdict: 'fail', outOfFocusFraction: 0.081 }))).toBe('fail: 8.1 % of scored tissue out of focus, more than the limit of 5.0 %');
+    expect(verdictReason(withSummary({ verdict: 'no-tissue', tissueFraction: 0.0028, penFraction: 0, patchesScored: 0, outOfFocusFraction: null })))
+      .toBe('no verdict: no tissue patch to score (tissue 0.28 % of the slide; patches need ≥ 0.0 % tissue)');
+    expect(verdictReason(withSummary({ verdict: 'unknown', verdictReason: 'only 9 patches with tissue: too few for a verdict (at least 20)' })))
+      .toBe('no verdict: only 9 patches with tissue: too few for a verdict (at least 20)');
+    expect(notScoredLabel({ options: { ...scan.options, minTissue: 0.5 } })).toBe('not scored: no tissue, or < 50.0 % tissue (--min-tissue)');
   });
 
   test('flagged regions: connected patches above the threshold, with exact union area', () => {

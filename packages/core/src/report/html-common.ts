@@ -53,9 +53,16 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .warn { color: #8a4b00; max-width: 420px; }
 #viewer { width: 100%; height: 70vh; min-height: 420px; background: #222; border: 1px solid #999; }
 .legend-bar { width: 300px; height: 14px; border: 1px solid #444; }
-.legend { font-size: 12px; position: relative; width: 300px; }
+.legend { font-size: 12px; position: relative; width: 370px; }
+.legend .ticks, .legend .bar-box { width: 300px; position: relative; }
 .legend .ticks { display: flex; justify-content: space-between; }
 .legend .mark { position: absolute; top: 0; height: 18px; border-left: 2px solid #000; }
+.legend .ticks span { white-space: nowrap; }
+.legend .ticks span:nth-child(2):not(:last-child) { text-align: center; }
+.legend .ticks span:last-child { text-align: right; }
+.legend .not-scored { margin-top: 6px; display: flex; gap: 6px; align-items: flex-start; }
+.legend .swatch { flex: none; width: 14px; height: 14px; border: 1px solid #444; }
+header p.verdict-reason { color: #fff; font-size: 14px; font-weight: bold; }
 .region-box { outline: 2px dashed #00e5ff; }
 #viewer.hide-regions .region-box { display: none !important; }
 .layout { display: grid; grid-template-columns: minmax(0, 1fr) 390px; gap: 16px; }

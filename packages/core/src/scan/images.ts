@@ -6,6 +6,7 @@
  */
 import sharp from 'sharp';
 import type { ScanResult } from './scan-slide.js';
+import { NOT_SCORED_GREY, blurScale, legendTicks, legendTitle, notScoredLabel, scoreText, verdictReason } from '../report/reading.js';
 
 /** Half-width of the fixed colour scale around the threshold, in score units. */
 export const COLOUR_SPAN = 5;
@@ -142,36 +143,75 @@ async function heatmapOverGrey(r: ScanResult): Promise<Buffer> {
   return sharp(grey).composite([{ input: layer }]).png().toBuffer();
 }
 
+/** Words split into lines of at most `maxChars` characters (the SVG text has no wrapping of its own). */
+function wrapText(text: string, maxChars: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > maxChars) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/** Rough width of a 13 px DejaVu Sans character, for wrapping the title band's text. */
+const CHAR_PX = 7.4;
+
 /**
- * The overview figure: a title band (slide name, verdict, share out of focus, model), the slide
- * thumbnail beside the heatmap over a grey copy of it, a colour legend in score units with the
- * threshold marked, and a scale bar.
+ * The overview figure: a title band (slide name; the verdict with its reason; patches scored, the
+ * mean and p90 blur, the model), the slide thumbnail beside the heatmap over a grey copy of it, a
+ * colour legend (µm of blur and the level, or the model's raw score) with the threshold marked, the
+ * grey of "not scored", and a scale bar.
  */
 export async function overviewPng(r: ScanResult, title = r.file): Promise<Buffer> {
   const { width: w, height: h, thumbnail } = r.tissueMask;
   const pad = 16;
-  const band = 64;
-  const legendBand = 84;
   const figureWidth = Math.max(2 * w + 3 * pad, 720);
-  const figureHeight = band + h + legendBand + pad;
   const s = r.summary;
   const scale = colourScale(r);
+  const blur = blurScale(r);
   const verdictColour = s.verdict === 'pass' ? '#1a7f37' : s.verdict === 'fail' ? '#c62828' : '#8a6d00';
-  const share = s.outOfFocusFraction === null ? 'no threshold: no verdict' : `${(100 * s.outOfFocusFraction).toFixed(1)} % of tissue out of focus (limit ${fmt(100 * r.options.maxOutOfFocus)} %)`;
   const name = title.length > 70 ? '…' + title.slice(-69) : title;
 
-  // Legend: a bar of the colour stops, with the score at each end and the threshold.
-  const legendX = figureWidth - pad - 300;
-  const legendY = band + h + 26;
+  // Title band: the name, then the verdict and its reason (wrapped), then the scores.
+  const maxChars = Math.floor((figureWidth - 2 * pad) / CHAR_PX);
+  const reason = wrapText(`${s.verdict.toUpperCase()} · ${verdictReason(r).replace(/^(pass|fail): /, '')}`, maxChars);
+  const scores = `${s.patchesScored} patches scored` +
+    (s.patchesScored > 0 ? ` · mean ${scoreText(s.mean, blur)} · p90 ${scoreText(s.p90, blur)}` : '') + ` · model ${r.model.name}`;
+  const scoreLines = wrapText(scores, maxChars);
+  const lineHeight = 19;
+  const band = 38 + lineHeight * (reason.length + scoreLines.length);
+  const verdictWord = s.verdict.toUpperCase();
+  const reasonText = reason.map((line, i) => {
+    const y = 46 + i * lineHeight;
+    // The first line starts with the verdict word, in the verdict's colour.
+    if (i === 0) return `<text x="${pad}" y="${y}"><tspan style="font-weight: bold; fill: ${verdictColour}">${escapeXml(verdictWord)}</tspan>${escapeXml(line.slice(verdictWord.length))}</text>`;
+    return `<text x="${pad}" y="${y}">${escapeXml(line)}</text>`;
+  }).join('\n');
+  const scoreLinesSvg = scoreLines.map((line, i) => `<text x="${pad}" y="${46 + (reason.length + i) * lineHeight}">${escapeXml(line)}</text>`).join('\n');
+  const legendBand = 124;
+  const figureHeight = band + h + legendBand + pad;
+
+  // Legend: a bar of the colour stops, a tick (meaning, then level) at each end and at the
+  // threshold, and the grey of "not scored" below.
+  const legendX = figureWidth - pad - 380;
+  const legendY = band + h + 40;
   const gradient = COLOUR_STOPS.map(([p, c]) => `<stop offset="${p}" stop-color="rgb(${c.join(',')})"/>`).join('');
-  const thresholdMark = scale.threshold === null ? '' :
-    `<line x1="${legendX + 150}" y1="${legendY - 4}" x2="${legendX + 150}" y2="${legendY + 18}" stroke="#000" stroke-width="2"/>` +
-    `<text x="${legendX + 150}" y="${legendY + 32}" text-anchor="middle">threshold ${fmt(scale.threshold)}</text>`;
+  const anchor = { 0: 'start', 0.5: 'middle', 1: 'end' } as const;
+  const ticks = legendTicks(scale, blur).map((t) => {
+    const x = legendX + 300 * t.at;
+    const mark = t.at === 0.5 ? `<line x1="${x}" y1="${legendY - 4}" x2="${x}" y2="${legendY + 18}" stroke="#000" stroke-width="2"/>` : '';
+    return mark + `<text x="${x}" y="${legendY + 30}" text-anchor="${anchor[t.at]}" style="font-size: 11px">${escapeXml(t.label)}</text>` +
+      `<text x="${x}" y="${legendY + 44}" text-anchor="${anchor[t.at]}" style="font-size: 11px">${escapeXml(t.value)}</text>`;
+  }).join('');
   const legend =
-    `<text x="${legendX}" y="${legendY - 10}">${escapeXml(shortScale(r.model.scoreScale))}${scale.stretched ? ' (this slide\'s range)' : ''}: sharp → blurry</text>` +
-    `<rect x="${legendX}" y="${legendY}" width="300" height="14" fill="url(#scale)" stroke="#444"/>` +
-    `<text x="${legendX}" y="${legendY + 32}">≤ ${fmt(scale.lo)}</text>` +
-    `<text x="${legendX + 300}" y="${legendY + 32}" text-anchor="end">≥ ${fmt(scale.hi)}</text>` + thresholdMark;
+    `<text x="${legendX}" y="${legendY - 8}" style="font-size: 11px">${escapeXml(legendTitle(r, shortScale(r.model.scoreScale)))}${scale.stretched ? ' (this slide\'s range)' : ''}</text>` +
+    `<rect x="${legendX}" y="${legendY}" width="300" height="14" fill="url(#scale)" stroke="#444"/>` + ticks +
+    `<rect x="${legendX}" y="${legendY + 56}" width="14" height="14" fill="${NOT_SCORED_GREY}" stroke="#444"/>` +
+    `<text x="${legendX + 20}" y="${legendY + 67}" style="font-size: 11px">${escapeXml(notScoredLabel(r))}</text>`;
 
   // Scale bar under the thumbnail, about a fifth of its width.
   let scaleBar = `<text x="${pad}" y="${legendY + 12}">scale unknown (no µm/px for this slide)</text>`;
@@ -187,7 +227,8 @@ export async function overviewPng(r: ScanResult, title = r.file): Promise<Buffer
 <style>text { font-family: 'DejaVu Sans', sans-serif; font-size: 13px; fill: #222; }</style>
 <rect x="0" y="0" width="${figureWidth}" height="${band}" fill="#f0f0f0"/>
 <text x="${pad}" y="24" style="font-size: 17px; font-weight: bold">${escapeXml(name)}</text>
-<text x="${pad}" y="48"><tspan style="font-weight: bold; fill: ${verdictColour}">${escapeXml(s.verdict.toUpperCase())}</tspan> · ${escapeXml(share)} · ${s.patchesScored} patches · model ${escapeXml(r.model.name)}</text>
+${reasonText}
+${scoreLinesSvg}
 <text x="${pad}" y="${band + h + 14}" style="font-size: 11px">slide</text>
 <text x="${2 * pad + w}" y="${band + h + 14}" style="font-size: 11px">focus heatmap</text>
 ${scaleBar}
