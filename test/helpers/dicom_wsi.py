@@ -113,7 +113,10 @@ def wsi_dataset(rgb, tile, mpp, series, study, flavor, *, frames=None, organizat
 def save(ds, file, undefined_lengths):
     os.makedirs(os.path.dirname(file), exist_ok=True)
     for name in undefined_lengths:
-        ds[name].value.is_undefined_length = True
+        # The sequence and its items end at delimiters instead of declaring their lengths.
+        ds[name].is_undefined_length = True
+        for item in ds[name].value:
+            item.is_undefined_length_sequence_item = True
     ds.save_as(file, write_like_original=False)
 
 
@@ -154,7 +157,7 @@ def main():
         file = os.path.join(out, "series", f"level{i}.dcm")
         # Level 0's per-frame sequence with undefined lengths, level 1's defined: both forms read.
         save(wsi_dataset(rgb, tile, mpp * (level0.shape[1] / w), series, study, "VOLUME"), file,
-             ["PerFrameFunctionalGroupsSequence", "OpticalPathSequence"] if i == 0 else [])
+             ["PerFrameFunctionalGroupsSequence", "OpticalPathSequence", "SharedFunctionalGroupsSequence"] if i == 0 else [])
         stitched_from_frames(file).tofile(os.path.join(out, f"level{i}.pillow.rgb"))
         stitched_pixel_array(file).tofile(os.path.join(out, f"level{i}.pixel_array.rgb"))
         written["levels"].append(file)
