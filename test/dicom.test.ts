@@ -164,6 +164,14 @@ describe.skipIf(!hasShared || noPydicom)('DICOM whole-slide images', () => {
     const huge = Buffer.from(good);
     huge.writeUInt32LE(0x7ffffff0, sq + 8);
     expect(await openError(write('huge-length.dcm', huge))).toMatch(/sequence \(0040,0555\) declares 2147483632 bytes, beyond the end of the file \(\d+ bytes\): truncated or damaged/);
+    // A forged tile size (Columns/Rows are 16-bit: 65535² would be a 12 GiB decode per frame).
+    const tiles = Buffer.from(good);
+    for (const element of [0x11, 0x10]) {
+      const at = tiles.indexOf(Buffer.from([0x28, 0x00, element, 0x00, 0x55, 0x53, 0x02, 0x00]));
+      expect(at).toBeGreaterThan(132);
+      tiles.writeUInt16LE(65535, at + 8);
+    }
+    expect(await openError(write('huge-tiles.dcm', tiles))).toMatch(/tile size 65535x65535 is more than 268435456 px/);
     // No DICM magic after a .dcm name: not a slide format, said as such.
     expect(await openError(write('zeros.dcm', new Uint8Array(4096)))).toMatch(/neither a slide format|not a DICOM/);
 

@@ -112,6 +112,8 @@ export function readLevelInstance(file: string): DicomLevelInstance {
     const tileHeight = numberOf(ds.get(TAGS.rows)) ?? 0;
     if (width < 1 || height < 1) throw new DicomFormatError(`TotalPixelMatrixColumns/Rows missing or zero (${width}x${height})`);
     if (tileWidth < 1 || tileHeight < 1) throw new DicomFormatError(`tile size Columns/Rows missing or zero (${tileWidth}x${tileHeight})`);
+    // Columns/Rows go to 65535: a forged 65535² tile would be a 12 GiB decode per frame.
+    if (tileWidth * tileHeight > MAX_DECODED_PIXELS) throw new DicomFormatError(`tile size ${tileWidth}x${tileHeight} is more than ${MAX_DECODED_PIXELS} px`);
     const tilesAcross = Math.ceil(width / tileWidth);
     const tilesDown = Math.ceil(height / tileHeight);
     const frameCount = numberOf(ds.get(TAGS.numberOfFrames)) ?? 1;
@@ -242,8 +244,17 @@ function seriesLevels(file: string, named: DicomLevelInstance): DicomLevelInstan
   return pyramid;
 }
 
-/** How many decoded tiles a slide keeps: neighbouring regions of a scan share edge tiles. */
-const TILE_CACHE_SIZE = 32;
+/** Decoded tiles a slide keeps (bytes): neighbouring regions of a scan share edge tiles. */
+const TILE_CACHE_BYTES = 64 * 2 ** 20;
+
+/** Frames one region decodes at once: enough to keep sharp's threads busy, few enough to bound memory. */
+const FRAMES_IN_FLIGHT = 8;
+
+/**
+ * Largest JPEG frame read, as a multiple of its decoded size: baseline JPEG at quality 100 on noise
+ * stays under 1.5x the raw pixels, so a bigger fragment is damage, not a tile.
+ */
+const MAX_FRAME_BYTES_PER_PIXEL = 6;
 
 export interface DicomSlide {
   levels: { width: number; height: number; downsample: number }[];
@@ -296,10 +307,12 @@ export function openDicomSlide(file: string): DicomSlide {
     }
     const instance = pyramid[levelIndex]!;
     const fragment = instance.layout.frames[index]!;
+    const where = `${instance.file}: DICOM frame ${index + 1} of ${instance.layout.frames.length}`;
+    const limit = instance.tileWidth * instance.tileHeight * MAX_FRAME_BYTES_PER_PIXEL + 65536;
+    if (fragment.length > limit) throw new InputError(`${where}: ${fragment.length} bytes, more than a ${instance.tileWidth}x${instance.tileHeight} JPEG tile can take (${limit})`);
     const jpeg = Buffer.alloc(fragment.length);
     const handle = await handleOf(instance);
     const { bytesRead } = await handle.read(jpeg, 0, fragment.length, fragment.offset);
-    const where = `${instance.file}: DICOM frame ${index + 1} of ${instance.layout.frames.length}`;
     if (bytesRead !== fragment.length) throw new InputError(`${where}: the file ended inside the frame`);
     if (jpeg[0] !== 0xff || jpeg[1] !== 0xd8) throw new InputError(`${where}: not a JPEG stream (no SOI marker)`);
     let decoded: { data: Buffer; info: sharp.OutputInfo };
@@ -315,7 +328,7 @@ export function openDicomSlide(file: string): DicomSlide {
     tilesDecoded++;
     const pixels = new Uint8Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.length);
     cache.set(key, pixels);
-    if (cache.size > TILE_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+    if (cache.size > Math.max(4, Math.floor(TILE_CACHE_BYTES / pixels.length))) cache.delete(cache.keys().next().value!);
     return pixels;
   };
 
@@ -344,25 +357,27 @@ export function openDicomSlide(file: string): DicomSlide {
       if (x1 <= x0 || y1 <= y0) return out;
       const tw = instance.tileWidth;
       const th = instance.tileHeight;
-      const work: Promise<void>[] = [];
+      const touched: [number, number][] = [];
       for (let row = Math.floor(y0 / th); row <= Math.floor((y1 - 1) / th); row++) {
-        for (let col = Math.floor(x0 / tw); col <= Math.floor((x1 - 1) / tw); col++) {
-          work.push(
-            decodeFrame(levelIndex, row * instance.tilesAcross + col).then((tile) => {
-              // The tile's part inside both the region and the matrix (edge tiles are padded).
-              const tx0 = Math.max(x0, col * tw);
-              const tx1 = Math.min(x1, (col + 1) * tw);
-              const ty0 = Math.max(y0, row * th);
-              const ty1 = Math.min(y1, (row + 1) * th);
-              for (let py = ty0; py < ty1; py++) {
-                const src = ((py - row * th) * tw + (tx0 - col * tw)) * 3;
-                out.set(tile.subarray(src, src + (tx1 - tx0) * 3), ((py - ly) * width + (tx0 - lx)) * 3);
-              }
-            }),
-          );
-        }
+        for (let col = Math.floor(x0 / tw); col <= Math.floor((x1 - 1) / tw); col++) touched.push([row, col]);
       }
-      await Promise.all(work);
+      let next = 0;
+      const decodeTouched = async () => {
+        while (next < touched.length) {
+          const [row, col] = touched[next++]!;
+          const tile = await decodeFrame(levelIndex, row * instance.tilesAcross + col);
+          // The tile's part inside both the region and the matrix (edge tiles are padded).
+          const tx0 = Math.max(x0, col * tw);
+          const tx1 = Math.min(x1, (col + 1) * tw);
+          const ty0 = Math.max(y0, row * th);
+          const ty1 = Math.min(y1, (row + 1) * th);
+          for (let py = ty0; py < ty1; py++) {
+            const src = ((py - row * th) * tw + (tx0 - col * tw)) * 3;
+            out.set(tile.subarray(src, src + (tx1 - tx0) * 3), ((py - ly) * width + (tx0 - lx)) * 3);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(FRAMES_IN_FLIGHT, touched.length) }, decodeTouched));
       return out;
     },
     stats: () => ({ tilesDecoded, tileCacheHits }),
