@@ -202,5 +202,9 @@ describe.skipIf(!hasShared || noPydicom)('DICOM whole-slide images', () => {
     const skipped = readFileSync(path.join(report, 'skipped.tsv'), 'utf8');
     expect(skipped).toMatch(/ct\.dcm\tDICOM but not a whole-slide image \(SOP class 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2\)/);
     expect(skipped).not.toMatch(/level1\.dcm|label\.dcm|IM000002/);
+    // A glob over the series' files is the same one slide.
+    const globbed = await fqa(path.join(folder, 'case1', '*.dcm'), '--out', path.join(work, 'glob-report'), '--json');
+    expect(globbed.code, globbed.stderr).toBe(0);
+    expect(globbed.stdout.trim().split('\n').map((line) => path.relative(folder, JSON.parse(line).file))).toEqual(['case1/level0.dcm']);
   });
 });

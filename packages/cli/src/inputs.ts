@@ -171,12 +171,21 @@ export function expandInputs(args: string[], options: InputOptions = {}): Expand
       const re = new RegExp('^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
       const matches = existsSync(dir) ? readdirSync(dir).filter((f) => re.test(f)).sort() : [];
       if (matches.length === 0) slides.push(arg); // reported as missing
+      const dicom: string[] = [];
       for (const name of matches) {
+        const file = path.join(dir, name);
         // As in a shell, a wildcard does not match a leading dot; the file is listed, not dropped.
         if (name.startsWith('.') && !pattern.startsWith('.')) {
-          const hidden = statOrNull(path.join(dir, name))?.isDirectory();
-          skipped.push({ file: path.join(dir, name), reason: hidden ? SKIP_REASONS.hiddenFolder : SKIP_REASONS.hiddenFile });
-        } else visitArgument(path.join(dir, name));
+          const hidden = statOrNull(file)?.isDirectory();
+          skipped.push({ file, reason: hidden ? SKIP_REASONS.hiddenFolder : SKIP_REASONS.hiddenFile });
+        } else if (statOrNull(file)?.isFile() && looksDicom(file, name)) dicom.push(file);
+        else visitArgument(file);
+      }
+      // `series/*.dcm` is the series' files: one slide per series, as in a folder.
+      if (dicom.length > 0) {
+        const series = groupDicomSeries(dicom);
+        slides.push(...series.slides);
+        skipped.push(...series.skipped);
       }
     } else visitArgument(arg);
   }
