@@ -160,9 +160,17 @@ async function fromImage(input: string | Uint8Array): Promise<SlideSource> {
   };
 }
 
-/** DICOM Part 10 files carry "DICM" after a 128-byte preamble. */
+/**
+ * DICOM Part 10 files carry "DICM" after a 128-byte preamble. A file that cannot be opened is not
+ * judged here: the readers after this check report why (no permission, ...) as they always have.
+ */
 async function isDicom(path: string): Promise<boolean> {
-  const handle = await open(path, 'r');
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch {
+    return false;
+  }
   try {
     const magic = Buffer.alloc(4);
     await handle.read(magic, 0, 4, 128);
