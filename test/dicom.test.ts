@@ -146,6 +146,7 @@ describe.skipIf(!hasShared || noPydicom)('DICOM whole-slide images', () => {
     expect(await openError(path.join(out, 'frames', 'slide.dcm'))).toMatch(/Basic Offset Table lists 23 frames but NumberOfFrames is 24/);
     expect(await openError(path.join(out, 'series', 'ct.dcm'))).toMatch(/not a VL Whole Slide Microscopy image \(SOP class 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2\)/);
     expect(await openError(path.join(out, 'series', 'label.dcm'))).toBeNull(); // a label opens its series' slide
+    expect(await openError(path.join(out, 'series', 'implicit.dcm'))).toMatch(/transfer syntax 1\.2\.840\.10008\.1\.2 \(Implicit VR Little Endian\) is not read by fqa/);
 
     const good = readFileSync(seriesFile(0));
     const broken = path.join(work, 'broken');
@@ -201,6 +202,7 @@ describe.skipIf(!hasShared || noPydicom)('DICOM whole-slide images', () => {
     expect(rows.map((row) => [path.relative(folder, row.split('\t')[0]!), row.split('\t')[1]])).toEqual([['case1/level0.dcm', 'dicom']]);
     const skipped = readFileSync(path.join(report, 'skipped.tsv'), 'utf8');
     expect(skipped).toMatch(/ct\.dcm\tDICOM but not a whole-slide image \(SOP class 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2\)/);
+    expect(skipped).toMatch(/implicit\.dcm\tDICOM whole-slide image without a readable SeriesInstanceUID \(transfer syntax 1\.2\.840\.10008\.1\.2 \(Implicit VR Little Endian\)\)/);
     expect(skipped).not.toMatch(/level1\.dcm|label\.dcm|IM000002/);
     // A glob over the series' files is the same one slide.
     const globbed = await fqa(path.join(folder, 'case1', '*.dcm'), '--out', path.join(work, 'glob-report'), '--json');

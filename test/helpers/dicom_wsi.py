@@ -5,8 +5,9 @@ The oracle of test/dicom.test.ts. Reads a JSON spec on stdin:
    "variants": {name: {...}}}
 and writes, in "out":
   series/level<i>.dcm       the pyramid (level 0 VOLUME, smaller levels VOLUME), one series, plus
-                            series/label.dcm (a LABEL image of the series) and series/ct.dcm (a
-                            non-WSI DICOM file: another SOP class)
+                            series/label.dcm (a LABEL image of the series), series/ct.dcm (a
+                            non-WSI DICOM file: another SOP class) and series/implicit.dcm (a WSI
+                            header in Implicit VR Little Endian, which fqa does not parse)
   level<i>.pillow.rgb       level i stitched from the frames pydicom extracts
                             (pydicom.encaps.generate_pixel_data_frame), each decoded by Pillow to
                             RGB, cropped to TotalPixelMatrixColumns x Rows
@@ -174,6 +175,16 @@ def main():
     ct.SOPClassUID, ct.SOPInstanceUID = CT, ct.file_meta.MediaStorageSOPInstanceUID
     ct.SeriesInstanceUID, ct.Modality = generate_uid(), "CT"
     ct.save_as(os.path.join(out, "series", "ct.dcm"), write_like_original=False)
+    # A WSI header in Implicit VR Little Endian (no VRs: its dataset, series included, is not parsed).
+    implicit = Dataset()
+    implicit.file_meta = FileMetaDataset()
+    implicit.file_meta.MediaStorageSOPClassUID = WSI
+    implicit.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    implicit.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"
+    implicit.is_little_endian, implicit.is_implicit_VR = True, True
+    implicit.SOPClassUID, implicit.SOPInstanceUID = WSI, implicit.file_meta.MediaStorageSOPInstanceUID
+    implicit.SeriesInstanceUID = series
+    implicit.save_as(os.path.join(out, "series", "implicit.dcm"), write_like_original=False)
 
     # Unsupported or broken variants of level 0, each alone in its folder.
     frames = [jpeg(t) for t in tiles_of(level0, tile)]

@@ -56,6 +56,7 @@ export interface DicomInstanceSummary {
   flavor: string;
   width: number;
   height: number;
+  transferSyntax: string;
 }
 
 /** One pyramid level's instance, ready to read. */
@@ -82,6 +83,7 @@ export function summarizeDicom(file: string): DicomInstanceSummary {
       flavor: (texts(header.dataset.get(TAGS.imageType))[2] ?? '').toUpperCase(),
       width: numberOf(header.dataset.get(TAGS.totalPixelMatrixColumns)) ?? 0,
       height: numberOf(header.dataset.get(TAGS.totalPixelMatrixRows)) ?? 0,
+      transferSyntax: header.transferSyntax,
     };
   } finally {
     bytes.close();
@@ -131,6 +133,7 @@ export function readLevelInstance(file: string): DicomLevelInstance {
       flavor: (texts(ds.get(TAGS.imageType))[2] ?? '').toUpperCase(),
       width,
       height,
+      transferSyntax: header.transferSyntax,
       tileWidth,
       tileHeight,
       tilesAcross,
@@ -193,6 +196,11 @@ export function groupDicomSeries(files: string[]): { slides: string[]; skipped: 
       skipped.push({ file, reason: `DICOM but not a whole-slide image (SOP class ${shown(summary.sopClass)}): not scanned` });
       continue;
     }
+    if (summary.seriesUid === '') {
+      // Implicit VR or big endian datasets are not parsed, so their series is unknown.
+      skipped.push({ file, reason: `DICOM whole-slide image without a readable SeriesInstanceUID (transfer syntax ${transferSyntaxName(shown(summary.transferSyntax))}): not scanned` });
+      continue;
+    }
     const key = `${path.dirname(file)}\0${summary.seriesUid}`;
     series.set(key, [...(series.get(key) ?? []), summary]);
   }
@@ -251,8 +259,8 @@ const TILE_CACHE_BYTES = 64 * 2 ** 20;
 const FRAMES_IN_FLIGHT = 8;
 
 /**
- * Largest JPEG frame read, as a multiple of its decoded size: baseline JPEG at quality 100 on noise
- * stays under 1.5x the raw pixels, so a bigger fragment is damage, not a tile.
+ * Largest JPEG frame read, in bytes per tile pixel (twice raw RGB): baseline JPEG at quality 100 on
+ * noise stays under 1.5x the raw pixels, so a bigger fragment is damage, not a tile.
  */
 const MAX_FRAME_BYTES_PER_PIXEL = 6;
 
