@@ -21,7 +21,8 @@ const bin = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
 const work = mkdtempSync(path.join(tmpdir(), 'fqa-dicom-'));
 const out = path.join(work, 'dicom');
 const level0Png = path.join(work, 'level0.png');
-const LEVELS = [[1500, 1000], [375, 250]] as const; // edge tiles padded; level 1 under 512 px, so both scans take the tissue mask from level 0
+// Edge tiles padded; levels 1 and 2 under 512 px, so both scans take the tissue mask from level 0.
+const LEVELS = [[1500, 1000, 'VOLUME'], [375, 250, 'VOLUME'], [150, 100, 'THUMBNAIL']] as const;
 const MPP = 0.499;
 const seriesFile = (i: number) => path.join(out, 'series', `level${i}.dcm`);
 
@@ -78,7 +79,8 @@ describe.skipIf(!hasShared || noPydicom)('DICOM whole-slide images', () => {
     const source = await openSource(seriesFile(1));
     try {
       expect(source.kind).toBe('dicom');
-      expect(source.levels).toEqual([{ width: 1500, height: 1000, downsample: 1 }, { width: 375, height: 250, downsample: 4 }]);
+      // The THUMBNAIL serves as the lowest level; the LABEL is no level.
+      expect(source.levels).toEqual([{ width: 1500, height: 1000, downsample: 1 }, { width: 375, height: 250, downsample: 4 }, { width: 150, height: 100, downsample: 10 }]);
       expect(source.mpp).toBeCloseTo(MPP, 9);
       for (const [i, [w, h]] of LEVELS.entries()) {
         const ours = await source.readRegion(i, 0, 0, w, h);
@@ -203,7 +205,7 @@ describe.skipIf(!hasShared || noPydicom)('DICOM whole-slide images', () => {
     const skipped = readFileSync(path.join(report, 'skipped.tsv'), 'utf8');
     expect(skipped).toMatch(/ct\.dcm\tDICOM but not a whole-slide image \(SOP class 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2\)/);
     expect(skipped).toMatch(/implicit\.dcm\tDICOM whole-slide image without a readable SeriesInstanceUID \(transfer syntax 1\.2\.840\.10008\.1\.2 \(Implicit VR Little Endian\)\)/);
-    expect(skipped).not.toMatch(/level1\.dcm|label\.dcm|IM000002/);
+    expect(skipped).not.toMatch(/level[12]\.dcm|label\.dcm|IM000002/);
     // A glob over the series' files is the same one slide.
     const globbed = await fqa(path.join(folder, 'case1', '*.dcm'), '--out', path.join(work, 'glob-report'), '--json');
     expect(globbed.code, globbed.stderr).toBe(0);

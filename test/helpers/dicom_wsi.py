@@ -1,10 +1,10 @@
 """Writes a DICOM VL Whole Slide Microscopy series with pydicom, and pydicom's decoding of it.
 
 The oracle of test/dicom.test.ts. Reads a JSON spec on stdin:
-  {"png": level-0 RGB PNG, "out": folder, "tile": 256, "mpp": 0.499, "levels": [[w, h], ...],
-   "variants": {name: {...}}}
+  {"png": level-0 RGB PNG, "out": folder, "tile": 256, "mpp": 0.499,
+   "levels": [[w, h, "VOLUME" or "THUMBNAIL"], ...]}
 and writes, in "out":
-  series/level<i>.dcm       the pyramid (level 0 VOLUME, smaller levels VOLUME), one series, plus
+  series/level<i>.dcm       the pyramid (level 0 VOLUME, then smaller VOLUME or THUMBNAIL images), one series, plus
                             series/label.dcm (a LABEL image of the series), series/ct.dcm (a
                             non-WSI DICOM file: another SOP class) and series/implicit.dcm (a WSI
                             header in Implicit VR Little Endian, which fqa does not parse)
@@ -138,6 +138,8 @@ def stitched_pixel_array(file):
     ds = pydicom.dcmread(file)
     w, h, t = ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows, ds.Columns
     frames = convert_color_space(ds.pixel_array, "YBR_FULL", "RGB")
+    if int(ds.NumberOfFrames) == 1:
+        frames = frames[None]  # pixel_array has no frame axis for a single frame
     across, down = -(-w // t), -(-h // t)
     out = np.zeros((down * t, across * t, 3), np.uint8)
     for i in range(frames.shape[0]):
@@ -152,12 +154,12 @@ def main():
     level0 = np.asarray(Image.open(spec["png"]).convert("RGB"))
     series, study = generate_uid(), generate_uid()
     written = {"levels": [], "pydicom": pydicom.__version__}
-    for i, (w, h) in enumerate(spec["levels"]):
+    for i, (w, h, flavor) in enumerate(spec["levels"]):
         rgb = level0 if i == 0 else np.asarray(Image.fromarray(level0).resize((w, h), Image.BOX))
         assert rgb.shape[:2] == (h, w), (rgb.shape, w, h)
         file = os.path.join(out, "series", f"level{i}.dcm")
         # Level 0's per-frame sequence with undefined lengths, level 1's defined: both forms read.
-        save(wsi_dataset(rgb, tile, mpp * (level0.shape[1] / w), series, study, "VOLUME"), file,
+        save(wsi_dataset(rgb, tile, mpp * (level0.shape[1] / w), series, study, flavor), file,
              ["PerFrameFunctionalGroupsSequence", "OpticalPathSequence", "SharedFunctionalGroupsSequence"] if i == 0 else [])
         stitched_from_frames(file).tofile(os.path.join(out, f"level{i}.pillow.rgb"))
         stitched_pixel_array(file).tofile(os.path.join(out, f"level{i}.pixel_array.rgb"))
