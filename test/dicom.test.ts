@@ -189,6 +189,12 @@ describe.skipIf(!hasShared || noPydicom)('DICOM whole-slide images', () => {
       if ((await openError(write(`fuzz-${n}.dcm`, bad))) !== null) refused++;
     }
     expect(refused).toBeGreaterThan(0);
+    // And to the JPEG frames: each decodes (JPEG tolerates some damage) or is one error line.
+    for (let n = 0; n < 20; n++) {
+      const bad = Buffer.from(good);
+      for (let k = 0; k < 16; k++) bad[pixelData + 400 + Math.floor(random() * (good.length - pixelData - 400))] = Math.floor(random() * 256);
+      await openError(write(`fuzz-frames-${n}.dcm`, bad));
+    }
   });
 
   test('a folder of DICOM files is one slide per series; other DICOM files are listed as skipped', async () => {
