@@ -20,9 +20,11 @@ done
 # Build: cmake, a C++17 compiler, libtiff/libjpeg-turbo headers for the direct JPEG-tile reader.
 # Run time: libopenslide0 for the formats the direct reader does not serve.
 # Tests: openslide-tools (pixel oracle), chromium + fonts (HTML report tests, overview PNG text),
-# redis-server (queue tests), clang + its runtime (libFuzzer/ASan/UBSan fuzz targets).
+# redis-server (queue tests), clang + its runtime (libFuzzer/ASan/UBSan fuzz targets),
+# python3-pydicom + python3-pil (the DICOM whole-slide oracle: writes series, decodes frames).
 packages=(cmake g++ make python3 libopenslide0 libtiff-dev libjpeg62-turbo-dev
-  openslide-tools chromium fonts-dejavu-core redis-server clang libclang-rt-14-dev)
+  openslide-tools chromium fonts-dejavu-core redis-server clang libclang-rt-14-dev
+  python3-pydicom python3-pil)
 
 if ! command -v node >/dev/null 2>&1; then
   echo "install.sh: Node ≥ 20.17 is needed first (Debian 12's nodejs is 18: take it from nodejs.org)" >&2

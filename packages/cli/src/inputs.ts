@@ -11,7 +11,7 @@
  */
 import { existsSync, lstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { OUTPUT_MARKER, fileKind, openslideVersion } from '@fqa/core';
+import { OUTPUT_MARKER, fileKind, groupDicomSeries, isDicomFile } from '@fqa/core';
 
 export const SLIDE_EXTENSIONS = /\.(svs|tif|tiff|ndpi|vms|vmu|scn|mrxs|svslide|bif|png|jpe?g)$/i;
 
@@ -49,15 +49,9 @@ export const SKIP_REASONS = {
   namedTwice: 'named twice in the input: scanned once',
 } as const;
 
-/** What the installed OpenSlide says about DICOM (read since OpenSlide 4.0). */
-function dicomReason(): string {
-  let version = 'none installed';
-  try {
-    version = openslideVersion();
-  } catch {
-    // no libopenslide: the version stays 'none installed'
-  }
-  return `DICOM: name one file of the series explicitly to scan it (needs OpenSlide >= 4.0; this machine has ${version})`;
+/** A DICOM file found in a walk: named .dcm, or with no extension and the "DICM" magic (scanners often write no extension). */
+function looksDicom(file: string, name: string): boolean {
+  return /\.dcm$/i.test(name) || (path.extname(name) === '' && isDicomFile(file));
 }
 
 /** A file's identity: the same file reached by two paths (links, hard links, `./`) has one. */
@@ -126,11 +120,19 @@ export function expandInputs(args: string[], options: InputOptions = {}): Expand
     if (isOutputFolder(dir, info, names)) return;
     // An MRXS slide's data lives in a folder of the same name beside it.
     const mrxs = new Set(names.filter((n) => /\.mrxs$/i.test(n)).map((n) => n.replace(/\.mrxs$/i, '')));
-    for (const name of names) visitEntry(path.join(dir, name), name, mrxs.has(name));
+    const dicom: string[] = [];
+    for (const name of names) visitEntry(path.join(dir, name), name, mrxs.has(name), dicom);
+    // A DICOM slide is a series of files (one per pyramid level, label, overview): one slide per
+    // series, named by its largest level; its other files are part of it, like an MRXS data folder.
+    if (dicom.length > 0) {
+      const series = groupDicomSeries(dicom);
+      slides.push(...series.slides);
+      skipped.push(...series.skipped);
+    }
   };
 
-  /** One entry found in a walked folder: a slide, a subfolder to walk, or a skipped file with its reason. */
-  const visitEntry = (file: string, name: string, mrxsData: boolean) => {
+  /** One entry found in a walked folder: a slide, a DICOM file (grouped by series after the folder), a subfolder to walk, or a skipped file with its reason. */
+  const visitEntry = (file: string, name: string, mrxsData: boolean, dicom: string[]) => {
     const link = statOrNull(file, false);
     const info = statOrNull(file);
     if (!link || !info) {
@@ -147,7 +149,7 @@ export function expandInputs(args: string[], options: InputOptions = {}): Expand
     else if (!info.isFile()) skipped.push({ file, reason: `${fileKind(info)}: not a slide file, never opened` });
     else if (out !== null && link.isSymbolicLink() && realpathSync(file).startsWith(out.real + path.sep)) skipped.push({ file, reason: SKIP_REASONS.outputFolder });
     else if (SLIDE_EXTENSIONS.test(name)) slides.push(file);
-    else if (/\.dcm$/i.test(name)) skipped.push({ file, reason: dicomReason() });
+    else if (looksDicom(file, name)) dicom.push(file);
     else skipped.push({ file, reason: SKIP_REASONS.notSlideName });
   };
 
@@ -169,12 +171,21 @@ export function expandInputs(args: string[], options: InputOptions = {}): Expand
       const re = new RegExp('^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
       const matches = existsSync(dir) ? readdirSync(dir).filter((f) => re.test(f)).sort() : [];
       if (matches.length === 0) slides.push(arg); // reported as missing
+      const dicom: string[] = [];
       for (const name of matches) {
+        const file = path.join(dir, name);
         // As in a shell, a wildcard does not match a leading dot; the file is listed, not dropped.
         if (name.startsWith('.') && !pattern.startsWith('.')) {
-          const hidden = statOrNull(path.join(dir, name))?.isDirectory();
-          skipped.push({ file: path.join(dir, name), reason: hidden ? SKIP_REASONS.hiddenFolder : SKIP_REASONS.hiddenFile });
-        } else visitArgument(path.join(dir, name));
+          const hidden = statOrNull(file)?.isDirectory();
+          skipped.push({ file, reason: hidden ? SKIP_REASONS.hiddenFolder : SKIP_REASONS.hiddenFile });
+        } else if (statOrNull(file)?.isFile() && looksDicom(file, name)) dicom.push(file);
+        else visitArgument(file);
+      }
+      // `series/*.dcm` is the series' files: one slide per series, as in a folder.
+      if (dicom.length > 0) {
+        const series = groupDicomSeries(dicom);
+        slides.push(...series.slides);
+        skipped.push(...series.skipped);
       }
     } else visitArgument(arg);
   }

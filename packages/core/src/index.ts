@@ -59,6 +59,7 @@ export { scoreImage, scoreRgb, resolveScoreOptions, expectFiniteScores, type Sco
 export { cpuInfo, gpuInfo, kernelNames, nativeBinaryPath, openslideVersion, version as nativeVersion, type KernelName } from '@fqa/native';
 export { detectTissue, classifyPixel, patchTissueFractions, PixelClass, type TissueMask } from './tissue.js';
 export { openSource, type SlideSource, type SourceLevel } from './slide-source.js';
+export { groupDicomSeries, isDicomFile } from './dicom/wsi.js';
 export { chooseLevel, planRegions, type LevelChoice, type GridRegion } from './scan/plan.js';
 export { scanSlide, scanImage, resolveScanOptions, validateScanOptions, DEFAULT_MIN_TISSUE, DEFAULT_MAX_OUT_OF_FOCUS, type ScanOptions, type ScanResult, type ScanSummary, type ScanModelInfo, type ResolvedScanOptions } from './scan/scan-slide.js';
 export { writeAtomic } from './atomic-write.js';

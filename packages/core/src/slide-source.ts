@@ -1,12 +1,14 @@
 /**
  * Where a scan's pixels come from: whole-slide formats through OpenSlide (loaded at run time),
- * plain images (PNG, JPEG, TIFF) through sharp. Both give RGB u8 regions addressed in level-0
- * pixels, so the scan never needs to know which it has.
+ * DICOM whole-slide series through fqa's own reader (dicom/), plain images (PNG, JPEG, TIFF)
+ * through sharp. All give RGB u8 regions addressed in level-0 pixels, so the scan never needs to
+ * know which it has.
  */
 import { open, stat } from 'node:fs/promises';
 import sharp from 'sharp';
-import { openSlide, openslideVersion, type NativeModel, type NativeSlide, type RegionSweepOptions, type RegionSweepResult } from '@fqa/native';
+import { openSlide, type NativeModel, type NativeSlide, type RegionSweepOptions, type RegionSweepResult } from '@fqa/native';
 import { InputError } from './errors.js';
+import { openDicomSlide } from './dicom/wsi.js';
 import { decodeImage, type RgbImage } from './image.js';
 import { plausibleMpp } from './limits.js';
 import { fileKind } from './regular-file.js';
@@ -19,7 +21,7 @@ export interface SourceLevel {
 
 export interface SlideSource {
   path: string;
-  kind: 'openslide' | 'image';
+  kind: 'openslide' | 'dicom' | 'image';
   vendor: string;
   levels: SourceLevel[];
   /** µm per level-0 pixel from the file's metadata, or null. */
@@ -57,6 +59,8 @@ export async function openSource(path: string | Uint8Array): Promise<SlideSource
   }
   if (size === 0) throw new InputError(`${path}: empty file (0 bytes)`);
   if (PLAIN_IMAGE.test(path)) return fromImage(path);
+  // DICOM by its magic, whatever the name: Debian's OpenSlide 3.4 does not read it, fqa does.
+  if (await isDicom(path)) return fromDicom(path);
   try {
     return fromOpenSlide(path, await openSlide(path));
   } catch (err) {
@@ -68,7 +72,6 @@ export async function openSource(path: string | Uint8Array): Promise<SlideSource
   try {
     return await fromImage(path);
   } catch (err) {
-    if (await isDicom(path)) throw new InputError(`${path}: a DICOM file, which this OpenSlide cannot read (DICOM needs OpenSlide >= 4.0; this machine has ${installedOpenSlide()})`, { cause: err });
     throw new InputError(`${path}: neither a slide format OpenSlide can read nor an image (${(err as Error).message.replace(`${path}: `, '')})`, { cause: err });
   }
 }
@@ -157,9 +160,17 @@ async function fromImage(input: string | Uint8Array): Promise<SlideSource> {
   };
 }
 
-/** DICOM Part 10 files carry "DICM" after a 128-byte preamble. */
+/**
+ * DICOM Part 10 files carry "DICM" after a 128-byte preamble. A file that cannot be opened is not
+ * judged here: the readers after this check report why (no permission, ...) as they always have.
+ */
 async function isDicom(path: string): Promise<boolean> {
-  const handle = await open(path, 'r');
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch {
+    return false;
+  }
   try {
     const magic = Buffer.alloc(4);
     await handle.read(magic, 0, 4, 128);
@@ -169,10 +180,21 @@ async function isDicom(path: string): Promise<boolean> {
   }
 }
 
-function installedOpenSlide(): string {
-  try {
-    return openslideVersion();
-  } catch {
-    return 'none';
-  }
+/** A DICOM VL Whole Slide Microscopy series, opened by any one of its files. */
+function fromDicom(path: string): SlideSource {
+  const slide = openDicomSlide(path);
+  return {
+    path,
+    kind: 'dicom',
+    vendor: 'dicom',
+    levels: slide.levels,
+    mpp: slide.mpp,
+    properties: slide.properties,
+    readRegion: (level, x, y, w, h) => slide.readRegion(level, x, y, w, h),
+    // No native sweep: the scan decodes through readRegion (sharp) in its pool path.
+    directLevels: [],
+    sweepRegions: null,
+    readerStats: () => ({ reader: 'image', ...slide.stats(), tilesRedecoded: 0 }),
+    close: () => slide.close(),
+  };
 }
