@@ -294,7 +294,11 @@ export function openDicomSlide(file: string): DicomSlide {
   let tilesDecoded = 0;
   let tileCacheHits = 0;
 
+  // Set by close(): a decode still running when a region failed (Promise.all rejects at the first
+  // error) must not open a file after the slide is closed and leave its handle to the GC.
+  let closed = false;
   const handleOf = (instance: DicomLevelInstance) => {
+    if (closed) throw new InputError(`${instance.file}: DICOM: the slide was closed`);
     let h = handles.get(instance.file);
     if (!h) {
       h = open(instance.file, 'r');
@@ -390,6 +394,7 @@ export function openDicomSlide(file: string): DicomSlide {
     },
     stats: () => ({ tilesDecoded, tileCacheHits }),
     close() {
+      closed = true;
       cache.clear();
       for (const h of handles.values()) h.then((fh) => fh.close()).catch(() => undefined);
       handles.clear();
