@@ -75,6 +75,7 @@ export { writeIndexPage, thumbnailName } from './report/index-page.js';
 export { writeViewerAssets } from './report/html-common.js';
 export { scanGeoJson, geoJsonFeatures, traceCells, OUT_OF_FOCUS, IN_FOCUS } from './scan/geojson.js';
 export { patchUnionGrid, type PatchUnionGrid } from './scan/flagged-area.js';
+export { streamedMaskImage, wholeLevelMaskImage, maskSize, MASK_SIDE, STREAMED_MASK_PIXELS, type MaskImage } from './scan/mask-thumbnail.js';
 export { usableTissue, usableTissuePng, usableTissueGeoJson, type UsableTissue } from './scan/usable-tissue.js';
 export { syntheticDefocus, diskKernel, type DefocusOptions, type PatchSet } from './train/synthetic.js';
 export { scannerDefocus, DEFAULT_SCANNER, type ScannerDefocusOptions, type ScannerModel } from './train/scanner-defocus.js';

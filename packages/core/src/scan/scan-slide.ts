@@ -15,13 +15,14 @@ import sharp from 'sharp';
 import { kernelNames, type KernelName, type NativeModel } from '@fqa/native';
 import { resolveDevice, trustDevice, verifyKernel, type Device } from '../device.js';
 import { FqaError, InputError, UsageError, TooSmallError } from '../errors.js';
-import { MAX_DECODED_PIXELS, MPP_RANGE, plausibleMpp } from '../limits.js';
+import { MPP_RANGE, plausibleMpp } from '../limits.js';
 import { DEFAULT_MODEL_PATH, loadModel, type ModelHeader } from '../model-file.js';
 import { expectFiniteScores } from '../score.js';
 import { openSource, type SlideSource } from '../slide-source.js';
 import { checkBackground, penWarning, verdictBlocker } from '../domain.js';
 import { detectTissue, patchTissueFractions, type TissueMask } from '../tissue.js';
 import { expectInteger, expectOneOf } from '../validate.js';
+import { STREAMED_MASK_PIXELS, streamedMaskImage, wholeLevelMaskImage } from './mask-thumbnail.js';
 import { chooseLevel, planRegions, requireUpsamplingWithinBound, type GridRegion } from './plan.js';
 import { BACKEND_NAMES, type BackendName } from '../models/registry.js';
 import { backendAvailable } from '../models/backends/scorer.js';
@@ -173,18 +174,8 @@ async function tissueOf(source: SlideSource): Promise<TissueMask & { level0PerMa
   let level = 0;
   for (let i = 0; i < source.levels.length; i++) if (Math.max(source.levels[i]!.width, source.levels[i]!.height) >= 512) level = i;
   const L = source.levels[level]!;
-  if (L.width * L.height > MAX_DECODED_PIXELS) throw new InputError(`${source.path}: no pyramid level small enough for a tissue mask (smallest usable level is ${L.width}x${L.height})`);
-  const rgb = await source.readRegion(level, 0, 0, L.width, L.height);
-  const scale = Math.min(1, 1024 / Math.max(L.width, L.height));
-  let width = L.width;
-  let height = L.height;
-  let pixels = rgb;
-  if (scale < 1) {
-    width = Math.max(1, Math.round(L.width * scale));
-    height = Math.max(1, Math.round(L.height * scale));
-    const out = await sharp(rgb, { raw: { width: L.width, height: L.height, channels: 3 } }).resize(width, height, { kernel: 'linear', fit: 'fill' }).raw().toBuffer();
-    pixels = new Uint8Array(out.buffer, out.byteOffset, out.length);
-  }
+  // A level too large to hold (no pyramid) is read in bands and averaged down as it streams.
+  const { width, height, pixels } = L.width * L.height > STREAMED_MASK_PIXELS ? await streamedMaskImage(source, level) : await wholeLevelMaskImage(source, level);
   const mask = detectTissue(pixels, width, height);
   return { ...mask, level0PerMaskPixel: source.levels[0]!.width / width, thumbnail: pixels };
 }
