@@ -126,8 +126,9 @@ export function folderRows(dir: string, scannedNow: ReadonlySet<string> = new Se
       const fields = r.summaryRow.split('\t');
       while (fields.length < SUMMARY_COLUMNS.length) fields.push(''); // reports of older fqa versions
       fields.length = SUMMARY_COLUMNS.length;
-      // A slide deleted or moved away: its last report stays listed, but says so instead of its old verdict.
-      if (!existsSync(r.input)) fields[VERDICT_COLUMN] = 'missing';
+      // A slide deleted or moved away: its last report stays listed, but says so instead of its old
+      // verdict. (Not this run's own report of a path that was not there: that is its error row.)
+      if (!scannedNow.has(r.stem) && !existsSync(r.input)) fields[VERDICT_COLUMN] = 'missing';
       const artefact = r.artefactFraction === null ? '' : (100 * r.artefactFraction).toFixed(2);
       return [...fields, artefact, r.scannedAt ?? '', scannedNow.has(r.stem) ? 'yes' : 'no'];
     });
