@@ -15,6 +15,7 @@ import {
   openScanQueue, queueFolders, queueStatus, resolveQueueName, sha256File, type ScanQueue,
 } from '@fqa/queue';
 import type { Command } from '../index.js';
+import { parsePercent } from '../percent-option.js';
 import { expandInputs } from '../inputs.js';
 
 export const connectionHelp = `  --redis URL        Redis (default: $${REDIS_URL_ENV}, else ${DEFAULT_REDIS_URL})
@@ -47,13 +48,6 @@ ${connectionHelp}
 
 Exit codes: add 0, or 3 when some input is missing; report 0 all pass, 1 some slide fails QC,
 3 some slide failed every attempt; 2 usage error; 3 Redis unreachable.`;
-
-/** A percentage option as the fraction scanSlide takes (the same message as fqa-scan scan's). */
-function parsePercent(text: string | undefined, name: string): number | undefined {
-  const v = parseNumberOption(text, name);
-  if (v !== undefined && !(v >= 0 && v <= 100)) throw new UsageError(`Expected number between 0 and 100 for ${name} but received '${text}'`);
-  return v === undefined ? undefined : v / 100;
-}
 
 function redisUrl(value: string | undefined): string {
   return value ?? process.env[REDIS_URL_ENV] ?? DEFAULT_REDIS_URL;

@@ -12,6 +12,7 @@ import {
   type ScanOptions,
 } from '@fqa/core';
 import type { Command } from '../index.js';
+import { parsePercent } from '../percent-option.js';
 import { expandInputs, type SkippedFile } from '../inputs.js';
 
 const usage = `Usage: fqa-scan [scan] <slide|folder|glob...> [--model FILE] [options]
@@ -54,20 +55,6 @@ could not be read, or nothing to scan was found; 4 the output folder could not b
 full, over quota, read-only) or is in use by another run. A report kept from an earlier run (same
 file, model and options; an unreadable file's error included) does not count again, so a nightly
 '|| notify' fires once per problem, not every night.`;
-
-/**
- * A share given in percent, checked; the fraction scanSlide takes. A value below 1 is kept as
- * given (0.5 % is a legitimate limit) but said once: it is the usual sign of a fraction typed where
- * a percent was meant (0.05 for 5 %).
- */
-function parsePercent(text: string | undefined, name: string, notice: (line: string) => void = () => {}): number | undefined {
-  const v = parseNumberOption(text, name);
-  if (v !== undefined && !(v >= 0 && v <= 100)) throw new UsageError(`Expected number between 0 and 100 for ${name} but received '${text}'`);
-  if (v !== undefined && v > 0 && v < 1) notice(`--${name} ${text} is ${text} %, not ${100 * v} %: shares are given in percent`);
-  return v === undefined ? undefined : v / 100;
-}
-
-
 
 /** Creates the output folder and proves a file can be written in it, before any slide is scanned. */
 function ensureWritableFolder(dir: string): void {
