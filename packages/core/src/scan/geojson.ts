@@ -3,7 +3,7 @@
  * the union of the patches above the threshold (flagged-area.ts says why the union), and one
  * detection per scored patch carrying its focus_score. Coordinates are level-0 pixels.
  */
-import { patchUnionGrid } from './flagged-area.js';
+import { patchUnionGrid, type PatchUnionGrid } from './flagged-area.js';
 import type { ScanResult } from './scan-slide.js';
 
 type Point = [number, number];
@@ -89,6 +89,15 @@ function contains(ring: Point[], [x, y]: Point): boolean {
   return inside;
 }
 
+/**
+ * The polygons (closed rings, level-0 pixels) around the cells of a patch-union grid that `filled`
+ * marks: the out-of-focus annotations here, the usable-tissue area in usable-tissue.ts.
+ */
+export function gridPolygons(grid: PatchUnionGrid, filled: (cell: number) => boolean, level0PerWorkingPixel: number): Point[][][] {
+  const toLevel0 = ([i, j]: Point): Point => [Math.round(grid.xs[i]! * level0PerWorkingPixel), Math.round(grid.ys[j]! * level0PerWorkingPixel)];
+  return traceCells((c, row) => filled(row * grid.columns + c), grid.columns, grid.rows).map((polygon) => polygon.map((ring) => [...ring.map(toLevel0), toLevel0(ring[0]!)]));
+}
+
 /** The FeatureCollection as one object (small scans, tests); reports stream geoJsonFeatures. */
 export function scanGeoJson(r: ScanResult): object {
   return { type: 'FeatureCollection', features: [...geoJsonFeatures(r)] };
@@ -100,15 +109,13 @@ export function scanGeoJson(r: ScanResult): object {
  */
 export function* geoJsonFeatures(r: ScanResult): Generator<object> {
   const k = r.level0PerWorkingPixel;
-  const close = (ring: Point[]) => [...ring, ring[0]!];
   const threshold = r.summary.threshold;
   const union = patchUnionGrid(r);
   if (union) {
-    const toLevel0 = ([i, j]: Point): Point => [Math.round(union.xs[i]! * k), Math.round(union.ys[j]! * k)];
-    for (const polygon of traceCells((c, row) => union.flagged[row * union.columns + c] === 1, union.columns, union.rows)) {
+    for (const coordinates of gridPolygons(union, (cell) => union.flagged[cell] === 1, k)) {
       yield {
         type: 'Feature',
-        geometry: { type: 'Polygon', coordinates: polygon.map((ring) => close(ring.map(toLevel0))) },
+        geometry: { type: 'Polygon', coordinates },
         properties: { objectType: 'annotation', name: 'Out of focus', classification: OUT_OF_FOCUS, isLocked: false },
       };
     }

@@ -13,7 +13,7 @@
  */
 import sharp from 'sharp';
 import { patchUnionGrid, type PatchUnionGrid } from './flagged-area.js';
-import { traceCells } from './geojson.js';
+import { gridPolygons } from './geojson.js';
 import type { ScanResult } from './scan-slide.js';
 
 export interface UsableTissue {
@@ -82,12 +82,9 @@ export async function usableTissuePng(u: UsableTissue): Promise<Buffer> {
 export function usableTissueGeoJson(r: ScanResult): object | null {
   const grid = patchUnionGrid(r);
   if (grid === null) return null;
-  const k = r.level0PerWorkingPixel;
-  const toLevel0 = ([i, j]: [number, number]): [number, number] => [Math.round(grid.xs[i]! * k), Math.round(grid.ys[j]! * k)];
-  const close = (ring: [number, number][]) => [...ring, ring[0]!];
-  const features = traceCells((c, row) => inFocusCell(grid, row * grid.columns + c), grid.columns, grid.rows).map((polygon) => ({
+  const features = gridPolygons(grid, (cell) => inFocusCell(grid, cell), r.level0PerWorkingPixel).map((coordinates) => ({
     type: 'Feature',
-    geometry: { type: 'Polygon', coordinates: polygon.map((ring) => close(ring.map((p) => toLevel0(p as [number, number])))) },
+    geometry: { type: 'Polygon', coordinates },
     properties: { objectType: 'annotation', name: 'Usable (in focus)', isLocked: false },
   }));
   return { type: 'FeatureCollection', features };
