@@ -151,6 +151,8 @@ export const scanCommand: Command = {
 
     const folder = readReportFolder(values.out);
     const taken = new Map([...folder.values()].map((r) => [r.stem, r.input]));
+    // Inputs the folder already has a report for: looked up per slide, so a set rather than a scan of every report.
+    const reportedInputs = new Set([...folder.values()].map((r) => r.input));
     let worstVerdict = 0;
     let unreadable = false;
     let internalError = false;
@@ -175,8 +177,8 @@ export const scanCommand: Command = {
       }
       const key = fingerprint === null ? null : reportKey(fingerprint, modelSha256, resolvedOptions);
       // A slide moved (a folder into archive/) keeps its report under its old name, not a second row.
-      const known = [...folder.values()].some((r) => r.input === path.resolve(slide));
-      const moved = fingerprint === null || known ? null : await writeOutput(values.out, 'a moved slide\'s report', () => adoptMovedReport(values.out, folder, taken, slide, fingerprint!));
+      const moved = fingerprint === null || reportedInputs.has(path.resolve(slide)) ? null : await writeOutput(values.out, 'a moved slide\'s report', () => adoptMovedReport(values.out, folder, taken, slide, fingerprint!));
+      if (moved !== null) reportedInputs.add(path.resolve(slide));
       const stem = moved ?? allocateStem(slide, taken);
       // tsvField: a control character in a slide's name must not drive the terminal or break the line.
       const step = `[${i + 1}/${slides.length}] ${tsvField(slide)}`;
