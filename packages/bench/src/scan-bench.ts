@@ -9,6 +9,9 @@
  *   FocusLiteNN-1 and -10 at 235 px stride 235 (the 7x7 stride-5 model), FocusLiteNN-1 at 64 and
  *   128 px (the 7x7 stride-1 model, stride = patch), each on the fused native path and FocusLiteNN-1
  *   235 px also on the worker-pool path, each in its own process (peak RSS is that process's VmHWM).
+ * - the whole `fqa-scan` process as a lab runs it (start-up, tissue mask, sweep, every report and the
+ *   zoomable view): the default model and options, and FocusLiteNN-1 235 px with no view; the median
+ *   of 3 runs each, peak RSS from the process's own VmHWM; and `fqa-scan --version`.
  * Then the ratios to the floor and the paper's Table 4 projection (300 slides of 25k²) beside its
  * GTX 1650 Ti hours. The slide is a 25,000² JPEG-tiled pyramidal TIFF (CMU-1-Small-Region.svs
  * replicated, 240-px tiles, quality 80), made once with sharp under --dir and reused.
@@ -157,6 +160,43 @@ async function scan(c: ScanConfig): Promise<ScanRun> {
   return run;
 }
 
+const cliBin = path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js');
+const peakRssHook = path.join(path.dirname(here), 'peak-rss-hook.js');
+
+interface CliRun {
+  label: string;
+  /** Medians of the runs: wall seconds, CPU seconds (user + system, all threads), peak RSS. */
+  seconds: number;
+  cpuSeconds: number;
+  peakRssMiB: number;
+}
+
+/**
+ * The whole fqa-scan process, `repeats` times into fresh output folders: the median wall and CPU
+ * seconds and peak RSS (VmHWM, written at exit by peak-rss-hook).
+ */
+function cliRun(label: string, args: string[], repeats = 3): CliRun {
+  const runs: { seconds: number; cpuSeconds: number; peakRssMiB: number }[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const out = path.join(work, `cli-${runs.length}-${label.replace(/\W+/g, '-')}`);
+    const rssFile = path.join(work, 'peak-rss');
+    rmSync(rssFile, { force: true });
+    const cpu = childrenCpuSeconds();
+    const start = performance.now();
+    const r = spawnSync(process.execPath, ['--import', peakRssHook, cliBin, ...args.map((a) => (a === '{out}' ? out : a))], {
+      encoding: 'utf8', env: { ...process.env, FQA_BENCH_PEAK_RSS_FILE: rssFile },
+    });
+    const seconds = (performance.now() - start) / 1000;
+    if (r.status !== 0) throw new Error(`fqa-scan ${args.join(' ')} exited ${r.status}: ${r.stderr.trim().split('\n').pop()}`);
+    runs.push({ seconds, cpuSeconds: childrenCpuSeconds() - cpu, peakRssMiB: existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8')) / 1024 : Number.NaN });
+    rmSync(out, { recursive: true, force: true });
+  }
+  const median = (pick: (r: (typeof runs)[number]) => number) => runs.map(pick).sort((a, b) => a - b)[Math.floor(runs.length / 2)]!;
+  const run = { label, seconds: median((r) => r.seconds), cpuSeconds: median((r) => r.cpuSeconds), peakRssMiB: median((r) => r.peakRssMiB) };
+  process.stderr.write(`${label}: ${run.seconds.toFixed(2)} s\n`);
+  return run;
+}
+
 const startedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 // The floor first: it also brings the slide's bytes into the page cache for everything after it.
 const floor = decodeFloor();
@@ -171,6 +211,12 @@ const configs: ScanConfig[] = [
 ];
 const runs: ScanRun[] = [];
 for (const c of configs) runs.push(await scan(c));
+const threadsArgs = ['--workers', String(threads)];
+const cliRuns: CliRun[] = [
+  cliRun('fqa-scan slide.tiff (default model, options and view)', [slide, '--out', '{out}', ...threadsArgs]),
+  cliRun('fqa-scan FocusLiteNN-1 235 px stride 235, --view-size 0', [slide, '--out', '{out}', '--model', await modelFile(1, 235), '--stride', '235', '--mpp', String(MPP), '--view-size', '0', ...threadsArgs]),
+];
+const version = cliRun('fqa-scan --version', ['--version'], 5);
 const python = pythonPipeline();
 rmSync(work, { recursive: true, force: true });
 
@@ -189,6 +235,12 @@ if (python) lines.push(`| Python: OpenSlide + PyTorch FocusLiteNN-1 235 px (ever
 for (const r of runs) {
   lines.push(`| fqa ${r.label} | ${r.seconds.toFixed(2)} | ${ratio(r.seconds)} | ${r.cpuSeconds.toFixed(2)} | ${cpuRatio(r.cpuSeconds)} | ${r.patchesScored} of ${r.patches} | ${r.tilesDecoded} (${r.tilesRedecoded}) | ${r.peakRssMiB.toFixed(0)} | ${r.pipeline}, ${r.kernel} |`);
 }
+lines.push('');
+lines.push('Whole fqa-scan runs as a lab runs them (the CLI process: start-up, tissue mask, sweep, every report and the view), median of 3:');
+lines.push('| run | seconds | x decode floor | CPU seconds | peak RSS MiB |');
+lines.push('| --- | --- | --- | --- | --- |');
+for (const r of cliRuns) lines.push(`| ${r.label} | ${r.seconds.toFixed(2)} | ${ratio(r.seconds)} | ${r.cpuSeconds.toFixed(2)} | ${r.peakRssMiB.toFixed(0)} |`);
+lines.push(`| fqa-scan --version (median of 5) | ${version.seconds.toFixed(2)} | – | ${version.cpuSeconds.toFixed(2)} | ${version.peakRssMiB.toFixed(0)} |`);
 const fusedFlnn1 = runs.find((r) => r.kernels === 1 && r.patch === 235 && r.fused)!;
 const poolFlnn1 = runs.find((r) => r.kernels === 1 && r.patch === 235 && !r.fused)!;
 lines.push('');

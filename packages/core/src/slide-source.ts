@@ -36,6 +36,8 @@ export interface SlideSource {
    * an InputError naming the file; null where no level is direct.
    */
   sweepRegions: ((model: NativeModel, level: number, regions: Float64Array, skip: Uint8Array, options: RegionSweepOptions, onProgress: (regionsDone: number) => void) => { promise: Promise<RegionSweepResult>; cancel(): void }) | null;
+  /** Says `level` will be read top to bottom in bands, so the reader caches only what one band shares with the next. */
+  readInBands(level: number): void;
   /** Which reader serves level 0 and how many JPEG tiles it decoded / served from its cache. */
   readerStats(): { reader: 'direct' | 'openslide' | 'image'; tilesDecoded: number; tileCacheHits: number; tilesRedecoded: number };
   close(): void;
@@ -109,6 +111,7 @@ function fromOpenSlide(path: string, slide: NativeSlide): SlideSource {
         cancel: run.cancel,
       };
     },
+    readInBands: (level) => slide.readInBands(level),
     readerStats: () => ({ reader: info.directLevels.includes(0) ? 'direct' : 'openslide', ...slide.readerStats() }),
     close: () => slide.close(),
   };
@@ -153,6 +156,7 @@ async function fromImage(input: string | Uint8Array): Promise<SlideSource> {
     },
     directLevels: [],
     sweepRegions: null,
+    readInBands: () => undefined, // decoded whole already
     readerStats: () => ({ reader: 'image', tilesDecoded: 0, tileCacheHits: 0, tilesRedecoded: 0 }),
     close() {
       image = { pixels: new Uint8Array(0), width: 0, height: 0, rowStride: 0 };
@@ -194,6 +198,7 @@ function fromDicom(path: string): SlideSource {
     // No native sweep: the scan decodes through readRegion (sharp) in its pool path.
     directLevels: [],
     sweepRegions: null,
+    readInBands: () => undefined, // its frame cache is small already (64 MiB)
     readerStats: () => ({ reader: 'image', ...slide.stats(), tilesRedecoded: 0 }),
     close: () => slide.close(),
   };

@@ -153,6 +153,8 @@ export interface NativeSlide {
   sweepRegions(model: NativeModel, level: number, regions: Float64Array, skip: Uint8Array, options: RegionSweepOptions, onProgress: (regionsDone: number) => void): { promise: Promise<RegionSweepResult>; cancel(): void };
   /** JPEG tiles the direct reader decoded and reads its tile cache served. */
   readerStats(): { tilesDecoded: number; tileCacheHits: number; tilesRedecoded: number };
+  /** Says `level` will be read top to bottom in bands: the direct reader then caches only the tile rows one band shares with the next. */
+  readInBands(level: number): void;
   close(): void;
 }
 
@@ -184,6 +186,8 @@ interface Binding {
   trainBackward(model: NativeModel, patches: Uint8Array, count: number, size: number, mins: Float32Array, argmin: Int32Array, upstream: Float32Array): TrainGradients;
   openslideVersion(): string;
   tileCache(budgetBytes?: number): { budgetBytes: number; cachedBytes: number };
+  /** Absent from a build without libjpeg (no direct JPEG-tile reader either). */
+  encodeJpegTiles?(band: Uint8Array, rowStride: number, rows: number, columns: number[], quality: number): Promise<Buffer[]>;
   version: string;
   builtWithWerror: boolean;
 }
@@ -324,6 +328,16 @@ export function openSlide(path: string): Promise<NativeSlide> {
  */
 export function tileCache(budgetBytes?: number): { budgetBytes: number; cachedBytes: number } {
   return budgetBytes === undefined ? native().tileCache() : native().tileCache(budgetBytes);
+}
+
+/**
+ * JPEG files (4:2:0, `quality` 1..100) of tiles cut from one band of `rows` rows of RGB, `rowStride`
+ * bytes apart: columns [x0, x1, x0, x1, ...] in pixels, one file per pair, encoded on a libuv thread
+ * with libjpeg-turbo. Null when this build has no libjpeg.
+ */
+export function encodeJpegTiles(band: Uint8Array, rowStride: number, rows: number, columns: number[], quality: number): Promise<Buffer[]> | null {
+  const binding = native();
+  return binding.encodeJpegTiles ? binding.encodeJpegTiles(band, rowStride, rows, columns, quality) : null;
 }
 
 /** The libopenslide version, or throws with install instructions when it is missing. */

@@ -8,7 +8,7 @@ import {
   BACKEND_NAMES, MPP_RANGE, TooSmallError, DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, DEFAULT_VIEW_SIZE, FqaError, InputError, OutputError, UsageError,
   adoptMovedReport, allocateStem, claimOutputFolder, deviceNames, expectOneOf, kernelNames, loadModel, lockOutputFolder, nativeVersion, outputFullCode, outputFullError,
   parseIntegerOption, parseNumberOption, readReportFolder, removeAbandonedStages, reportKey, reportStands, reportStem, requireRegularFile, resolveDevice, resolveScanOptions, scanSlide,
-  slideFingerprint, summaryJson, tsvField, validateScanOptions, writeAtomic, writeErrorReport, writeIndexPage, writeSlideReports, writeSummaryTsv,
+  slideFingerprint, startSlideView, summaryJson, tsvField, validateScanOptions, writeAtomic, writeErrorReport, writeIndexPage, writeSlideReports, writeSummaryTsv,
   type ScanOptions,
 } from '@fqa/core';
 import type { Command } from '../index.js';
@@ -192,6 +192,8 @@ export const scanCommand: Command = {
         if (values.json) process.stdout.write(keptReportJson(values.out, stem) + '\n');
         continue;
       }
+      // The zoomable view is written while the slide is scanned (it needs only the slide's pixels).
+      const view = startSlideView(values.out, stem, slide, viewSize);
       try {
         const result = await scanSlide(slide, {
           ...options,
@@ -205,7 +207,7 @@ export const scanCommand: Command = {
         });
         if (tty) process.stderr.write('\r\x1b[K');
         notice(result.deviceNotice);
-        await writeSlideReports(values.out, stem, result, { viewSize, provenance: { input: path.resolve(slide), fingerprint: fingerprint!, key: key! } });
+        await writeSlideReports(values.out, stem, result, { viewSize, view: view ?? undefined, provenance: { input: path.resolve(slide), fingerprint: fingerprint!, key: key! } });
         scannedNow.add(stem);
         if (result.summary.verdict !== 'pass') worstVerdict = 1;
         const s = result.summary;
@@ -213,6 +215,7 @@ export const scanCommand: Command = {
         process.stderr.write(`${step}: ${s.verdict}, ${s.patchesScored} patches, out of focus ${blur} of tissue, ${result.timings.totalSeconds.toFixed(1)} s -> ${stem}.html\n`);
         if (values.json) process.stdout.write(summaryJson(result, { run: 'scanned', report: stem }).replace(/\n\s*/g, ' ').trim() + '\n');
       } catch (err) {
+        await view?.discard();
         if (err instanceof FqaError && err.exitCode === 2) throw err; // a usage error applies to every slide
         if (tty) process.stderr.write('\r\x1b[K');
         // Not the slide's fault: its previous report (if any) stays, without an error row over it.

@@ -1,20 +1,31 @@
 /**
- * The zoomable view of a slide in the HTML report: a Deep Zoom (DZI) pyramid of JPEG tiles written
- * by libvips (sharp's tile()), from the finest pyramid level that fits the view size.
+ * The zoomable view of a slide in the HTML report: a Deep Zoom (DZI) pyramid of JPEG tiles, made
+ * from one of the slide's own pyramid levels, read band by band and written tile by tile as the
+ * bands arrive. Memory stays bounded (a band and a few tile rows per view level), never a whole level,
+ * and the view can be written while the slide is scanned (startSlideView in scan/reports.ts).
  */
-import { readFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { InputError } from '../errors.js';
-import { openSource } from '../slide-source.js';
+import { encodeJpegTiles } from '@fqa/native';
+import { openSource, type SourceLevel } from '../slide-source.js';
 import { fileHref } from './html-common.js';
 
 /** Default longest side of the zoomable view, in pixels (a few hundred JPEG tiles per slide). */
 export const DEFAULT_VIEW_SIZE = 8192;
 const TILE_SIZE = 254;
-/** Largest level read whole for the view (as for the tissue mask): 2^28 pixels, 768 MiB of RGB. */
-const MAX_VIEW_SOURCE_PIXELS = 2 ** 28;
 const TILE_OVERLAP = 1;
+const JPEG_QUALITY = 85;
+/**
+ * The largest whole factor a level is shrunk by for the view, unless no level allows less (a slide
+ * without a pyramid): beyond it a coarser level is cheaper to read than a finer one shrunk.
+ */
+const MAX_PREFERRED_SHRINK = 4;
+/** Bytes of one band of level pixels read at a time (more rows for narrower levels). */
+const BAND_BYTES = 8 * 2 ** 20;
+/** Tile rows being encoded and written at once: enough to keep libuv's threads busy, few enough to bound memory. */
+const TILE_ROWS_IN_FLIGHT = 4;
 
 /** What the slide page needs to show the pyramid (the .dzi descriptor's content, inlined). */
 export interface DeepZoomView {
@@ -28,30 +39,235 @@ export interface DeepZoomView {
   format: string;
 }
 
+/** Which pixels make the view: `level` shrunk by the whole `factor` (a box mean), width x height. */
+export interface ViewPlan {
+  level: number;
+  factor: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * The largest view of at most `viewSize` px on its longest side that a level gives shrunk by a whole
+ * factor; of equal sizes, the one reading the fewest pixels. Factors above MAX_PREFERRED_SHRINK only
+ * where no level needs less (one huge level: read once, in bands).
+ */
+export function planView(levels: Pick<SourceLevel, 'width' | 'height'>[], viewSize: number): ViewPlan {
+  const plans = levels.map((l, level) => {
+    const factor = Math.max(1, Math.ceil(Math.max(l.width, l.height) / viewSize));
+    return { level, factor, width: Math.ceil(l.width / factor), height: Math.ceil(l.height / factor), cost: l.width * l.height };
+  });
+  const preferred = plans.filter((p) => p.factor <= MAX_PREFERRED_SHRINK);
+  const candidates = preferred.length > 0 ? preferred : plans;
+  const best = candidates.reduce((a, b) => {
+    const sizeA = Math.max(a.width, a.height);
+    const sizeB = Math.max(b.width, b.height);
+    return sizeB > sizeA || (sizeB === sizeA && b.cost < a.cost) ? b : a;
+  });
+  return { level: best.level, factor: best.factor, width: best.width, height: best.height };
+}
+
+/**
+ * Box mean of `rows` rows of `width` RGB pixels by `factor` in both directions: ceil(width/factor) x
+ * ceil(rows/factor) pixels; the last column and row of boxes average the pixels there are.
+ */
+export function shrinkBand(pixels: Uint8Array, width: number, rows: number, factor: number): { pixels: Uint8Array; width: number; rows: number } {
+  if (factor === 1) return { pixels, width, rows };
+  const outWidth = Math.ceil(width / factor);
+  const outRows = Math.ceil(rows / factor);
+  const out = new Uint8Array(outWidth * outRows * 3);
+  const sums = new Uint32Array(outWidth * 3);
+  for (let oy = 0; oy < outRows; oy++) {
+    sums.fill(0);
+    const y0 = oy * factor;
+    const y1 = Math.min(rows, y0 + factor);
+    for (let y = y0; y < y1; y++) {
+      let i = y * width * 3;
+      for (let x = 0; x < width; x++, i += 3) {
+        const o = ((x / factor) | 0) * 3;
+        sums[o] = sums[o]! + pixels[i]!;
+        sums[o + 1] = sums[o + 1]! + pixels[i + 1]!;
+        sums[o + 2] = sums[o + 2]! + pixels[i + 2]!;
+      }
+    }
+    for (let ox = 0; ox < outWidth; ox++) {
+      const count = (Math.min(width, (ox + 1) * factor) - ox * factor) * (y1 - y0);
+      for (let c = 0; c < 3; c++) out[(oy * outWidth + ox) * 3 + c] = Math.round(sums[ox * 3 + c]! / count);
+    }
+  }
+  return { pixels: out, width: outWidth, rows: outRows };
+}
+
+/** One level of the Deep Zoom pyramid being written: the rows not yet in a tile row, and the row pair for the next level. */
+interface ZoomLevel {
+  index: number;
+  width: number;
+  height: number;
+  /** Rows held, level rows firstRow, firstRow + 1, ... (each width x 3 bytes). */
+  rows: Uint8Array[];
+  firstRow: number;
+  /** The next tile row to write. */
+  nextTileRow: number;
+  /** An even row waiting for its odd partner, to make a row of the next (half-size) level. */
+  pending: Uint8Array | null;
+}
+
+/**
+ * Writes a Deep Zoom pyramid (libvips's `dz` layout: <stem>_files/<level>/<column>_<row>.jpeg,
+ * levels down to 1x1, each half the one above by a 2x2 box mean) from rows of its largest level
+ * given in order, top to bottom. Each tile row is written as soon as its rows (and the overlap row
+ * below) are in, and its rows are then dropped.
+ */
+class DeepZoomWriter {
+  private readonly levels: ZoomLevel[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown = null;
+
+  constructor(private readonly folder: string, width: number, height: number) {
+    const count = Math.ceil(Math.log2(Math.max(width, height))) + 1;
+    for (let index = count - 1; index >= 0; index--) {
+      const scale = 2 ** (count - 1 - index);
+      this.levels[index] = { index, width: Math.ceil(width / scale), height: Math.ceil(height / scale), rows: [], firstRow: 0, nextTileRow: 0, pending: null };
+    }
+  }
+
+  async makeFolders(): Promise<void> {
+    for (const level of this.levels) await mkdir(path.join(this.folder, String(level.index)), { recursive: true });
+  }
+
+  /** Adds `count` rows of the largest level (width x 3 bytes each, in `pixels`), then waits while too many tiles are in flight. */
+  async addRows(pixels: Uint8Array, count: number): Promise<void> {
+    const top = this.levels[this.levels.length - 1]!;
+    const stride = top.width * 3;
+    for (let y = 0; y < count; y++) this.addRow(top, pixels.subarray(y * stride, (y + 1) * stride));
+    while (this.inFlight.size > TILE_ROWS_IN_FLIGHT) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+  }
+
+  /** Writes what is left (the last tile row of every level) and waits for every tile. */
+  async finish(): Promise<void> {
+    for (let index = this.levels.length - 1; index >= 0; index--) {
+      const level = this.levels[index]!;
+      if (level.pending && index > 0) this.addRow(this.levels[index - 1]!, halveRow(level.pending, null, level.width));
+      level.pending = null;
+    }
+    for (const level of this.levels) this.writeTileRows(level, true);
+    await Promise.all(this.inFlight);
+    if (this.failure) throw this.failure;
+  }
+
+  private addRow(level: ZoomLevel, row: Uint8Array): void {
+    level.rows.push(row);
+    if (level.index > 0) {
+      if (level.pending === null) level.pending = row;
+      else {
+        this.addRow(this.levels[level.index - 1]!, halveRow(level.pending, row, level.width));
+        level.pending = null;
+      }
+    }
+    this.writeTileRows(level, false);
+  }
+
+  /** Writes each tile row whose rows are all in (all remaining ones at the end), then drops rows no later tile needs. */
+  private writeTileRows(level: ZoomLevel, atEnd: boolean): void {
+    const heldTo = level.firstRow + level.rows.length;
+    for (;;) {
+      const ty = level.nextTileRow;
+      if (ty * TILE_SIZE >= level.height) return;
+      const y0 = Math.max(0, ty * TILE_SIZE - TILE_OVERLAP);
+      const y1 = Math.min(level.height, (ty + 1) * TILE_SIZE + TILE_OVERLAP);
+      if (heldTo < y1 && !atEnd) return;
+      this.writeTileRow(level, ty, y0, y1);
+      level.nextTileRow++;
+      // The next tile row starts one overlap row above its own first row.
+      const keepFrom = (ty + 1) * TILE_SIZE - TILE_OVERLAP;
+      const drop = Math.max(0, keepFrom - level.firstRow);
+      level.rows.splice(0, drop);
+      level.firstRow += drop;
+    }
+  }
+
+  /** Encodes and writes the tiles of rows [y0, y1) of `level`: one band, cut into tiles natively (sharp per tile without libjpeg). */
+  private writeTileRow(level: ZoomLevel, ty: number, y0: number, y1: number): void {
+    const rowBytes = level.width * 3;
+    const band = new Uint8Array(rowBytes * (y1 - y0));
+    for (let y = y0; y < y1; y++) band.set(level.rows[y - level.firstRow]!, (y - y0) * rowBytes);
+    const columns: number[] = [];
+    for (let tx = 0; tx * TILE_SIZE < level.width; tx++) columns.push(Math.max(0, tx * TILE_SIZE - TILE_OVERLAP), Math.min(level.width, (tx + 1) * TILE_SIZE + TILE_OVERLAP));
+    const tileFile = (i: number) => path.join(this.folder, String(level.index), `${i}_${ty}.jpeg`);
+    const write = encodeTiles(band, rowBytes, y1 - y0, columns)
+      // Written synchronously: a tile is a few KB, and an asynchronous write costs three trips
+      // through libuv's threads (open, write, close), more than the write itself.
+      .then((files) => files.forEach((file, i) => writeFileSync(tileFile(i), file)))
+      .then(() => undefined, (err: unknown) => { this.failure ??= err; })
+      .finally(() => this.inFlight.delete(write));
+    this.inFlight.add(write);
+  }
+}
+
+/** The JPEG files of tiles cut from a band: natively (libjpeg-turbo), or with sharp where the build has no libjpeg. */
+async function encodeTiles(band: Uint8Array, rowBytes: number, rows: number, columns: number[]): Promise<Uint8Array[]> {
+  const native = encodeJpegTiles(band, rowBytes, rows, columns, JPEG_QUALITY);
+  if (native !== null) return native;
+  const files: Promise<Uint8Array>[] = [];
+  for (let i = 0; i < columns.length; i += 2) {
+    files.push(sharp(band, { raw: { width: rowBytes / 3, height: rows, channels: 3 } })
+      .extract({ left: columns[i]!, top: 0, width: columns[i + 1]! - columns[i]!, height: rows })
+      .jpeg({ quality: JPEG_QUALITY }).toBuffer());
+  }
+  return Promise.all(files);
+}
+
+/** A row of the half-size level: 2x2 box means of rows `a` and `b` (`b` null: the last, odd row alone). */
+function halveRow(a: Uint8Array, b: Uint8Array | null, width: number): Uint8Array {
+  const half = Math.ceil(width / 2);
+  const out = new Uint8Array(half * 3);
+  for (let x = 0; x < half; x++) {
+    const left = 2 * x * 3;
+    const right = 2 * x + 1 < width ? left + 3 : left;
+    for (let c = 0; c < 3; c++) {
+      const top = a[left + c]! + a[right + c]!;
+      out[x * 3 + c] = b ? (top + b[left + c]! + b[right + c]! + 2) >> 2 : (top + 1) >> 1;
+    }
+  }
+  return out;
+}
+
+function dziDescriptor(width: number, height: number): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<Image xmlns="http://schemas.microsoft.com/deepzoom/2008" Format="jpeg" Overlap="${TILE_OVERLAP}" TileSize="${TILE_SIZE}">
+  <Size Height="${height}" Width="${width}"/>
+</Image>
+`;
+}
+
 /**
  * Writes <stem>.dzi and <stem>_files/ into `dir` from `input` (a slide or an image), at most
- * `viewSize` px on its longest side: the finest level no more than twice that size is read whole
- * and shrunk to fit. `dir` is a fresh staging folder (see writeSlideReports): the view is swapped into
- * the report folder only once it is complete, so a killed run never leaves half a view behind.
+ * `viewSize` px on its longest side (planView). `dir` is a fresh staging folder (see
+ * writeSlideReports): the view is swapped into the report folder only once it is complete, so a
+ * killed run never leaves half a view behind. `signal` stops it between bands.
  */
-export async function writeDeepZoom(input: string, dir: string, stem: string, viewSize = DEFAULT_VIEW_SIZE): Promise<DeepZoomView> {
+export async function writeDeepZoom(input: string, dir: string, stem: string, viewSize = DEFAULT_VIEW_SIZE, signal?: AbortSignal): Promise<DeepZoomView> {
   const source = await openSource(input);
   try {
-    const levels = source.levels.map((l, index) => ({ ...l, index }));
-    const fitting = levels.filter((l) => Math.max(l.width, l.height) <= 2 * viewSize);
-    const level = fitting[0] ?? levels[levels.length - 1]!;
-    // A slide without a small enough level (one huge plain TIFF) would be read whole: not for a view.
-    if (level.width * level.height > MAX_VIEW_SOURCE_PIXELS) {
-      throw new InputError(`${input}: no pyramid level small enough for the zoomable view (smallest is ${level.width}x${level.height})`);
+    const plan = planView(source.levels, viewSize);
+    const level = source.levels[plan.level]!;
+    const writer = new DeepZoomWriter(path.join(dir, `${stem}_files`), plan.width, plan.height);
+    await writer.makeFolders();
+    source.readInBands(plan.level);
+    // Whole boxes per band, so a band's shrunk rows never straddle the next band.
+    const bandRows = plan.factor * Math.max(1, Math.floor(BAND_BYTES / (level.width * 3 * plan.factor)));
+    for (let y = 0; y < level.height; y += bandRows) {
+      signal?.throwIfAborted();
+      const rows = Math.min(bandRows, level.height - y);
+      // readRegion takes level-0 coordinates and truncates them to level rows: ceil lands on row y.
+      const pixels = await source.readRegion(plan.level, 0, Math.ceil(y * level.downsample), level.width, rows);
+      const band = shrinkBand(pixels, level.width, rows, plan.factor);
+      await writer.addRows(band.pixels, band.rows);
     }
-    const pixels = await source.readRegion(level.index, 0, 0, level.width, level.height);
-    const info = await sharp(pixels, { raw: { width: level.width, height: level.height, channels: 3 }, limitInputPixels: false })
-      .resize({ width: viewSize, height: viewSize, fit: 'inside', withoutEnlargement: true })
-      .jpeg({ quality: 85 })
-      .tile({ size: TILE_SIZE, overlap: TILE_OVERLAP, layout: 'dz' })
-      .toFile(path.join(dir, `${stem}.dz`)); // libvips writes <stem>.dzi and <stem>_files/
-    const format = /Format="(\w+)"/.exec(await readFile(path.join(dir, `${stem}.dzi`), 'utf8'))?.[1] ?? 'jpeg';
-    return { tiles: `${fileHref(`${stem}_files`)}/`, width: info.width, height: info.height, tileSize: TILE_SIZE, overlap: TILE_OVERLAP, format };
+    await writer.finish();
+    await writeFile(path.join(dir, `${stem}.dzi`), dziDescriptor(plan.width, plan.height));
+    return { tiles: `${fileHref(`${stem}_files`)}/`, width: plan.width, height: plan.height, tileSize: TILE_SIZE, overlap: TILE_OVERLAP, format: 'jpeg' };
   } finally {
     source.close();
   }

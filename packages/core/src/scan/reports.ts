@@ -191,9 +191,52 @@ export interface SlideReportOptions {
    * DEFAULT_VIEW_SIZE); 0 writes no pyramid and the page shows the overview figure instead.
    */
   viewSize?: number;
+  /** The view, started while the slide was scanned (startSlideView); without it the view is written now. */
+  view?: PendingView;
 }
 
-/** Files of a report besides the JSON, in the order they are swapped into the folder. */
+/** A slide's zoomable view being written in a staging folder of its own while the slide is scanned. */
+export interface PendingView {
+  /** Moves the finished view's files into `stage` (the report's staging folder): the view, or why there is none. */
+  moveInto(stage: string): Promise<DeepZoomView | string>;
+  /** Stops the view if it is still being written and deletes its folder (always call it once the report is written or failed). */
+  discard(): Promise<void>;
+}
+
+/**
+ * Starts writing the zoomable view of `file` into a staging folder in `dir` now, so that its decoding
+ * and JPEG encoding overlap the slide's scan; writeSlideReports takes it with `view`. Null when no
+ * view is asked for (`viewSize` 0) or the slide is not a file.
+ */
+export function startSlideView(dir: string, stem: string, file: string, viewSize = DEFAULT_VIEW_SIZE): PendingView | null {
+  if (viewSize <= 0 || !existsSync(file)) return null;
+  const abort = new AbortController();
+  const folder = mkdir(dir, { recursive: true }).then(() => mkdtemp(path.join(dir, `${STAGE_PREFIX}${hostTag}.${process.pid}.`)));
+  // The view is a convenience: a slide it cannot be made for still gets its report, with the reason.
+  // A full disk is not the slide's fault, though: that stops the report.
+  const result: Promise<DeepZoomView | string> = folder.then((f) => writeDeepZoom(file, f, stem, viewSize, abort.signal)).catch((err: unknown) => {
+    if (outputFullCode(err) !== null) throw err;
+    return (err as Error).message;
+  });
+  result.catch(() => undefined); // its rejection is seen by moveInto or discard
+  return {
+    async moveInto(stage) {
+      const view = await result;
+      if (typeof view !== 'string') {
+        const from = await folder;
+        await rename(path.join(from, `${stem}.dzi`), path.join(stage, `${stem}.dzi`));
+        await rename(path.join(from, `${stem}_files`), path.join(stage, `${stem}_files`));
+      }
+      return view;
+    },
+    async discard() {
+      abort.abort();
+      await result.catch(() => undefined);
+      const f = await folder.catch(() => null);
+      if (f !== null) await rm(f, { recursive: true, force: true });
+    },
+  };
+}
 
 /**
  * Every per-slide report file in `dir`: <stem>.scores.tsv, .heatmap.png, .overview.png, .geojson,
@@ -216,6 +259,7 @@ export async function writeSlideReports(dir: string, stem: string, r: ScanResult
       await rm(stage, { recursive: true, force: true });
     }
   } catch (err) {
+    await options.view?.discard();
     const code = outputFullCode(err);
     throw code === null ? err : outputFullError(dir, code, `the report of ${r.file}`, err);
   }
@@ -244,21 +288,18 @@ async function stageSlideReports(dir: string, stage: string, stem: string, r: Sc
   };
   const { width, height, thumbnail } = r.tissueMask;
   await writeAtomic(file('.thumb.jpg'), await sharp(thumbnail, { raw: { width, height, channels: 3 } }).resize(160, 160, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer());
-  const viewSize = options.viewSize ?? DEFAULT_VIEW_SIZE;
-  // The zoomable view is a convenience: a slide it cannot be made for still gets its report. A full
-  // disk is not the slide's fault, though: that stops the report.
-  let view: DeepZoomView | null = null;
-  let noView = viewSize > 0 ? 'the slide was not given as a file' : 'no zoomable view was asked for (view size 0)';
-  if (viewSize > 0 && existsSync(r.file)) {
+  // Without a view started during the scan, the view is written now (in a folder inside the stage).
+  const pending = options.view ?? startSlideView(stage, stem, r.file, options.viewSize ?? DEFAULT_VIEW_SIZE);
+  let view: DeepZoomView | string = (options.viewSize ?? DEFAULT_VIEW_SIZE) > 0 ? 'the slide was not given as a file' : 'no zoomable view was asked for (view size 0)';
+  if (pending !== null) {
     try {
-      view = await writeDeepZoom(r.file, stage, stem, viewSize);
-    } catch (err) {
-      if (outputFullCode(err) !== null) throw err;
-      noView = (err as Error).message;
+      view = await pending.moveInto(stage);
+    } finally {
+      await pending.discard();
     }
   }
   await writeViewerAssets(dir);
-  await writeSlidePage(stage, stem, r, view ?? noView, { overview: `${stem}.overview.png`, scores: `${stem}.scores.tsv`, geojson: `${stem}.geojson`, json: `${stem}.json` });
+  await writeSlidePage(stage, stem, r, view, { overview: `${stem}.overview.png`, scores: `${stem}.scores.tsv`, geojson: `${stem}.geojson`, json: `${stem}.json` });
   await writeAtomic(file('.json'), summaryJson(r, { summaryRow: summaryRow(r, stem), usableTissue: usableRecord }, options.provenance));
 }
 

@@ -22,6 +22,7 @@
 #include "focuslitenn_train.h"
 #include "openslide_reader.h"
 #ifdef FQA_HAVE_TIFF_JPEG
+#include "jpeg_encode.h"
 #include "region_sweep.h"
 #include "tiff_jpeg_reader.h"
 #endif
@@ -419,6 +420,7 @@ class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
     return DefineClass(env, "NativeSlide",
                        {InstanceMethod("info", &SlideHandle::Info), InstanceMethod("readRegion", &SlideHandle::ReadRegion),
                         InstanceMethod("readerStats", &SlideHandle::ReaderStats),
+                        InstanceMethod("readInBands", &SlideHandle::ReadInBands),
                         InstanceMethod("sweepRegions", &SlideHandle::SweepRegions),
                         InstanceMethod("close", &SlideHandle::Close)});
   }
@@ -476,6 +478,22 @@ class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
     o.Set("tileCacheHits", Napi::Number::New(env, double(hits)));
     o.Set("tilesRedecoded", Napi::Number::New(env, double(redecoded)));
     return o;
+  }
+  // The caller reads `level` top to bottom in bands (a report's view): the direct reader then keeps
+  // the few tile rows one band shares with the next, not its default capacity (>= 256 MiB), which
+  // only a scan's overlapping regions need.
+  Napi::Value ReadInBands(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto r = reader(env);
+    const int level = int(integer(env, info[0], "level", 0, int64_t(r->info().levels.size()) - 1));
+#ifdef FQA_HAVE_TIFF_JPEG
+    if (direct_ && direct_->levelOf[size_t(level)] >= 0) {
+      const fqa::JpegTiffLevel& L = direct_->reader->levels()[size_t(direct_->levelOf[size_t(level)])];
+      const int64_t tileRowBytes = ((L.width + L.tileWidth - 1) / L.tileWidth) * L.tileWidth * L.tileHeight * 3;
+      direct_->reader->setCacheCapacity(std::min(direct_->reader->cacheCapacity(), std::max<int64_t>(int64_t(16) << 20, 3 * tileRowBytes)));
+    }
+#endif
+    return env.Undefined();
   }
   Napi::Value ReadRegion(const Napi::CallbackInfo& info);
   Napi::Value SweepRegions(const Napi::CallbackInfo& info);
@@ -859,6 +877,70 @@ Napi::Value TrainBackward(const Napi::CallbackInfo& info) {
   });
 }
 
+#ifdef FQA_HAVE_TIFF_JPEG
+// Encodes the tiles of one band of a zoomable view (jpeg_encode.h) on a libuv thread; the band stays
+// referenced from JS until the tiles are done, so it is read in place.
+class EncodeTilesWorker : public Napi::AsyncWorker {
+ public:
+  EncodeTilesWorker(Napi::Env env, Napi::Uint8Array band, int64_t rowStride, int64_t rows, std::vector<int64_t> columns, int quality)
+      : Napi::AsyncWorker(env, "fqa.encodeJpegTiles"), deferred_(Napi::Promise::Deferred::New(env)), band_(Napi::Persistent(band)),
+        pixels_(band.Data()), rowStride_(rowStride), rows_(rows), columns_(std::move(columns)), quality_(quality) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      for (size_t i = 0; i + 1 < columns_.size(); i += 2)
+        files_.push_back(fqa::encodeJpeg(pixels_, rowStride_, columns_[i], columns_[i + 1], rows_, quality_));
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Array out = Napi::Array::New(Env(), files_.size());
+    for (size_t i = 0; i < files_.size(); ++i) out.Set(uint32_t(i), Napi::Buffer<uint8_t>::Copy(Env(), files_[i].data(), files_[i].size()));
+    deferred_.Resolve(out);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Uint8Array> band_;
+  const uint8_t* pixels_;
+  int64_t rowStride_, rows_;
+  std::vector<int64_t> columns_;
+  int quality_;
+  std::vector<std::vector<uint8_t>> files_;
+};
+
+// encodeJpegTiles(band, rowStride, rows, columns, quality): `rows` rows of RGB `rowStride` bytes
+// apart; columns [x0, x1, x0, x1, ...] in pixels; one JPEG file (Buffer) per pair.
+Napi::Value EncodeJpegTiles(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) throw Napi::TypeError::New(env, "encodeJpegTiles expects (band, rowStride, rows, columns, quality)");
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "Expected Uint8Array for band");
+  auto band = info[0].As<Napi::Uint8Array>();
+  const int64_t rowStride = integer(env, info[1], "rowStride", 3, int64_t(1) << 30);
+  const int64_t rows = integer(env, info[2], "rows", 1, 65535);
+  if (int64_t(band.ByteLength()) / rowStride < rows)
+    throw Napi::RangeError::New(env, "band of " + std::to_string(band.ByteLength()) + " bytes holds fewer than " + std::to_string(rows) + " rows");
+  if (!info[3].IsArray()) throw Napi::TypeError::New(env, "Expected an array of column pairs for columns");
+  auto list = info[3].As<Napi::Array>();
+  if (list.Length() % 2 != 0 || list.Length() > 2 * 65536) throw Napi::RangeError::New(env, "columns must hold pairs [x0, x1, ...]");
+  std::vector<int64_t> columns(list.Length());
+  for (uint32_t i = 0; i < list.Length(); i += 2) {
+    columns[i] = integer(env, list.Get(i), "x0", 0, rowStride / 3 - 1);
+    columns[i + 1] = integer(env, list.Get(i + 1), "x1", columns[i] + 1, std::min<int64_t>(rowStride / 3, columns[i] + 65535));
+  }
+  const int quality = int(integer(env, info[4], "quality", 1, 100));
+  auto* worker = new EncodeTilesWorker(env, band, rowStride, rows, std::move(columns), quality);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+#endif
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   Napi::Function ctor = ModelHandle::Init(env);
@@ -880,6 +962,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("modelLimits", Napi::Function::New(env, ModelLimits, "modelLimits"));
   exports.Set("measureFmaPeak", Napi::Function::New(env, MeasureFmaPeak, "measureFmaPeak"));
   exports.Set("flopsPerPatch", Napi::Function::New(env, FlopsPerPatch, "flopsPerPatch"));
+#ifdef FQA_HAVE_TIFF_JPEG
+  exports.Set("encodeJpegTiles", Napi::Function::New(env, EncodeJpegTiles, "encodeJpegTiles"));
+#endif
   exports.Set("version", Napi::String::New(env, FQA_VERSION));
 #ifdef FQA_BUILT_WITH_WERROR
   exports.Set("builtWithWerror", Napi::Boolean::New(env, true));
