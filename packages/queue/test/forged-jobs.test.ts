@@ -164,8 +164,9 @@ describe.skipIf(!hasShared || missing(hasRedisServer, 'redis-server') || missing
     const done = (await queue.getJob(validJob!.id!))!;
     expect(await done.getState(), done.failedReason).toBe('completed');
     expect(readdirSync(path.join(outRoot, 'night'))).toContain('small.json');
-    const report = JSON.parse(readFileSync(path.join(outRoot, 'night', 'small.json'), 'utf8')) as { options?: { maxOutOfFocus?: number } };
-    expect(JSON.stringify(report)).toMatch(/"maxOutOfFocus":0\.125/);
+    // The job carries the fraction scanSlide takes; the report a user reads has the percentage.
+    const report = JSON.parse(readFileSync(path.join(outRoot, 'night', 'small.json'), 'utf8')) as { provenance: { options: Record<string, number> } };
+    expect(report.provenance.options).toMatchObject({ maxOutOfFocusPct: 12.5 });
     expect(snapshot(outside), 'nothing outside the roots changed').toEqual(before);
     // Only the valid job's folder was made in the output root.
     expect(readdirSync(outRoot).sort()).toEqual(['a-file', 'escape', 'night']);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, FqaError, MPP_RANGE, UsageError, loadModel, nativeVersion, parseIntegerOption, parseNumberOption,
-  validateScanOptions, writeErrorReport, writeIndexPage, writeSummaryTsv,
+  hasErrorReport, reportsWrittenSinceSummary, validateScanOptions, writeErrorReport, writeIndexPage, writeSummaryTsv,
 } from '@fqa/core';
 import {
   DEFAULT_REDIS_URL, QUEUE_DEFAULTS, QUEUE_SECRET_ENV, REDIS_URL_ENV, clientConnection, displayUrl, enqueueScans, finishedSlides, loadQueueSecret, makeScanJob,
@@ -158,12 +158,16 @@ async function report(args: string[]): Promise<number> {
       throw new UsageError(`no job in queue ${label} writes to ${out}${folders.length ? ` (its folders: ${folders.slice(0, 5).join(', ')}${folders.length > 5 ? ', ...' : ''})` : ' (the queue is empty)'}`);
     }
     // A slide that failed every attempt gets core's error report, so the folder's summary.tsv and
-    // index.html list it like a slide `fqa-scan scan` could not read.
-    for (const f of finished.failedJobs) await writeErrorReport(out, f.stem, f.slide, f.reason);
+    // index.html list it like a slide `fqa-scan scan` could not read. The same failure reported
+    // again keeps its report (and its date): it is not new.
+    for (const f of finished.failedJobs) if (!hasErrorReport(out, f.stem, f.slide, f.reason)) await writeErrorReport(out, f.stem, f.slide, f.reason);
+    // `new`: the reports written since the previous report, which is what one batch of jobs wrote
+    // (as `fqa-scan scan` marks the reports its run wrote).
+    const writtenSinceLastReport = reportsWrittenSinceSummary(out);
     const date = new Date().toISOString();
-    const header = [`# fqa ${nativeVersion}`, `# queue: ${label}`, `# date: ${date}`, "# rows: every slide reported in this folder; each row's model and options are in <report>.json"];
-    const rows = await writeSummaryTsv(out, header);
-    await writeIndexPage(out, { date, model: finished.models.join(', ') });
+    const header = [`# fqa ${nativeVersion}`, `# queue: ${label}`, `# date: ${date}`, "# rows: every slide reported in this folder; each row's model and options are in <report>.json; new: written since the previous report"];
+    const rows = await writeSummaryTsv(out, header, writtenSinceLastReport);
+    await writeIndexPage(out, { date, model: finished.models.join(', ') }, writtenSinceLastReport);
     const file = path.join(out, 'summary.tsv');
     const pending = finished.unfinished ? `; ${finished.unfinished} not finished yet (run report again when they are)` : '';
     process.stderr.write(`${file}: ${rows} slide${rows === 1 ? '' : 's'}, ${finished.failed} failed${pending}; report: ${path.join(out, 'index.html')}\n`);
