@@ -125,8 +125,12 @@ describe.skipIf(!hasShared || (!externalRedis && missing(hasRedisServer, 'redis-
     expect(job.id).toMatch(/^scan-[0-9a-f]{40}$/);
     // What queue add makes is what a worker admits, field for field.
     expect(parseScanJobData(JSON.parse(JSON.stringify(job.data)))).toEqual(job.data);
-    const verdictOptions = await makeScanJob(slide, out, defaultModel, { stride: 100, maxOutOfFocus: 0.2, minTissue: 0.3 });
-    expect(parseScanJobData(verdictOptions.data).options).toEqual({ stride: 100, minTissue: 0.3, maxOutOfFocus: 0.2 });
+    const verdictOptions = await makeScanJob(slide, out, defaultModel, { stride: 100, maxOutOfFocusPct: 20, minTissuePct: 30 });
+    expect(parseScanJobData(verdictOptions.data).options).toEqual({ stride: 100, minTissuePct: 30, maxOutOfFocusPct: 20 });
+    // A job that `queue add` of an earlier fqa wrote (format 1, shares as fractions) is read with its shares in percent.
+    const earlier = { ...verdictOptions.data, format: 1, options: { stride: 100, minTissue: 0.3, maxOutOfFocus: 0.07 } };
+    expect(parseScanJobData(earlier)).toEqual({ ...verdictOptions.data, options: { stride: 100, minTissuePct: 30, maxOutOfFocusPct: 7 } });
+    expect(() => parseScanJobData({ ...earlier, options: { maxOutOfFocus: 7 } })).toThrow(/options\.maxOutOfFocusPct: expected a percentage between 0 and 100 but received number 700/);
     expect(job.data).toMatchObject({ slide, out, stem: 'small', model: null, options: { stride: 100 } });
     // Same inputs, relative path, options in another order: the same id.
     const again = await makeScanJob(path.relative(process.cwd(), slide), out, defaultModel, { threshold: undefined, stride: 100 });

@@ -12,10 +12,10 @@ import {
 } from '@fqa/core';
 import {
   DEFAULT_REDIS_URL, QUEUE_DEFAULTS, QUEUE_SECRET_ENV, REDIS_URL_ENV, clientConnection, displayUrl, enqueueScans, finishedSlides, loadQueueSecret, makeScanJob,
-  openScanQueue, queueFolders, queueStatus, resolveQueueName, sha256File, type ScanQueue,
+  openScanQueue, queueFolders, queueStatus, resolveQueueName, scanOptionsOfJob, sha256File, type ScanQueue,
 } from '@fqa/queue';
 import type { Command } from '../index.js';
-import { parsePercent } from '../percent-option.js';
+import { parsePercentage } from '../percent-option.js';
 import { expandInputs } from '../inputs.js';
 
 export const connectionHelp = `  --redis URL        Redis (default: $${REDIS_URL_ENV}, else ${DEFAULT_REDIS_URL})
@@ -85,11 +85,12 @@ async function add(args: string[]): Promise<number> {
     stride: parseIntegerOption(values.stride, 'stride', 1, 4096),
     mpp: parseNumberOption(values.mpp, 'mpp', { range: MPP_RANGE }),
     threshold: parseNumberOption(values.threshold, 'threshold'),
-    minTissue: parsePercent(values['min-tissue'], 'min-tissue'),
-    maxOutOfFocus: parsePercent(values['max-out-of-focus'], 'max-out-of-focus'),
+    // Percent in the job, as typed: a job is a record people read too (see ScanJobOptions).
+    minTissuePct: parsePercentage(values['min-tissue'], 'min-tissue'),
+    maxOutOfFocusPct: parsePercentage(values['max-out-of-focus'], 'max-out-of-focus'),
   };
   // The checks a worker makes on the job's options: a bad value is one usage error here, not a failed job per slide.
-  validateScanOptions(options);
+  validateScanOptions(scanOptionsOfJob(options));
   const secret = await loadQueueSecret(values['secret-file']);
   const attempts = parseIntegerOption(values.attempts, 'attempts', 1, 100);
   // The model is validated here, once, so a bad model file is one error and not a failed job per slide.
