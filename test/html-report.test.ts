@@ -244,11 +244,11 @@ describe.skipIf(!hasShared || !hasChromium)('HTML report in Chromium', () => {
   });
 
   // Each verdict's page, with the reason expected from its JSON report (the oracle: what the scan recorded).
-  const pct = (share: number) => `${(100 * share < 1 && share > 0 ? (100 * share).toFixed(2) : (100 * share).toFixed(1)).replace('.', '\\.')} %`;
+  const pct = (percent: number) => `${(percent < 1 && percent > 0 ? percent.toFixed(2) : percent.toFixed(1)).replace('.', '\\.')} %`;
   const verdictPages: Array<{ verdict: string; folder: string; stem: string; reason: (j: any) => RegExp }> = [
-    { verdict: 'pass', folder: 'report', stem, reason: (j) => new RegExp(`^pass: ${pct(j.summary.outOfFocusFraction)} of scored tissue out of focus, within the limit of 5\\.0 %$`) },
-    { verdict: 'fail', folder: 'report-2', stem, reason: (j) => new RegExp(`^fail: ${pct(j.summary.outOfFocusFraction)} of scored tissue out of focus, more than the limit of 1\\.0 %$`) },
-    { verdict: 'no-tissue', folder: 'report', stem: 'small_HE_levels', reason: (j) => new RegExp(`^no verdict: no tissue patch to score \\(tissue ${pct(j.summary.tissueFraction)} of the slide, ${pct(j.summary.penFraction)} excluded as marker pen; patches need ≥ 50\\.0 % tissue\\)$`) },
+    { verdict: 'pass', folder: 'report', stem, reason: (j) => new RegExp(`^pass: ${pct(j.summary.outOfFocusPctOfTissue)} of scored tissue out of focus, within the limit of 5\\.0 %$`) },
+    { verdict: 'fail', folder: 'report-2', stem, reason: (j) => new RegExp(`^fail: ${pct(j.summary.outOfFocusPctOfTissue)} of scored tissue out of focus, more than the limit of 1\\.0 %$`) },
+    { verdict: 'no-tissue', folder: 'report', stem: 'small_HE_levels', reason: (j) => new RegExp(`^no verdict: no tissue patch to score \\(tissue ${pct(j.summary.tissuePct)} of the slide, ${pct(j.summary.penPctOfSlide)} excluded as marker pen; patches need ≥ 50\\.0 % tissue\\)$`) },
     { verdict: 'unknown', folder: 'report-2', stem: tileStem, reason: () => /^no verdict: the slide's resolution is unknown \(no mpp in its metadata\): give --mpp/ },
   ];
 

@@ -137,7 +137,7 @@ describe.skipIf(!hasShared)('nightly runs', () => {
     // The 5 % rule from the command line: 100 % allowed out of focus passes the defocused slide.
     const limit = await fqa(path.join(root, 'blurry.png'), '--out', out, '--max-out-of-focus', '100');
     expect(limit.code, limit.stderr).toBe(0);
-    expect(json().provenance.options).toMatchObject({ threshold: (await loadModel(DEFAULT_MODEL_PATH)).header.score.threshold, maxOutOfFocus: 1 });
+    expect(json().provenance.options).toMatchObject({ threshold: (await loadModel(DEFAULT_MODEL_PATH)).header.score.threshold, maxOutOfFocusPct: 100 });
     // --min-tissue 100: only patches that are all tissue are scored.
     await fqa(path.join(root, 'blurry.png'), '--out', out, '--min-tissue', '100');
     const strict = json();
@@ -185,7 +185,7 @@ describe.skipIf(!hasShared)('nightly runs', () => {
       fqa: version,
       input: path.join(root, 'one.png'),
       model: { name: model.header.name, file: DEFAULT_MODEL_PATH, sha256: createHash('sha256').update(readFileSync(DEFAULT_MODEL_PATH)).digest('hex') },
-      options: { patchSize: model.header.patchSize, stride: model.header.stride, mpp: 0.499, threshold: model.header.score.threshold, minTissue: 0.5, maxOutOfFocus: 0.05 },
+      options: { patchSize: model.header.patchSize, stride: model.header.stride, mpp: 0.499, threshold: model.header.score.threshold, minTissuePct: 50, maxOutOfFocusPct: 5 },
       device: expect.stringMatching(/^(cpu|cuda)$/),
     });
     expect(Date.now() - Date.parse(json.provenance.date)).toBeLessThan(10 * 60_000);

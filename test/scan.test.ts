@@ -31,7 +31,7 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
     const r = fqa(svs, '--model', model, '--out', out, '--threshold=-3', '--workers', '2');
     expect(r.code, r.stderr).toBe(0);
     const tsv = readFileSync(path.join(out, 'CMU-1-Small-Region.scores.tsv'), 'utf8').trim().split('\n');
-    expect(tsv[0]).toBe('x\ty\twidth\theight\tscore\ttissue_fraction');
+    expect(tsv[0]).toBe('x\ty\twidth\theight\tscore\ttissue_pct');
     const rows = tsv.slice(1).map((l) => l.split('\t').map(Number));
     expect(rows.length).toBeGreaterThan(50);
     for (const [x, y, w, h, score, tissue] of rows) {
@@ -39,7 +39,9 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
       expect(y! + h!).toBeLessThanOrEqual(2967);
       expect([w, h]).toEqual([235, 235]);
       expect(Number.isFinite(score)).toBe(true);
-      expect(tissue).toBeGreaterThanOrEqual(0.5);
+      // Percent, like every share in fqa's files: at least the default --min-tissue of 50 %.
+      expect(tissue).toBeGreaterThanOrEqual(50);
+      expect(tissue).toBeLessThanOrEqual(100);
     }
     // QuPath GeoJSON: a FeatureCollection of detections with a focus_score, classified.
     const geo = JSON.parse(readFileSync(path.join(out, 'CMU-1-Small-Region.geojson'), 'utf8'));
@@ -50,6 +52,7 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
       expect(f.geometry.type).toBe('Polygon');
       expect(f.geometry.coordinates[0]).toHaveLength(5);
       expect(typeof f.properties.measurements.focus_score).toBe('number');
+      expect(f.properties.measurements.tissue_pct).toBeGreaterThanOrEqual(50);
       expect(['In focus', 'Out of focus']).toContain(f.properties.classification.name);
     }
     // Heatmap (transparent background) at the thumbnail's aspect; the overview figure holds the
@@ -73,11 +76,41 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
     const row = summary[summary.length - 1]!.split('\t');
     expect(row).toHaveLength(cols.length);
     expect(row[cols.indexOf('verdict')]).toBe('pass');
+    // The JSON's shares are the summary row's, in percent and named with the unit; no fraction is left.
+    expect(json.summary.tissuePct.toFixed(2)).toBe(row[cols.indexOf('tissue_pct')]);
+    expect(json.summary.outOfFocusPctOfTissue.toFixed(2)).toBe(row[cols.indexOf('out_of_focus_pct_of_tissue')]);
+    expect(json.summary.penPctOfSlide.toFixed(2)).toBe(row[cols.indexOf('artefact_pct_of_slide')]);
+    expect(json.provenance.options).toMatchObject({ minTissuePct: 50, maxOutOfFocusPct: 5 });
+    expect(JSON.stringify(json)).not.toMatch(/Fraction"|"(minTissue|maxOutOfFocus)"/);
     // Resumable: the second run skips the slide, --force scans it again.
     const again = fqa(svs, '--model', model, '--out', out, '--threshold=-3');
     expect(again.code).toBe(0);
     expect(again.stderr).toMatch(/pass, report up to date/);
     expect(readFileSync(path.join(out, 'summary.tsv'), 'utf8')).toMatch(/\tpass\t/);
+    // The same report as an earlier fqa wrote it, its shares fractions under the old names (labs keep
+    // such folders): still up to date, and read back in percent, so the --json line and summary.tsv
+    // say what this fqa's report said.
+    const reportFile = path.join(out, 'CMU-1-Small-Region.json');
+    const { tissuePct, penPctOfSlide, outOfFocusPctOfTissue, ...otherSummary } = json.summary;
+    const { minTissuePct, maxOutOfFocusPct, ...otherOptions } = json.provenance.options;
+    const old = {
+      ...json,
+      provenance: { ...json.provenance, options: { ...otherOptions, minTissue: minTissuePct / 100, maxOutOfFocus: maxOutOfFocusPct / 100 } },
+      summary: { tissueFraction: tissuePct / 100, penFraction: penPctOfSlide / 100, ...otherSummary, outOfFocusFraction: outOfFocusPctOfTissue / 100 },
+    };
+    writeFileSync(reportFile, JSON.stringify(old, null, 1));
+    const artefactBefore = row[cols.indexOf('artefact_pct_of_slide')];
+    const kept = fqa(svs, '--model', model, '--out', out, '--threshold=-3', '--json');
+    expect(kept.stderr).toMatch(/pass, report up to date/);
+    const line = JSON.parse(kept.stdout);
+    expect(line.run).toBe('kept');
+    expect(line.summary.tissuePct).toBeCloseTo(tissuePct, 9);
+    expect(line.summary.penPctOfSlide).toBeCloseTo(penPctOfSlide, 9);
+    expect(line.summary.outOfFocusPctOfTissue).toBeCloseTo(outOfFocusPctOfTissue, 9);
+    expect(line.provenance.options).toMatchObject({ minTissuePct: 50, maxOutOfFocusPct: 5 });
+    expect(kept.stdout).not.toMatch(/Fraction"|"(minTissue|maxOutOfFocus)"/);
+    const keptRow = readFileSync(path.join(out, 'summary.tsv'), 'utf8').replace(/\n$/, '').split('\n').pop()!.split('\t');
+    expect(keptRow[cols.indexOf('artefact_pct_of_slide')]).toBe(artefactBefore);
     expect(fqa(svs, '--model', model, '--out', out, '--threshold=-3', '--force').stderr).not.toMatch(/up to date/);
   });
 
@@ -113,7 +146,7 @@ describe.skipIf(!hasShared)('fqa-scan on slides', () => {
     // Saturated red, green and blue blocks are marker-pen colours, not stained tissue.
     expect(json.summary.verdict).toBe('no-tissue');
     expect(json.warnings.join(' ')).toMatch(/no resolution \(mpp\)/);
-    expect(readFileSync(path.join(out, 'small_HE_levels.scores.tsv'), 'utf8')).toBe('x\ty\twidth\theight\tscore\ttissue_fraction\n');
+    expect(readFileSync(path.join(out, 'small_HE_levels.scores.tsv'), 'utf8')).toBe('x\ty\twidth\theight\tscore\ttissue_pct\n');
     expect(JSON.parse(readFileSync(path.join(out, 'small_HE_levels.geojson'), 'utf8'))).toEqual({ type: 'FeatureCollection', features: [] });
     const heat = await sharp(path.join(out, 'small_HE_levels.heatmap.png')).metadata();
     expect([heat.width, heat.height]).toEqual([300, 250]);

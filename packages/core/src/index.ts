@@ -66,7 +66,10 @@ export { writeAtomic } from './atomic-write.js';
 export { writeSlideReports, startSlideView, type PendingView, writeErrorReport, reportStem, tsvField, unescapeTsvField, MAX_STEM_BYTES, scoresTsv, summaryJson, summaryRow, errorRow, SUMMARY_COLUMNS, type ReportProvenance, type SlideReportOptions } from './scan/reports.js';
 export { heatmapPng, overviewPng, heatmapRgba, colourScale, scaleColour, scalePosition, scaleBarLength, COLOUR_SPAN, COLOUR_STOPS, type ColourScale } from './scan/images.js';
 export { slideFingerprint, reportKey } from './report/key.js';
-export { readReportFolder, allocateStem, writeSummaryTsv, folderRows, adoptMovedReport, reportStands, FOLDER_COLUMNS, type FolderReport } from './report/folder.js';
+export { readReportFolder, allocateStem, writeSummaryTsv, folderRows, adoptMovedReport, reportStands, reportsWrittenSinceSummary, hasErrorReport, FOLDER_COLUMNS, type FolderReport } from './report/folder.js';
+export {
+  upgradeReportJson, summaryInPercent, optionsInPercent, fractionToPercent, SUMMARY_PERCENT_FIELDS, OPTION_PERCENT_FIELDS, type SummaryInPercent, type OptionsInPercent,
+} from './scan/report-json.js';
 export { OutputError, OUTPUT_MARKER, LOCK_FILE, claimOutputFolder, lockOutputFolder, removeAbandonedStages, outputFullCode, outputFullError } from './report/output-folder.js';
 export { flaggedRegions, type FlaggedRegion } from './report/regions.js';
 export { blurScale, scoreText, legendTicks, legendTitle, verdictReason, nothingScoredReason, notScoredLabel, NOT_SCORED_GREY, type BlurScale, type LegendTick } from './report/reading.js';

@@ -16,9 +16,9 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { lstat, mkdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import { InputError, UsageError, fileKind, readRegularFile, validateScanOptions } from '@fqa/core';
+import { InputError, OPTION_PERCENT_FIELDS, UsageError, fileKind, fractionToPercent, readRegularFile, validateScanOptions } from '@fqa/core';
 import { JOB_LIMITS, QUEUE_SECRET_CHARS, QUEUE_SECRET_ENV } from './defaults.js';
-import { SCAN_JOB_FORMAT, SCAN_JOB_OPTION_KEYS, type ScanJobData } from './scan-job.js';
+import { FRACTIONS_JOB_FORMAT, SCAN_JOB_FORMAT, SCAN_JOB_OPTION_KEYS, scanOptionsOfJob, type ScanJobData } from './scan-job.js';
 
 /** A job that no worker will run: its reason is one line, shown by `queue status`. */
 export class RejectedJobError extends UnrecoverableError {}
@@ -149,9 +149,13 @@ function checkOptions(value: unknown): ScanJobData['options'] {
   const allowed = new Set<string>(SCAN_JOB_OPTION_KEYS);
   for (const key of Object.keys(value)) if (!allowed.has(key)) throw new RejectedJobError(`options: unexpected field ${describe(key)} (expected only ${SCAN_JOB_OPTION_KEYS.join(', ')})`);
   for (const [key, v] of Object.entries(value)) if (typeof v !== 'number') throw new RejectedJobError(`options.${key}: expected a number but received ${describe(v)}`);
+  for (const key of Object.values(OPTION_PERCENT_FIELDS)) {
+    const v = value[key] as number | undefined;
+    if (v !== undefined && !(v >= 0 && v <= 100)) throw new RejectedJobError(`options.${key}: expected a percentage between 0 and 100 but received ${describe(v)}`);
+  }
   try {
     // The same checks, and messages, as `fqa-scan scan` gives its options.
-    validateScanOptions(value);
+    validateScanOptions(scanOptionsOfJob(value));
   } catch (err) {
     if (err instanceof UsageError) throw new RejectedJobError(`options: ${err.message}`);
     throw err;
@@ -159,12 +163,25 @@ function checkOptions(value: unknown): ScanJobData['options'] {
   return value as ScanJobData['options'];
 }
 
+/**
+ * A format-1 job's options (shares as fractions: minTissue, maxOutOfFocus) as format 2 has them
+ * (minTissuePct, maxOutOfFocusPct), checked afterwards like any job's. Anything that is not a plain
+ * object, or not a number, is left for checkOptions to refuse.
+ */
+function sharesInPercent(options: unknown): unknown {
+  if (!isPlainObject(options)) return options;
+  return Object.fromEntries(Object.entries(options).map(([key, v]) => {
+    const renamed = Object.hasOwn(OPTION_PERCENT_FIELDS, key) ? OPTION_PERCENT_FIELDS[key as keyof typeof OPTION_PERCENT_FIELDS] : undefined;
+    return renamed === undefined ? [key, v] : [renamed, typeof v === 'number' ? fractionToPercent(v) : v];
+  }));
+}
+
 /** The job's data if it is an fqa scan job, field by field; else a RejectedJobError saying what is wrong. */
 export function parseScanJobData(raw: unknown): ScanJobData {
   if (!isPlainObject(raw)) throw new RejectedJobError(`not an fqa scan job: its data is ${describe(raw)}, not an object`);
   for (const key of Object.keys(raw)) if (!JOB_KEYS.has(key)) throw new RejectedJobError(`not an fqa scan job: unexpected field ${describe(key)}`);
-  if (raw.format !== SCAN_JOB_FORMAT) {
-    throw new RejectedJobError(`job format ${describe(raw.format)} is not the format ${SCAN_JOB_FORMAT} this worker's fqa reads: run the same fqa version everywhere`);
+  if (raw.format !== SCAN_JOB_FORMAT && raw.format !== FRACTIONS_JOB_FORMAT) {
+    throw new RejectedJobError(`job format ${describe(raw.format)} is not a format this worker's fqa reads (${FRACTIONS_JOB_FORMAT} or ${SCAN_JOB_FORMAT}): run the same fqa version everywhere`);
   }
   const data: ScanJobData = {
     format: SCAN_JOB_FORMAT,
@@ -173,7 +190,7 @@ export function parseScanJobData(raw: unknown): ScanJobData {
     stem: checkStem(raw.stem),
     model: raw.model === null ? null : checkPath(raw.model, 'model'),
     modelSha256: '',
-    options: checkOptions(raw.options),
+    options: checkOptions(raw.format === FRACTIONS_JOB_FORMAT ? sharesInPercent(raw.options) : raw.options),
   };
   if (typeof raw.modelSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(raw.modelSha256)) throw new RejectedJobError(`modelSha256: expected 64 hex digits but received ${describe(raw.modelSha256)}`);
   data.modelSha256 = raw.modelSha256;

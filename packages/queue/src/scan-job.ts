@@ -10,25 +10,38 @@
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { DEFAULT_MODEL_PATH, InputError, MAX_MODEL_FILE_BYTES, readRegularFile, reportStem } from '@fqa/core';
+import { DEFAULT_MODEL_PATH, InputError, MAX_MODEL_FILE_BYTES, readRegularFile, reportStem, type ScanOptions } from '@fqa/core';
 
-/** The scan options that change a slide's scores or verdict (device and threads do not). */
+/**
+ * The scan options that change a slide's scores or verdict (device and threads do not). Shares are
+ * percentages, as typed on `queue add`'s command line and written in every report: a job is a record
+ * people read too (queue dashboards, redis-cli). scanOptionsOfJob gives scanSlide its fractions.
+ */
 export interface ScanJobOptions {
   patchSize?: number;
   stride?: number;
   mpp?: number;
   threshold?: number;
-  /** Fractions, as scanSlide takes them (the CLI's percentages / 100). */
-  minTissue?: number;
-  maxOutOfFocus?: number;
+  minTissuePct?: number;
+  maxOutOfFocusPct?: number;
 }
 
 /** Every key a job's options may have, in the order they are hashed and signed. */
-export const SCAN_JOB_OPTION_KEYS = ['patchSize', 'stride', 'mpp', 'threshold', 'minTissue', 'maxOutOfFocus'] as const;
+export const SCAN_JOB_OPTION_KEYS = ['patchSize', 'stride', 'mpp', 'threshold', 'minTissuePct', 'maxOutOfFocusPct'] as const;
+
+/** A job's options as scanSlide takes them: the shares as fractions. */
+export function scanOptionsOfJob(options: ScanJobOptions): Pick<ScanOptions, 'patchSize' | 'stride' | 'mpp' | 'threshold' | 'minTissue' | 'maxOutOfFocus'> {
+  const { minTissuePct, maxOutOfFocusPct, ...rest } = options;
+  return {
+    ...rest,
+    ...(minTissuePct === undefined ? {} : { minTissue: minTissuePct / 100 }),
+    ...(maxOutOfFocusPct === undefined ? {} : { maxOutOfFocus: maxOutOfFocusPct / 100 }),
+  };
+}
 
 export interface ScanJobData {
-  /** Format of this record; a worker refuses jobs from a newer fqa. */
-  format: 1;
+  /** Format of this record (SCAN_JOB_FORMAT); a worker refuses jobs from a newer fqa. */
+  format: typeof SCAN_JOB_FORMAT;
   /** Absolute path of the slide. */
   slide: string;
   /** Absolute output folder, and the stem of this slide's report files in it. */
@@ -55,7 +68,14 @@ export interface ScanJobResult {
   reused: boolean;
 }
 
-export const SCAN_JOB_FORMAT = 1;
+/** 2: shares in percent (minTissuePct, maxOutOfFocusPct). */
+export const SCAN_JOB_FORMAT = 2;
+/**
+ * Jobs that `queue add` of an earlier fqa wrote, with the shares as fractions (minTissue,
+ * maxOutOfFocus): still read (job-check.ts turns them into format 2), so a queue filled before an
+ * upgrade is scanned and reported.
+ */
+export const FRACTIONS_JOB_FORMAT = 1;
 
 /** SHA-256 of a model file: a regular file of bounded size, so a FIFO or /dev/zero is an error, not a hang. */
 export async function sha256File(file: string, what = 'model'): Promise<string> {

@@ -15,7 +15,7 @@ import { workerConnection } from './connection.js';
 import { QUEUE_DEFAULTS } from './defaults.js';
 import { resolveQueueName, type QueueName } from './queue.js';
 import { RejectedJobError, admitScanJob, printable, rejectionReason, readPreviousReportFile, type JobRoots } from './job-check.js';
-import { jobModelPath, sha256File, type ScanJobData, type ScanJobResult } from './scan-job.js';
+import { jobModelPath, scanOptionsOfJob, sha256File, type ScanJobData, type ScanJobResult } from './scan-job.js';
 
 export interface ScanWorkerOptions extends QueueName {
   redis: string;
@@ -112,7 +112,7 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
     const fingerprint = await slideFingerprint(data.slide).catch((err: Error) => {
       throw new Error(`${data.slide}: ${err.message}`);
     });
-    const key = reportKey(fingerprint, sha, resolveScanOptions(model.header, { ...data.options, model: modelPath }));
+    const key = reportKey(fingerprint, sha, resolveScanOptions(model.header, { ...scanOptionsOfJob(data.options), model: modelPath }));
     const reportFile = path.join(outDir, `${data.stem}.json`);
     const previous = await readPreviousReport(reportFile);
     if (previous !== null && previous.provenance?.key === key && typeof previous.summaryRow === 'string') {
@@ -123,7 +123,7 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
     let lastProgress = 0;
     try {
       const result = await scanSlide(data.slide, {
-        ...data.options,
+        ...scanOptionsOfJob(data.options),
         model: modelPath,
         workers: threads,
         device: options.device,

@@ -134,10 +134,11 @@ describe.skipIf(!hasShared || missing(hasRedisServer, 'redis-server') || missing
       ['stem-control', { ...v, stem: 'a\nfailed  /etc/passwd  after 1 attempt: spoofed' }, /stem: expected a plain file name .* but received 'a\\x0afailed/],
       ['stem-long', { ...v, stem: 'x'.repeat(5000) }, /stem: expected 1 to 200 characters but received 5000/],
       ['options-absurd', { ...v, options: { stride: 0, patchSize: 1e9 } }, /options: Expected integer between 8 and 4096 for patchSize but received 1000000000|options: Expected integer between 1 and 4096 for stride but received 0/],
-      ['options-percent', { ...v, options: { maxOutOfFocus: 7 } }, /options: Expected number between 0 and 1 for maxOutOfFocus but received 7/],
+      ['options-percent', { ...v, options: { maxOutOfFocusPct: 700 } }, /options\.maxOutOfFocusPct: expected a percentage between 0 and 100 but received number 700/],
+      ['options-fraction-name', { ...v, options: { maxOutOfFocus: 0.07 } }, /options: unexpected field 'maxOutOfFocus'/],
       ['options-extra', { ...v, options: { workers: 1000, device: 'cuda' } }, /options: unexpected field 'workers'/],
       ['options-type', { ...v, options: { threshold: '1; rm' } }, /options\.threshold: expected a number but received '1; rm'/],
-      ['format', { ...v, format: 2 }, /job format number 2 is not the format 1 this worker's fqa reads/],
+      ['format', { ...v, format: 3 }, /job format number 3 is not a format this worker's fqa reads \(1 or 2\)/],
       ['model-sha', { ...v, modelSha256: 'x' }, /modelSha256: expected 64 hex digits but received 'x'/],
     ];
     for (const [id, data] of forged) await forge(id, data);
@@ -146,7 +147,7 @@ describe.skipIf(!hasShared || missing(hasRedisServer, 'redis-server') || missing
     expect(added.code, added.stderr).toBe(0);
     expect(added.stderr).toMatch(/added 1 slide, 0 already there/);
     const validJob = (await queue.getJobs(['waiting'])).find((j) => String(j.id).startsWith('scan-'));
-    expect(validJob!.data.options).toEqual({ maxOutOfFocus: 0.125 });
+    expect(validJob!.data.options).toEqual({ maxOutOfFocusPct: 12.5 });
     // --max-out-of-focus changes the verdict, so it is part of the job id: not the id without it.
     expect(validJob!.id).not.toBe(valid.id);
 
@@ -164,8 +165,9 @@ describe.skipIf(!hasShared || missing(hasRedisServer, 'redis-server') || missing
     const done = (await queue.getJob(validJob!.id!))!;
     expect(await done.getState(), done.failedReason).toBe('completed');
     expect(readdirSync(path.join(outRoot, 'night'))).toContain('small.json');
-    const report = JSON.parse(readFileSync(path.join(outRoot, 'night', 'small.json'), 'utf8')) as { options?: { maxOutOfFocus?: number } };
-    expect(JSON.stringify(report)).toMatch(/"maxOutOfFocus":0\.125/);
+    // The job carries the fraction scanSlide takes; the report a user reads has the percentage.
+    const report = JSON.parse(readFileSync(path.join(outRoot, 'night', 'small.json'), 'utf8')) as { provenance: { options: Record<string, number> } };
+    expect(report.provenance.options).toMatchObject({ maxOutOfFocusPct: 12.5 });
     expect(snapshot(outside), 'nothing outside the roots changed').toEqual(before);
     // Only the valid job's folder was made in the output root.
     expect(readdirSync(outRoot).sort()).toEqual(['a-file', 'escape', 'night']);

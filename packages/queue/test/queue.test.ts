@@ -125,8 +125,12 @@ describe.skipIf(!hasShared || (!externalRedis && missing(hasRedisServer, 'redis-
     expect(job.id).toMatch(/^scan-[0-9a-f]{40}$/);
     // What queue add makes is what a worker admits, field for field.
     expect(parseScanJobData(JSON.parse(JSON.stringify(job.data)))).toEqual(job.data);
-    const verdictOptions = await makeScanJob(slide, out, defaultModel, { stride: 100, maxOutOfFocus: 0.2, minTissue: 0.3 });
-    expect(parseScanJobData(verdictOptions.data).options).toEqual({ stride: 100, minTissue: 0.3, maxOutOfFocus: 0.2 });
+    const verdictOptions = await makeScanJob(slide, out, defaultModel, { stride: 100, maxOutOfFocusPct: 20, minTissuePct: 30 });
+    expect(parseScanJobData(verdictOptions.data).options).toEqual({ stride: 100, minTissuePct: 30, maxOutOfFocusPct: 20 });
+    // A job that `queue add` of an earlier fqa wrote (format 1, shares as fractions) is read with its shares in percent.
+    const earlier = { ...verdictOptions.data, format: 1, options: { stride: 100, minTissue: 0.3, maxOutOfFocus: 0.07 } };
+    expect(parseScanJobData(earlier)).toEqual({ ...verdictOptions.data, options: { stride: 100, minTissuePct: 30, maxOutOfFocusPct: 7 } });
+    expect(() => parseScanJobData({ ...earlier, options: { maxOutOfFocus: 7 } })).toThrow(/options\.maxOutOfFocusPct: expected a percentage between 0 and 100 but received number 700/);
     expect(job.data).toMatchObject({ slide, out, stem: 'small', model: null, options: { stride: 100 } });
     // Same inputs, relative path, options in another order: the same id.
     const again = await makeScanJob(path.relative(process.cwd(), slide), out, defaultModel, { threshold: undefined, stride: 100 });
@@ -205,6 +209,36 @@ describe.skipIf(!hasShared || (!externalRedis && missing(hasRedisServer, 'redis-
     const summary = readFileSync(path.join(out, 'summary.tsv'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).slice(1);
     expect(summary.map((l) => l.split('\t')[11]).sort()).toEqual(['error', 'no-tissue']);
     expect(existsSync(path.join(out, 'index.html'))).toBe(true);
+
+    // `new`, as for fqa-scan scan (the reports its run wrote): the reports written since the previous
+    // queue report. First report: both. Again with nothing finished since: neither, and the failed
+    // slide's error report is the same report (its date too), not a new failure.
+    const queueReport = () => spawnSync(process.execPath, [path.join(repoRoot, 'packages', 'cli', 'bin', 'fqa-scan.js'), 'queue', 'report', '--out', out, '--redis', url, '--queue', name.queue, '--prefix', name.prefix], { encoding: 'utf8' });
+    const newBySlide = () => {
+      const [columns, ...rows] = readFileSync(path.join(out, 'summary.tsv'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split('\t'));
+      const [slideAt, newAt, scannedAt] = ['slide', 'new', 'scanned_at'].map((c) => columns!.indexOf(c));
+      return Object.fromEntries(rows.map((r) => [path.basename(r[slideAt]!), [r[newAt], r[scannedAt]]]));
+    };
+    const first = newBySlide();
+    expect([first['small.tiff']![0], first['corrupt.svs']![0]]).toEqual(['yes', 'yes']);
+    expect(queueReport().status).toBe(3);
+    const second = newBySlide();
+    expect(second).toEqual({ 'small.tiff': ['no', first['small.tiff']![1]], 'corrupt.svs': ['no', first['corrupt.svs']![1]] });
+    // A later batch: the slide it adds is new, the others are not.
+    const later = path.join(work, 'a', 'later.tiff');
+    copyFileSync(shared('data', 'slides', 'small_HE_levels.tiff'), later);
+    const laterJob = await makeScanJob(later, out, defaultModel, {});
+    await enqueueScans(queue, [laterJob]);
+    const laterWorker = startScanWorker({ redis: url, ...name, roots, workers: 1 });
+    try {
+      await laterWorker.ready;
+      const deadline = Date.now() + 60_000;
+      while ((await (await queue.getJob(laterJob.id))!.getState()) !== 'completed' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await laterWorker.close();
+    }
+    expect(queueReport().status).toBe(3);
+    expect(Object.fromEntries(Object.entries(newBySlide()).map(([slide, [isNew]]) => [slide, isNew]))).toEqual({ 'small.tiff': 'no', 'corrupt.svs': 'no', 'later.tiff': 'yes' });
   });
 
   test('close() on SIGTERM finishes the running slide before the worker stops', async () => {

@@ -8,14 +8,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, FqaError, MPP_RANGE, UsageError, loadModel, nativeVersion, parseIntegerOption, parseNumberOption,
-  validateScanOptions, writeErrorReport, writeIndexPage, writeSummaryTsv,
+  hasErrorReport, reportsWrittenSinceSummary, validateScanOptions, writeErrorReport, writeIndexPage, writeSummaryTsv,
 } from '@fqa/core';
 import {
   DEFAULT_REDIS_URL, QUEUE_DEFAULTS, QUEUE_SECRET_ENV, REDIS_URL_ENV, clientConnection, displayUrl, enqueueScans, finishedSlides, loadQueueSecret, makeScanJob,
-  openScanQueue, queueFolders, queueStatus, resolveQueueName, sha256File, type ScanQueue,
+  openScanQueue, queueFolders, queueStatus, resolveQueueName, scanOptionsOfJob, sha256File, type ScanQueue,
 } from '@fqa/queue';
 import type { Command } from '../index.js';
-import { parsePercent } from '../percent-option.js';
+import { parsePercentage } from '../percent-option.js';
 import { expandInputs } from '../inputs.js';
 
 export const connectionHelp = `  --redis URL        Redis (default: $${REDIS_URL_ENV}, else ${DEFAULT_REDIS_URL})
@@ -85,11 +85,12 @@ async function add(args: string[]): Promise<number> {
     stride: parseIntegerOption(values.stride, 'stride', 1, 4096),
     mpp: parseNumberOption(values.mpp, 'mpp', { range: MPP_RANGE }),
     threshold: parseNumberOption(values.threshold, 'threshold'),
-    minTissue: parsePercent(values['min-tissue'], 'min-tissue'),
-    maxOutOfFocus: parsePercent(values['max-out-of-focus'], 'max-out-of-focus'),
+    // Percent in the job, as typed: a job is a record people read too (see ScanJobOptions).
+    minTissuePct: parsePercentage(values['min-tissue'], 'min-tissue'),
+    maxOutOfFocusPct: parsePercentage(values['max-out-of-focus'], 'max-out-of-focus'),
   };
   // The checks a worker makes on the job's options: a bad value is one usage error here, not a failed job per slide.
-  validateScanOptions(options);
+  validateScanOptions(scanOptionsOfJob(options));
   const secret = await loadQueueSecret(values['secret-file']);
   const attempts = parseIntegerOption(values.attempts, 'attempts', 1, 100);
   // The model is validated here, once, so a bad model file is one error and not a failed job per slide.
@@ -158,12 +159,16 @@ async function report(args: string[]): Promise<number> {
       throw new UsageError(`no job in queue ${label} writes to ${out}${folders.length ? ` (its folders: ${folders.slice(0, 5).join(', ')}${folders.length > 5 ? ', ...' : ''})` : ' (the queue is empty)'}`);
     }
     // A slide that failed every attempt gets core's error report, so the folder's summary.tsv and
-    // index.html list it like a slide `fqa-scan scan` could not read.
-    for (const f of finished.failedJobs) await writeErrorReport(out, f.stem, f.slide, f.reason);
+    // index.html list it like a slide `fqa-scan scan` could not read. The same failure reported
+    // again keeps its report (and its date): it is not new.
+    for (const f of finished.failedJobs) if (!hasErrorReport(out, f.stem, f.slide, f.reason)) await writeErrorReport(out, f.stem, f.slide, f.reason);
+    // `new`: the reports written since the previous report, which is what one batch of jobs wrote
+    // (as `fqa-scan scan` marks the reports its run wrote).
+    const writtenSinceLastReport = reportsWrittenSinceSummary(out);
     const date = new Date().toISOString();
-    const header = [`# fqa ${nativeVersion}`, `# queue: ${label}`, `# date: ${date}`, "# rows: every slide reported in this folder; each row's model and options are in <report>.json"];
-    const rows = await writeSummaryTsv(out, header);
-    await writeIndexPage(out, { date, model: finished.models.join(', ') });
+    const header = [`# fqa ${nativeVersion}`, `# queue: ${label}`, `# date: ${date}`, "# rows: every slide reported in this folder; each row's model and options are in <report>.json; new: written since the previous report"];
+    const rows = await writeSummaryTsv(out, header, writtenSinceLastReport);
+    await writeIndexPage(out, { date, model: finished.models.join(', ') }, writtenSinceLastReport);
     const file = path.join(out, 'summary.tsv');
     const pending = finished.unfinished ? `; ${finished.unfinished} not finished yet (run report again when they are)` : '';
     process.stderr.write(`${file}: ${rows} slide${rows === 1 ? '' : 's'}, ${finished.failed} failed${pending}; report: ${path.join(out, 'index.html')}\n`);

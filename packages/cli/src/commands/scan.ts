@@ -8,7 +8,7 @@ import {
   BACKEND_NAMES, MPP_RANGE, TooSmallError, DEFAULT_MAX_OUT_OF_FOCUS, DEFAULT_MIN_TISSUE, DEFAULT_MODEL_PATH, DEFAULT_VIEW_SIZE, FqaError, InputError, OutputError, UsageError,
   adoptMovedReport, allocateStem, claimOutputFolder, deviceNames, expectOneOf, kernelNames, loadModel, lockOutputFolder, nativeVersion, outputFullCode, outputFullError,
   parseIntegerOption, parseNumberOption, readReportFolder, removeAbandonedStages, reportKey, reportStands, reportStem, requireRegularFile, resolveDevice, resolveScanOptions, scanSlide,
-  slideFingerprint, startSlideView, summaryJson, tsvField, validateScanOptions, writeAtomic, writeErrorReport, writeIndexPage, writeSlideReports, writeSummaryTsv,
+  fractionToPercent, optionsInPercent, slideFingerprint, startSlideView, summaryJson, tsvField, upgradeReportJson, validateScanOptions, writeAtomic, writeErrorReport, writeIndexPage, writeSlideReports, writeSummaryTsv,
   type ScanOptions,
 } from '@fqa/core';
 import type { Command } from '../index.js';
@@ -247,13 +247,14 @@ export const scanCommand: Command = {
     const header = [
       `# fqa ${nativeVersion}`,
       `# model: ${tsvField(model.header.name)} (sha256 ${modelSha256.slice(0, 12)}) ${tsvField(path.resolve(modelFile))}`,
+      // The options as a reader of summary.tsv sees them: shares in percent, as typed on the command line.
       `# options: ${JSON.stringify(optionsInPercent(resolvedOptions))}`,
       `# date: ${date}`,
       '# rows: every slide reported in this folder, earlier runs included; each row\'s model and options are in <report>.json',
     ];
     try {
       await writeOutput(values.out, 'summary.tsv', () => writeSummaryTsv(values.out, header, scannedNow));
-      await writeOutput(values.out, 'index.html', () => writeIndexPage(values.out, { date, model: model.header.name, maxOutOfFocusPct: 100 * resolvedOptions.maxOutOfFocus }, scannedNow));
+      await writeOutput(values.out, 'index.html', () => writeIndexPage(values.out, { date, model: model.header.name, maxOutOfFocusPct: fractionToPercent(resolvedOptions.maxOutOfFocus) }, scannedNow));
       process.stderr.write(`report: ${path.join(values.out, 'index.html')}\n`);
     } catch (err) {
       if (!(err instanceof OutputError)) throw err;
@@ -267,15 +268,13 @@ export const scanCommand: Command = {
   },
 };
 
-/** The options as a reader of summary.tsv sees them: shares in percent, with the unit in the name (as typed on the command line). */
-function optionsInPercent(o: ReturnType<typeof resolveScanOptions>): Record<string, unknown> {
-  const { minTissue, maxOutOfFocus, ...rest } = o;
-  return { ...rest, minTissuePct: 100 * minTissue, maxOutOfFocusPct: 100 * maxOutOfFocus };
-}
-
-/** A kept report as one --json line: the slide's JSON report without its rows, marked "run": "kept". */
+/**
+ * A kept report as one --json line: the slide's JSON report without its rows, marked "run": "kept".
+ * A report of an earlier fqa is printed as this one writes it (shares in percent), so every line of
+ * a run reads the same.
+ */
 function keptReportJson(dir: string, stem: string): string {
-  const { summaryRow: _row, ...report } = JSON.parse(readFileSync(path.join(dir, `${stem}.json`), 'utf8')) as Record<string, unknown>;
+  const { summaryRow: _row, ...report } = upgradeReportJson(JSON.parse(readFileSync(path.join(dir, `${stem}.json`), 'utf8')) as Record<string, unknown>);
   return JSON.stringify({ ...report, run: 'kept', report: stem });
 }
 

@@ -9,6 +9,7 @@ import { version as fqaVersion } from '@fqa/native';
 import path from 'node:path';
 import { writeAtomic } from '../atomic-write.js';
 import { SUMMARY_COLUMNS, reportStem, tsvField } from '../scan/reports.js';
+import { upgradeReportJson } from '../scan/report-json.js';
 
 /** What a run needs to know about one slide report already in the folder. */
 export interface FolderReport {
@@ -23,8 +24,8 @@ export interface FolderReport {
   scannedAt: string | null;
   fqa: string | null;
   verdict: string;
-  /** Share of the slide excluded as marker pen or other artefact, 0..1; null when not recorded. */
-  artefactFraction: number | null;
+  /** Share of the slide excluded as marker pen or other artefact, in percent; null when not recorded. */
+  artefactPct: number | null;
   summaryRow: string;
 }
 
@@ -35,6 +36,7 @@ export interface FolderReport {
  */
 export const FOLDER_COLUMNS = [...SUMMARY_COLUMNS, 'artefact_pct_of_slide', 'scanned_at', 'new'] as const;
 export const VERDICT_COLUMN = SUMMARY_COLUMNS.indexOf('verdict');
+const REPORT_COLUMN = SUMMARY_COLUMNS.indexOf('report');
 
 /** Every slide report (<stem>.json with a summaryRow) in `dir`; unreadable JSON files are ignored. */
 export function readReportFolder(dir: string): Map<string, FolderReport> {
@@ -47,10 +49,11 @@ export function readReportFolder(dir: string): Map<string, FolderReport> {
   }
   for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
     try {
-      const json = JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as {
-        file?: string; summaryRow?: string; summary?: { verdict?: string; penFraction?: number };
+      // upgradeReportJson: a report of an earlier fqa has its shares as fractions, under other names.
+      const json = upgradeReportJson(JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as {
+        file?: string; summaryRow?: string; summary?: { verdict?: string; penPctOfSlide?: number };
         provenance?: { input?: string; key?: string | null; fingerprint?: string | null; date?: string; fqa?: string };
-      };
+      });
       if (typeof json.summaryRow !== 'string' || typeof json.file !== 'string') continue;
       const stem = name.slice(0, -'.json'.length);
       reports.set(stem, {
@@ -61,7 +64,7 @@ export function readReportFolder(dir: string): Map<string, FolderReport> {
         scannedAt: json.provenance?.date ?? null,
         fqa: json.provenance?.fqa ?? null,
         verdict: json.summary?.verdict ?? 'error',
-        artefactFraction: typeof json.summary?.penFraction === 'number' ? json.summary.penFraction : null,
+        artefactPct: typeof json.summary?.penPctOfSlide === 'number' ? json.summary.penPctOfSlide : null,
         summaryRow: json.summaryRow,
       });
     } catch {
@@ -126,12 +129,57 @@ export function folderRows(dir: string, scannedNow: ReadonlySet<string> = new Se
       const fields = r.summaryRow.split('\t');
       while (fields.length < SUMMARY_COLUMNS.length) fields.push(''); // reports of older fqa versions
       fields.length = SUMMARY_COLUMNS.length;
+      // The report's name, also for a report whose row has none (older fqa): the index links it, and
+      // reportsWrittenSinceSummary finds it by it.
+      fields[REPORT_COLUMN] ||= r.stem;
       // A slide deleted or moved away: its last report stays listed, but says so instead of its old
       // verdict. (Not this run's own report of a path that was not there: that is its error row.)
       if (!scannedNow.has(r.stem) && !existsSync(r.input)) fields[VERDICT_COLUMN] = 'missing';
-      const artefact = r.artefactFraction === null ? '' : (100 * r.artefactFraction).toFixed(2);
+      const artefact = r.artefactPct === null ? '' : r.artefactPct.toFixed(2);
       return [...fields, artefact, r.scannedAt ?? '', scannedNow.has(r.stem) ? 'yes' : 'no'];
     });
+}
+
+/**
+ * The reports in `dir` written since its summary.tsv was: those that summary.tsv does not list
+ * (its `report` column) with the same `scanned_at`. This is the `new` column where no single run
+ * wrote the reports (`fqa-scan queue report`, over jobs that workers on many machines finished):
+ * new since the previous report, as a scan's are new in the run that wrote them. Without a
+ * summary.tsv (or with one from before the `scanned_at` column) every report is new.
+ */
+export function reportsWrittenSinceSummary(dir: string): Set<string> {
+  let text = '';
+  try {
+    text = readFileSync(path.join(dir, 'summary.tsv'), 'utf8');
+  } catch {
+    // no summary yet: every report is new
+  }
+  // The `#` header is at the top only: a row's slide may itself start with '#'.
+  const lines = text.split('\n').filter((line) => line !== '');
+  const body = lines.slice(lines.findIndex((line) => !line.startsWith('#')));
+  const columns = (body[0] ?? '').split('\t');
+  const [reportAt, scannedAt] = [columns.indexOf('report'), columns.indexOf('scanned_at')];
+  const listed = new Map<string, string>();
+  if (reportAt >= 0 && scannedAt >= 0) {
+    for (const line of body.slice(1)) {
+      const fields = line.split('\t');
+      listed.set(fields[reportAt] ?? '', fields[scannedAt] ?? '');
+    }
+  }
+  return new Set([...readReportFolder(dir).values()].filter((r) => listed.get(r.stem) !== (r.scannedAt ?? '')).map((r) => r.stem));
+}
+
+/**
+ * Whether <stem>.json in `dir` is already the error report of `file` with this message: writing it
+ * again would change only its date, and make an old failure look new.
+ */
+export function hasErrorReport(dir: string, stem: string, file: string, message: string): boolean {
+  try {
+    const json = JSON.parse(readFileSync(path.join(dir, `${stem}.json`), 'utf8')) as { file?: string; error?: string; summary?: { verdict?: string } };
+    return json.summary?.verdict === 'error' && json.file === file && json.error === message;
+  } catch {
+    return false;
+  }
 }
 
 /**

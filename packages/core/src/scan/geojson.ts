@@ -133,7 +133,7 @@ export function* geoJsonFeatures(r: ScanResult): Generator<object> {
         properties: {
           objectType: 'detection',
           ...(threshold !== null ? { classification: s > threshold ? OUT_OF_FOCUS : IN_FOCUS } : {}),
-          measurements: { focus_score: s, tissue_fraction: r.tissue[row * r.columns + c]! },
+          measurements: { focus_score: s, tissue_pct: Number((100 * r.tissue[row * r.columns + c]!).toFixed(2)) },
         },
       };
     }

@@ -15,6 +15,7 @@ import { writeViewerAssets } from '../report/html-common.js';
 import { STAGE_PREFIX, hostTag, outputFullCode, outputFullError } from '../report/output-folder.js';
 import { writeSlidePage } from '../report/slide-page.js';
 import { heatmapPng, overviewPng } from './images.js';
+import { fractionToPercent, optionsInPercent, summaryInPercent } from './report-json.js';
 import { REPORT_FILES } from './report-files.js';
 import { usableTissue, usableTissueGeoJson, usableTissuePng } from './usable-tissue.js';
 import type { ScanResult } from './scan-slide.js';
@@ -79,16 +80,16 @@ export function unescapeTsvField(text: string): string {
     e === 't' ? '\t' : e === 'n' ? '\n' : e === 'r' ? '\r' : e === '\\' ? '\\' : String.fromCharCode(parseInt(e.slice(1), 16)));
 }
 
-/** One row per scored patch: x, y, width, height in level-0 pixels, score, tissue fraction. */
+/** One row per scored patch: x, y, width, height in level-0 pixels, score, the patch's tissue in percent. */
 export function scoresTsv(r: ScanResult): string {
-  const lines = ['x\ty\twidth\theight\tscore\ttissue_fraction'];
+  const lines = ['x\ty\twidth\theight\tscore\ttissue_pct'];
   const k = r.level0PerWorkingPixel;
   const size = Math.round(r.patchSize * k);
   for (let row = 0; row < r.rows; row++) {
     for (let col = 0; col < r.columns; col++) {
       const s = r.scores[row * r.columns + col]!;
       if (Number.isNaN(s)) continue;
-      lines.push(`${Math.round(col * r.stride * k)}\t${Math.round(row * r.stride * k)}\t${size}\t${size}\t${s.toFixed(6)}\t${r.tissue[row * r.columns + col]!.toFixed(4)}`);
+      lines.push(`${Math.round(col * r.stride * k)}\t${Math.round(row * r.stride * k)}\t${size}\t${size}\t${s.toFixed(6)}\t${(100 * r.tissue[row * r.columns + col]!).toFixed(2)}`);
     }
   }
   return lines.join('\n') + '\n';
@@ -103,6 +104,10 @@ export interface ReportProvenance {
   key: string;
 }
 
+/**
+ * The slide's JSON report. Shares are percentages with the unit in the name (summary.tissuePct,
+ * provenance.options.maxOutOfFocusPct, ...: report-json.ts), like the command line and summary.tsv.
+ */
 export function summaryJson(r: ScanResult, extra: Record<string, unknown> = {}, provenance?: ReportProvenance): string {
   const k = r.level0PerWorkingPixel;
   return JSON.stringify(
@@ -113,7 +118,7 @@ export function summaryJson(r: ScanResult, extra: Record<string, unknown> = {}, 
         date: new Date().toISOString(),
         ...provenance,
         model: r.model,
-        options: r.options,
+        options: optionsInPercent(r.options),
         device: r.device,
         deviceNotice: r.deviceNotice,
         kernel: r.kernel,
@@ -126,7 +131,7 @@ export function summaryJson(r: ScanResult, extra: Record<string, unknown> = {}, 
       slideMpp: r.slideMpp,
       mpp: r.mpp,
       patch: { size: r.patchSize, stride: r.stride, sizeLevel0: r.patchSize * k, strideLevel0: r.stride * k, columns: r.columns, rows: r.rows },
-      summary: r.summary,
+      summary: summaryInPercent(r.summary),
       timings: r.timings,
       kernel: r.kernel,
       reader: r.reader,
@@ -284,7 +289,7 @@ async function stageSlideReports(dir: string, stage: string, stem: string, r: Sc
   const usableRecord = usable && {
     png: `${stem}.usable.png`, geojson: `${stem}.usable.geojson`, width: usable.width, height: usable.height,
     level0PerPixel: usable.level0PerPixel, micronsPerPixel: usable.micronsPerPixel,
-    usablePctOfTissue: usable.usableFractionOfTissue === null ? null : 100 * usable.usableFractionOfTissue,
+    usablePctOfTissue: usable.usableFractionOfTissue === null ? null : fractionToPercent(usable.usableFractionOfTissue),
   };
   const { width, height, thumbnail } = r.tissueMask;
   await writeAtomic(file('.thumb.jpg'), await sharp(thumbnail, { raw: { width, height, channels: 3 } }).resize(160, 160, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer());
