@@ -115,6 +115,19 @@ export interface SlideInfo {
   properties: Record<string, string>;
   /** Levels the direct JPEG-tile reader serves (libtiff + libjpeg-turbo); the rest go through OpenSlide. */
   directLevels: number[];
+  /**
+   * Direct levels decoded at 1/2, 1/4 or 1/8 by libjpeg's scaled IDCT (tile sides divisible by
+   * `denom`): readRegion and sweepRegions take `index` (after the OpenSlide levels) as their level.
+   */
+  scaledLevels: ScaledLevelInfo[];
+}
+
+export interface ScaledLevelInfo extends SlideLevelInfo {
+  /** The level number readRegion and sweepRegions take: levels.length + its position here. */
+  index: number;
+  /** The OpenSlide level it is decoded from, and the scale: 1/denom (2, 4 or 8). */
+  level: number;
+  denom: number;
 }
 
 export interface RegionSweepOptions {
