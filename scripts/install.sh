@@ -22,9 +22,10 @@ done
 # Tests: openslide-tools (pixel oracle), chromium + fonts (HTML report tests, overview PNG text),
 # redis-server (queue tests), clang + its runtime (libFuzzer/ASan/UBSan fuzz targets),
 # python3-pydicom + python3-pil (the DICOM whole-slide oracle: writes series, decodes frames).
+# Benchmarks: libturbojpeg0-dev (the scan benchmark's decode floor, ../shared/peers/decode_floor.c).
 packages=(cmake g++ make python3 libopenslide0 libtiff-dev libjpeg62-turbo-dev
   openslide-tools chromium fonts-dejavu-core redis-server clang libclang-rt-14-dev
-  python3-pydicom python3-pil)
+  python3-pydicom python3-pil libturbojpeg0-dev)
 
 if ! command -v node >/dev/null 2>&1; then
   echo "install.sh: Node ≥ 20.17 is needed first (Debian 12's nodejs is 18: take it from nodejs.org)" >&2

@@ -15,8 +15,11 @@
  * Then the ratios to the floor and the paper's Table 4 projection (300 slides of 25k²) beside its
  * GTX 1650 Ti hours. The slide is a 25,000² JPEG-tiled pyramidal TIFF (CMU-1-Small-Region.svs
  * replicated, 240-px tiles, quality 80), made once with sharp under --dir and reused.
+ * A 40x run (bench40x below): the same pixels claimed at 0.25 µm/px in an Aperio-like layout
+ * (levels at 4x steps, so none at 0.5 µm/px) scanned by the default model (0.5 µm/px) on the fused
+ * path, which decodes level 0 at 1/2 (scaled IDCT), beside the decode floor of that level 0.
  *
- *   npm run bench:scan -w @fqa/bench [-- --size 25000 --dir /tmp --threads 2]
+ *   npm run bench:scan -w @fqa/bench [-- --size 25000 --dir /tmp --threads 2] [--only-40x]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,7 +28,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { convertReferenceFile, getArchitecture, openSource, scanSlide } from '@fqa/core';
+import { convertReferenceFile, DEFAULT_MODEL_PATH, getArchitecture, openSource, scanSlide } from '@fqa/core';
+import { chainTiffs } from './tiff-chain.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,6 +38,10 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '2' },
     // Internal: one scan in this (child) process, its result as one JSON line.
     'scan-one': { type: 'string' },
+    // Internal: the 40x scan (bench40x) in this (child) process.
+    'scan-40x': { type: 'boolean' },
+    // Only the 40x run and its decode floor (bench40x), printed alone.
+    'only-40x': { type: 'boolean' },
   },
 });
 const size = Number(values.size);
@@ -80,6 +88,11 @@ interface ScanRun extends ScanConfig {
   kernel: string;
 }
 
+if (values['scan-40x']) {
+  await scan40xChild();
+  process.exit(0);
+}
+
 if (values['scan-one']) {
   // Child: one scan, timed from the call to its result (model load, tissue mask, decode, score).
   const c = JSON.parse(values['scan-one']) as ScanConfig & { model: string };
@@ -113,9 +126,15 @@ if (!existsSync(slide)) {
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'fqa-scan-bench-'));
 const notes: string[] = [];
+if (values['only-40x']) {
+  const lines = lines40x(await bench40x());
+  rmSync(work, { recursive: true, force: true });
+  console.log([...lines, ...notes.map((n) => `note: ${n}`)].join('\n'));
+  process.exit(0);
+}
 
 /** The decode floor, compiled from the peer's source; null (with a note) where it cannot be built. */
-function decodeFloor(): { seconds: number; cpuSeconds: number; megapixelsPerSecond: number; tiles: number } | null {
+function decodeFloor(file = slide): { seconds: number; cpuSeconds: number; megapixelsPerSecond: number; tiles: number } | null {
   const binary = path.join(work, 'decode_floor');
   try {
     execFileSync('cc', ['-O2', path.join(peers, 'decode_floor.c'), '-o', binary, '-ltiff', '-lturbojpeg', '-lpthread'], { stdio: 'pipe' });
@@ -124,7 +143,7 @@ function decodeFloor(): { seconds: number; cpuSeconds: number; megapixelsPerSeco
     return null;
   }
   const cpu = childrenCpuSeconds();
-  const out = JSON.parse(execFileSync(binary, [slide, String(threads)], { encoding: 'utf8' })) as { seconds: number; megapixels_per_s: number; tiles: number };
+  const out = JSON.parse(execFileSync(binary, [file, String(threads)], { encoding: 'utf8' })) as { seconds: number; megapixels_per_s: number; tiles: number };
   // Its CPU time includes reading the raw tiles before its clock starts: a little above its decode.
   return { seconds: out.seconds, cpuSeconds: childrenCpuSeconds() - cpu, megapixelsPerSecond: out.megapixels_per_s, tiles: out.tiles };
 }
@@ -218,6 +237,7 @@ const cliRuns: CliRun[] = [
 ];
 const version = cliRun('fqa-scan --version', ['--version'], 5);
 const python = pythonPipeline();
+const run40x = await bench40x();
 rmSync(work, { recursive: true, force: true });
 
 const mp = (size * size) / 1e6;
@@ -260,5 +280,87 @@ for (const k of [1, 10] as const) {
   lines.push(`| FocusLiteNN-${k} | ${cells.join(' | ')} |`);
 }
 lines.push('(ours: the whole scan of the 25k² slide above, tissue only; 64 and 128 px with the 7x7 stride-1 model, 235 px with the 7x7 stride-5 one)');
+lines.push('', ...lines40x(run40x));
 for (const n of notes) lines.push(`note: ${n}`);
 console.log(lines.join('\n'));
+
+// ---- 40x slides: level 0 decoded at 1/2 by the scaled IDCT inside the fused path (issue #26) ----
+
+/** A function, not a constant: the top-level code above calls bench40x before this line runs. */
+function slide40xPath(): string {
+  return path.join(values.dir!, `fqa-bench-40x-${size}.tiff`);
+}
+
+interface Run40x {
+  seconds: number;
+  cpuSeconds: number;
+  peakRssMiB: number;
+  pipeline: string;
+  decodeScale: number;
+  level: number;
+  tilesDecoded: number;
+  patchesScored: number;
+  patches: number;
+}
+
+/**
+ * The 40x slide, made once: the 25k² slide's pixels (CMU-1-Small-Region.svs replicated, 240-px
+ * tiles, quality 80) at 0.25 µm/px, with levels at 4x and 16x as Aperio writes them (libvips writes
+ * 2x pyramids only: each level is its own file, joined by tiff-chain.ts).
+ */
+async function make40xSlide(): Promise<void> {
+  const slide40x = slide40xPath();
+  if (existsSync(slide40x)) return;
+  const start = performance.now();
+  const source = await openSource(svs);
+  const { width, height } = source.levels[0]!;
+  const tile = await source.readRegion(0, 0, 0, width, height);
+  source.close();
+  const png = await sharp(tile, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  const options = { tile: true, tileWidth: 240, tileHeight: 240, compression: 'jpeg', quality: 80, xres: 1000 / 0.25, yres: 1000 / 0.25, resolutionUnit: 'cm' } as const;
+  const parts = [0, 1, 2].map((i) => `${slide40x}.level${i}`);
+  await sharp({ create: { width: size, height: size, channels: 3, background: '#ffffff' }, limitInputPixels: false })
+    .composite([{ input: png, tile: true }])
+    .tiff(options)
+    .toFile(parts[0]!);
+  for (const i of [1, 2]) {
+    const side = Math.floor(size / 4 ** i);
+    await sharp(parts[i - 1]!, { limitInputPixels: false }).resize(side, side, { kernel: 'lanczos3', fit: 'fill' }).tiff(options).toFile(parts[i]!);
+  }
+  chainTiffs(slide40x, parts);
+  for (const part of parts) rmSync(part);
+  console.log(`made ${slide40x} (${size} x ${size} at 0.25 µm/px, levels at 4x steps) in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+}
+
+/** Child: the default model at its 0.5 µm/px on the 40x slide (mpp from the slide's metadata). */
+async function scan40xChild(): Promise<void> {
+  const start = performance.now();
+  const cpu = process.cpuUsage();
+  const r = await scanSlide(slide40xPath(), { model: DEFAULT_MODEL_PATH, workers: threads });
+  const used = process.cpuUsage(cpu);
+  const run: Run40x = {
+    seconds: (performance.now() - start) / 1000, cpuSeconds: (used.user + used.system) / 1e6, peakRssMiB: peakRssMiB(), pipeline: r.pipeline,
+    decodeScale: r.reader.decodeScale, level: r.level, tilesDecoded: r.reader.tilesDecoded, patchesScored: r.summary.patchesScored, patches: r.columns * r.rows,
+  };
+  console.log(JSON.stringify(run));
+}
+
+async function bench40x(): Promise<{ floor: ReturnType<typeof decodeFloor>; run: Run40x }> {
+  await make40xSlide();
+  const floor = decodeFloor(slide40xPath());
+  const out = execFileSync(process.execPath, [here, '--size', String(size), '--dir', values.dir!, '--threads', String(threads), '--scan-40x'], { encoding: 'utf8' });
+  const run = JSON.parse(out.trim().split('\n').pop()!) as Run40x;
+  process.stderr.write(`40x default model: ${run.seconds.toFixed(2)} s\n`);
+  return { floor, run };
+}
+
+function lines40x({ floor, run }: Awaited<ReturnType<typeof bench40x>>): string[] {
+  const ratio = (s: number, of: number | undefined) => (of ? `${(s / of).toFixed(2)}x` : '–');
+  return [
+    `40x slide ${slide40xPath()}: ${size} x ${size} at 0.25 µm/px, levels at 4x steps (none at 0.5 µm/px), the default model at its 0.5 µm/px`,
+    '| what | seconds | x decode floor | CPU seconds | x floor CPU | patches scored | tiles decoded | peak RSS MiB | path |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...(floor ? [`| libjpeg-turbo decode floor (every level-0 tile, full size) | ${floor.seconds.toFixed(2)} | 1.00x | ${floor.cpuSeconds.toFixed(2)} | 1.00x | – | ${floor.tiles} | – | decode_floor.c |`] : []),
+    `| fqa default model, level ${run.level} decoded at 1/${run.decodeScale} | ${run.seconds.toFixed(2)} | ${ratio(run.seconds, floor?.seconds)} | ${run.cpuSeconds.toFixed(2)} | ${ratio(run.cpuSeconds, floor?.cpuSeconds)} | ${run.patchesScored} of ${run.patches} | ${run.tilesDecoded} | ${run.peakRssMiB.toFixed(0)} | ${run.pipeline} |`,
+  ];
+}

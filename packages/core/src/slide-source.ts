@@ -19,6 +19,17 @@ export interface SourceLevel {
   downsample: number;
 }
 
+/**
+ * A direct level decoded at 1/denom (2, 4, 8) by libjpeg's scaled IDCT, for fused scans only:
+ * readRegion and sweepRegions take `index` (after the real levels, which keep their numbers).
+ */
+export interface ScaledSourceLevel extends SourceLevel {
+  index: number;
+  /** The real level it is decoded from. */
+  level: number;
+  denom: number;
+}
+
 export interface SlideSource {
   path: string;
   kind: 'openslide' | 'dicom' | 'image';
@@ -31,6 +42,8 @@ export interface SlideSource {
   readRegion(level: number, x: number, y: number, width: number, height: number): Promise<Uint8Array>;
   /** Levels the direct JPEG-tile reader serves, which sweepRegions can score in one native pass. */
   directLevels: number[];
+  /** Scaled decodes of direct levels (none for OpenSlide-only formats, DICOM and images). */
+  scaledLevels: ScaledSourceLevel[];
   /**
    * Decodes and scores regions of a direct level natively (NativeSlide.sweepRegions), rejecting with
    * an InputError naming the file; null where no level is direct.
@@ -102,6 +115,7 @@ function fromOpenSlide(path: string, slide: NativeSlide): SlideSource {
         throw new InputError(err.message.startsWith(path) ? err.message : `${path}: ${err.message}`, { cause: err });
       }),
     directLevels: info.directLevels,
+    scaledLevels: info.scaledLevels,
     sweepRegions: info.directLevels.length === 0 ? null : (model, level, regions, skip, options, onProgress) => {
       const run = slide.sweepRegions(model, level, regions, skip, options, onProgress);
       return {
@@ -155,6 +169,7 @@ async function fromImage(input: string | Uint8Array): Promise<SlideSource> {
       return out;
     },
     directLevels: [],
+    scaledLevels: [],
     sweepRegions: null,
     readInBands: () => undefined, // decoded whole already
     readerStats: () => ({ reader: 'image', tilesDecoded: 0, tileCacheHits: 0, tilesRedecoded: 0 }),
@@ -197,6 +212,7 @@ function fromDicom(path: string): SlideSource {
     readRegion: (level, x, y, w, h) => slide.readRegion(level, x, y, w, h),
     // No native sweep: the scan decodes through readRegion (sharp) in its pool path.
     directLevels: [],
+    scaledLevels: [],
     sweepRegions: null,
     readInBands: () => undefined, // its frame cache is small already (64 MiB)
     readerStats: () => ({ reader: 'image', ...slide.stats(), tilesRedecoded: 0 }),

@@ -1,6 +1,6 @@
 // libFuzzer target: the direct JPEG-tile reader (libtiff directory parsing, tile tables, JPEGTables
-// splicing, libjpeg decoding) on arbitrary file bytes, and the fused decode + sweep of a scan's
-// regions over it (region_sweep.h, 2 threads). Any input must open or be refused, and any region
+// splicing, libjpeg decoding, at full size and on the scaled levels at 1/2, 1/4, 1/8) on arbitrary
+// file bytes, and the fused decode + sweep of a scan's regions over it (region_sweep.h, 2 threads). Any input must open or be refused, and any region
 // read or swept must return pixels/scores or throw std::exception: never crash, race, read out of
 // bounds, or allocate without bound (libFuzzer's -rss_limit_mb catches that). Built with
 // ASan/UBSan by scripts/fuzz.sh; seeds in fuzz/corpus/tiff_jpeg_reader.
@@ -8,8 +8,9 @@
 // The calls below are valid, so only the reader's data errors (std::runtime_error naming the file)
 // may come back: an argument error (std::invalid_argument, std::range_error) means the target no
 // longer reaches the decode, and stops the run. At exit the target prints how many sweeps of the
-// 2-kernel stride-1 model completed and how many tiles they decoded; scripts/fuzz.sh fails when
-// none did (the path the target exists for never ran).
+// 2-kernel stride-1 model completed and how many tiles they decoded, and how many tiles were decoded
+// on scaled levels; scripts/fuzz.sh fails when any of these is 0 (a path the target exists for
+// never ran).
 #include <unistd.h>
 
 #include <atomic>
@@ -58,12 +59,14 @@ const fqa::Model& stride1Model() {
   return model;
 }
 
-// Sweeps of the stride-1 model that completed, and the tiles they decoded; printed at exit.
+// Sweeps of the stride-1 model that completed, the tiles they decoded, and the tiles decoded on
+// scaled levels (libjpeg's scaled IDCT); printed at exit.
 struct FusedCount {
-  int64_t sweeps = 0, tiles = 0;
+  int64_t sweeps = 0, tiles = 0, scaledTiles = 0;
   ~FusedCount() {
     std::fprintf(stderr, "fqa-fuzz: fused 2-kernel stride-1 sweeps completed: %lld, tiles decoded by them: %lld\n", (long long)sweeps,
                  (long long)tiles);
+    std::fprintf(stderr, "fqa-fuzz: tiles decoded on scaled levels: %lld\n", (long long)scaledTiles);
   }
 };
 FusedCount fusedCount;
@@ -98,8 +101,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string why;
   auto reader = fqa::TiffJpegReader::open(path, &why);
   if (!reader) return 0;
+  // Every level, the scaled ones (after the TIFF's directories) included.
   for (int level = 0; level < int(reader->levels().size()); ++level) {
     const fqa::JpegTiffLevel& L = reader->levels()[size_t(level)];
+    const int64_t levelDecodedBefore = reader->tilesDecoded();
     // Side by side patches of the stride-1 model, 2 x 2 per region, the second region at the edge;
     // every patch scored (an all-zero skip mask). First on the level, so its tiles are decoded here
     // and not served by the cache from the reads below.
@@ -154,6 +159,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     options.stride = stride;
     options.threads = 2;
     fusedSweep(*reader, level, fuzzModel(), regions, options);
+    if (L.scaleDenom > 1) fusedCount.scaledTiles += reader->tilesDecoded() - levelDecodedBefore;
   }
   return 0;
 }

@@ -115,6 +115,19 @@ export interface SlideInfo {
   properties: Record<string, string>;
   /** Levels the direct JPEG-tile reader serves (libtiff + libjpeg-turbo); the rest go through OpenSlide. */
   directLevels: number[];
+  /**
+   * Direct levels decoded at 1/2, 1/4 or 1/8 by libjpeg's scaled IDCT (tile sides divisible by
+   * `denom`): readRegion and sweepRegions take `index` (after the OpenSlide levels) as their level.
+   */
+  scaledLevels: ScaledLevelInfo[];
+}
+
+export interface ScaledLevelInfo extends SlideLevelInfo {
+  /** The level number readRegion and sweepRegions take: levels.length + its position here. */
+  index: number;
+  /** The OpenSlide level it is decoded from, and the scale: 1/denom (2, 4 or 8). */
+  level: number;
+  denom: number;
 }
 
 export interface RegionSweepOptions {
@@ -140,10 +153,14 @@ export type SlideReaderName = 'auto' | 'direct' | 'openslide';
 /** An open whole-slide image (OpenSlide). Close it when done; pending reads finish first. */
 export interface NativeSlide {
   info(): SlideInfo;
-  /** RGB u8 (3 * width bytes per row); x, y in level-0 pixels, width and height at `level`. */
+  /**
+   * RGB u8 (3 * width bytes per row); x, y in level-0 pixels, width and height at `level` (an
+   * OpenSlide level, or the index of one of info().scaledLevels: the direct reader only).
+   */
   readRegion(level: number, x: number, y: number, width: number, height: number, reader?: SlideReaderName): Promise<Uint8Array>;
   /**
-   * Scores regions of a level the direct reader serves (info().directLevels), decoding and sweeping
+   * Scores regions of a level the direct reader serves (info().directLevels, or a scaled level's
+   * index from info().scaledLevels), decoding and sweeping
    * each region in one pass on `threads` native threads: only scores come back. regions: x, y
    * (level-0 pixels), columns, rows per region; skip: one byte per patch of every region in turn
    * (non-zero = background: NaN, never decoded). onProgress gets the count of regions done (not

@@ -4,8 +4,9 @@
 # New inputs go to build-fuzz/corpus (the repo's corpus stays small and reviewed); a crash, leak,
 # sanitizer report or an input over 2 GiB of memory stops the run with its input saved under
 # build-fuzz/crashes/ and a non-zero exit: turn it into a regression test and a seed.
-# The tile-reader target prints how many fused sweeps of its 2-kernel stride-1 model completed and
-# how many tiles they decoded: none of either fails the run (the path it exists for never ran).
+# The tile-reader target prints how many fused sweeps of its 2-kernel stride-1 model completed, how
+# many tiles they decoded, and how many tiles it decoded on scaled levels (1/2, 1/4, 1/8): none of
+# any fails the run (a path it exists for never ran).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FQA_FUZZ_SECONDS:-60}"
@@ -27,5 +28,11 @@ sweeps="$(sed -n 's/.*sweeps completed: \([0-9]*\),.*/\1/p' <<<"$fused")"
 tiles="$(sed -n 's/.*tiles decoded by them: \([0-9]*\)/\1/p' <<<"$fused")"
 if [ "${sweeps:-0}" -eq 0 ] || [ "${tiles:-0}" -eq 0 ]; then
   echo "fuzz: the tile-reader target never completed a fused 2-kernel stride-1 sweep that decoded tiles" >&2
+  exit 1
+fi
+scaled="$(sed -n 's/.*tiles decoded on scaled levels: \([0-9]*\).*/\1/p' build-fuzz/tiff_jpeg_reader.log | tail -1)"
+echo "fuzz: tiles decoded on scaled levels: ${scaled:-none printed}"
+if [ "${scaled:-0}" -eq 0 ]; then
+  echo "fuzz: the tile-reader target never decoded a tile on a scaled level (1/2, 1/4, 1/8)" >&2
   exit 1
 fi

@@ -57,7 +57,8 @@ describe.skipIf(!hasShared)('sweepRegions: decode and sweep in one native pass',
     expect(() => slide.sweepRegions(m, 0, new Float64Array([0, 0, 2, 2]), new Uint8Array(3), options, noop)).toThrow(/Expected skip to hold 4 entries/);
     expect(() => slide.sweepRegions(m, 0, new Float64Array([0, 0, 2]), new Uint8Array(0), options, noop)).toThrow(/4 numbers per region/);
     expect(() => slide.sweepRegions(m, 0, new Float64Array([0, 0, 0, 2]), new Uint8Array(0), options, noop)).toThrow(/regions\[0\]\.columns/);
-    expect(() => slide.sweepRegions(m, 1, new Float64Array([0, 0, 1, 1]), new Uint8Array(1), options, noop)).toThrow(/level/);
+    // Level 0 and its 1/2, 1/4, 1/8 decodes (levels 1..3: 240-px tiles divide by 8) exist; 4 does not.
+    expect(() => slide.sweepRegions(m, 4, new Float64Array([0, 0, 1, 1]), new Uint8Array(1), options, noop)).toThrow(/level/);
     expect(() => slide.sweepRegions(m, 0, new Float64Array([0.5, 0, 1, 1]), new Uint8Array(1), options, noop)).toThrow(/regions\[0\]\.x/);
     expect(() => slide.sweepRegions(m, 0, new Float64Array([0, 0, 1, 1]), new Uint8Array(1), { ...options, stride: 0 }, noop)).toThrow(/stride/);
     // A patch smaller than the model's convolution is the model's own geometry error, also before the sweep is queued.

@@ -4,7 +4,7 @@
  */
 import { InputError, UsageError } from '../errors.js';
 import { MAX_UPSAMPLING } from '../limits.js';
-import type { SourceLevel } from '../slide-source.js';
+import type { ScaledSourceLevel, SourceLevel } from '../slide-source.js';
 
 export interface LevelChoice {
   level: number;
@@ -14,19 +14,26 @@ export interface LevelChoice {
   level0PerWorking: number;
   /** µm per working pixel, when known. */
   mpp: number | null;
+  /**
+   * The scaled decode that gives the working resolution in place of resampling (`level` decoded at
+   * 1/denom by the JPEG decoder, resample = denom), or null.
+   */
+  scaled: ScaledSourceLevel | null;
   warnings: string[];
 }
 
 /**
  * Picks the level whose resolution is closest to, and not coarser than, the model's; the rest is
- * made up by resampling. Without the slide's or the model's mpp, level 0 as is.
+ * made up by resampling, or, where one of `scaled` (the direct reader's 1/2, 1/4, 1/8 decodes,
+ * offered only to the fused path) has the working resolution within 2 %, by decoding at that scale.
+ * Without the slide's or the model's mpp, level 0 as is.
  */
-export function chooseLevel(levels: SourceLevel[], slideMpp: number | null, modelMpp: number | null): LevelChoice {
+export function chooseLevel(levels: SourceLevel[], slideMpp: number | null, modelMpp: number | null, scaled: ScaledSourceLevel[] = []): LevelChoice {
   const warnings: string[] = [];
-  if (modelMpp === null) return { level: 0, resample: 1, level0PerWorking: 1, mpp: slideMpp, warnings };
+  if (modelMpp === null) return { level: 0, resample: 1, level0PerWorking: 1, mpp: slideMpp, scaled: null, warnings };
   if (slideMpp === null) {
     warnings.push(`no resolution (mpp) in the slide metadata and no --mpp given: scanned at level 0, assuming the model's ${modelMpp} µm/px`);
-    return { level: 0, resample: 1, level0PerWorking: 1, mpp: null, warnings };
+    return { level: 0, resample: 1, level0PerWorking: 1, mpp: null, scaled: null, warnings };
   }
   const wanted = modelMpp / slideMpp; // level-0 pixels per working pixel
   let level = 0;
@@ -34,7 +41,16 @@ export function chooseLevel(levels: SourceLevel[], slideMpp: number | null, mode
   let resample = wanted / levels[level]!.downsample;
   if (Math.abs(resample - 1) < 0.02) resample = 1;
   if (resample < 1) warnings.push(`slide resolution ${slideMpp.toFixed(3)} µm/px is coarser than the model's ${modelMpp} µm/px: upsampled ${(1 / resample).toFixed(2)}x`);
-  return { level, resample, level0PerWorking: resample * levels[level]!.downsample, mpp: modelMpp, warnings };
+  if (resample > 1) {
+    // Of the scaled decodes at the working resolution, the one from the coarsest level: fewest bytes
+    // to decode. Its pixels are the working pixels, as a level read as is (resample 1 to it).
+    let pick: ScaledSourceLevel | null = null;
+    for (const s of scaled) {
+      if (Math.abs(wanted / s.downsample - 1) < 0.02 && (pick === null || levels[s.level]!.downsample > levels[pick.level]!.downsample)) pick = s;
+    }
+    if (pick !== null) return { level: pick.level, resample: pick.denom, level0PerWorking: pick.downsample, mpp: modelMpp, scaled: pick, warnings };
+  }
+  return { level, resample, level0PerWorking: resample * levels[level]!.downsample, mpp: modelMpp, scaled: null, warnings };
 }
 
 /** How many times a slide at `slideMpp` is up-sampled to reach the model's `modelMpp` (1 when it is not). */

@@ -52,9 +52,11 @@ export interface ScanOptions {
   signal?: AbortSignal;
   onProgress?: (progress: { regionsDone: number; regions: number }) => void;
   /**
-   * true (default): where the direct JPEG-tile reader serves the scanned level as is and the native
-   * CPU kernels score, decode and score each region in one native pass; false: read regions into JS
-   * and score them in the worker pool, as for every other slide (same scores; for comparisons).
+   * true (default): where the direct JPEG-tile reader serves the scanned level as is, or decoded at
+   * 1/2, 1/4 or 1/8 in place of resampling (a 40x slide for a 20x model), and the native CPU kernels
+   * score, decode and score each region in one native pass; false: read regions into JS and score
+   * them in the worker pool, as for every other slide (the same scores for a level read as is; for a
+   * scaled decode, lanczos3 resampling in its place: close scores, not the same).
    */
   fusedSweep?: boolean;
 }
@@ -128,8 +130,11 @@ export interface ScanResult {
   deviceNotice: string | null;
   model: ScanModelInfo;
   options: ResolvedScanOptions;
-  /** Which reader served the pixels, and the JPEG tiles it decoded (each once) or served from cache. */
-  reader: { reader: 'direct' | 'openslide' | 'image'; tilesDecoded: number; tileCacheHits: number; tilesRedecoded: number };
+  /**
+   * Which reader served the pixels, and the JPEG tiles it decoded (each once) or served from cache;
+   * decodeScale d > 1: the level was decoded at 1/d by libjpeg's scaled IDCT in place of resampling.
+   */
+  reader: { reader: 'direct' | 'openslide' | 'image'; tilesDecoded: number; tileCacheHits: number; tilesRedecoded: number; decodeScale: number };
   /** 'fused': regions decoded and scored in one native pass each; 'pool': read into JS, scored in the worker pool. */
   pipeline: 'fused' | 'pool';
   warnings: string[];
@@ -228,7 +233,11 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     const tTissue = performance.now();
 
     const slideMpp = options.mpp ?? source.mpp;
-    const choice = chooseLevel(source.levels, slideMpp, model.header.micronsPerPixel);
+    // The fused path (the direct JPEG-tile reader's levels scored on the CPU by the native kernels:
+    // each region decoded and swept in one native pass, no pixels in JS) may also read a level at
+    // 1/2, 1/4 or 1/8 in the decode where the working resolution needs that: a 40x slide at 20x.
+    const fusable = options.fusedSweep !== false && backend === 'native' && device.device === 'cpu' && model.native !== undefined && source.sweepRegions !== null;
+    const choice = chooseLevel(source.levels, slideMpp, model.header.micronsPerPixel, fusable ? source.scaledLevels : []);
     warnings.push(...choice.warnings);
     if (slideMpp === null && model.header.micronsPerPixel === null) warnings.push('no resolution (mpp) known for the slide or the model: scanned at level 0');
     const level0 = source.levels[0]!;
@@ -266,13 +275,10 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
     };
     const cancelled = () => new FqaError(`${path}: scan cancelled`, 130, { cause: options.signal?.reason });
     let kernel = 'none';
-    // Levels the direct JPEG-tile reader serves, read as they are, scored on the CPU by the native
-    // kernels: each region is decoded and swept in one native pass, and no pixels reach JS.
-    const fused = options.fusedSweep !== false && backend === 'native' && device.device === 'cpu' && choice.resample === 1 &&
-      model.native !== undefined && source.sweepRegions !== null && source.directLevels.includes(choice.level);
+    const fused = fusable && (choice.scaled !== null || (choice.resample === 1 && source.directLevels.includes(choice.level)));
     if (fused) {
       kernel = await sweepFused({
-        source, model: model.native!, level: choice.level, regions, skipOf, store, threads: workers, patchSize, stride,
+        source, model: model.native!, level: choice.scaled?.index ?? choice.level, regions, skipOf, store, threads: workers, patchSize, stride,
         level0PerWorking: choice.level0PerWorking, kernel: options.kernel ?? 'auto', signal: options.signal, onProgress: options.onProgress, cancelled,
       });
     } else {
@@ -376,7 +382,7 @@ export async function scanSlide(input: string | Uint8Array, options: ScanOptions
       deviceNotice: device.cudaBuild ? device.notice : null,
       model: { name: model.header.name, scoreScale: model.header.score.scale, file: modelFile, sha256: modelSha256 },
       options: resolved,
-      reader: source.readerStats(),
+      reader: { ...source.readerStats(), decodeScale: choice.scaled?.denom ?? 1 },
       pipeline: fused ? 'fused' : 'pool',
       warnings,
     };

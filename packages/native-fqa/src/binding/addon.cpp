@@ -380,6 +380,25 @@ struct DirectReader {
   std::shared_ptr<fqa::TiffJpegReader> reader;
 #endif
   std::vector<int> levelOf;  // OpenSlide level -> direct level, or -1
+  // The reader's scaled levels of those direct levels (1/2, 1/4, 1/8 decodes), addressed from JS as
+  // level levelOf.size() + k after the OpenSlide levels, so those keep their numbers.
+  struct Scaled {
+    int level;   // the OpenSlide level it scales
+    int denom;   // its pixels are 1/denom of that level's
+    int direct;  // TiffJpegReader level
+  };
+  std::vector<Scaled> scaled;
+  int levelCount() const { return int(levelOf.size() + scaled.size()); }
+  // The direct level serving `level` (an OpenSlide level or a scaled one), or -1.
+  int directLevel(int level) const {
+    return size_t(level) < levelOf.size() ? levelOf[size_t(level)] : scaled[size_t(level) - levelOf.size()].direct;
+  }
+  // Level-0 pixels per pixel of `level`.
+  double downsample(const fqa::SlideInfo& info, int level) const {
+    if (size_t(level) < levelOf.size()) return info.levels[size_t(level)].downsample;
+    const Scaled& s = scaled[size_t(level) - levelOf.size()];
+    return info.levels[size_t(s.level)].downsample * s.denom;
+  }
 };
 
 struct OpenedSlide {
@@ -400,10 +419,14 @@ std::shared_ptr<DirectReader> openDirect(const std::string& path, const fqa::Sli
   for (const auto& level : info.levels) {
     int match = -1;
     for (size_t j = 0; j < tiff->levels().size(); ++j)
-      if (tiff->levels()[j].width == level.width && tiff->levels()[j].height == level.height) match = int(j);
+      if (tiff->levels()[j].scaleDenom == 1 && tiff->levels()[j].width == level.width && tiff->levels()[j].height == level.height) match = int(j);
     d->levelOf.push_back(match);
     any |= match >= 0;
   }
+  for (size_t i = 0; i < d->levelOf.size(); ++i)
+    for (size_t j = 0; j < tiff->levels().size(); ++j)
+      if (d->levelOf[i] >= 0 && tiff->levels()[j].sourceLevel == d->levelOf[i])
+        d->scaled.push_back({int(i), tiff->levels()[j].scaleDenom, int(j)});
   return any ? d : nullptr;
 #else
   (void)path;
@@ -460,6 +483,23 @@ class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
       for (size_t i = 0; i < direct_->levelOf.size(); ++i)
         if (direct_->levelOf[i] >= 0) direct.Set(n++, Napi::Number::New(env, double(i)));
     o.Set("directLevels", direct);
+    Napi::Array scaled = Napi::Array::New(env);
+#ifdef FQA_HAVE_TIFF_JPEG
+    if (direct_)
+      for (size_t k = 0; k < direct_->scaled.size(); ++k) {
+        const DirectReader::Scaled& sc = direct_->scaled[k];
+        const fqa::JpegTiffLevel& L = direct_->reader->levels()[size_t(sc.direct)];
+        Napi::Object l = Napi::Object::New(env);
+        l.Set("index", Napi::Number::New(env, double(direct_->levelOf.size() + k)));
+        l.Set("level", Napi::Number::New(env, sc.level));
+        l.Set("denom", Napi::Number::New(env, sc.denom));
+        l.Set("width", Napi::Number::New(env, double(L.width)));
+        l.Set("height", Napi::Number::New(env, double(L.height)));
+        l.Set("downsample", Napi::Number::New(env, direct_->downsample(s, int(direct_->levelOf.size() + k))));
+        scaled.Set(uint32_t(k), l);
+      }
+#endif
+    o.Set("scaledLevels", scaled);
     return o;
   }
   // Tiles the direct reader decoded and cache hits so far (0, 0 without a direct reader).
@@ -550,10 +590,10 @@ class ReadRegionWorker : public Napi::AsyncWorker {
     try {
       pixels_.resize(size_t(fqa::readRegionBytes(w_, h_)));
 #ifdef FQA_HAVE_TIFF_JPEG
-      if (direct_ && direct_->levelOf[size_t(level_)] >= 0) {
+      if (direct_ && direct_->directLevel(level_) >= 0) {
         // Level pixel of the level-0 position, as OpenSlide computes it (x / downsample).
-        const double ds = reader_->info().levels[size_t(level_)].downsample;
-        direct_->reader->readLevelRegion(direct_->levelOf[size_t(level_)], fqa::levelPosition(x_, ds), fqa::levelPosition(y_, ds), w_, h_,
+        const double ds = direct_->downsample(reader_->info(), level_);
+        direct_->reader->readLevelRegion(direct_->directLevel(level_), fqa::levelPosition(x_, ds), fqa::levelPosition(y_, ds), w_, h_,
                                          pixels_.data(), fqa::checkedMul(3, w_, "region row byte count"));
         return;
       }
@@ -597,7 +637,8 @@ Napi::Value SlideHandle::ReadRegion(const Napi::CallbackInfo& info) {
       throw Napi::TypeError::New(env, "Expected 'auto', 'direct' or 'openslide' for reader but received '" + readerName + "'");
   }
   auto r = reader(env);
-  const int64_t levels = int64_t(r->info().levels.size());
+  // OpenSlide's levels, then the direct reader's scaled levels (info().scaledLevels).
+  const int64_t levels = direct_ ? direct_->levelCount() : int64_t(r->info().levels.size());
   const int level = int(integer(env, info[0], "level", 0, levels - 1));
   const int64_t x = integer(env, info[1], "x", -(int64_t(1) << 40), int64_t(1) << 40);
   const int64_t y = integer(env, info[2], "y", -(int64_t(1) << 40), int64_t(1) << 40);
@@ -605,7 +646,7 @@ Napi::Value SlideHandle::ReadRegion(const Napi::CallbackInfo& info) {
   const int64_t h = integer(env, info[4], "height", 1, 1 << 16);
   guardedCount(env, [&] { return fqa::readRegionBytes(w, h); });
   std::shared_ptr<DirectReader> direct = readerName == "openslide" ? nullptr : direct_;
-  if (readerName == "direct" && !(direct && direct->levelOf[size_t(level)] >= 0))
+  if ((readerName == "direct" || level >= int64_t(r->info().levels.size())) && !(direct && direct->directLevel(level) >= 0))
     throw Napi::Error::New(env, "the direct JPEG-tile reader cannot read level " + std::to_string(level) + " of this slide");
   auto* worker = new ReadRegionWorker(env, r, direct, level, x, y, w, h);
   Napi::Promise promise = worker->Promise();
@@ -706,8 +747,8 @@ Napi::Value SlideHandle::SweepRegions(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(addonData(env).modelConstructor.Value()))
     throw Napi::TypeError::New(env, "Expected a NativeModel for model");
   auto r = reader(env);
-  const int level = int(integer(env, info[1], "level", 0, int64_t(r->info().levels.size()) - 1));
-  if (!direct_ || direct_->levelOf[size_t(level)] < 0)
+  const int level = int(integer(env, info[1], "level", 0, (direct_ ? direct_->levelCount() : int64_t(r->info().levels.size())) - 1));
+  if (!direct_ || direct_->directLevel(level) < 0)
     throw Napi::Error::New(env, "the direct JPEG-tile reader cannot read level " + std::to_string(level) + " of this slide");
   if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
     throw Napi::TypeError::New(env, "Expected Float64Array for regions");
@@ -730,7 +771,7 @@ Napi::Value SlideHandle::SweepRegions(const Napi::CallbackInfo& info) {
     return env.Undefined();
   });
   // Level pixel of a level-0 position, as readRegion and OpenSlide compute it (x / downsample).
-  const double downsample = r->info().levels[size_t(level)].downsample;
+  const double downsample = direct_->downsample(r->info(), level);
   std::vector<int64_t> geometry(regions.ElementLength());
   for (size_t i = 0; i < regions.ElementLength(); i += 4) {
     const std::string name = "regions[" + std::to_string(i / 4) + "]";
@@ -753,7 +794,7 @@ Napi::Value SlideHandle::SweepRegions(const Napi::CallbackInfo& info) {
     fqa::validateRegionSweep(*model, shapes, options);
     return env.Undefined();
   });
-  auto* worker = new RegionSweepWorker(env, direct_, model, direct_->levelOf[size_t(level)], std::move(geometry),
+  auto* worker = new RegionSweepWorker(env, direct_, model, direct_->directLevel(level), std::move(geometry),
                                        std::vector<uint8_t>(skip.Data(), skip.Data() + skip.ElementLength()), std::move(options),
                                        info[5].As<Napi::Function>());
   auto flag = worker->cancelFlag();

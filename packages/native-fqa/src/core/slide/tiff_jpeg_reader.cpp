@@ -55,9 +55,10 @@ void jpegEmitMessage(j_common_ptr cinfo, int level) {
   if (level < 0) jpegErrorExit(cinfo);
 }
 
-// Decodes one JPEG into out (width x height x 3); returns an empty string or the error. No C++
-// objects with destructors live between setjmp and longjmp.
-std::string decodeJpeg(const uint8_t* data, size_t bytes, bool rgbColorSpace, uint8_t* out, int64_t width, int64_t height) {
+// Decodes one JPEG into out (width x height x 3) at scale 1/scaleDenom (libjpeg's scaled IDCT: each
+// 8x8 block becomes 8/d x 8/d pixels, no full-size pixels are made); returns an empty string or the
+// error. No C++ objects with destructors live between setjmp and longjmp.
+std::string decodeJpeg(const uint8_t* data, size_t bytes, bool rgbColorSpace, int scaleDenom, uint8_t* out, int64_t width, int64_t height) {
   jpeg_decompress_struct cinfo;
   JpegError err;
   cinfo.err = jpeg_std_error(&err.manager);
@@ -73,6 +74,8 @@ std::string decodeJpeg(const uint8_t* data, size_t bytes, bool rgbColorSpace, ui
   jpeg_read_header(&cinfo, TRUE);
   if (rgbColorSpace) cinfo.jpeg_color_space = JCS_RGB;  // as OpenSlide does for Photometric RGB
   cinfo.out_color_space = JCS_RGB;
+  cinfo.scale_num = 1;
+  cinfo.scale_denom = unsigned(scaleDenom);
   jpeg_start_decompress(&cinfo);
   if (int64_t(cinfo.output_width) != width || int64_t(cinfo.output_height) != height || cinfo.output_components != 3) {
     jpeg_destroy_decompress(&cinfo);
@@ -233,6 +236,22 @@ std::shared_ptr<TiffJpegReader> TiffJpegReader::open(const std::string& path, st
     return nullptr;
   }
   std::sort(reader->levels_.begin(), reader->levels_.end(), [](const JpegTiffLevel& a, const JpegTiffLevel& b) { return a.width > b.width; });
+  // Scaled levels after the directories, so a directory's index is the same with or without them.
+  const size_t directories = reader->levels_.size();
+  for (size_t i = 0; i < directories; ++i) {
+    for (const int d : {2, 4, 8}) {
+      const JpegTiffLevel& source = reader->levels_[i];
+      if (source.tileWidth % d != 0 || source.tileHeight % d != 0) continue;
+      JpegTiffLevel scaled = source;
+      scaled.width = (source.width + d - 1) / d;
+      scaled.height = (source.height + d - 1) / d;
+      scaled.tileWidth = source.tileWidth / d;
+      scaled.tileHeight = source.tileHeight / d;
+      scaled.scaleDenom = d;
+      scaled.sourceLevel = int(i);
+      reader->levels_.push_back(std::move(scaled));
+    }
+  }
   const JpegTiffLevel& widest = reader->levels_.front();
   const int64_t tileRow = ((widest.width + widest.tileWidth - 1) / widest.tileWidth) * widest.tileWidth * widest.tileHeight * 3;
   reader->cacheCapacity_ = std::max<int64_t>(int64_t(256) << 20, 12 * tileRow);
@@ -383,7 +402,7 @@ TiffJpegReader::Tile TiffJpegReader::decodeTile(int level, size_t index) const {
   // The tile's buffer goes back to buffers_ when its last user lets go (a failed decode's at once).
   std::shared_ptr<TilePixels> pixels(buffers_->take(size_t(L.tileWidth * L.tileHeight * 3)),
                                      [buffers = buffers_](TilePixels* b) { buffers->give(b); });
-  const std::string error = decodeJpeg(jpeg, jpegBytes, L.rgbColorSpace, pixels->data(), L.tileWidth, L.tileHeight);
+  const std::string error = decodeJpeg(jpeg, jpegBytes, L.rgbColorSpace, L.scaleDenom, pixels->data(), L.tileWidth, L.tileHeight);
   if (!error.empty())
     throw std::runtime_error(path_ + ": JPEG tile " + std::to_string(index) + " of level " + std::to_string(level) + " is damaged (" + error + ")");
   ++decoded_;

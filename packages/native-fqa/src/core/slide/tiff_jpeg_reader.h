@@ -23,6 +23,12 @@ struct JpegTiffLevel {
   std::vector<uint64_t> tileOffsets, tileBytes;  // row-major tiles
   std::vector<uint8_t> jpegTables;               // abbreviated tables stream, or empty
   bool rgbColorSpace = false;                    // Photometric RGB: JPEG data is RGB, not YCbCr (Aperio)
+  // 1 for a TIFF directory. d in {2, 4, 8} for a scaled level: the directory `sourceLevel` (an index
+  // of levels()) decoded by libjpeg's scaled IDCT at 1/d, its tiles tileWidth/d x tileHeight/d at the
+  // same offsets; width and height are ceil(source / d) (the last column and row may mix in the
+  // encoder's padding of edge tiles).
+  int scaleDenom = 1;
+  int sourceLevel = -1;
 };
 
 class TiffJpegReader {
@@ -30,6 +36,9 @@ class TiffJpegReader {
   // Returns nullptr (and says why) when the file has no tiled 8-bit RGB JPEG pyramid.
   static std::shared_ptr<TiffJpegReader> open(const std::string& path, std::string* whyNot);
   ~TiffJpegReader();
+  // The TIFF's directories, widest first, then the scaled levels (scaleDenom > 1) of each directory
+  // whose tile sides divide by 2, 4 or 8: a 40x slide scanned at 20x reads level 0 at 1/2 that way,
+  // for a fraction of a full decode. Every level, scaled or not, is read and swept alike.
   const std::vector<JpegTiffLevel>& levels() const { return levels_; }
 
   // width x height pixels of `level` starting at level pixel (x, y), RGB u8; outside the image is
