@@ -64,6 +64,12 @@ describe('planView', () => {
     expect(planView([{ width: 25000, height: 20000 }], 8192)).toEqual({ level: 0, factor: 4, width: 6250, height: 5000 });
     expect(planView([{ width: 100000, height: 100 }], 8192)).toEqual({ level: 0, factor: 13, width: 7693, height: 8 });
     expect(planView([{ width: 2220, height: 2967 }], 8192)).toEqual({ level: 0, factor: 1, width: 2220, height: 2967 });
+    // Scaled decodes (the direct reader's 1/2, 1/4, 1/8): the same view for less decoding.
+    const aperioScaled = [{ index: 3, level: 1, width: 5750, height: 4114 }, { index: 4, level: 0, width: 5750, height: 4115 }];
+    expect(planView(aperio, 8192, aperioScaled)).toEqual({ level: 3, factor: 1, width: 5750, height: 4114 });
+    const pyramidScaled = [{ index: 4, level: 1, width: 6250, height: 6250 }, { index: 5, level: 0, width: 6250, height: 6250 }];
+    expect(planView(pyramid2x, 8192, pyramidScaled)).toMatchObject({ level: 2, factor: 1 });
+    expect(planView([{ width: 25000, height: 20000 }], 8192, [{ index: 1, level: 0, width: 6250, height: 5000 }])).toEqual({ level: 1, factor: 1, width: 6250, height: 5000 });
   });
 });
 

@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { encodeJpegTiles } from '@fqa/native';
-import { openSource, type SourceLevel } from '../slide-source.js';
+import { openSource, type ScaledSourceLevel, type SourceLevel } from '../slide-source.js';
 import { fileHref } from './html-common.js';
 
 /** Default longest side of the zoomable view, in pixels (a few hundred JPEG tiles per slide). */
@@ -39,7 +39,7 @@ export interface DeepZoomView {
   format: string;
 }
 
-/** Which pixels make the view: `level` shrunk by the whole `factor` (a box mean), width x height. */
+/** Which pixels make the view: `level` (a SlideSource level, or the index of a scaled one) shrunk by the whole `factor` (a box mean), width x height. */
 export interface ViewPlan {
   level: number;
   factor: number;
@@ -48,21 +48,35 @@ export interface ViewPlan {
 }
 
 /**
- * The largest view of at most `viewSize` px on its longest side that a level gives shrunk by a whole
- * factor; of equal sizes, the one reading the fewest pixels. Factors above MAX_PREFERRED_SHRINK only
- * where no level needs less (one huge level: read once, in bands).
+ * What decoding a level at 1/2 (1/4, 1/8) in the JPEG decoder costs against decoding it in full: the
+ * entropy decoding is the same at any scale (measured 0.65-0.70x at 1/2, docs/scanning.md "40x slides").
  */
-export function planView(levels: Pick<SourceLevel, 'width' | 'height'>[], viewSize: number): ViewPlan {
-  const plans = levels.map((l, level) => {
+const SCALED_DECODE_COST = 0.7;
+
+/**
+ * The largest view of at most `viewSize` px on its longest side that a level (or a scaled decode of
+ * one, `scaled`) gives shrunk by a whole factor; of equal sizes, the one cheapest to decode, then the
+ * one shrunk least. Factors above MAX_PREFERRED_SHRINK only where no level needs less (one huge
+ * level: read once, in bands).
+ */
+export function planView(levels: Pick<SourceLevel, 'width' | 'height'>[], viewSize: number, scaled: Pick<ScaledSourceLevel, 'index' | 'level' | 'width' | 'height'>[] = []): ViewPlan {
+  const pixels = (l: { width: number; height: number }) => l.width * l.height;
+  const sources = [
+    ...levels.map((l, index) => ({ index, width: l.width, height: l.height, cost: pixels(l) })),
+    ...scaled.map((s) => ({ index: s.index, width: s.width, height: s.height, cost: SCALED_DECODE_COST * pixels(levels[s.level]!) })),
+  ];
+  const plans = sources.map((l) => {
     const factor = Math.max(1, Math.ceil(Math.max(l.width, l.height) / viewSize));
-    return { level, factor, width: Math.ceil(l.width / factor), height: Math.ceil(l.height / factor), cost: l.width * l.height };
+    return { level: l.index, factor, width: Math.ceil(l.width / factor), height: Math.ceil(l.height / factor), cost: l.cost };
   });
   const preferred = plans.filter((p) => p.factor <= MAX_PREFERRED_SHRINK);
   const candidates = preferred.length > 0 ? preferred : plans;
   const best = candidates.reduce((a, b) => {
     const sizeA = Math.max(a.width, a.height);
     const sizeB = Math.max(b.width, b.height);
-    return sizeB > sizeA || (sizeB === sizeA && b.cost < a.cost) ? b : a;
+    if (sizeA !== sizeB) return sizeB > sizeA ? b : a;
+    if (a.cost !== b.cost) return b.cost < a.cost ? b : a;
+    return b.factor < a.factor ? b : a;
   });
   return { level: best.level, factor: best.factor, width: best.width, height: best.height };
 }
@@ -250,8 +264,8 @@ function dziDescriptor(width: number, height: number): string {
 export async function writeDeepZoom(input: string, dir: string, stem: string, viewSize = DEFAULT_VIEW_SIZE, signal?: AbortSignal): Promise<DeepZoomView> {
   const source = await openSource(input);
   try {
-    const plan = planView(source.levels, viewSize);
-    const level = source.levels[plan.level]!;
+    const plan = planView(source.levels, viewSize, source.scaledLevels);
+    const level = source.levels[plan.level] ?? source.scaledLevels.find((s) => s.index === plan.level)!;
     const writer = new DeepZoomWriter(path.join(dir, `${stem}_files`), plan.width, plan.height);
     await writer.makeFolders();
     source.readInBands(plan.level);

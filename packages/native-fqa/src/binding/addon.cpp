@@ -525,10 +525,11 @@ class SlideHandle : public Napi::ObjectWrap<SlideHandle> {
   Napi::Value ReadInBands(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto r = reader(env);
-    const int level = int(integer(env, info[0], "level", 0, int64_t(r->info().levels.size()) - 1));
+    const int64_t levels = direct_ ? direct_->levelCount() : int64_t(r->info().levels.size());
+    const int level = int(integer(env, info[0], "level", 0, levels - 1));
 #ifdef FQA_HAVE_TIFF_JPEG
-    if (direct_ && direct_->levelOf[size_t(level)] >= 0) {
-      const fqa::JpegTiffLevel& L = direct_->reader->levels()[size_t(direct_->levelOf[size_t(level)])];
+    if (direct_ && direct_->directLevel(level) >= 0) {
+      const fqa::JpegTiffLevel& L = direct_->reader->levels()[size_t(direct_->directLevel(level))];
       const int64_t tileRowBytes = ((L.width + L.tileWidth - 1) / L.tileWidth) * L.tileWidth * L.tileHeight * 3;
       direct_->reader->setCacheCapacity(std::min(direct_->reader->cacheCapacity(), std::max<int64_t>(int64_t(16) << 20, 3 * tileRowBytes)));
     }
