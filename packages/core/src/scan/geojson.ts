@@ -98,28 +98,32 @@ export function gridPolygons(grid: PatchUnionGrid, filled: (cell: number) => boo
   return traceCells((c, row) => filled(row * grid.columns + c), grid.columns, grid.rows).map((polygon) => polygon.map((ring) => [...ring.map(toLevel0), toLevel0(ring[0]!)]));
 }
 
-/** The FeatureCollection as one object (small scans, tests); reports stream geoJsonFeatures. */
+/** The FeatureCollection as one object (small scans, tests); reports write geoJsonChunks. */
 export function scanGeoJson(r: ScanResult): object {
   return { type: 'FeatureCollection', features: [...geoJsonFeatures(r)] };
 }
 
+/** The out-of-focus annotations: polygons around the union of the patches above the threshold. */
+function* outOfFocusAnnotations(r: ScanResult, union: PatchUnionGrid | null): Generator<object> {
+  if (!union) return;
+  for (const coordinates of gridPolygons(union, (cell) => union.flagged[cell] === 1, r.level0PerWorkingPixel)) {
+    yield {
+      type: 'Feature',
+      geometry: { type: 'Polygon', coordinates },
+      properties: { objectType: 'annotation', name: 'Out of focus', classification: OUT_OF_FOCUS, isLocked: false },
+    };
+  }
+}
+
 /**
  * The features one at a time: a dense grid (patch 8, stride 1) has millions of detections, more
- * than one JSON string or one array of objects can hold.
+ * than one JSON string or one array of objects can hold. `union` is patchUnionGrid(r), when the
+ * caller has it already.
  */
-export function* geoJsonFeatures(r: ScanResult): Generator<object> {
+export function* geoJsonFeatures(r: ScanResult, union: PatchUnionGrid | null = patchUnionGrid(r)): Generator<object> {
+  yield* outOfFocusAnnotations(r, union);
   const k = r.level0PerWorkingPixel;
   const threshold = r.summary.threshold;
-  const union = patchUnionGrid(r);
-  if (union) {
-    for (const coordinates of gridPolygons(union, (cell) => union.flagged[cell] === 1, k)) {
-      yield {
-        type: 'Feature',
-        geometry: { type: 'Polygon', coordinates },
-        properties: { objectType: 'annotation', name: 'Out of focus', classification: OUT_OF_FOCUS, isLocked: false },
-      };
-    }
-  }
   const size = Math.round(r.patchSize * k);
   for (let row = 0; row < r.rows; row++)
     for (let c = 0; c < r.columns; c++) {
@@ -137,4 +141,44 @@ export function* geoJsonFeatures(r: ScanResult): Generator<object> {
         },
       };
     }
+}
+
+/** A number as JSON.stringify writes it (non-finite numbers are null). */
+const jsonNumber = (v: number) => (Number.isFinite(v) ? String(v) : 'null');
+
+/**
+ * The FeatureCollection as JSON text, in chunks: the text of JSON.stringify(scanGeoJson(r)) and a
+ * newline, without ever holding it all. The detections' text is put together directly, the same
+ * characters JSON.stringify writes for geoJsonFeatures' objects: making and stringifying an object
+ * per patch was most of the time the GeoJSON took. `union` is patchUnionGrid(r), when the caller
+ * has it already.
+ */
+export function* geoJsonChunks(r: ScanResult, union: PatchUnionGrid | null = patchUnionGrid(r)): Generator<string> {
+  yield '{"type":"FeatureCollection","features":[';
+  let first = true;
+  for (const feature of outOfFocusAnnotations(r, union)) {
+    yield (first ? '' : ',') + JSON.stringify(feature);
+    first = false;
+  }
+  const k = r.level0PerWorkingPixel;
+  const threshold = r.summary.threshold;
+  const size = Math.round(r.patchSize * k);
+  const outOfFocus = `"classification":${JSON.stringify(OUT_OF_FOCUS)},`;
+  const inFocus = `"classification":${JSON.stringify(IN_FOCUS)},`;
+  for (let row = 0; row < r.rows; row++) {
+    // One chunk per row of patches.
+    let text = '';
+    const y = Math.round(row * r.stride * k);
+    for (let c = 0; c < r.columns; c++) {
+      const s = r.scores[row * r.columns + c]!;
+      if (Number.isNaN(s)) continue;
+      const x = Math.round(c * r.stride * k);
+      const classification = threshold === null ? '' : s > threshold ? outOfFocus : inFocus;
+      text += `${first ? '' : ','}{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[${x},${y}],[${x + size},${y}],[${x + size},${y + size}],[${x},${y + size}],[${x},${y}]]]},` +
+        `"properties":{"objectType":"detection",${classification}"measurements":{"focus_score":${jsonNumber(s)},"tissue_fraction":${jsonNumber(r.tissue[row * r.columns + c]!)}}}}`;
+      first = false;
+    }
+    if (text) yield text;
+  }
+  yield ']}\n';
 }

@@ -9,7 +9,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { version as fqaVersion } from '@fqa/native';
 import { writeAtomic } from '../atomic-write.js';
-import { geoJsonFeatures } from './geojson.js';
+import { patchUnionGrid } from './flagged-area.js';
+import { geoJsonChunks } from './geojson.js';
 import { DEFAULT_VIEW_SIZE, writeDeepZoom, type DeepZoomView } from '../report/deepzoom.js';
 import { writeViewerAssets } from '../report/html-common.js';
 import { STAGE_PREFIX, hostTag, outputFullCode, outputFullError } from '../report/output-folder.js';
@@ -160,17 +161,6 @@ export function errorRow(file: string, message: string, report = '', verdict: 'e
   return [tsvField(file), '', '', '', '', '', '', '', '', '', '', verdict, '', tsvField(message), report].join('\t');
 }
 
-/** The GeoJSON FeatureCollection as JSON text, one feature per chunk. */
-function* geoJsonChunks(r: ScanResult): Generator<string> {
-  yield '{"type":"FeatureCollection","features":[';
-  let first = true;
-  for (const feature of geoJsonFeatures(r)) {
-    yield (first ? '' : ',') + JSON.stringify(feature);
-    first = false;
-  }
-  yield ']}\n';
-}
-
 /**
  * The report of a slide that could not be read: <stem>.json with verdict "error" and the message,
  * so the folder's summary and HTML report keep listing it until a later run reads it.
@@ -235,8 +225,10 @@ async function stageSlideReports(dir: string, stage: string, stem: string, r: Sc
   // page's heatmap layer all show them.
   const heat = heatmapRgba(r);
   const heatPng = heatmapPng(r, heat);
+  // The patch grid's cells (flagged, scored) that the GeoJSON and the usable tissue are drawn on.
+  const union = patchUnionGrid(r);
   // For tiling pipelines: the tissue that was scored and is in focus (none without a threshold).
-  const usable = usableTissue(r);
+  const usable = usableTissue(r, union);
   const usableRecord = usable && {
     png: `${stem}.usable.png`, geojson: `${stem}.usable.geojson`, width: usable.width, height: usable.height,
     level0PerPixel: usable.level0PerPixel, micronsPerPixel: usable.micronsPerPixel,
@@ -255,8 +247,8 @@ async function stageSlideReports(dir: string, stage: string, stem: string, r: Sc
     },
     async () => { if (usable !== null) await writeAtomic(file('.usable.png'), await usableTissuePng(usable)); },
     async () => writeAtomic(file('.scores.tsv'), scoresTsv(r)),
-    async () => writeAtomic(file('.geojson'), geoJsonChunks(r)),
-    async () => { if (usable !== null) await writeAtomic(file('.usable.geojson'), JSON.stringify(usableTissueGeoJson(r)) + '\n'); },
+    async () => writeAtomic(file('.geojson'), geoJsonChunks(r, union)),
+    async () => { if (usable !== null) await writeAtomic(file('.usable.geojson'), JSON.stringify(usableTissueGeoJson(r, union)) + '\n'); },
     async () => writeViewerAssets(dir),
     async () => {
       // The zoomable view is a convenience: a slide it cannot be made for still gets its report. A full
