@@ -226,10 +226,19 @@ const CHAR_PX = 7.4;
  * colour legend (µm of blur and the level, or the model's raw score) with the threshold marked, the
  * grey of "not scored", and a scale bar.
  */
-export async function overviewPng(r: ScanResult, title = r.file, heatRgba: Uint8Array = heatmapRgba(r)): Promise<Buffer> {
+export async function overviewPng(r: ScanResult, title = r.file, heatRgba?: Uint8Array): Promise<Buffer> {
+  const finish = startOverview(r, title);
+  return finish(heatRgba ?? heatmapRgba(r));
+}
+
+/**
+ * overviewPng in two steps, so that the figure's text renders while the heatmap is computed: the
+ * text is laid out and starts rendering on sharp's threads at once (librsvg, and on its first use in
+ * a process fontconfig, which takes tens of ms), and the returned function finishes the figure with
+ * heatmapRgba(r).
+ */
+export function startOverview(r: ScanResult, title = r.file): (heatRgba: Uint8Array) => Promise<Buffer> {
   const { width: w, height: h, thumbnail } = r.tissueMask;
-  // Started first: the grey underlay is made on sharp's threads while the SVG text is put together.
-  const heatOverGrey = heatmapOverGrey(r, heatRgba);
   const pad = 16;
   const figureWidth = Math.max(2 * w + 3 * pad, 720);
   const s = r.summary;
@@ -296,13 +305,19 @@ ${scoreLinesSvg}
 ${scaleBar}
 ${legend}
 </svg>`;
-  const heat = await heatOverGrey;
-  return sharp({ create: { width: figureWidth, height: figureHeight, channels: 3, background: '#ffffff' } })
-    .composite([
-      { input: Buffer.from(svg), left: 0, top: 0 },
-      { input: Buffer.from(thumbnail.buffer, thumbnail.byteOffset, thumbnail.byteLength), raw: { width: w, height: h, channels: 3 }, left: pad, top: band },
-      { input: heat.data, raw: { width: w, height: h, channels: heat.info.channels }, left: 2 * pad + w, top: band },
-    ])
-    .png()
-    .toBuffer();
+  const text = sharp(Buffer.from(svg)).raw().toBuffer({ resolveWithObject: true });
+  // Awaited when the figure is finished; until then a failure must not count as unhandled.
+  text.catch(() => undefined);
+  return async (heatRgba) => {
+    const heat = await heatmapOverGrey(r, heatRgba);
+    const rendered = await text;
+    return sharp({ create: { width: figureWidth, height: figureHeight, channels: 3, background: '#ffffff' } })
+      .composite([
+        { input: rendered.data, raw: { width: rendered.info.width, height: rendered.info.height, channels: rendered.info.channels }, left: 0, top: 0 },
+        { input: Buffer.from(thumbnail.buffer, thumbnail.byteOffset, thumbnail.byteLength), raw: { width: w, height: h, channels: 3 }, left: pad, top: band },
+        { input: heat.data, raw: { width: w, height: h, channels: heat.info.channels }, left: 2 * pad + w, top: band },
+      ])
+      .png()
+      .toBuffer();
+  };
 }

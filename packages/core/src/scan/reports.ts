@@ -15,7 +15,7 @@ import { DEFAULT_VIEW_SIZE, writeDeepZoom, type DeepZoomView } from '../report/d
 import { writeViewerAssets } from '../report/html-common.js';
 import { STAGE_PREFIX, hostTag, outputFullCode, outputFullError } from '../report/output-folder.js';
 import { writeSlidePage } from '../report/slide-page.js';
-import { heatmapPng, heatmapRgba, overviewPng } from './images.js';
+import { heatmapPng, heatmapRgba, startOverview } from './images.js';
 import { REPORT_FILES } from './report-files.js';
 import { usableTissue, usableTissueGeoJson, usableTissuePng } from './usable-tissue.js';
 import type { ScanResult } from './scan-slide.js';
@@ -221,6 +221,11 @@ export async function writeSlideReports(dir: string, stem: string, r: ScanResult
  */
 async function stageSlideReports(dir: string, stage: string, stem: string, r: ScanResult, options: SlideReportOptions): Promise<void> {
   const file = (suffix: string) => path.join(stage, `${stem}${suffix}`);
+  // The figure's title is SVG text, where control characters are not allowed at all (libvips stops
+  // with an XML error): they are shown as U+FFFD.
+  const printable = (text: string) => text.replace(/[\x00-\x1f\x7f]/g, '\ufffd');
+  // First: the overview's text renders on sharp's threads while the rest is computed here.
+  const finishOverview = startOverview({ ...r, model: { ...r.model, name: printable(r.model.name) } }, printable(r.file));
   // The heatmap's pixels and PNG are made once: the heatmap file, the overview figure and the
   // page's heatmap layer all show them.
   const heat = heatmapRgba(r);
@@ -234,13 +239,10 @@ async function stageSlideReports(dir: string, stage: string, stem: string, r: Sc
     level0PerPixel: usable.level0PerPixel, micronsPerPixel: usable.micronsPerPixel,
     usablePctOfTissue: usable.usableFractionOfTissue === null ? null : 100 * usable.usableFractionOfTissue,
   };
-  // The figure's title is SVG text, where control characters are not allowed at all (libvips stops
-  // with an XML error): they are shown as U+FFFD.
-  const printable = (text: string) => text.replace(/[\x00-\x1f\x7f]/g, '\ufffd');
   const viewSize = options.viewSize ?? DEFAULT_VIEW_SIZE;
   await settleAll([
     async () => writeAtomic(file('.heatmap.png'), await heatPng),
-    async () => writeAtomic(file('.overview.png'), await overviewPng({ ...r, model: { ...r.model, name: printable(r.model.name) } }, printable(r.file), heat)),
+    async () => writeAtomic(file('.overview.png'), await finishOverview(heat)),
     async () => {
       const { width, height, thumbnail } = r.tissueMask;
       await writeAtomic(file('.thumb.jpg'), await sharp(thumbnail, { raw: { width, height, channels: 3 } }).resize(160, 160, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer());
