@@ -17,7 +17,11 @@ export const IN_FOCUS = { name: 'In focus', color: [40, 170, 60] as [number, num
  * shoelace area and holes negative. Returns polygons: [outer, ...holes].
  */
 export function traceCells(filled: (col: number, row: number) => boolean, columns: number, rows: number): Point[][][] {
-  const at = (c: number, r: number) => c >= 0 && r >= 0 && c < columns && r < rows && filled(c, r);
+  // `filled` asked once per cell, into a grid with an empty border: the boundary test below reads
+  // each cell's four neighbours, and a report traces grids of a cell per pair of patch edges.
+  const padded = new Uint8Array((columns + 2) * (rows + 2));
+  for (let r = 0; r < rows; r++) for (let c = 0; c < columns; c++) if (filled(c, r)) padded[(r + 1) * (columns + 2) + c + 1] = 1;
+  const at = (c: number, r: number) => padded[(r + 1) * (columns + 2) + c + 1] === 1;
   const key = (x: number, y: number) => y * (columns + 1) + x;
   const outgoing = new Map<number, Point[]>(); // start vertex -> end vertices
   const add = (a: Point, b: Point) => {
