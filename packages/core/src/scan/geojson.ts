@@ -22,42 +22,46 @@ export function traceCells(filled: (col: number, row: number) => boolean, column
   const padded = new Uint8Array((columns + 2) * (rows + 2));
   for (let r = 0; r < rows; r++) for (let c = 0; c < columns; c++) if (filled(c, r)) padded[(r + 1) * (columns + 2) + c + 1] = 1;
   const at = (c: number, r: number) => padded[(r + 1) * (columns + 2) + c + 1] === 1;
-  const key = (x: number, y: number) => y * (columns + 1) + x;
-  const outgoing = new Map<number, Point[]>(); // start vertex -> end vertices
-  const add = (a: Point, b: Point) => {
-    const k = key(a[0], a[1]);
-    const list = outgoing.get(k);
-    if (list) list.push(b);
-    else outgoing.set(k, [b]);
+  // Vertices (cell corners) as numbers, y * (columns + 1) + x: an edge list of arrays of numbers,
+  // not of [x, y] pairs, is what keeps a large region's tracing quick.
+  const stride = columns + 1;
+  const outgoing = new Map<number, number[]>(); // start vertex -> end vertices
+  const add = (from: number, to: number) => {
+    const list = outgoing.get(from);
+    if (list) list.push(to);
+    else outgoing.set(from, [to]);
   };
   for (let r = 0; r < rows; r++)
     for (let c = 0; c < columns; c++) {
       if (!at(c, r)) continue;
-      if (!at(c, r - 1)) add([c, r], [c + 1, r]);
-      if (!at(c + 1, r)) add([c + 1, r], [c + 1, r + 1]);
-      if (!at(c, r + 1)) add([c + 1, r + 1], [c, r + 1]);
-      if (!at(c - 1, r)) add([c, r + 1], [c, r]);
+      const corner = r * stride + c; // [c, r]
+      if (!at(c, r - 1)) add(corner, corner + 1);
+      if (!at(c + 1, r)) add(corner + 1, corner + stride + 1);
+      if (!at(c, r + 1)) add(corner + stride + 1, corner + stride);
+      if (!at(c - 1, r)) add(corner + stride, corner);
     }
+  const vertexAt = (x: number, y: number) => (x >= 0 && x < stride && y >= 0 ? y * stride + x : -1);
   const rings: Point[][] = [];
-  for (const [startKey, ends] of outgoing) {
+  for (const [start, ends] of outgoing) {
     while (ends.length > 0) {
-      const start: Point = [startKey % (columns + 1), Math.floor(startKey / (columns + 1))];
-      const ring: Point[] = [start];
+      const ring: number[] = [start];
       let prev = start;
       let next = ends.pop()!;
-      while (!(next[0] === start[0] && next[1] === start[1])) {
+      while (next !== start) {
         ring.push(next);
-        const options = outgoing.get(key(next[0], next[1]))!;
+        const options = outgoing.get(next)!;
         // At a vertex where two cells touch diagonally, turn right (keep hugging the same cell).
-        const dir: Point = [next[0] - prev[0], next[1] - prev[1]];
-        const right: Point = [-dir[1], dir[0]];
-        let pick = options.findIndex((p) => p[0] - next[0] === right[0] && p[1] - next[1] === right[1]);
-        if (pick < 0) pick = options.findIndex((p) => p[0] - next[0] === dir[0] && p[1] - next[1] === dir[1]);
+        const x = next % stride;
+        const y = (next - x) / stride;
+        const dx = x - (prev % stride);
+        const dy = y - (prev - (prev % stride)) / stride;
+        let pick = options.indexOf(vertexAt(x - dy, y + dx));
+        if (pick < 0) pick = options.indexOf(vertexAt(x + dx, y + dy));
         if (pick < 0) pick = 0;
         prev = next;
         next = options.splice(pick, 1)[0]!;
       }
-      rings.push(simplify(ring));
+      rings.push(simplify(ring.map((v): Point => [v % stride, (v - (v % stride)) / stride])));
     }
   }
   const area = (ring: Point[]) => ring.reduce((s, p, i) => { const q = ring[(i + 1) % ring.length]!; return s + p[0] * q[1] - q[0] * p[1]; }, 0);
