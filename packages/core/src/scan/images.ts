@@ -187,16 +187,22 @@ export function scaleBarLength(targetMicrons: number): { microns: number; label:
   return { microns, label: microns >= 1000 ? `${microns / 1000} mm` : `${microns} µm` };
 }
 
-/**
- * Heatmap composited over the thumbnail turned grey: on a grey underlay the colours stay true. Raw
- * pixels throughout: PNG between the steps only cost encoding and decoding (lossless, so the
- * pixels are the same).
- */
-async function heatmapOverGrey(r: ScanResult, heatRgba: Uint8Array): Promise<{ data: Buffer; info: sharp.OutputInfo }> {
+/** The thumbnail turned grey and lightened: the underlay of the overview's heatmap panel. */
+function greyUnderlay(r: ScanResult): Promise<{ data: Buffer; info: sharp.OutputInfo }> {
   const { width, height, thumbnail } = r.tissueMask;
+  return sharp(thumbnail, { raw: { width, height, channels: 3 } }).greyscale().linear(0.6, 100).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+}
+
+/**
+ * Heatmap composited over the grey underlay: on a grey underlay the colours stay true. Raw pixels
+ * throughout: PNG between the steps only cost encoding and decoding (lossless, so the pixels are
+ * the same).
+ */
+async function heatmapOverGrey(r: ScanResult, heatRgba: Uint8Array, underlay: ReturnType<typeof greyUnderlay>): Promise<{ data: Buffer; info: sharp.OutputInfo }> {
+  const { width, height } = r.tissueMask;
   const heat = Buffer.from(heatRgba);
   for (let i = 3; i < heat.length; i += 4) if (heat[i]) heat[i] = 200;
-  const grey = await sharp(thumbnail, { raw: { width, height, channels: 3 } }).greyscale().linear(0.6, 100).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const grey = await underlay;
   return sharp(grey.data, { raw: { width, height, channels: grey.info.channels } })
     .composite([{ input: heat, raw: { width, height, channels: 4 } }])
     .raw()
@@ -234,8 +240,8 @@ export async function overviewPng(r: ScanResult, title = r.file, heatRgba?: Uint
 /**
  * overviewPng in two steps, so that the figure's text renders while the heatmap is computed: the
  * text is laid out and starts rendering on sharp's threads at once (librsvg, and on its first use in
- * a process fontconfig, which takes tens of ms), and the returned function finishes the figure with
- * heatmapRgba(r).
+ * a process fontconfig, which takes tens of ms), as does the grey underlay of the heatmap panel, and
+ * the returned function finishes the figure with heatmapRgba(r).
  */
 export function startOverview(r: ScanResult, title = r.file): (heatRgba: Uint8Array) => Promise<Buffer> {
   const { width: w, height: h, thumbnail } = r.tissueMask;
@@ -305,11 +311,14 @@ ${scoreLinesSvg}
 ${scaleBar}
 ${legend}
 </svg>`;
+  // The text and the grey underlay need no heatmap: both are made while it is computed.
   const text = sharp(Buffer.from(svg)).raw().toBuffer({ resolveWithObject: true });
+  const underlay = greyUnderlay(r);
   // Awaited when the figure is finished; until then a failure must not count as unhandled.
   text.catch(() => undefined);
+  underlay.catch(() => undefined);
   return async (heatRgba) => {
-    const heat = await heatmapOverGrey(r, heatRgba);
+    const heat = await heatmapOverGrey(r, heatRgba, underlay);
     const rendered = await text;
     return sharp({ create: { width: figureWidth, height: figureHeight, channels: 3, background: '#ffffff' } })
       .composite([
