@@ -76,7 +76,7 @@ export { blurScale, scoreText, legendTicks, legendTitle, verdictReason, nothingS
 export { writeDeepZoom, planView, shrinkBand, DEFAULT_VIEW_SIZE, type DeepZoomView, type ViewPlan } from './report/deepzoom.js';
 export { writeIndexPage, thumbnailName } from './report/index-page.js';
 export { writeViewerAssets } from './report/html-common.js';
-export { scanGeoJson, geoJsonFeatures, traceCells, OUT_OF_FOCUS, IN_FOCUS } from './scan/geojson.js';
+export { scanGeoJson, geoJsonFeatures, geoJsonChunks, traceCells, OUT_OF_FOCUS, IN_FOCUS } from './scan/geojson.js';
 export { patchUnionGrid, type PatchUnionGrid } from './scan/flagged-area.js';
 export { streamedMaskImage, wholeLevelMaskImage, maskSize, MASK_SIDE, STREAMED_MASK_PIXELS, type MaskImage } from './scan/mask-thumbnail.js';
 export { usableTissue, usableTissuePng, usableTissueGeoJson, type UsableTissue } from './scan/usable-tissue.js';

@@ -1,6 +1,6 @@
 // Region tracing for the QuPath GeoJSON (rings, holes, diagonal contacts) and the flagged patches' union it traces.
 import { expect, test } from 'vitest';
-import { patchUnionGrid, traceCells } from '../dist/index.js';
+import { geoJsonChunks, patchUnionGrid, scanGeoJson, traceCells } from '../dist/index.js';
 
 const grid = (rows: string[]) => ({
   filled: (c: number, r: number) => rows[r]![c] === '#',
@@ -78,4 +78,20 @@ test('patchUnionGrid: every pixel is flagged exactly when a patch above the thre
   }
   const none = { columns: 1, rows: 1, stride: 4, patchSize: 4, scores: new Float32Array([9]), summary: { threshold: null } } as unknown as Parameters<typeof patchUnionGrid>[0];
   expect(patchUnionGrid(none)).toBeNull();
+});
+
+test('geoJsonChunks writes the text of JSON.stringify(scanGeoJson(scan)), with and without a threshold', () => {
+  // The report writes its GeoJSON from geoJsonChunks, which puts the detections' text together
+  // itself: it must stay the text JSON.stringify makes of the features' objects.
+  let seed = 11;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const columns = 9;
+  const rows = 7;
+  const scores = Float32Array.from({ length: columns * rows }, () => (random() < 0.2 ? Number.NaN : random() * 10 - 2));
+  scores[3] = Number.POSITIVE_INFINITY; // written as null, as JSON.stringify does
+  const tissue = Float32Array.from({ length: columns * rows }, () => random());
+  for (const threshold of [5, null]) {
+    const scan = { columns, rows, stride: 24, patchSize: 32, level0PerWorkingPixel: 1.37, scores, tissue, summary: { threshold } } as unknown as Parameters<typeof scanGeoJson>[0];
+    expect([...geoJsonChunks(scan)].join('')).toBe(JSON.stringify(scanGeoJson(scan)) + '\n');
+  }
 });

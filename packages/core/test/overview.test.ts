@@ -57,6 +57,40 @@ describe.skipIf(!hasShared)('heatmap colours and the overview figure', () => {
     expect([...colours(heatmapRgba(b), width, Math.ceil((3 * width) / 4), width)]).toEqual([scaleColour(scalePosition(9, colourScale(b))).join(',')]);
   });
 
+  test('heatmapRgba is the per-pixel bilinear interpolation it replaced, pixel for pixel', () => {
+    // The reference: every mask pixel on its own, as heatmapRgba was written before its grid
+    // positions were worked out per row and column (a faster loop must not move a colour).
+    function reference(r: ScanResult): Uint8Array {
+      const { width, height, mask, level0PerMaskPixel } = r.tissueMask;
+      const scale = colourScale(r);
+      const out = new Uint8Array(width * height * 4);
+      for (let y = 0; y < height; y++)
+        for (let x = 0; x < width; x++) {
+          if (!mask[y * width + x]) continue;
+          const gx = ((x + 0.5) * level0PerMaskPixel / r.level0PerWorkingPixel - r.patchSize / 2) / r.stride;
+          const gy = ((y + 0.5) * level0PerMaskPixel / r.level0PerWorkingPixel - r.patchSize / 2) / r.stride;
+          const c0 = Math.floor(gx);
+          const r0 = Math.floor(gy);
+          let sum = 0;
+          let weight = 0;
+          for (const [dc, dr] of [[0, 0], [1, 0], [0, 1], [1, 1]] as const) {
+            const s = r.scores[Math.min(r.rows - 1, Math.max(0, r0 + dr)) * r.columns + Math.min(r.columns - 1, Math.max(0, c0 + dc))]!;
+            if (Number.isNaN(s)) continue;
+            const w = Math.max(1e-3, (dc ? gx - c0 : 1 - (gx - c0)) * (dr ? gy - r0 : 1 - (gy - r0)));
+            sum += w * s;
+            weight += w;
+          }
+          if (weight === 0) continue;
+          out.set([...scaleColour(scalePosition(sum / weight, scale)), 255], 4 * (y * width + x));
+        }
+      return out;
+    }
+    // Scores across the whole scale and beyond, and unscored patches among them (left out of the sum).
+    const varied = withScores(scan, (c, r) => ((c * 7 + r * 3) % 5 === 0 ? Number.NaN : scan.summary.threshold! + ((c * 5 + r * 11) % 17) - 8.5));
+    expect(Buffer.from(heatmapRgba(varied)).equals(Buffer.from(reference(varied)))).toBe(true);
+    expect(Buffer.from(heatmapRgba(scan)).equals(Buffer.from(reference(scan)))).toBe(true);
+  });
+
   test('scale bar lengths are round numbers', () => {
     expect(scaleBarLength(444)).toEqual({ microns: 200, label: '200 µm' });
     expect(scaleBarLength(1234)).toEqual({ microns: 1000, label: '1 mm' });

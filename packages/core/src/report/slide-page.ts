@@ -73,15 +73,16 @@ export interface SlidePageFiles {
 
 /**
  * Writes <stem>.html for a scan. `viewOrReason` is the pyramid, or why there is none (then the
- * page shows the overview figure and the reason).
+ * page shows the overview figure and the reason). `heatmap` is heatmapPng(r) when the caller has
+ * made it already (the report writes the same PNG as <stem>.heatmap.png).
  */
-export async function writeSlidePage(dir: string, stem: string, r: ScanResult, viewOrReason: DeepZoomView | string, files: SlidePageFiles): Promise<void> {
+export async function writeSlidePage(dir: string, stem: string, r: ScanResult, viewOrReason: DeepZoomView | string, files: SlidePageFiles, heatmap?: Buffer): Promise<void> {
   const view = typeof viewOrReason === 'string' ? null : viewOrReason;
   const scale = colourScale(r);
   const regions = flaggedRegions(r);
   const s = r.summary;
-  const heatmap = `data:image/png;base64,${(await heatmapPng(r)).toString('base64')}`;
-  const data = { stem, width: r.width, height: r.height, view, heatmap, regions };
+  const heatmapUrl = `data:image/png;base64,${(heatmap ?? await heatmapPng(r)).toString('base64')}`;
+  const data = { stem, width: r.width, height: r.height, view, heatmap: heatmapUrl, regions };
   const blur = blurScale(r);
   const markAt = scale.threshold === null ? '' : `<div class="mark" style="left: 50%"></div>`;
   const html = `<!doctype html>

@@ -8,7 +8,7 @@
  * own centred patch also holds sharp tissue and scores in focus. The flagged regions' areas were
  * always this union; the GeoJSON and the demo's IoU use the same area.
  */
-import { summedArea, type SummedArea } from '../summed-area.js';
+import { summedArea } from '../summed-area.js';
 import type { ScanResult } from './scan-slide.js';
 
 export interface PatchUnionGrid {
@@ -42,20 +42,34 @@ export function patchUnionGrid(r: ScanResult): PatchUnionGrid | null {
   const ys = patchEdges(patchRows, stride, patchSize);
   const above = summedArea(patchColumns, patchRows, (i) => (scores[i]! > threshold ? 1 : 0));
   const scoredPatches = summedArea(patchColumns, patchRows, (i) => (Number.isNaN(scores[i]!) ? 0 : 1));
-  // Patches containing the span [a, b): index i with i * stride <= a and b <= i * stride + patch.
-  const containing = (a: number, b: number, n: number): [number, number] => [Math.max(0, Math.ceil((b - patchSize) / stride)), Math.min(n - 1, Math.floor(a / stride))];
-  const columnSpans = xs.slice(1).map((b, i) => containing(xs[i]!, b, patchColumns));
-  const rowSpans = ys.slice(1).map((b, i) => containing(ys[i]!, b, patchRows));
-  const columns = columnSpans.length;
-  const rows = rowSpans.length;
+  // Patches containing the span [a, b): index i with i * stride <= a and b <= i * stride + patch,
+  // first[j]..last[j] for the span of cell j (inclusive; first > last when none).
+  const containing = (edges: number[], n: number) => {
+    const first = new Int32Array(Math.max(0, edges.length - 1));
+    const last = new Int32Array(first.length);
+    for (let j = 0; j < first.length; j++) {
+      first[j] = Math.max(0, Math.ceil((edges[j + 1]! - patchSize) / stride));
+      last[j] = Math.min(n - 1, Math.floor(edges[j]! / stride));
+    }
+    return { first, last };
+  };
+  const columnSpans = containing(xs, patchColumns);
+  const rowSpans = containing(ys, patchRows);
+  const columns = columnSpans.first.length;
+  const rows = rowSpans.first.length;
   const flagged = new Uint8Array(columns * rows);
   const scored = new Uint8Array(columns * rows);
-  // Patch spans are inclusive index ranges; an empty one (c0 > c1) counts nothing.
-  const count = (patches: SummedArea, [c0, c1]: [number, number], [r0, r1]: [number, number]) => patches.sum(c0, r0, c1 + 1, r1 + 1);
-  for (let row = 0; row < rows; row++)
+  // Plain loops over typed arrays: the grid has a cell per pair of patch edges (four per patch),
+  // and a report makes it once per slide, in code that has not had time to be optimised.
+  for (let row = 0; row < rows; row++) {
+    const r0 = rowSpans.first[row]!;
+    const r1 = rowSpans.last[row]! + 1;
     for (let c = 0; c < columns; c++) {
-      flagged[row * columns + c] = count(above, columnSpans[c]!, rowSpans[row]!) > 0 ? 1 : 0;
-      scored[row * columns + c] = count(scoredPatches, columnSpans[c]!, rowSpans[row]!) > 0 ? 1 : 0;
+      const c0 = columnSpans.first[c]!;
+      const c1 = columnSpans.last[c]! + 1;
+      flagged[row * columns + c] = above.sum(c0, r0, c1, r1) > 0 ? 1 : 0;
+      scored[row * columns + c] = scoredPatches.sum(c0, r0, c1, r1) > 0 ? 1 : 0;
     }
+  }
   return { xs, ys, columns, rows, flagged, scored };
 }

@@ -56,16 +56,30 @@ export const COLOUR_STOPS: ReadonlyArray<readonly [number, readonly [number, num
 
 /** The colour of a position v in [0, 1] on the scale; the threshold itself is the first orange. */
 export function scaleColour(v: number): [number, number, number] {
+  const rgb: [number, number, number] = [0, 0, 0];
+  writeScaleColour(v, rgb, 0);
+  return rgb;
+}
+
+/**
+ * scaleColour's red, green and blue written into out[at..at+2]: the heatmap colours every mask
+ * pixel, and a new array per pixel made its loop several times slower (and busy collecting garbage).
+ */
+function writeScaleColour(v: number, out: { [index: number]: number }, at: number): void {
   const x = Math.min(1, Math.max(0, v));
-  for (let i = 1; i < COLOUR_STOPS.length; i++) {
-    const [p1, c1] = COLOUR_STOPS[i]!;
-    const [p0, c0] = COLOUR_STOPS[i - 1]!;
-    if (x < p1 || i === COLOUR_STOPS.length - 1) {
+  const last = COLOUR_STOPS.length - 1;
+  for (let i = 1; i <= last; i++) {
+    const p1 = COLOUR_STOPS[i]![0];
+    if (x < p1 || i === last) {
+      const c1 = COLOUR_STOPS[i]![1];
+      const [p0, c0] = COLOUR_STOPS[i - 1]!;
       const f = p1 > p0 ? Math.min(1, (x - p0) / (p1 - p0)) : 0;
-      return [0, 1, 2].map((k) => Math.round(c0[k]! + (c1[k]! - c0[k]!) * f)) as [number, number, number];
+      out[at] = Math.round(c0[0]! + (c1[0]! - c0[0]!) * f);
+      out[at + 1] = Math.round(c0[1]! + (c1[1]! - c0[1]!) * f);
+      out[at + 2] = Math.round(c0[2]! + (c1[2]! - c0[2]!) * f);
+      return;
     }
   }
-  return [...COLOUR_STOPS[COLOUR_STOPS.length - 1]![1]] as [number, number, number];
 }
 
 /** Position of a score on the scale: the threshold at 0.5, lo at 0, hi at 1. */
@@ -76,48 +90,88 @@ export function scalePosition(score: number, scale: ColourScale): number {
   return score > scale.threshold ? Math.max(0.5, v) : Math.min(0.4999, v);
 }
 
+/**
+ * Where each mask pixel along one axis falls on the patch grid: the patch (column or row) whose
+ * centre is at or before it (`near`, and `far` the next one, both clamped to the grid) and how far it
+ * lies from that centre towards the next (`fraction`, 0..1 inside the grid). The same along every
+ * row or column, so heatmapRgba works it out once per axis, not per pixel.
+ */
+function gridAxis(pixels: number, patches: number, r: ScanResult): { near: Int32Array; far: Int32Array; fraction: Float64Array } {
+  const level0PerMask = r.tissueMask.level0PerMaskPixel;
+  const k = r.level0PerWorkingPixel;
+  const near = new Int32Array(pixels);
+  const far = new Int32Array(pixels);
+  const fraction = new Float64Array(pixels);
+  for (let p = 0; p < pixels; p++) {
+    // Position in patch-centre units: patch (c, row) is centred at c*S + P/2 working px.
+    const g = ((p + 0.5) * level0PerMask / k - r.patchSize / 2) / r.stride;
+    const g0 = Math.floor(g);
+    near[p] = Math.min(patches - 1, Math.max(0, g0));
+    far[p] = Math.min(patches - 1, Math.max(0, g0 + 1));
+    fraction[p] = g - g0;
+  }
+  return { near, far, fraction };
+}
+
 /** RGBA heatmap at the tissue mask's size; transparent where nothing was scored. */
 export function heatmapRgba(r: ScanResult): Uint8Array {
   const { width, height, mask } = r.tissueMask;
   const scale = colourScale(r);
   const out = new Uint8Array(width * height * 4);
-  const level0PerMask = r.tissueMask.level0PerMaskPixel;
-  const k = r.level0PerWorkingPixel;
+  const { columns, scores } = r;
+  const xAxis = gridAxis(width, columns, r);
+  const yAxis = gridAxis(height, r.rows, r);
   for (let y = 0; y < height; y++) {
+    const fy = yAxis.fraction[y]!;
+    const top = yAxis.near[y]! * columns;
+    const bottom = yAxis.far[y]! * columns;
     for (let x = 0; x < width; x++) {
       if (!mask[y * width + x]) continue;
-      // Position in patch-centre units: patch (c, row) is centred at c*S + P/2 working px.
-      const gx = ((x + 0.5) * level0PerMask / k - r.patchSize / 2) / r.stride;
-      const gy = ((y + 0.5) * level0PerMask / k - r.patchSize / 2) / r.stride;
-      const c0 = Math.floor(gx);
-      const r0 = Math.floor(gy);
+      const fx = xAxis.fraction[x]!;
+      const left = xAxis.near[x]!;
+      const right = xAxis.far[x]!;
+      // Bilinear over the scored ones of the four patch centres around the pixel, in this order (the
+      // sum's rounding depends on it); a weight is at least 1e-3, so a pixel next to one scored
+      // centre takes its score rather than nothing.
       let sum = 0;
       let weight = 0;
-      for (const [dc, dr] of [[0, 0], [1, 0], [0, 1], [1, 1]] as const) {
-        const c = Math.min(r.columns - 1, Math.max(0, c0 + dc));
-        const row = Math.min(r.rows - 1, Math.max(0, r0 + dr));
-        const s = r.scores[row * r.columns + c]!;
-        if (Number.isNaN(s)) continue;
-        const w = (dc ? gx - c0 : 1 - (gx - c0)) * (dr ? gy - r0 : 1 - (gy - r0));
-        const wc = Math.max(1e-3, w);
-        sum += wc * s;
-        weight += wc;
+      let s = scores[top + left]!;
+      if (!Number.isNaN(s)) {
+        const w = Math.max(1e-3, (1 - fx) * (1 - fy));
+        sum += w * s;
+        weight += w;
+      }
+      s = scores[top + right]!;
+      if (!Number.isNaN(s)) {
+        const w = Math.max(1e-3, fx * (1 - fy));
+        sum += w * s;
+        weight += w;
+      }
+      s = scores[bottom + left]!;
+      if (!Number.isNaN(s)) {
+        const w = Math.max(1e-3, (1 - fx) * fy);
+        sum += w * s;
+        weight += w;
+      }
+      s = scores[bottom + right]!;
+      if (!Number.isNaN(s)) {
+        const w = Math.max(1e-3, fx * fy);
+        sum += w * s;
+        weight += w;
       }
       if (weight === 0) continue;
-      const [red, green, blue] = scaleColour(scalePosition(sum / weight, scale));
       const i = 4 * (y * width + x);
-      out[i] = red;
-      out[i + 1] = green;
-      out[i + 2] = blue;
+      writeScaleColour(scalePosition(sum / weight, scale), out, i);
       out[i + 3] = 255;
     }
   }
   return out;
 }
 
-export async function heatmapPng(r: ScanResult): Promise<Buffer> {
+/** The heatmap as a PNG; `rgba` is heatmapRgba(r) when the caller has it already. */
+export async function heatmapPng(r: ScanResult, rgba: Uint8Array = heatmapRgba(r)): Promise<Buffer> {
   const { width, height } = r.tissueMask;
-  return sharp(heatmapRgba(r), { raw: { width, height, channels: 4 } }).png().toBuffer();
+  return sharp(rgba, { raw: { width, height, channels: 4 } }).png().toBuffer();
 }
 
 const escapeXml = (s: string) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -133,14 +187,26 @@ export function scaleBarLength(targetMicrons: number): { microns: number; label:
   return { microns, label: microns >= 1000 ? `${microns / 1000} mm` : `${microns} µm` };
 }
 
-/** Heatmap composited over the thumbnail turned grey: on a grey underlay the colours stay true. */
-async function heatmapOverGrey(r: ScanResult): Promise<Buffer> {
+/** The thumbnail turned grey and lightened: the underlay of the overview's heatmap panel. */
+function greyUnderlay(r: ScanResult): Promise<{ data: Buffer; info: sharp.OutputInfo }> {
   const { width, height, thumbnail } = r.tissueMask;
-  const heat = heatmapRgba(r);
+  return sharp(thumbnail, { raw: { width, height, channels: 3 } }).greyscale().linear(0.6, 100).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+}
+
+/**
+ * Heatmap composited over the grey underlay: on a grey underlay the colours stay true. Raw pixels
+ * throughout: PNG between the steps only cost encoding and decoding (lossless, so the pixels are
+ * the same).
+ */
+async function heatmapOverGrey(r: ScanResult, heatRgba: Uint8Array, underlay: ReturnType<typeof greyUnderlay>): Promise<{ data: Buffer; info: sharp.OutputInfo }> {
+  const { width, height } = r.tissueMask;
+  const heat = Buffer.from(heatRgba);
   for (let i = 3; i < heat.length; i += 4) if (heat[i]) heat[i] = 200;
-  const layer = await sharp(heat, { raw: { width, height, channels: 4 } }).png().toBuffer();
-  const grey = await sharp(thumbnail, { raw: { width, height, channels: 3 } }).greyscale().linear(0.6, 100).toColourspace('srgb').png().toBuffer();
-  return sharp(grey).composite([{ input: layer }]).png().toBuffer();
+  const grey = await underlay;
+  return sharp(grey.data, { raw: { width, height, channels: grey.info.channels } })
+    .composite([{ input: heat, raw: { width, height, channels: 4 } }])
+    .raw()
+    .toBuffer({ resolveWithObject: true });
 }
 
 /** Words split into lines of at most `maxChars` characters (the SVG text has no wrapping of its own). */
@@ -166,7 +232,18 @@ const CHAR_PX = 7.4;
  * colour legend (µm of blur and the level, or the model's raw score) with the threshold marked, the
  * grey of "not scored", and a scale bar.
  */
-export async function overviewPng(r: ScanResult, title = r.file): Promise<Buffer> {
+export async function overviewPng(r: ScanResult, title = r.file, heatRgba?: Uint8Array): Promise<Buffer> {
+  const finish = startOverview(r, title);
+  return finish(heatRgba ?? heatmapRgba(r));
+}
+
+/**
+ * overviewPng in two steps, so that the figure's text renders while the heatmap is computed: the
+ * text is laid out and starts rendering on sharp's threads at once (librsvg, and on its first use in
+ * a process fontconfig, which takes tens of ms), as does the grey underlay of the heatmap panel, and
+ * the returned function finishes the figure with heatmapRgba(r).
+ */
+export function startOverview(r: ScanResult, title = r.file): (heatRgba: Uint8Array) => Promise<Buffer> {
   const { width: w, height: h, thumbnail } = r.tissueMask;
   const pad = 16;
   const figureWidth = Math.max(2 * w + 3 * pad, 720);
@@ -234,13 +311,22 @@ ${scoreLinesSvg}
 ${scaleBar}
 ${legend}
 </svg>`;
-  const thumb = await sharp(thumbnail, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
-  return sharp({ create: { width: figureWidth, height: figureHeight, channels: 3, background: '#ffffff' } })
-    .composite([
-      { input: Buffer.from(svg), left: 0, top: 0 },
-      { input: thumb, left: pad, top: band },
-      { input: await heatmapOverGrey(r), left: 2 * pad + w, top: band },
-    ])
-    .png()
-    .toBuffer();
+  // The text and the grey underlay need no heatmap: both are made while it is computed.
+  const text = sharp(Buffer.from(svg)).raw().toBuffer({ resolveWithObject: true });
+  const underlay = greyUnderlay(r);
+  // Awaited when the figure is finished; until then a failure must not count as unhandled.
+  text.catch(() => undefined);
+  underlay.catch(() => undefined);
+  return async (heatRgba) => {
+    const heat = await heatmapOverGrey(r, heatRgba, underlay);
+    const rendered = await text;
+    return sharp({ create: { width: figureWidth, height: figureHeight, channels: 3, background: '#ffffff' } })
+      .composite([
+        { input: rendered.data, raw: { width: rendered.info.width, height: rendered.info.height, channels: rendered.info.channels }, left: 0, top: 0 },
+        { input: Buffer.from(thumbnail.buffer, thumbnail.byteOffset, thumbnail.byteLength), raw: { width: w, height: h, channels: 3 }, left: pad, top: band },
+        { input: heat.data, raw: { width: w, height: h, channels: heat.info.channels }, left: 2 * pad + w, top: band },
+      ])
+      .png()
+      .toBuffer();
+  };
 }

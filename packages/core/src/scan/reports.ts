@@ -9,12 +9,13 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { version as fqaVersion } from '@fqa/native';
 import { writeAtomic } from '../atomic-write.js';
-import { geoJsonFeatures } from './geojson.js';
+import { patchUnionGrid } from './flagged-area.js';
+import { geoJsonChunks } from './geojson.js';
 import { DEFAULT_VIEW_SIZE, writeDeepZoom, type DeepZoomView } from '../report/deepzoom.js';
 import { writeViewerAssets } from '../report/html-common.js';
 import { STAGE_PREFIX, hostTag, outputFullCode, outputFullError } from '../report/output-folder.js';
 import { writeSlidePage } from '../report/slide-page.js';
-import { heatmapPng, overviewPng } from './images.js';
+import { heatmapPng, heatmapRgba, startOverview } from './images.js';
 import { fractionToPercent, optionsInPercent, summaryInPercent } from './report-json.js';
 import { REPORT_FILES } from './report-files.js';
 import { usableTissue, usableTissueGeoJson, usableTissuePng } from './usable-tissue.js';
@@ -165,17 +166,6 @@ export function errorRow(file: string, message: string, report = '', verdict: 'e
   return [tsvField(file), '', '', '', '', '', '', '', '', '', '', verdict, '', tsvField(message), report].join('\t');
 }
 
-/** The GeoJSON FeatureCollection as JSON text, one feature per chunk. */
-function* geoJsonChunks(r: ScanResult): Generator<string> {
-  yield '{"type":"FeatureCollection","features":[';
-  let first = true;
-  for (const feature of geoJsonFeatures(r)) {
-    yield (first ? '' : ',') + JSON.stringify(feature);
-    first = false;
-  }
-  yield ']}\n';
-}
-
 /**
  * The report of a slide that could not be read: <stem>.json with verdict "error" and the message,
  * so the folder's summary and HTML report keep listing it until a later run reads it.
@@ -270,42 +260,71 @@ export async function writeSlideReports(dir: string, stem: string, r: ScanResult
   }
 }
 
-/** Writes the slide's report files, its JSON included, into `stage` (and the viewer's script into `dir`). */
+/**
+ * Writes the slide's report files, its JSON included, into `stage` (and the viewer's script into `dir`).
+ *
+ * The files besides the JSON do not depend on each other and are written at the same time: sharp
+ * encodes the PNGs and the JPEG on libuv's threads while the main thread builds the TSV, GeoJSON and
+ * HTML text, so the report takes about as long as its slowest file instead of the sum of all of them.
+ * The image work is started first, to have it running while the text is built.
+ */
 async function stageSlideReports(dir: string, stage: string, stem: string, r: ScanResult, options: SlideReportOptions): Promise<void> {
   const file = (suffix: string) => path.join(stage, `${stem}${suffix}`);
-  await writeAtomic(file('.scores.tsv'), scoresTsv(r));
-  await writeAtomic(file('.heatmap.png'), await heatmapPng(r));
   // The figure's title is SVG text, where control characters are not allowed at all (libvips stops
   // with an XML error): they are shown as U+FFFD.
   const printable = (text: string) => text.replace(/[\x00-\x1f\x7f]/g, '\ufffd');
-  await writeAtomic(file('.overview.png'), await overviewPng({ ...r, model: { ...r.model, name: printable(r.model.name) } }, printable(r.file)));
-  await writeAtomic(file('.geojson'), geoJsonChunks(r));
+  // First: the overview's text renders on sharp's threads while the rest is computed here.
+  const finishOverview = startOverview({ ...r, model: { ...r.model, name: printable(r.model.name) } }, printable(r.file));
+  // The heatmap's pixels and PNG are made once: the heatmap file, the overview figure and the
+  // page's heatmap layer all show them.
+  const heat = heatmapRgba(r);
+  const heatPng = heatmapPng(r, heat);
+  // The patch grid's cells (flagged, scored) that the GeoJSON and the usable tissue are drawn on.
+  const union = patchUnionGrid(r);
   // For tiling pipelines: the tissue that was scored and is in focus (none without a threshold).
-  const usable = usableTissue(r);
-  if (usable !== null) {
-    await writeAtomic(file('.usable.png'), await usableTissuePng(usable));
-    await writeAtomic(file('.usable.geojson'), JSON.stringify(usableTissueGeoJson(r)) + '\n');
-  }
+  const usable = usableTissue(r, union);
   const usableRecord = usable && {
     png: `${stem}.usable.png`, geojson: `${stem}.usable.geojson`, width: usable.width, height: usable.height,
     level0PerPixel: usable.level0PerPixel, micronsPerPixel: usable.micronsPerPixel,
     usablePctOfTissue: usable.usableFractionOfTissue === null ? null : fractionToPercent(usable.usableFractionOfTissue),
   };
-  const { width, height, thumbnail } = r.tissueMask;
-  await writeAtomic(file('.thumb.jpg'), await sharp(thumbnail, { raw: { width, height, channels: 3 } }).resize(160, 160, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer());
-  // Without a view started during the scan, the view is written now (in a folder inside the stage).
-  const pending = options.view ?? startSlideView(stage, stem, r.file, options.viewSize ?? DEFAULT_VIEW_SIZE);
-  let view: DeepZoomView | string = (options.viewSize ?? DEFAULT_VIEW_SIZE) > 0 ? 'the slide was not given as a file' : 'no zoomable view was asked for (view size 0)';
-  if (pending !== null) {
-    try {
-      view = await pending.moveInto(stage);
-    } finally {
-      await pending.discard();
-    }
-  }
-  await writeViewerAssets(dir);
-  await writeSlidePage(stage, stem, r, view, { overview: `${stem}.overview.png`, scores: `${stem}.scores.tsv`, geojson: `${stem}.geojson`, json: `${stem}.json` });
+  await settleAll([
+    async () => writeAtomic(file('.heatmap.png'), await heatPng),
+    async () => writeAtomic(file('.overview.png'), await finishOverview(heat)),
+    async () => {
+      const { width, height, thumbnail } = r.tissueMask;
+      await writeAtomic(file('.thumb.jpg'), await sharp(thumbnail, { raw: { width, height, channels: 3 } }).resize(160, 160, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer());
+    },
+    async () => { if (usable !== null) await writeAtomic(file('.usable.png'), await usableTissuePng(usable)); },
+    async () => writeAtomic(file('.scores.tsv'), scoresTsv(r)),
+    async () => writeAtomic(file('.geojson'), geoJsonChunks(r, union)),
+    async () => { if (usable !== null) await writeAtomic(file('.usable.geojson'), JSON.stringify(usableTissueGeoJson(r, union)) + '\n'); },
+    async () => writeViewerAssets(dir),
+    async () => {
+      // Without a view started during the scan, the view is written now (in a folder inside the stage).
+      const pending = options.view ?? startSlideView(stage, stem, r.file, options.viewSize ?? DEFAULT_VIEW_SIZE);
+      let view: DeepZoomView | string = (options.viewSize ?? DEFAULT_VIEW_SIZE) > 0 ? 'the slide was not given as a file' : 'no zoomable view was asked for (view size 0)';
+      if (pending !== null) {
+        try {
+          view = await pending.moveInto(stage);
+        } finally {
+          await pending.discard();
+        }
+      }
+      await writeSlidePage(stage, stem, r, view, { overview: `${stem}.overview.png`, scores: `${stem}.scores.tsv`, geojson: `${stem}.geojson`, json: `${stem}.json` }, await heatPng);
+    },
+  ]);
   await writeAtomic(file('.json'), summaryJson(r, { summaryRow: summaryRow(r, stem), usableTissue: usableRecord }, options.provenance));
+}
+
+/**
+ * Starts every task, waits for all of them, and then throws the first failure, if any: a failed file
+ * must not let the caller delete the staging folder while the others are still writing into it.
+ */
+async function settleAll(tasks: Array<() => Promise<unknown>>): Promise<void> {
+  const results = await Promise.allSettled(tasks.map((task) => task()));
+  const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /**

@@ -43,9 +43,11 @@ function cellOf(edges: number[], v: number): number {
 
 const inFocusCell = (grid: PatchUnionGrid, index: number) => grid.scored[index] === 1 && grid.flagged[index] === 0;
 
-/** The mask, or null when the scan has no threshold (no in-focus verdict to cut by). */
-export function usableTissue(r: ScanResult): UsableTissue | null {
-  const grid = patchUnionGrid(r);
+/**
+ * The mask, or null when the scan has no threshold (no in-focus verdict to cut by). `grid` is
+ * patchUnionGrid(r), when the caller has it already.
+ */
+export function usableTissue(r: ScanResult, grid: PatchUnionGrid | null = patchUnionGrid(r)): UsableTissue | null {
   if (grid === null) return null;
   const { width, height, mask: tissue, level0PerMaskPixel } = r.tissueMask;
   const workingPerMask = level0PerMaskPixel / r.level0PerWorkingPixel;
@@ -79,8 +81,7 @@ export async function usableTissuePng(u: UsableTissue): Promise<Buffer> {
 }
 
 /** The in-focus scored area as GeoJSON polygons in level-0 pixels (null without a threshold). */
-export function usableTissueGeoJson(r: ScanResult): object | null {
-  const grid = patchUnionGrid(r);
+export function usableTissueGeoJson(r: ScanResult, grid: PatchUnionGrid | null = patchUnionGrid(r)): object | null {
   if (grid === null) return null;
   const features = gridPolygons(grid, (cell) => inFocusCell(grid, cell), r.level0PerWorkingPixel).map((coordinates) => ({
     type: 'Feature',
