@@ -112,18 +112,27 @@ export function shrinkBand(pixels: Uint8Array, width: number, rows: number, fact
   return { pixels: out, width: outWidth, rows: outRows };
 }
 
-/** One level of the Deep Zoom pyramid being written: the rows not yet in a tile row, and the row pair for the next level. */
+/** Rows a level holds at most: a tile row and the overlap row above and below it. */
+const ROWS_HELD = TILE_SIZE + 2 * TILE_OVERLAP;
+
+/**
+ * One level of the Deep Zoom pyramid being written: the rows not yet in a written tile row, in one
+ * buffer (no object per row: a view has tens of thousands of rows), and the even row waiting for its
+ * odd partner to make a row of the next (half-size) level.
+ */
 interface ZoomLevel {
   index: number;
   width: number;
   height: number;
-  /** Rows held, level rows firstRow, firstRow + 1, ... (each width x 3 bytes). */
-  rows: Uint8Array[];
+  rowBytes: number;
+  /** Level rows firstRow .. firstRow + held - 1, ROWS_HELD rows of room. */
+  rows: Uint8Array;
   firstRow: number;
+  held: number;
   /** The next tile row to write. */
   nextTileRow: number;
-  /** An even row waiting for its odd partner, to make a row of the next (half-size) level. */
-  pending: Uint8Array | null;
+  pending: Uint8Array;
+  hasPending: boolean;
 }
 
 /**
@@ -141,7 +150,12 @@ class DeepZoomWriter {
     const count = Math.ceil(Math.log2(Math.max(width, height))) + 1;
     for (let index = count - 1; index >= 0; index--) {
       const scale = 2 ** (count - 1 - index);
-      this.levels[index] = { index, width: Math.ceil(width / scale), height: Math.ceil(height / scale), rows: [], firstRow: 0, nextTileRow: 0, pending: null };
+      const levelWidth = Math.ceil(width / scale);
+      const rowBytes = levelWidth * 3;
+      this.levels[index] = {
+        index, width: levelWidth, height: Math.ceil(height / scale), rowBytes, rows: new Uint8Array(ROWS_HELD * rowBytes), firstRow: 0, held: 0,
+        nextTileRow: 0, pending: new Uint8Array(rowBytes), hasPending: false,
+      };
     }
   }
 
@@ -152,64 +166,87 @@ class DeepZoomWriter {
   /** Adds `count` rows of the largest level (width x 3 bytes each, in `pixels`), then waits while too many tiles are in flight. */
   async addRows(pixels: Uint8Array, count: number): Promise<void> {
     const top = this.levels[this.levels.length - 1]!;
-    const stride = top.width * 3;
-    for (let y = 0; y < count; y++) this.addRow(top, pixels.subarray(y * stride, (y + 1) * stride));
+    for (let y = 0; y < count; y++) {
+      top.rows.set(pixels.subarray(y * top.rowBytes, (y + 1) * top.rowBytes), top.held * top.rowBytes);
+      this.rowAdded(top);
+    }
     while (this.inFlight.size > TILE_ROWS_IN_FLIGHT) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
   }
 
   /** Writes what is left (the last tile row of every level) and waits for every tile. */
   async finish(): Promise<void> {
-    for (let index = this.levels.length - 1; index >= 0; index--) {
+    for (let index = this.levels.length - 1; index > 0; index--) {
       const level = this.levels[index]!;
-      if (level.pending && index > 0) this.addRow(this.levels[index - 1]!, halveRow(level.pending, null, level.width));
-      level.pending = null;
+      if (level.hasPending) this.halveInto(level, null);
+      level.hasPending = false;
     }
     for (const level of this.levels) this.writeTileRows(level, true);
     await Promise.all(this.inFlight);
     if (this.failure) throw this.failure;
   }
 
-  private addRow(level: ZoomLevel, row: Uint8Array): void {
-    level.rows.push(row);
+  /** The row just put at `level.held`: counted, paired for the next level, and tile rows written. */
+  private rowAdded(level: ZoomLevel): void {
+    const offset = level.held * level.rowBytes;
+    level.held++;
     if (level.index > 0) {
-      if (level.pending === null) level.pending = row;
-      else {
-        this.addRow(this.levels[level.index - 1]!, halveRow(level.pending, row, level.width));
-        level.pending = null;
+      if (!level.hasPending) {
+        level.pending.set(level.rows.subarray(offset, offset + level.rowBytes));
+        level.hasPending = true;
+      } else {
+        this.halveInto(level, offset);
+        level.hasPending = false;
       }
     }
     this.writeTileRows(level, false);
   }
 
+  /** The next level's next row: 2x2 box means of `level`'s pending row and its row at `oddOffset` (null: the last, odd row alone). */
+  private halveInto(level: ZoomLevel, oddOffset: number | null): void {
+    const next = this.levels[level.index - 1]!;
+    const out = next.rows;
+    const base = next.held * next.rowBytes;
+    const a = level.pending;
+    const b = level.rows;
+    const width = level.width;
+    for (let x = 0; x < next.width; x++) {
+      const left = 2 * x * 3;
+      const right = 2 * x + 1 < width ? left + 3 : left;
+      for (let c = 0; c < 3; c++) {
+        const top = a[left + c]! + a[right + c]!;
+        out[base + x * 3 + c] = oddOffset === null ? (top + 1) >> 1 : (top + b[oddOffset + left + c]! + b[oddOffset + right + c]! + 2) >> 2;
+      }
+    }
+    this.rowAdded(next);
+  }
+
   /** Writes each tile row whose rows are all in (all remaining ones at the end), then drops rows no later tile needs. */
   private writeTileRows(level: ZoomLevel, atEnd: boolean): void {
-    const heldTo = level.firstRow + level.rows.length;
     for (;;) {
       const ty = level.nextTileRow;
       if (ty * TILE_SIZE >= level.height) return;
       const y0 = Math.max(0, ty * TILE_SIZE - TILE_OVERLAP);
       const y1 = Math.min(level.height, (ty + 1) * TILE_SIZE + TILE_OVERLAP);
-      if (heldTo < y1 && !atEnd) return;
-      this.writeTileRow(level, ty, y0, y1);
+      if (level.firstRow + level.held < y1 && !atEnd) return;
+      // The band is copied: the encoder reads it on another thread while the rows here move on.
+      this.writeTileRow(level, ty, level.rows.slice((y0 - level.firstRow) * level.rowBytes, (y1 - level.firstRow) * level.rowBytes), y1 - y0);
       level.nextTileRow++;
       // The next tile row starts one overlap row above its own first row.
-      const keepFrom = (ty + 1) * TILE_SIZE - TILE_OVERLAP;
-      const drop = Math.max(0, keepFrom - level.firstRow);
-      level.rows.splice(0, drop);
+      const drop = Math.max(0, (ty + 1) * TILE_SIZE - TILE_OVERLAP - level.firstRow);
+      level.rows.copyWithin(0, drop * level.rowBytes, level.held * level.rowBytes);
+      level.held -= drop;
       level.firstRow += drop;
     }
   }
 
-  /** Encodes and writes the tiles of rows [y0, y1) of `level`: one band, cut into tiles natively (sharp per tile without libjpeg). */
-  private writeTileRow(level: ZoomLevel, ty: number, y0: number, y1: number): void {
-    const rowBytes = level.width * 3;
-    const band = new Uint8Array(rowBytes * (y1 - y0));
-    for (let y = y0; y < y1; y++) band.set(level.rows[y - level.firstRow]!, (y - y0) * rowBytes);
+  /** Encodes and writes the tiles of a band of `rows` rows of `level` (tile row `ty`): cut into tiles natively (sharp per tile without libjpeg). */
+  private writeTileRow(level: ZoomLevel, ty: number, band: Uint8Array, rows: number): void {
+    const rowBytes = level.rowBytes;
     const columns: number[] = [];
     for (let tx = 0; tx * TILE_SIZE < level.width; tx++) columns.push(Math.max(0, tx * TILE_SIZE - TILE_OVERLAP), Math.min(level.width, (tx + 1) * TILE_SIZE + TILE_OVERLAP));
     const tileFile = (i: number) => path.join(this.folder, String(level.index), `${i}_${ty}.jpeg`);
-    const write = encodeTiles(band, rowBytes, y1 - y0, columns)
+    const write = encodeTiles(band, rowBytes, rows, columns)
       // Written synchronously: a tile is a few KB, and an asynchronous write costs three trips
       // through libuv's threads (open, write, close), more than the write itself.
       .then((files) => files.forEach((file, i) => writeFileSync(tileFile(i), file)))
@@ -230,21 +267,6 @@ async function encodeTiles(band: Uint8Array, rowBytes: number, rows: number, col
       .jpeg({ quality: JPEG_QUALITY }).toBuffer());
   }
   return Promise.all(files);
-}
-
-/** A row of the half-size level: 2x2 box means of rows `a` and `b` (`b` null: the last, odd row alone). */
-function halveRow(a: Uint8Array, b: Uint8Array | null, width: number): Uint8Array {
-  const half = Math.ceil(width / 2);
-  const out = new Uint8Array(half * 3);
-  for (let x = 0; x < half; x++) {
-    const left = 2 * x * 3;
-    const right = 2 * x + 1 < width ? left + 3 : left;
-    for (let c = 0; c < 3; c++) {
-      const top = a[left + c]! + a[right + c]!;
-      out[x * 3 + c] = b ? (top + b[left + c]! + b[right + c]! + 2) >> 2 : (top + 1) >> 1;
-    }
-  }
-  return out;
 }
 
 function dziDescriptor(width: number, height: number): string {
