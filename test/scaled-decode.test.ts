@@ -9,7 +9,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { createNativeModel, openSlide, sweepSync, type NativeModel } from '@fqa/native';
-import { chooseLevel, DEFAULT_MODEL_PATH, openSource, scanSlide } from '@fqa/core';
+import { chooseLevel, DEFAULT_MODEL_PATH, detectTissue, openSource, scanSlide, STREAMED_MASK_PIXELS, streamedMaskImage } from '@fqa/core';
 import { hasShared, shared } from './helpers/shared.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'fqa-scaled-'));
@@ -171,5 +171,34 @@ describe.skipIf(!hasShared)('a 40x slide scanned by a 0.5 µm/px model: fused, l
   test('a pyramid level at the working resolution is read as is, not decoded at a scale', async () => {
     const fused = await scanSlide(pyramid, { model: DEFAULT_MODEL_PATH, workers: 2 });
     expect(fused).toMatchObject({ pipeline: 'fused', level: 1, reader: { decodeScale: 1 } });
+  });
+});
+
+describe.skipIf(!hasShared)('a JPEG TIFF without a pyramid, too large to read whole', () => {
+  test('gets its tissue mask from a scaled decode, agreeing with the streamed full-resolution mask', async () => {
+    // 6,144² of real tissue (CMU-1-Small-Region repeated), one level: more than STREAMED_MASK_PIXELS.
+    const source = await openSource(svs);
+    const { width, height } = source.levels[0]!;
+    const tile = await sharp(await source.readRegion(0, 0, 0, width, height), { raw: { width, height, channels: 3 } }).png().toBuffer();
+    source.close();
+    const big = path.join(work, 'flat-big.tiff');
+    await sharp({ create: { width: 6144, height: 6144, channels: 3, background: '#ffffff' } })
+      .composite([{ input: tile, tile: true }])
+      .tiff({ tile: true, tileWidth: 256, tileHeight: 256, compression: 'jpeg', quality: 85, xres: 2000, yres: 2000, resolutionUnit: 'cm' })
+      .toFile(big);
+    expect(6144 * 6144).toBeGreaterThan(STREAMED_MASK_PIXELS);
+    const slide = await openSource(big);
+    expect(slide.levels).toHaveLength(1);
+    expect(slide.scaledLevels.map((s) => s.denom)).toEqual([2, 4, 8]);
+    const streamed = await streamedMaskImage(slide, 0);
+    slide.close();
+    const reference = detectTissue(streamed.pixels, streamed.width, streamed.height);
+    const r = await scanSlide(big, { model: DEFAULT_MODEL_PATH, workers: 2 });
+    expect(r.tissueMask.width).toBe(streamed.width);
+    expect(r.pipeline).toBe('fused');
+    expect(r.reader.tilesRedecoded).toBe(0);
+    // The 1/8 decode (768 px) resized to the mask's 1,024 px against the block means of level 0.
+    expect(Math.abs(r.summary.tissueFraction - reference.fraction)).toBeLessThan(0.02);
+    expect(reference.fraction).toBeGreaterThan(0.2);
   });
 });

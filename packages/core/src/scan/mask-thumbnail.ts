@@ -33,9 +33,9 @@ export function maskSize(width: number, height: number): { width: number; height
   return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
 }
 
-/** The whole level read at once and resized (the level fits in memory). */
+/** The whole level (a pyramid level, or a scaled decode of one: SlideSource.scaledLevels) read at once and resized (it fits in memory). */
 export async function wholeLevelMaskImage(source: SlideSource, level: number): Promise<MaskImage> {
-  const L = source.levels[level]!;
+  const L = source.levels[level] ?? source.scaledLevels.find((s) => s.index === level)!;
   const rgb = await source.readRegion(level, 0, 0, L.width, L.height);
   const { width, height } = maskSize(L.width, L.height);
   if (width === L.width && height === L.height) return { width, height, pixels: rgb };

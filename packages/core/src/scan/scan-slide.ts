@@ -22,7 +22,7 @@ import { openSource, type SlideSource } from '../slide-source.js';
 import { checkBackground, penWarning, verdictBlocker } from '../domain.js';
 import { detectTissue, patchTissueFractions, type TissueMask } from '../tissue.js';
 import { expectInteger, expectOneOf } from '../validate.js';
-import { STREAMED_MASK_PIXELS, streamedMaskImage, wholeLevelMaskImage } from './mask-thumbnail.js';
+import { MASK_SIDE, STREAMED_MASK_PIXELS, streamedMaskImage, wholeLevelMaskImage } from './mask-thumbnail.js';
 import { chooseLevel, planRegions, requireUpsamplingWithinBound, type GridRegion } from './plan.js';
 import { BACKEND_NAMES, type BackendName } from '../models/registry.js';
 import { backendAvailable } from '../models/backends/scorer.js';
@@ -179,8 +179,16 @@ async function tissueOf(source: SlideSource): Promise<TissueMask & { level0PerMa
   let level = 0;
   for (let i = 0; i < source.levels.length; i++) if (Math.max(source.levels[i]!.width, source.levels[i]!.height) >= 512) level = i;
   const L = source.levels[level]!;
-  // A level too large to hold (no pyramid) is read in bands and averaged down as it streams.
-  const { width, height, pixels } = L.width * L.height > STREAMED_MASK_PIXELS ? await streamedMaskImage(source, level) : await wholeLevelMaskImage(source, level);
+  // A level too large to hold (no pyramid) is read at 1/2 .. 1/8 in the JPEG decoder where the direct
+  // reader can (the smallest such decode still as large as the mask), else in bands, averaged down as
+  // it streams.
+  const tooLarge = (l: { width: number; height: number }) => l.width * l.height > STREAMED_MASK_PIXELS;
+  const scaled = source.scaledLevels
+    .filter((s) => s.level === level && !tooLarge(s) && Math.max(s.width, s.height) >= MASK_SIDE)
+    .sort((a, b) => a.width - b.width)[0];
+  const { width, height, pixels } = !tooLarge(L) ? await wholeLevelMaskImage(source, level)
+    : scaled ? await wholeLevelMaskImage(source, scaled.index)
+    : await streamedMaskImage(source, level);
   const mask = detectTissue(pixels, width, height);
   return { ...mask, level0PerMaskPixel: source.levels[0]!.width / width, thumbnail: pixels };
 }
