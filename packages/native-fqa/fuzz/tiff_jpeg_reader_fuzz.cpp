@@ -94,6 +94,9 @@ bool fusedSweep(fqa::TiffJpegReader& reader, int level, const fqa::Model& model,
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The reader takes a path (it preads tiles itself): the input goes to a private temp file.
   static const std::string path = "/tmp/fqa-fuzz-tiff-" + std::to_string(getpid()) + ".tif";
+  // Removed when the fuzzer exits (a run ends with exit(), which runs atexit handlers), so runs do not pile files up in /tmp.
+  static const bool removedAtExit = std::atexit([] { std::remove(path.c_str()); }) == 0;
+  (void)removedAtExit;
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) return 0;
   std::fwrite(data, 1, size, f);

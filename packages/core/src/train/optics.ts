@@ -23,10 +23,12 @@ export function linearToSrgb(l: number): number {
 }
 
 const SRGB_TABLE_SIZE = 65536;
-const SRGB_TABLE = Float32Array.from({ length: SRGB_TABLE_SIZE + 1 }, (_, i) => linearToSrgb(i / SRGB_TABLE_SIZE));
+// Built on first use: its 65,537 powers would otherwise be paid by every command at import.
+let srgbTable: Float32Array | null = null;
 /** linearToSrgb by table (within 0.05 of the exact curve on the 0..255 scale): the hot path. */
 export function linearToSrgbFast(l: number): number {
-  return SRGB_TABLE[l <= 0 ? 0 : l >= 1 ? SRGB_TABLE_SIZE : Math.round(l * SRGB_TABLE_SIZE)]!;
+  srgbTable ??= Float32Array.from({ length: SRGB_TABLE_SIZE + 1 }, (_, i) => linearToSrgb(i / SRGB_TABLE_SIZE));
+  return srgbTable[l <= 0 ? 0 : l >= 1 ? SRGB_TABLE_SIZE : Math.round(l * SRGB_TABLE_SIZE)]!;
 }
 
 /**
