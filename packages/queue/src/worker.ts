@@ -10,7 +10,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
-import { FqaError, UsageError, loadModel, reportKey, resolveScanOptions, scanSlide, slideFingerprint, summaryRow, writeSlideReports, type Device } from '@fqa/core';
+import { FqaError, UsageError, loadModel, reportKey, resolveScanOptions, scanSlide, slideFingerprint, startSlideView, summaryRow, writeSlideReports, type Device } from '@fqa/core';
 import { workerConnection } from './connection.js';
 import { QUEUE_DEFAULTS } from './defaults.js';
 import { resolveQueueName, type QueueName } from './queue.js';
@@ -121,6 +121,8 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
     }
     log(`${data.slide}: started job ${job.id} (attempt ${job.attemptsStarted})`);
     let lastProgress = 0;
+    // The zoomable view is written while the slide is scanned, as fqa-scan does.
+    const view = startSlideView(outDir, data.stem, data.slide);
     try {
       const result = await scanSlide(data.slide, {
         ...scanOptionsOfJob(data.options),
@@ -137,10 +139,11 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
         },
       });
       const row = summaryRow(result, data.stem);
-      await writeSlideReports(outDir, data.stem, result, { provenance: { input: data.slide, fingerprint, key } });
+      await writeSlideReports(outDir, data.stem, result, { view: view ?? undefined, provenance: { input: data.slide, fingerprint, key } });
       log(`${data.slide}: ${result.summary.verdict}, ${result.summary.patchesScored} patches, ${result.timings.totalSeconds.toFixed(1)} s`);
       return { summaryRow: row, verdict: result.summary.verdict, report: reportFile, worker: name, reused: false };
     } catch (err) {
+      await view?.discard();
       if (signal?.aborted) {
         // Released on shutdown: back to waiting without spending one of the job's attempts.
         await job.moveToWait(token);
