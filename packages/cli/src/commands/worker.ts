@@ -64,8 +64,8 @@ export const workerCommand: Command = {
     const label = `${name.prefix}/${name.queue} at ${displayUrl(url)}`;
     const log = (line: string) => process.stderr.write(`[worker ${worker.name}] ${line}\n`);
     const worker = startScanWorker({ redis: url, ...name, roots, secret, device, concurrency, workers, lockSeconds, stalledSeconds, log });
-    await worker.ready;
-    log(`taking ${secret ? 'signed ' : ''}jobs from ${label}; slides from ${roots.slides.join(', ')}; reports to ${roots.out.join(', ')}`);
+    // The signal handlers go in before the "taking jobs" line: a supervisor (or a test) that stops the
+    // worker as soon as it reads that line must find them installed.
     let signals = 0;
     const stop = new Promise<void>((resolve) => {
       const onSignal = (signal: string) => {
@@ -81,6 +81,8 @@ export const workerCommand: Command = {
       process.on('SIGTERM', () => onSignal('SIGTERM'));
       process.on('SIGINT', () => onSignal('SIGINT'));
     });
+    await worker.ready;
+    log(`taking ${secret ? 'signed ' : ''}jobs from ${label}; slides from ${roots.slides.join(', ')}; reports to ${roots.out.join(', ')}`);
     await stop;
     await worker.close();
     log('stopped');

@@ -123,6 +123,9 @@ function* outOfFocusAnnotations(r: ScanResult, union: PatchUnionGrid | null): Ge
   }
 }
 
+/** A detection's tissue measurement: the patch's tissue in percent, two decimals (QuPath shows it as is). */
+const patchTissuePct = (r: ScanResult, patch: number) => Number((100 * r.tissue[patch]!).toFixed(2));
+
 /**
  * The features one at a time: a dense grid (patch 8, stride 1) has millions of detections, more
  * than one JSON string or one array of objects can hold. `union` is patchUnionGrid(r), when the
@@ -145,7 +148,7 @@ export function* geoJsonFeatures(r: ScanResult, union: PatchUnionGrid | null = p
         properties: {
           objectType: 'detection',
           ...(threshold !== null ? { classification: s > threshold ? OUT_OF_FOCUS : IN_FOCUS } : {}),
-          measurements: { focus_score: s, tissue_pct: Number((100 * r.tissue[row * r.columns + c]!).toFixed(2)) },
+          measurements: { focus_score: s, tissue_pct: patchTissuePct(r, row * r.columns + c) },
         },
       };
     }
@@ -183,7 +186,7 @@ export function* geoJsonChunks(r: ScanResult, union: PatchUnionGrid | null = pat
       const x = Math.round(c * r.stride * k);
       const classification = threshold === null ? '' : s > threshold ? outOfFocus : inFocus;
       text += `${first ? '' : ','}{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[${x},${y}],[${x + size},${y}],[${x + size},${y + size}],[${x},${y + size}],[${x},${y}]]]},` +
-        `"properties":{"objectType":"detection",${classification}"measurements":{"focus_score":${jsonNumber(s)},"tissue_fraction":${jsonNumber(r.tissue[row * r.columns + c]!)}}}}`;
+        `"properties":{"objectType":"detection",${classification}"measurements":{"focus_score":${jsonNumber(s)},"tissue_pct":${jsonNumber(patchTissuePct(r, row * r.columns + c))}}}}`;
       first = false;
     }
     if (text) yield text;
