@@ -109,14 +109,19 @@ if (values['scan-one']) {
   process.exit(0);
 }
 
-if (!existsSync(slide)) {
-  if (!existsSync(svs)) throw new Error(`${svs} not found: the benchmark slide is made from it`);
-  const start = performance.now();
+/** CMU-1-Small-Region.svs as a PNG: the tissue both benchmark slides repeat. */
+async function tissueTilePng(): Promise<Buffer> {
+  if (!existsSync(svs)) throw new Error(`${svs} not found: the benchmark slides are made from it`);
   const source = await openSource(svs);
   const { width, height } = source.levels[0]!;
   const tile = await source.readRegion(0, 0, 0, width, height);
   source.close();
-  const png = await sharp(tile, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(tile, { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
+if (!existsSync(slide)) {
+  const start = performance.now();
+  const png = await tissueTilePng();
   await sharp({ create: { width: size, height: size, channels: 3, background: '#ffffff' }, limitInputPixels: false })
     .composite([{ input: png, tile: true }])
     .tiff({ tile: true, tileWidth: 240, tileHeight: 240, pyramid: true, compression: 'jpeg', quality: 80, xres: 1000 / 0.499, yres: 1000 / 0.499, resolutionUnit: 'cm' })
@@ -313,11 +318,7 @@ async function make40xSlide(): Promise<void> {
   const slide40x = slide40xPath();
   if (existsSync(slide40x)) return;
   const start = performance.now();
-  const source = await openSource(svs);
-  const { width, height } = source.levels[0]!;
-  const tile = await source.readRegion(0, 0, 0, width, height);
-  source.close();
-  const png = await sharp(tile, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  const png = await tissueTilePng();
   const options = { tile: true, tileWidth: 240, tileHeight: 240, compression: 'jpeg', quality: 80, xres: 1000 / 0.25, yres: 1000 / 0.25, resolutionUnit: 'cm' } as const;
   const parts = [0, 1, 2].map((i) => `${slide40x}.level${i}`);
   await sharp({ create: { width: size, height: size, channels: 3, background: '#ffffff' }, limitInputPixels: false })
