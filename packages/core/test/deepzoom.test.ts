@@ -176,6 +176,23 @@ describe.skipIf(!hasShared)('writeDeepZoom', () => {
     await expectSamePixels(await reassemble(path.join(dir, 's_files'), 740, 989), expected.pixels, 740, 989);
   });
 
+  test('a level wider than one read is read in column blocks side by side', async () => {
+    // 20,000 x 240 px of real tissue: wider than the 16,384 columns the view reads at once.
+    const source = await openSource(svs);
+    const strip = await source.readRegion(0, 0, 1000, 2000, 240);
+    source.close();
+    const wide = path.join(work, 'wide.png');
+    const stripPng = await sharp(strip, { raw: { width: 2000, height: 240, channels: 3 } }).png().toBuffer();
+    await sharp({ create: { width: 20000, height: 240, channels: 3, background: '#ffffff' } }).composite([{ input: stripPng, tile: true }]).png().toFile(wide);
+    const dir = path.join(work, 'wide');
+    mkdirSync(dir, { recursive: true });
+    const view = await writeDeepZoom(wide, dir, 'w', 20000);
+    expect([view.width, view.height]).toEqual([20000, 240]);
+    const whole = await rgb(wide);
+    await expectSamePixels(await reassemble(path.join(dir, 'w_files'), 20000, 240), new Uint8Array(whole.data), 20000, 240);
+    expect(() => planView([{ width: 10, height: 10 }], 0)).toThrow(/view size/);
+  });
+
   test('a pyramid level of a JPEG-tiled TIFF, read in bands by the direct reader, gives that level', async () => {
     // 6000 x 3000 of real tissue, 240 px JPEG tiles, a 2x pyramid: a 3000 px view is level 1 as it
     // is (cheaper than level 0 halved), read in two bands at level-0 coordinates.

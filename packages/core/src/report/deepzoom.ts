@@ -9,7 +9,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { encodeJpegTiles } from '@fqa/native';
-import { openSource, type ScaledSourceLevel, type SourceLevel } from '../slide-source.js';
+import { openSource, type ScaledSourceLevel, type SlideSource, type SourceLevel } from '../slide-source.js';
+import { UsageError } from '../errors.js';
 import { fileHref } from './html-common.js';
 
 /** Default longest side of the zoomable view, in pixels (a few hundred JPEG tiles per slide). */
@@ -60,6 +61,7 @@ const SCALED_DECODE_COST = 0.7;
  * level: read once, in bands).
  */
 export function planView(levels: Pick<SourceLevel, 'width' | 'height'>[], viewSize: number, scaled: Pick<ScaledSourceLevel, 'index' | 'level' | 'width' | 'height'>[] = []): ViewPlan {
+  if (!Number.isInteger(viewSize) || viewSize < 1) throw new UsageError(`view size must be a whole number of pixels >= 1 (0 means no view, which writes none), not ${viewSize}`);
   const pixels = (l: { width: number; height: number }) => l.width * l.height;
   const sources = [
     ...levels.map((l, index) => ({ index, width: l.width, height: l.height, cost: pixels(l) })),
@@ -277,6 +279,25 @@ function dziDescriptor(width: number, height: number): string {
 `;
 }
 
+/** Columns read at once: a slide's readRegion takes at most 2^16 (a level without a pyramid can be wider). */
+const READ_COLUMNS = 16384;
+
+/**
+ * Rows [y, y + rows) of a level, whole width: one read, or reads of READ_COLUMNS columns side by side.
+ * readRegion takes level-0 coordinates and truncates them to level pixels: ceil lands on pixel y (x).
+ */
+async function readBand(source: SlideSource, index: number, level: { width: number; downsample: number }, y: number, rows: number): Promise<Uint8Array> {
+  const top = Math.ceil(y * level.downsample);
+  if (level.width <= READ_COLUMNS) return source.readRegion(index, 0, top, level.width, rows);
+  const band = new Uint8Array(level.width * rows * 3);
+  for (let x = 0; x < level.width; x += READ_COLUMNS) {
+    const width = Math.min(READ_COLUMNS, level.width - x);
+    const part = await source.readRegion(index, Math.ceil(x * level.downsample), top, width, rows);
+    for (let r = 0; r < rows; r++) band.set(part.subarray(r * width * 3, (r + 1) * width * 3), (r * level.width + x) * 3);
+  }
+  return band;
+}
+
 /**
  * Writes <stem>.dzi and <stem>_files/ into `dir` from `input` (a slide or an image), at most
  * `viewSize` px on its longest side (planView). `dir` is a fresh staging folder (see
@@ -296,9 +317,7 @@ export async function writeDeepZoom(input: string, dir: string, stem: string, vi
     for (let y = 0; y < level.height; y += bandRows) {
       signal?.throwIfAborted();
       const rows = Math.min(bandRows, level.height - y);
-      // readRegion takes level-0 coordinates and truncates them to level rows: ceil lands on row y.
-      const pixels = await source.readRegion(plan.level, 0, Math.ceil(y * level.downsample), level.width, rows);
-      const band = shrinkBand(pixels, level.width, rows, plan.factor);
+      const band = shrinkBand(await readBand(source, plan.level, level, y, rows), level.width, rows, plan.factor);
       await writer.addRows(band.pixels, band.rows);
     }
     await writer.finish();
