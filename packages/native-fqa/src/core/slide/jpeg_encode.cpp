@@ -8,31 +8,19 @@
 
 #include <jpeglib.h>
 
+#include "jpeg_error.h"
+
 namespace fqa {
 namespace {
-
-// libjpeg reports errors by calling error_exit, which by default ends the process: jump back
-// instead and turn it into an exception outside the setjmp frame.
-struct EncodeError {
-  jpeg_error_mgr manager;
-  jmp_buf jump;
-  char message[JMSG_LENGTH_MAX];
-};
-
-void encodeErrorExit(j_common_ptr cinfo) {
-  EncodeError* err = reinterpret_cast<EncodeError*>(cinfo->err);
-  (*cinfo->err->format_message)(cinfo, err->message);
-  longjmp(err->jump, 1);
-}
 
 // The encoding itself, with no C++ object that has a destructor between setjmp and longjmp: the
 // output is libjpeg's malloc'ed buffer, freed by the caller. Returns an empty string or the error.
 std::string encodeInto(const uint8_t* first, int64_t rowStride, int64_t width, int64_t rows, int quality, unsigned char** out,
                        unsigned long* outBytes) {
   jpeg_compress_struct cinfo;
-  EncodeError err;
+  JpegError err;
   cinfo.err = jpeg_std_error(&err.manager);
-  err.manager.error_exit = encodeErrorExit;
+  err.manager.error_exit = jpegErrorExit;
   err.manager.output_message = [](j_common_ptr) {};
   if (setjmp(err.jump)) {
     jpeg_destroy_compress(&cinfo);

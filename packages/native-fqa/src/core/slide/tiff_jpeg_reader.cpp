@@ -1,5 +1,7 @@
 #include "tiff_jpeg_reader.h"
 
+#include "jpeg_error.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -33,20 +35,6 @@ constexpr uint64_t kMaxTilePixels = uint64_t(1) << 24;
 
 std::atomic<int64_t> processCachedBytes{0};
 std::atomic<int64_t> processBudget{int64_t(768) << 20};
-
-// libjpeg reports errors by calling error_exit, which by default ends the process: jump back
-// instead and turn it into an exception outside the setjmp frame.
-struct JpegError {
-  jpeg_error_mgr manager;
-  jmp_buf jump;
-  char message[JMSG_LENGTH_MAX];
-};
-
-void jpegErrorExit(j_common_ptr cinfo) {
-  JpegError* err = reinterpret_cast<JpegError*>(cinfo->err);
-  (*cinfo->err->format_message)(cinfo, err->message);
-  longjmp(err->jump, 1);
-}
 
 // libjpeg reports damaged entropy-coded data ("Corrupt JPEG data: ...", "Premature end of JPEG
 // file") as a warning (level -1) and decodes garbage on: a warning is an error here, as OpenSlide
