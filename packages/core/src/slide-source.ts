@@ -56,6 +56,13 @@ export interface SlideSource {
   close(): void;
 }
 
+/** The level readRegion takes as `index`: one of `levels`, or one of `scaledLevels` (numbered after them). */
+export function sourceLevel(source: Pick<SlideSource, 'levels' | 'scaledLevels'>, index: number): SourceLevel {
+  const level = source.levels[index] ?? source.scaledLevels.find((s) => s.index === index);
+  if (!level) throw new RangeError(`no level ${index} (levels 0-${source.levels.length - 1}, scaled ${source.scaledLevels.map((s) => s.index).join(', ') || 'none'})`);
+  return level;
+}
+
 const PLAIN_IMAGE = /\.(png|jpe?g|webp|gif|bmp)$/i;
 
 /** Opens any slide or image (or encoded image bytes); one InputError with a clear message when it cannot. */

@@ -129,6 +129,15 @@ describe('encodeJpegTiles (native, libjpeg-turbo)', () => {
 describe.skipIf(!hasShared)('writeDeepZoom', () => {
   const svs = shared('data', 'slides', 'CMU-1-Small-Region.svs');
 
+  /** A `width` x `height` image of the slide's `crop` repeated (white where a repeat is cut off), to encode as wanted. */
+  async function tissueRepeated(crop: { x: number; y: number; width: number; height: number }, width: number, height: number) {
+    const source = await openSource(svs);
+    const pixels = await source.readRegion(0, crop.x, crop.y, crop.width, crop.height);
+    source.close();
+    const tile = await sharp(pixels, { raw: { width: crop.width, height: crop.height, channels: 3 } }).png().toBuffer();
+    return sharp({ create: { width, height, channels: 3, background: '#ffffff' } }).composite([{ input: tile, tile: true }]);
+  }
+
   test('lays out the tiles as libvips does, with the same pixels to JPEG precision', async () => {
     // A crop whose sides are not multiples of the tile size, so edge tiles and odd halvings occur.
     const source = await openSource(svs);
@@ -178,12 +187,8 @@ describe.skipIf(!hasShared)('writeDeepZoom', () => {
 
   test('a level wider than one read is read in column blocks side by side', async () => {
     // 20,000 x 240 px of real tissue: wider than the 16,384 columns the view reads at once.
-    const source = await openSource(svs);
-    const strip = await source.readRegion(0, 0, 1000, 2000, 240);
-    source.close();
     const wide = path.join(work, 'wide.png');
-    const stripPng = await sharp(strip, { raw: { width: 2000, height: 240, channels: 3 } }).png().toBuffer();
-    await sharp({ create: { width: 20000, height: 240, channels: 3, background: '#ffffff' } }).composite([{ input: stripPng, tile: true }]).png().toFile(wide);
+    await (await tissueRepeated({ x: 0, y: 1000, width: 2000, height: 240 }, 20000, 240)).png().toFile(wide);
     const dir = path.join(work, 'wide');
     mkdirSync(dir, { recursive: true });
     const view = await writeDeepZoom(wide, dir, 'w', 20000);
@@ -196,13 +201,8 @@ describe.skipIf(!hasShared)('writeDeepZoom', () => {
   test('a pyramid level of a JPEG-tiled TIFF, read in bands by the direct reader, gives that level', async () => {
     // 6000 x 3000 of real tissue, 240 px JPEG tiles, a 2x pyramid: a 3000 px view is level 1 as it
     // is (cheaper than level 0 halved), read in two bands at level-0 coordinates.
-    const source = await openSource(svs);
-    const crop = await source.readRegion(0, 0, 0, 2000, 1500);
-    source.close();
     const tiff = path.join(work, 'pyramid.tiff');
-    const cropPng = await sharp(crop, { raw: { width: 2000, height: 1500, channels: 3 } }).png().toBuffer();
-    await sharp({ create: { width: 6000, height: 3000, channels: 3, background: '#ffffff' } })
-      .composite([{ input: cropPng, tile: true }])
+    await (await tissueRepeated({ x: 0, y: 0, width: 2000, height: 1500 }, 6000, 3000))
       .tiff({ tile: true, tileWidth: 240, tileHeight: 240, pyramid: true, compression: 'jpeg', quality: 90 })
       .toFile(tiff);
     const slide = await openSource(tiff);

@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { encodeJpegTiles } from '@fqa/native';
-import { openSource, type ScaledSourceLevel, type SlideSource, type SourceLevel } from '../slide-source.js';
+import { openSource, sourceLevel, type ScaledSourceLevel, type SlideSource, type SourceLevel } from '../slide-source.js';
 import { UsageError } from '../errors.js';
 import { fileHref } from './html-common.js';
 
@@ -308,7 +308,7 @@ export async function writeDeepZoom(input: string, dir: string, stem: string, vi
   const source = await openSource(input);
   try {
     const plan = planView(source.levels, viewSize, source.scaledLevels);
-    const level = source.levels[plan.level] ?? source.scaledLevels.find((s) => s.index === plan.level)!;
+    const level = sourceLevel(source, plan.level);
     const writer = new DeepZoomWriter(path.join(dir, `${stem}_files`), plan.width, plan.height);
     await writer.makeFolders();
     source.readInBands(plan.level);

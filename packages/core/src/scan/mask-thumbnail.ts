@@ -7,7 +7,7 @@
  * (BAND_PIXELS) however large the level is.
  */
 import sharp from 'sharp';
-import type { SlideSource } from '../slide-source.js';
+import { sourceLevel, type SlideSource } from '../slide-source.js';
 
 /** Longest side of the tissue-mask image. */
 export const MASK_SIDE = 1024;
@@ -35,7 +35,7 @@ export function maskSize(width: number, height: number): { width: number; height
 
 /** The whole level (a pyramid level, or a scaled decode of one: SlideSource.scaledLevels) read at once and resized (it fits in memory). */
 export async function wholeLevelMaskImage(source: SlideSource, level: number): Promise<MaskImage> {
-  const L = source.levels[level] ?? source.scaledLevels.find((s) => s.index === level)!;
+  const L = sourceLevel(source, level);
   const rgb = await source.readRegion(level, 0, 0, L.width, L.height);
   const { width, height } = maskSize(L.width, L.height);
   if (width === L.width && height === L.height) return { width, height, pixels: rgb };
